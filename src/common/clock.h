@@ -1,0 +1,32 @@
+// Time for the whole system: a replaceable Clock (tests and expiry use it) and RFC 3339 formatting.
+// Timestamps travel as seconds since the epoch (int64) inside argond and as RFC 3339 strings on the
+// wire and in the catalog ("2024-05-01T10:00:00Z").
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace argon {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Milliseconds since the Unix epoch.
+  virtual int64_t now_ms() const = 0;
+  int64_t now_s() const { return now_ms() / 1000; }
+};
+
+class SystemClock final : public Clock {
+ public:
+  int64_t now_ms() const override;
+};
+
+// "2024-05-01T10:00:00Z" (seconds precision, UTC).
+std::string format_time(int64_t epoch_seconds);
+// Accepts RFC 3339 with optional fractional seconds and a Z or ±HH:MM offset. Returns seconds.
+std::optional<int64_t> parse_time(std::string_view text);
+
+}  // namespace argon

@@ -1,0 +1,34 @@
+// The PostgreSQL server installations argond can run: one per major version, found under
+// /usr/lib/postgresql/<major>/bin (Debian layout) or given with --pg-bindir.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+
+namespace argon {
+
+struct PgInstall {
+  int major = 0;
+  std::string version;  // e.g. "15.18"
+  std::filesystem::path bindir;
+  std::filesystem::path bin(std::string_view name) const { return bindir / name; }
+};
+
+class PgInstalls {
+ public:
+  // bindir empty: discover every /usr/lib/postgresql/*/bin. Errors when none is usable.
+  static Result<PgInstalls> discover(const std::filesystem::path& bindir);
+  const PgInstall* find(int major) const;
+  const PgInstall& newest() const { return installs_.back(); }
+  const std::vector<PgInstall>& all() const { return installs_; }
+  std::string majors_list() const;  // "14, 15"
+
+ private:
+  std::vector<PgInstall> installs_;  // ascending major
+};
+
+}  // namespace argon

@@ -1,0 +1,249 @@
+#include "compute/compute_manager.h"
+
+#include <libpq-fe.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/pg_conn.h"
+
+namespace argon::compute {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+ComputeManager::ComputeManager(ProcessRunner& runner, OsUser pg_user, bool fsync)
+    : runner_(runner), pg_user_(std::move(pg_user)), fsync_(fsync) {
+  monitor_ = std::thread([this] { monitor_loop(); });
+}
+
+ComputeManager::~ComputeManager() {
+  {
+    std::lock_guard lock(mu_);
+    shutdown_ = true;
+  }
+  exited_cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+}
+
+void ComputeManager::set_crash_callback(CrashCallback cb) {
+  std::lock_guard lock(mu_);
+  on_crash_ = std::move(cb);
+}
+
+void ComputeManager::monitor_loop() {
+  std::unique_lock lock(mu_);
+  while (!shutdown_) {
+    std::vector<std::pair<std::string, int>> crashed;
+    for (auto it = procs_.begin(); it != procs_.end();) {
+      if (it->second.exit_code) {
+        ++it;
+        continue;
+      }
+      if (auto code = try_reap(it->second.pid)) {
+        it->second.exit_code = *code;
+        if (it->second.stopping) {
+          ++it;  // stop() removes it
+        } else {
+          spdlog::warn("compute {} (pid {}) exited unexpectedly with status {}", it->first,
+                       it->second.pid, *code);
+          crashed.emplace_back(it->first, *code);
+          it = procs_.erase(it);
+        }
+        exited_cv_.notify_all();
+        continue;
+      }
+      ++it;
+    }
+    auto cb = on_crash_;
+    if (!crashed.empty() && cb) {
+      lock.unlock();
+      for (const auto& [id, code] : crashed) cb(id, code);
+      lock.lock();
+    }
+    exited_cv_.wait_for(lock, 100ms);
+  }
+}
+
+Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = procs_.find(spec.id);
+    if (it != procs_.end() && !it->second.exit_code && !it->second.stopping) return {};
+  }
+  if (auto st = stop_stray(spec.pgdata, 30s); !st) return st;
+  if (auto st = make_dir(spec.run_dir, 0700); !st) return st;
+  if (::geteuid() == 0) {
+    if (::chown(spec.run_dir.c_str(), pg_user_.uid, pg_user_.gid) != 0) {
+      return fail(ErrorCode::kInternal, fmt::format("cannot chown {}", spec.run_dir.string()));
+    }
+  }
+
+  ProcessSpec ps;
+  ps.argv = {spec.pg.bin("postgres").string(), "-D", spec.pgdata.string()};
+  std::vector<std::pair<std::string, std::string>> settings = {
+      {"listen_addresses", ""},
+      {"unix_socket_directories", spec.run_dir.string()},
+      {"unix_socket_permissions", "0700"},
+      {"port", std::to_string(kComputePort)},
+      {"cluster_name", spec.id},
+      {"logging_collector", "off"},
+      {"log_line_prefix", "%m [%p] %q%u@%d "},
+      {"password_encryption", "scram-sha-256"},
+      {"wal_level", "replica"},
+      // Keeps the WAL a live capture (branch create, snapshot) copies after pg_backup_stop.
+      {"wal_keep_size", "256MB"},
+      {"max_wal_senders", "2"},
+  };
+  if (!fsync_) {
+    settings.emplace_back("fsync", "off");
+    settings.emplace_back("full_page_writes", "off");
+  }
+  for (const auto& s : spec.settings) settings.push_back(s);
+  for (const auto& [k, v] : settings) {
+    ps.argv.push_back("-c");
+    ps.argv.push_back(fmt::format("{}={}", k, v));
+  }
+  ps.env = {"PATH=" + spec.pg.bindir.string() + ":/usr/bin:/bin", "LC_ALL=C.UTF-8", "LANG=C.UTF-8",
+            "PGTZ=UTC"};
+  ps.user = pg_user_;
+  ps.log_file = spec.log_file;
+  ps.cwd = spec.pgdata;
+  // SIGQUIT = immediate shutdown: if argond is killed, its computes go down with it and crash
+  // recovery on the next start makes them consistent. The supervisor never leaves orphans.
+  ps.parent_death_signal = SIGQUIT;
+
+  auto pid = runner_.spawn(ps);
+  if (!pid) return std::unexpected(pid.error());
+  {
+    std::lock_guard lock(mu_);
+    procs_[spec.id] = Proc{*pid, spec.run_dir, false, std::nullopt};
+  }
+  spdlog::info("compute {} starting (pid {}, PostgreSQL {})", spec.id, *pid, spec.pg.version);
+
+  std::string ping = socket_conninfo(spec.run_dir.string(), kComputePort, kAdminRole, "postgres", 2);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    {
+      std::lock_guard lock(mu_);
+      auto it = procs_.find(spec.id);
+      if (it == procs_.end() || it->second.exit_code) {
+        if (it != procs_.end()) procs_.erase(it);
+        return fail(ErrorCode::kInternal,
+                    fmt::format("compute {} failed to start; see {}", spec.id, spec.log_file.string()),
+                    tail_file(spec.log_file, 1500));
+      }
+    }
+    if (PQping(ping.c_str()) == PQPING_OK) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      (void)stop(spec.id, 10s);
+      return fail(ErrorCode::kUnavailable,
+                  fmt::format("compute {} did not become ready within {} s", spec.id,
+                              std::chrono::duration_cast<std::chrono::seconds>(timeout).count()),
+                  tail_file(spec.log_file, 1500));
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  spdlog::info("compute {} ready", spec.id);
+  return {};
+}
+
+Status ComputeManager::stop(std::string_view id, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  auto it = procs_.find(id);
+  if (it == procs_.end()) return {};
+  Proc& p = it->second;
+  p.stopping = true;
+  const pid_t pid = p.pid;
+  if (!p.exit_code) ::kill(pid, SIGINT);  // fast shutdown: checkpoint, clean exit
+  bool done = exited_cv_.wait_for(lock, timeout, [&] {
+    auto i = procs_.find(id);
+    return i == procs_.end() || i->second.exit_code.has_value();
+  });
+  if (!done) {
+    spdlog::warn("compute {} did not stop within {} ms; immediate shutdown", id, timeout.count());
+    ::kill(pid, SIGQUIT);
+    done = exited_cv_.wait_for(lock, 10s, [&] {
+      auto i = procs_.find(id);
+      return i == procs_.end() || i->second.exit_code.has_value();
+    });
+    if (!done) {
+      ::kill(pid, SIGKILL);
+      exited_cv_.wait_for(lock, 10s, [&] {
+        auto i = procs_.find(id);
+        return i == procs_.end() || i->second.exit_code.has_value();
+      });
+    }
+  }
+  procs_.erase(std::string(id));
+  spdlog::info("compute {} stopped", id);
+  return {};
+}
+
+void ComputeManager::stop_all(std::chrono::milliseconds timeout) {
+  for (const auto& id : running_ids()) (void)stop(id, timeout);
+}
+
+bool ComputeManager::running(std::string_view id) const {
+  std::lock_guard lock(mu_);
+  auto it = procs_.find(id);
+  return it != procs_.end() && !it->second.exit_code && !it->second.stopping;
+}
+
+std::vector<std::string> ComputeManager::running_ids() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [id, p] : procs_) out.push_back(id);
+  return out;
+}
+
+std::optional<fs::path> ComputeManager::socket_dir(std::string_view id) const {
+  std::lock_guard lock(mu_);
+  auto it = procs_.find(id);
+  if (it == procs_.end()) return std::nullopt;
+  return it->second.run_dir;
+}
+
+std::string ComputeManager::admin_conninfo(std::string_view id, std::string_view dbname) const {
+  auto dir = socket_dir(id);
+  return socket_conninfo(dir ? dir->string() : "/nonexistent", kComputePort, kAdminRole, dbname, 10) +
+         " options='-c log_min_error_statement=panic'";
+}
+
+Status ComputeManager::stop_stray(const fs::path& pgdata, std::chrono::milliseconds timeout) {
+  std::ifstream in(pgdata / "postmaster.pid");
+  if (!in) return {};
+  std::string pid_line, dir_line;
+  std::getline(in, pid_line);
+  std::getline(in, dir_line);
+  pid_t pid = static_cast<pid_t>(std::atol(pid_line.c_str()));
+  if (pid <= 1 || ::kill(pid, 0) != 0) return {};  // stale file; postgres handles it
+  std::error_code ec;
+  // Only a postmaster on this very data directory is ours to stop.
+  if (fs::weakly_canonical(dir_line, ec) != fs::weakly_canonical(pgdata, ec)) return {};
+  auto exe = fs::read_symlink(fmt::format("/proc/{}/exe", pid), ec);
+  if (ec || exe.filename() != "postgres") return {};
+  spdlog::warn("stopping postgres pid {} left running on {} by an earlier argond", pid,
+               pgdata.string());
+  auto wait_gone = [&](std::chrono::milliseconds t) {
+    auto deadline = std::chrono::steady_clock::now() + t;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (::kill(pid, 0) != 0) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  };
+  ::kill(pid, SIGINT);
+  if (wait_gone(timeout)) return {};
+  ::kill(pid, SIGQUIT);
+  if (wait_gone(10s)) return {};
+  ::kill(pid, SIGKILL);
+  if (wait_gone(10s)) return {};
+  return fail(ErrorCode::kInternal, fmt::format("cannot stop stray postgres pid {}", pid));
+}
+
+}  // namespace argon::compute

@@ -1,0 +1,87 @@
+// Supervises the `postgres` processes (computes). A compute serves one branch's data directory and
+// listens only on a private unix-socket directory (0700, owned by the Postgres OS user); the proxy
+// and argond's own admin connections are its only clients. Start waits for readiness with a
+// deadline; stop is a clean (fast) shutdown; a compute that exits on its own is reported through
+// the crash callback. One monitor thread reaps every compute: nothing else waits on their pids.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/error.h"
+#include "common/file_util.h"
+#include "common/pg_install.h"
+#include "common/process_runner.h"
+
+namespace argon::compute {
+
+inline constexpr std::string_view kAdminRole = "argon_admin";
+inline constexpr int kComputePort = 5432;  // only names the socket file; nothing listens on TCP
+
+struct ComputeSpec {
+  std::string id;  // the branch id: a compute serves one branch's data directory
+  std::filesystem::path pgdata;
+  std::filesystem::path run_dir;
+  std::filesystem::path log_file;
+  PgInstall pg;
+  std::vector<std::pair<std::string, std::string>> settings;  // extra `-c name=value`
+};
+
+class ComputeManager {
+ public:
+  using CrashCallback = std::function<void(const std::string& id, int exit_code)>;
+
+  ComputeManager(ProcessRunner& runner, OsUser pg_user, bool fsync);
+  ~ComputeManager();
+
+  void set_crash_callback(CrashCallback cb);
+
+  // Idempotent: a running compute is left as is. Blocks until it accepts connections.
+  Status start(const ComputeSpec& spec, std::chrono::milliseconds timeout);
+  // Idempotent clean shutdown; escalates to immediate shutdown after `timeout`.
+  Status stop(std::string_view id, std::chrono::milliseconds timeout);
+  void stop_all(std::chrono::milliseconds timeout);
+
+  bool running(std::string_view id) const;
+  std::vector<std::string> running_ids() const;
+  std::optional<std::filesystem::path> socket_dir(std::string_view id) const;
+  // libpq conninfo for argond's admin role on that compute (errors are never logged with the
+  // statement, which can hold a password).
+  std::string admin_conninfo(std::string_view id, std::string_view dbname = "postgres") const;
+
+  // Stops a postmaster left running on `pgdata` by an earlier argond (postmaster.pid names it).
+  static Status stop_stray(const std::filesystem::path& pgdata, std::chrono::milliseconds timeout);
+
+ private:
+  struct Proc {
+    pid_t pid = 0;
+    std::filesystem::path run_dir;
+    bool stopping = false;
+    std::optional<int> exit_code;  // set by the monitor when reaped
+  };
+
+  void monitor_loop();
+
+  ProcessRunner& runner_;
+  OsUser pg_user_;
+  bool fsync_;
+  mutable std::mutex mu_;
+  std::condition_variable exited_cv_;
+  std::map<std::string, Proc, std::less<>> procs_;
+  CrashCallback on_crash_;
+  bool shutdown_ = false;
+  std::thread monitor_;
+};
+
+}  // namespace argon::compute

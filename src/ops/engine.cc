@@ -1,0 +1,672 @@
+#include "ops/engine.h"
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/pg_conn.h"
+#include "ops/actions.h"
+
+namespace argon::ops {
+
+namespace json = boost::json;
+using catalog::Branch;
+using catalog::Endpoint;
+using catalog::Operation;
+using catalog::Tx;
+
+namespace {
+
+json::object parse_params(const std::string& s) {
+  std::error_code ec;
+  auto v = json::parse(s, ec);
+  if (ec || !v.is_object()) return {};
+  return v.as_object();
+}
+
+std::string param_string(const json::object& o, std::string_view key) {
+  if (auto* v = o.if_contains(key); v && v->is_string()) return std::string(v->as_string());
+  return {};
+}
+
+int64_t param_int(const json::object& o, std::string_view key) {
+  if (auto* v = o.if_contains(key); v && v->is_int64()) return v->as_int64();
+  return 0;
+}
+
+// Roles that belong to Argon or Postgres itself, never listed or managed through the API.
+constexpr std::string_view kSystemRoleFilter =
+    "rolname NOT LIKE 'pg\\_%' AND rolname NOT IN ('argon_admin', 'neon_superuser')";
+
+}  // namespace
+
+Engine::Engine(catalog::Catalog& catalog, storage::Storage& storage,
+               compute::ComputeManager& computes, const PgInstalls& pg, const Clock& clock,
+               EngineOptions options)
+    : catalog_(catalog), storage_(storage), computes_(computes), pg_(pg), clock_(clock),
+      options_(options), planner_(clock) {
+  computes_.set_crash_callback(
+      [this](const std::string& id, int /*code*/) { on_compute_crash(id); });
+}
+
+Engine::~Engine() { stop(); }
+
+Status Engine::recover() {
+  if (auto st = storage_.remove_temp_dirs(); !st) return st;
+  for (const auto& id : storage_.list_branch_dirs()) {
+    if (auto st = compute::ComputeManager::stop_stray(storage_.branch_pgdata(id),
+                                                      options_.compute_stop_timeout);
+        !st) {
+      return st;
+    }
+  }
+  std::set<std::string> referenced;
+  std::vector<Branch> ready;
+  auto st = catalog_.run([&](Tx& tx) -> Status {
+    const int64_t now = clock_.now_ms();
+    for (auto ep : tx.list_all_endpoints()) {
+      if (ep.current_state == catalog::endpoint_state::kActive) {
+        ep.current_state = catalog::endpoint_state::kIdle;
+        ep.suspended_at = now;
+        ep.updated_at = now;
+        if (auto s = tx.put_endpoint(ep); !s) return s;
+      }
+    }
+    for (auto& op : tx.list_pending_operations()) {
+      if (op.status == catalog::op_status::kRunning) {
+        spdlog::info("operation {} ({}) was interrupted; it will run again", op.id, op.action);
+        op.status = catalog::op_status::kScheduling;
+        op.updated_at = now;
+        if (auto s = tx.put_operation(op); !s) return s;
+      }
+    }
+    std::vector<catalog::Project> projects = tx.list_deleted_projects();
+    for (const auto& p : tx.list_projects(0, 1 << 30, "")) projects.push_back(p);
+    for (const auto& p : projects) {
+      for (const auto& b : tx.list_branches(p.id, true)) {
+        referenced.insert(b.id);
+        if (!b.deleted && b.current_state == catalog::branch_state::kReady) ready.push_back(b);
+      }
+    }
+    return {};
+  });
+  if (!st) return st;
+  for (const auto& id : storage_.list_branch_dirs()) {
+    if (!referenced.contains(id)) {
+      spdlog::info("removing data directory of unknown branch {}", id);
+      if (auto s = storage_.remove_branch(id); !s) return s;
+    }
+  }
+  for (const auto& b : ready) {
+    if (!storage_.branch_exists(b.id)) {
+      spdlog::error("branch {} ({}) is ready in the catalog but its data directory {} is missing",
+                    b.id, b.name, storage_.branch_pgdata(b.id).string());
+    }
+  }
+  finish_deleted_projects();
+  return {};
+}
+
+void Engine::start() {
+  std::lock_guard lock(mu_);
+  stopping_ = false;
+  threads_.emplace_back([this] { dispatch_loop(); });
+  threads_.emplace_back([this] { expiry_loop(); });
+  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });
+}
+
+void Engine::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  work_cv_.notify_all();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+void Engine::notify() {
+  {
+    std::lock_guard lock(mu_);
+    dirty_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool Engine::idle() {
+  {
+    std::lock_guard lock(mu_);
+    if (!busy_projects_.empty() || !queue_.empty()) return false;
+  }
+  auto pending = catalog_.transact(
+      [](Tx& tx) -> Result<size_t> { return tx.list_pending_operations().size(); });
+  return pending && *pending == 0;
+}
+
+void Engine::dispatch_loop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return dirty_ || stopping_; });
+    if (stopping_) break;
+    dirty_ = false;
+    lock.unlock();
+    auto pending = catalog_.transact(
+        [](Tx& tx) -> Result<std::vector<Operation>> { return tx.list_pending_operations(); });
+    lock.lock();
+    if (!pending) {
+      spdlog::error("operations engine cannot read the catalog: {}", pending.error().detail);
+      continue;
+    }
+    const int64_t now = clock_.now_ms();
+    std::set<std::string> seen;
+    for (auto& op : *pending) {
+      if (!seen.insert(op.project_id).second) continue;  // FIFO: only the oldest per project
+      if (busy_projects_.contains(op.project_id)) continue;
+      if (op.retry_at && *op.retry_at > now) continue;
+      busy_projects_.insert(op.project_id);
+      queue_.push_back(std::move(op));
+      work_cv_.notify_one();
+    }
+  }
+}
+
+void Engine::worker_loop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping and drained
+    Operation op = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    run(op);
+    lock.lock();
+    busy_projects_.erase(op.project_id);
+    dirty_ = true;
+    cv_.notify_all();
+  }
+}
+
+void Engine::expiry_loop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, options_.expiry_interval, [&] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    size_t deleted = 0;
+    auto st = catalog_.run([&](Tx& tx) -> Status {
+      for (const auto& b : tx.list_expired_branches(clock_.now_ms())) {
+        bool has_children = false;
+        for (const auto& c : tx.list_branches(b.project_id)) has_children |= c.parent_id == b.id;
+        if (b.is_default || b.is_protected || has_children) continue;
+        spdlog::info("branch {} ({}) expired; deleting it", b.id, b.name);
+        planner_.delete_branch(tx, b);
+        ++deleted;
+      }
+      return {};
+    });
+    if (!st) spdlog::error("expiry sweep failed: {}", st.error().detail);
+    lock.lock();
+    if (deleted) dirty_ = true;
+  }
+}
+
+void Engine::run(Operation op) {
+  const int64_t started = clock_.now_ms();
+  op.status = catalog::op_status::kRunning;
+  op.updated_at = started;
+  (void)catalog_.run([&](Tx& tx) { return tx.put_operation(op); });
+  spdlog::info("operation {} {} started (project {}, branch {}, endpoint {})", op.id, op.action,
+               op.project_id, op.branch_id.value_or("-"), op.endpoint_id.value_or("-"));
+
+  Result<Outcome> result = fail(ErrorCode::kInternal, "not run");
+  try {
+    result = execute(op);
+  } catch (const std::exception& e) {
+    result = fail(ErrorCode::kInternal, "internal error", e.what());
+  }
+  const int64_t now = clock_.now_ms();
+  op.updated_at = now;
+  op.total_duration_ms = now - op.created_at;
+  if (result) {
+    op.status = *result == Outcome::kDone ? catalog::op_status::kFinished
+                                          : catalog::op_status::kSkipped;
+    op.error.reset();
+  } else {
+    op.status = catalog::op_status::kFailed;
+    op.failures_count++;
+    op.error = result.error().message;
+    spdlog::error("operation {} {} failed: {} {}", op.id, op.action, result.error().message,
+                  result.error().detail);
+  }
+  (void)catalog_.run([&](Tx& tx) { return tx.put_operation(op); });
+  spdlog::info("operation {} {} {} in {} ms", op.id, op.action, op.status, now - started);
+  finish_deleted_projects();
+}
+
+Result<Engine::Outcome> Engine::execute(Operation& op) {
+  if (op.action == action::kCreateTimeline) return create_timeline(op);
+  if (op.action == action::kStartCompute) return start_compute(op);
+  if (op.action == action::kSuspendCompute) return suspend_compute(op);
+  if (op.action == action::kApplyConfig) return apply_config(op);
+  if (op.action == action::kDeleteTimeline) return delete_timeline(op);
+  return fail(ErrorCode::kInternal, fmt::format("unknown operation action {}", op.action));
+}
+
+Result<int> Engine::project_pg_major(std::string_view project_id) {
+  return catalog_.transact([&](Tx& tx) -> Result<int> {
+    auto p = tx.get_project(project_id, true);
+    if (!p) return fail(ErrorCode::kNotFound, fmt::format("project {} not found", project_id));
+    return p->pg_version;
+  });
+}
+
+compute::ComputeSpec Engine::compute_spec(const Branch& branch, int major) const {
+  compute::ComputeSpec spec;
+  spec.id = branch.id;
+  spec.pgdata = storage_.branch_pgdata(branch.id);
+  spec.run_dir = storage_.run_dir(branch.id);
+  spec.log_file = storage_.log_path(branch.id);
+  if (const auto* inst = pg_.find(major)) spec.pg = *inst;
+  return spec;
+}
+
+Status Engine::ensure_compute(const Branch& branch) {
+  auto major = project_pg_major(branch.project_id);
+  if (!major) return std::unexpected(major.error());
+  if (!pg_.find(*major)) {
+    return fail(ErrorCode::kInternal,
+                fmt::format("PostgreSQL {} is not installed on this server", *major));
+  }
+  if (!storage_.branch_exists(branch.id)) {
+    return fail(ErrorCode::kInternal,
+                fmt::format("branch {} has no data directory; it may still be being created",
+                            branch.id));
+  }
+  return computes_.start(compute_spec(branch, *major), options_.compute_start_timeout);
+}
+
+Result<Engine::Outcome> Engine::create_timeline(Operation& op) {
+  auto loaded = catalog_.transact([&](Tx& tx) -> Result<std::optional<Branch>> {
+    return tx.get_branch(op.project_id, op.branch_id.value_or(""), true);
+  });
+  if (!loaded) return std::unexpected(loaded.error());
+  if (!*loaded || (*loaded)->deleted) return Outcome::kSkipped;
+  Branch branch = **loaded;
+  auto params = parse_params(op.params_json);
+  auto major = project_pg_major(op.project_id);
+  if (!major) return std::unexpected(major.error());
+  const PgInstall* pg = pg_.find(*major);
+  if (!pg) {
+    return fail(ErrorCode::kInternal, fmt::format("PostgreSQL {} is not installed", *major));
+  }
+
+  Status st;
+  std::optional<std::string> lsn;
+  if (param_string(params, "source") == "template") {
+    st = storage_.ensure_template(*pg);
+    if (st) st = storage_.create_branch_from_template(branch.id, pg->major);
+    // The template has only the admin role: create the project's role and database now.
+    if (st) st = ensure_compute(branch);
+    if (st) {
+      auto conn = PgConn::connect(computes_.admin_conninfo(branch.id));
+      if (!conn) {
+        st = std::unexpected(conn.error());
+      } else {
+        auto r = conn->exec(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'neon_superuser') "
+            "THEN CREATE ROLE neon_superuser CREATEDB CREATEROLE NOLOGIN REPLICATION BYPASSRLS; "
+            "GRANT pg_read_all_data, pg_write_all_data, pg_monitor, pg_signal_backend "
+            "TO neon_superuser WITH ADMIN OPTION; END IF; END $$");
+        if (!r) st = std::unexpected(r.error());
+      }
+    }
+    if (st) {
+      auto roles_dbs = catalog_.transact([&](Tx& tx) -> Result<json::array> {
+        json::array changes;
+        for (const auto& r : tx.list_roles(branch.id)) {
+          changes.push_back({{"kind", change::kCreateRole}, {"name", r.name}});
+        }
+        for (const auto& d : tx.list_databases(branch.id)) {
+          changes.push_back({{"kind", change::kCreateDatabase}, {"id", d.id}});
+        }
+        return changes;
+      });
+      if (!roles_dbs) {
+        st = std::unexpected(roles_dbs.error());
+      } else {
+        Operation inner = op;
+        inner.params_json = json::serialize(json::object{{"changes", *roles_dbs}});
+        auto applied = apply_config(inner);
+        if (!applied) st = std::unexpected(applied.error());
+      }
+    }
+  } else {
+    auto parent = catalog_.transact([&](Tx& tx) -> Result<std::optional<Branch>> {
+      return tx.get_branch(op.project_id, branch.parent_id.value_or(""), true);
+    });
+    if (!parent) return std::unexpected(parent.error());
+    if (!*parent) {
+      st = fail(ErrorCode::kConflict, "parent branch no longer exists");
+    } else if (computes_.running((*parent)->id)) {
+      auto conn = PgConn::connect(computes_.admin_conninfo((*parent)->id));
+      if (!conn) {
+        st = std::unexpected(conn.error());
+      } else {
+        auto info = storage_.create_branch_from_running(branch.id, storage_.branch_pgdata((*parent)->id),
+                                                        *conn, pg->major);
+        if (!info) {
+          st = std::unexpected(info.error());
+        } else {
+          lsn = info->stop_lsn;
+        }
+      }
+    } else {
+      auto stats = storage_.create_branch_from_stopped(branch.id, storage_.branch_pgdata((*parent)->id));
+      if (!stats) st = std::unexpected(stats.error());
+    }
+  }
+
+  if (!st) {
+    // Nothing half-made stays: the directory, the branch and its endpoints go; later operations
+    // on them are skipped.
+    (void)computes_.stop(branch.id, options_.compute_stop_timeout);
+    (void)storage_.remove_branch(branch.id);
+    (void)catalog_.run([&](Tx& tx) -> Status {
+      for (const auto& ep : tx.list_branch_endpoints(branch.id)) (void)tx.delete_endpoint_row(ep.id);
+      return tx.delete_branch_row(branch.id);
+    });
+    return std::unexpected(st.error());
+  }
+  auto done = catalog_.run([&](Tx& tx) -> Status {
+    auto b = tx.get_branch(op.project_id, branch.id, true);
+    if (!b) return {};
+    b->current_state = catalog::branch_state::kReady;
+    b->state_changed_at = b->updated_at = clock_.now_ms();
+    if (lsn) b->parent_lsn = lsn;
+    return tx.put_branch(*b);
+  });
+  if (!done) return std::unexpected(done.error());
+  return Outcome::kDone;
+}
+
+Result<Engine::Outcome> Engine::start_compute(Operation& op) {
+  auto loaded = catalog_.transact([&](Tx& tx) -> Result<std::pair<std::optional<Endpoint>, std::optional<Branch>>> {
+    auto ep = tx.get_endpoint(op.project_id, op.endpoint_id.value_or(""));
+    std::optional<Branch> b;
+    if (ep) b = tx.get_branch(op.project_id, ep->branch_id);
+    return std::pair{ep, b};
+  });
+  if (!loaded) return std::unexpected(loaded.error());
+  auto& [ep, branch] = *loaded;
+  if (!ep || !branch) return Outcome::kSkipped;
+  if (ep->disabled) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("endpoint {} is disabled; enable it with PATCH first", ep->id));
+  }
+  if (auto st = ensure_compute(*branch); !st) {
+    (void)catalog_.run([&](Tx& tx) -> Status {
+      auto e = tx.get_endpoint(op.project_id, ep->id);
+      if (!e) return {};
+      e->current_state = catalog::endpoint_state::kIdle;
+      e->pending_state.reset();
+      e->updated_at = clock_.now_ms();
+      return tx.put_endpoint(*e);
+    });
+    return std::unexpected(st.error());
+  }
+  auto st = catalog_.run([&](Tx& tx) -> Status {
+    auto e = tx.get_endpoint(op.project_id, ep->id);
+    if (!e) return {};
+    const int64_t now = clock_.now_ms();
+    e->current_state = catalog::endpoint_state::kActive;
+    e->pending_state.reset();
+    e->started_at = e->last_active = now;
+    e->updated_at = now;
+    return tx.put_endpoint(*e);
+  });
+  if (!st) return std::unexpected(st.error());
+  return Outcome::kDone;
+}
+
+Result<Engine::Outcome> Engine::suspend_compute(Operation& op) {
+  auto params = parse_params(op.params_json);
+  std::string branch_id = param_string(params, "branch_id");
+  const bool delete_endpoint = params.contains("delete_endpoint");
+  auto branch = catalog_.transact([&](Tx& tx) -> Result<std::optional<Branch>> {
+    return tx.get_branch(op.project_id, branch_id, true);
+  });
+  if (!branch) return std::unexpected(branch.error());
+  if (*branch && computes_.running(branch_id)) {
+    if (auto st = sync_from_compute(**branch); !st) {
+      spdlog::warn("could not read roles and databases from compute {} before suspending: {}",
+                   branch_id, st.error().message);
+    }
+  }
+  if (auto st = computes_.stop(branch_id, options_.compute_stop_timeout); !st) {
+    return std::unexpected(st.error());
+  }
+  auto st = catalog_.run([&](Tx& tx) -> Status {
+    auto e = tx.get_endpoint(op.project_id, op.endpoint_id.value_or(""), true);
+    if (!e) return {};
+    if (delete_endpoint) return tx.delete_endpoint_row(e->id);
+    const int64_t now = clock_.now_ms();
+    e->current_state = catalog::endpoint_state::kIdle;
+    e->pending_state.reset();
+    e->suspended_at = now;
+    e->updated_at = now;
+    return tx.put_endpoint(*e);
+  });
+  if (!st) return std::unexpected(st.error());
+  return Outcome::kDone;
+}
+
+Result<Engine::Outcome> Engine::apply_config(Operation& op) {
+  auto loaded = catalog_.transact([&](Tx& tx) -> Result<std::optional<Branch>> {
+    return tx.get_branch(op.project_id, op.branch_id.value_or(""));
+  });
+  if (!loaded) return std::unexpected(loaded.error());
+  if (!*loaded) return Outcome::kSkipped;
+  const Branch branch = **loaded;
+  const bool was_running = computes_.running(branch.id);
+  if (auto st = ensure_compute(branch); !st) return std::unexpected(st.error());
+
+  auto result = [&]() -> Status {
+    auto conn = PgConn::connect(computes_.admin_conninfo(branch.id));
+    if (!conn) return std::unexpected(conn.error());
+    auto params = parse_params(op.params_json);
+    const json::array empty;
+    const auto* changes = params.if_contains("changes");
+    for (const auto& cv : changes && changes->is_array() ? changes->as_array() : empty) {
+      if (!cv.is_object()) continue;
+      const auto& c = cv.as_object();
+      const std::string kind = param_string(c, "kind");
+      const std::string name = param_string(c, "name");
+      if (kind == change::kCreateRole || kind == change::kResetPassword) {
+        auto role = catalog_.transact([&](Tx& tx) -> Result<std::optional<catalog::Role>> {
+          return tx.get_role(branch.id, name);
+        });
+        if (!role) return std::unexpected(role.error());
+        if (!*role) continue;  // deleted since
+        const auto& r = **role;
+        auto exists = conn->exec("SELECT 1 FROM pg_roles WHERE rolname = $1", {r.name});
+        if (!exists) return std::unexpected(exists.error());
+        std::string sql;
+        if (exists->rows.empty()) {
+          sql = fmt::format("CREATE ROLE {} {} PASSWORD {} CREATEDB CREATEROLE IN ROLE neon_superuser",
+                            conn->quote_ident(r.name), r.no_login ? "NOLOGIN" : "LOGIN",
+                            conn->quote_literal(r.password));
+        } else if (kind == change::kResetPassword) {
+          sql = fmt::format("ALTER ROLE {} PASSWORD {}", conn->quote_ident(r.name),
+                            conn->quote_literal(r.password));
+        }
+        if (!sql.empty()) {
+          if (auto x = conn->exec(sql); !x) return std::unexpected(x.error());
+        }
+        if (kind == change::kResetPassword) {
+          (void)conn->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                           {r.name});
+        }
+      } else if (kind == change::kDeleteRole) {
+        auto x = conn->exec(fmt::format("DROP ROLE IF EXISTS {}", conn->quote_ident(name)));
+        if (!x) {
+          (void)catalog_.run([&](Tx& tx) -> Status {
+            auto r = tx.get_role(branch.id, name);
+            if (!r) return {};
+            r->pending_delete = false;
+            return tx.put_role(*r);
+          });
+          return fail(ErrorCode::kConflict,
+                      fmt::format("cannot delete role {}: {}", name, x.error().message));
+        }
+        if (auto s = catalog_.run([&](Tx& tx) { return tx.delete_role_row(branch.id, name); }); !s) return s;
+      } else if (kind == change::kCreateDatabase || kind == change::kUpdateDatabase ||
+                 kind == change::kDeleteDatabase) {
+        const int64_t id = param_int(c, "id");
+        auto db = catalog_.transact([&](Tx& tx) -> Result<std::optional<catalog::Database>> {
+          return tx.get_database_by_id(id);
+        });
+        if (!db) return std::unexpected(db.error());
+        if (!*db) continue;
+        const auto& d = **db;
+        const std::string current = kind == change::kUpdateDatabase ? param_string(c, "old_name") : d.name;
+        auto exists = conn->exec("SELECT 1 FROM pg_database WHERE datname = $1", {current});
+        if (!exists) return std::unexpected(exists.error());
+        if (kind == change::kCreateDatabase) {
+          if (exists->rows.empty()) {
+            auto x = conn->exec(fmt::format("CREATE DATABASE {} OWNER {}", conn->quote_ident(d.name),
+                                            conn->quote_ident(d.owner_name)));
+            if (!x) return std::unexpected(x.error());
+          }
+        } else if (kind == change::kUpdateDatabase) {
+          if (!exists->rows.empty() && current != d.name) {
+            (void)conn->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                             {current});
+            auto x = conn->exec(fmt::format("ALTER DATABASE {} RENAME TO {}", conn->quote_ident(current),
+                                            conn->quote_ident(d.name)));
+            if (!x) return std::unexpected(x.error());
+          }
+          auto x = conn->exec(fmt::format("ALTER DATABASE {} OWNER TO {}", conn->quote_ident(d.name),
+                                          conn->quote_ident(d.owner_name)));
+          if (!x) return std::unexpected(x.error());
+        } else {
+          if (!exists->rows.empty()) {
+            auto x = conn->exec(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                                            conn->quote_ident(d.name)));
+            if (!x) return std::unexpected(x.error());
+          }
+          if (auto s = catalog_.run([&](Tx& tx) { return tx.delete_database_row(id); }); !s) return s;
+        }
+      }
+    }
+    return {};
+  }();
+
+  // A compute woken only for this change goes back to sleep (Neon: "wakes an idle endpoint briefly").
+  bool keep_running = was_running;
+  if (op.action == action::kCreateTimeline) keep_running = true;  // start_compute follows
+  if (!keep_running) (void)computes_.stop(branch.id, options_.compute_stop_timeout);
+  if (!result) return std::unexpected(result.error());
+  return Outcome::kDone;
+}
+
+Status Engine::sync_from_compute(const Branch& branch) {
+  // Changes queued through the API are authoritative until applied: skip while any is pending.
+  auto pending = catalog_.transact([&](Tx& tx) -> Result<bool> {
+    for (const auto& op : tx.list_pending_operations()) {
+      if (op.branch_id == branch.id && op.action == action::kApplyConfig) return true;
+    }
+    return false;
+  });
+  if (!pending) return std::unexpected(pending.error());
+  if (*pending) return {};
+  auto conn = PgConn::connect(computes_.admin_conninfo(branch.id));
+  if (!conn) return std::unexpected(conn.error());
+  auto roles = conn->exec(fmt::format("SELECT rolname, rolcanlogin FROM pg_roles WHERE {}",
+                                      kSystemRoleFilter));
+  if (!roles) return std::unexpected(roles.error());
+  auto dbs = conn->exec(
+      "SELECT datname, pg_get_userbyid(datdba) FROM pg_database "
+      "WHERE datname NOT IN ('postgres', 'template0', 'template1')");
+  if (!dbs) return std::unexpected(dbs.error());
+  return catalog_.run([&](Tx& tx) -> Status {
+    const int64_t now = clock_.now_ms();
+    std::set<std::string> pg_roles, pg_dbs;
+    for (size_t i = 0; i < roles->rows.size(); ++i) {
+      std::string name = roles->value(i, 0);
+      pg_roles.insert(name);
+      if (!tx.get_role(branch.id, name)) {
+        catalog::Role r{branch.project_id, branch.id, name, "", false, roles->value(i, 1) != "t",
+                        now, now, false};
+        if (auto s = tx.put_role(r); !s) return s;
+      }
+    }
+    for (const auto& r : tx.list_roles(branch.id)) {
+      if (!pg_roles.contains(r.name)) (void)tx.delete_role_row(branch.id, r.name);
+    }
+    for (size_t i = 0; i < dbs->rows.size(); ++i) {
+      std::string name = dbs->value(i, 0), owner = dbs->value(i, 1);
+      pg_dbs.insert(name);
+      auto d = tx.get_database(branch.id, name);
+      if (!d) {
+        catalog::Database nd{0, branch.project_id, branch.id, name, owner, now, now, false};
+        if (auto s = tx.put_database(nd); !s) return s;
+      } else if (d->owner_name != owner) {
+        d->owner_name = owner;
+        d->updated_at = now;
+        if (auto s = tx.put_database(*d); !s) return s;
+      }
+    }
+    for (const auto& d : tx.list_databases(branch.id)) {
+      if (!pg_dbs.contains(d.name)) (void)tx.delete_database_row(d.id);
+    }
+    return {};
+  });
+}
+
+Result<Engine::Outcome> Engine::delete_timeline(Operation& op) {
+  const std::string id = op.branch_id.value_or("");
+  if (auto st = computes_.stop(id, options_.compute_stop_timeout); !st) return std::unexpected(st.error());
+  if (auto st = storage_.remove_branch(id); !st) return std::unexpected(st.error());
+  auto st = catalog_.run([&](Tx& tx) -> Status {
+    for (const auto& ep : tx.list_all_endpoints()) {
+      if (ep.branch_id == id) (void)tx.delete_endpoint_row(ep.id);
+    }
+    return tx.delete_branch_row(id);
+  });
+  if (!st) return std::unexpected(st.error());
+  return Outcome::kDone;
+}
+
+void Engine::on_compute_crash(const std::string& branch_id) {
+  (void)catalog_.run([&](Tx& tx) -> Status {
+    const int64_t now = clock_.now_ms();
+    for (auto ep : tx.list_branch_endpoints(branch_id)) {
+      ep.current_state = catalog::endpoint_state::kIdle;
+      ep.suspended_at = now;
+      ep.updated_at = now;
+      (void)tx.put_endpoint(ep);
+    }
+    return {};
+  });
+}
+
+void Engine::finish_deleted_projects() {
+  (void)catalog_.run([&](Tx& tx) -> Status {
+    for (const auto& p : tx.list_deleted_projects()) {
+      if (!tx.list_branches(p.id, true).empty()) continue;
+      bool pending = false;
+      for (const auto& op : tx.list_pending_operations()) pending |= op.project_id == p.id;
+      if (pending) continue;
+      spdlog::info("project {} deleted", p.id);
+      (void)tx.delete_project_operations(p.id);
+      (void)tx.delete_project_row(p.id);
+    }
+    return {};
+  });
+}
+
+}  // namespace argon::ops

@@ -1,0 +1,97 @@
+// The operations engine: carries out the operations the api (through the Planner) committed to the
+// catalog. Per-project FIFO: a project's operations run one at a time in creation order; different
+// projects run in parallel on the worker pool. Every action is idempotent, so after a crash the
+// engine simply runs every non-terminal operation again from the start (`recover`). The engine is
+// the only writer of data directories and the only caller of compute start/stop.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "common/clock.h"
+#include "common/pg_install.h"
+#include "compute/compute_manager.h"
+#include "ops/planner.h"
+#include "storage/storage.h"
+
+namespace argon::ops {
+
+struct EngineOptions {
+  int workers = 2;
+  std::chrono::milliseconds compute_start_timeout{60000};
+  std::chrono::milliseconds compute_stop_timeout{30000};
+  std::chrono::milliseconds expiry_interval{10000};
+};
+
+class Engine {
+ public:
+  Engine(catalog::Catalog& catalog, storage::Storage& storage, compute::ComputeManager& computes,
+         const PgInstalls& pg, const Clock& clock, EngineOptions options);
+  ~Engine();
+
+  // Startup reconciliation, before any request is served: removes leftovers of interrupted
+  // creates, stops stray postmasters, marks endpoints idle, requeues interrupted operations and
+  // garbage-collects directories the catalog does not reference.
+  Status recover();
+  void start();
+  // Stops dispatching, waits for running operations, stops every compute cleanly.
+  void stop();
+  // Wakes the dispatcher after operations were committed.
+  void notify();
+
+  const Planner& planner() const { return planner_; }
+  // Test and shutdown aid: true when no operation is pending or running.
+  bool idle();
+
+ private:
+  enum class Outcome { kDone, kSkipped };
+
+  void dispatch_loop();
+  void worker_loop();
+  void expiry_loop();
+  void run(catalog::Operation op);
+  Result<Outcome> execute(catalog::Operation& op);
+
+  Result<Outcome> create_timeline(catalog::Operation& op);
+  Result<Outcome> start_compute(catalog::Operation& op);
+  Result<Outcome> suspend_compute(catalog::Operation& op);
+  Result<Outcome> apply_config(catalog::Operation& op);
+  Result<Outcome> delete_timeline(catalog::Operation& op);
+
+  // Starts the compute serving `branch` (idempotent) and creates missing roles/databases.
+  Status ensure_compute(const catalog::Branch& branch);
+  Status reconcile_roles_and_databases(const catalog::Branch& branch);
+  // Brings roles and databases created or dropped with SQL into the catalog.
+  Status sync_from_compute(const catalog::Branch& branch);
+  compute::ComputeSpec compute_spec(const catalog::Branch& branch, int pg_major) const;
+  Result<int> project_pg_major(std::string_view project_id);
+  void on_compute_crash(const std::string& branch_id);
+  void finish_deleted_projects();
+
+  catalog::Catalog& catalog_;
+  storage::Storage& storage_;
+  compute::ComputeManager& computes_;
+  const PgInstalls& pg_;
+  const Clock& clock_;
+  EngineOptions options_;
+  Planner planner_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;          // dispatcher wake-up
+  std::condition_variable work_cv_;     // workers
+  std::deque<catalog::Operation> queue_;
+  std::set<std::string> busy_projects_;
+  bool dirty_ = true;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace argon::ops

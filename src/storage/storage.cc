@@ -1,0 +1,264 @@
+#include "storage/storage.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace argon::storage {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr std::string_view kTmpPrefix = ".tmp-";
+constexpr std::string_view kAdminRole = "argon_admin";
+
+bool is_wal_segment_name(const std::string& name) {
+  if (name.size() != 24) return false;
+  return name.find_first_not_of("0123456789ABCDEF") == std::string::npos;
+}
+}  // namespace
+
+CloneFilter base_backup_filter(const fs::path& rel, bool is_dir) {
+  const std::string first = rel.begin()->string();
+  const bool top = std::distance(rel.begin(), rel.end()) == 1;
+  if (top && !is_dir &&
+      (first == "postmaster.pid" || first == "postmaster.opts" || first == "backup_label" ||
+       first == "tablespace_map" || first == "backup_label.old" || first == "standby.signal" ||
+       first == "recovery.signal")) {
+    return CloneFilter::kSkip;
+  }
+  if (top && is_dir &&
+      (first == "pg_wal" || first == "pg_replslot" || first == "pg_dynshmem" ||
+       first == "pg_notify" || first == "pg_serial" || first == "pg_snapshots" ||
+       first == "pg_stat_tmp" || first == "pg_subtrans")) {
+    return CloneFilter::kEmptyDir;
+  }
+  if (rel.filename().string().starts_with("pgsql_tmp")) return CloneFilter::kSkip;
+  return CloneFilter::kInclude;
+}
+
+Storage::Storage(StorageOptions options, std::unique_ptr<CloneDriver> driver, ProcessRunner& runner)
+    : options_(std::move(options)), driver_(std::move(driver)), runner_(runner) {}
+
+fs::path Storage::branch_dir(std::string_view id) const {
+  return options_.data_dir / "branches" / std::string(id);
+}
+fs::path Storage::branch_pgdata(std::string_view id) const { return branch_dir(id) / "pgdata"; }
+fs::path Storage::template_pgdata(int major) const {
+  return options_.data_dir / "templates" / fmt::format("pg{}", major) / "pgdata";
+}
+fs::path Storage::run_dir(std::string_view id) const {
+  return options_.data_dir / "run" / std::string(id);
+}
+fs::path Storage::log_path(std::string_view id) const {
+  return options_.data_dir / "logs" / fmt::format("{}.log", id);
+}
+
+Status Storage::prepare_layout() {
+  const auto& d = options_.data_dir;
+  // 0711: the Postgres user may traverse to its own directories but list nothing.
+  for (auto [path, mode] : {std::pair{d, 0711}, {d / "branches", 0711}, {d / "templates", 0711},
+                            {d / "snapshots", 0711}, {d / "run", 0711}, {d / "logs", 0700}}) {
+    if (auto st = make_dir(path, static_cast<mode_t>(mode)); !st) return st;
+  }
+  // Every ancestor must be traversable by the Postgres user, or it cannot open its data directory.
+  if (::geteuid() == 0 && options_.pg_user.uid != 0) {
+    for (fs::path p = fs::absolute(d).parent_path(); !p.empty(); p = p.parent_path()) {
+      struct stat st{};
+      if (::stat(p.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH) &&
+          !(st.st_uid == options_.pg_user.uid && (st.st_mode & S_IXUSR))) {
+        return fail(ErrorCode::kBadRequest,
+                    fmt::format("the Postgres user '{}' cannot reach {} because {} is not "
+                                "searchable by others; run 'chmod o+x {}' or choose another "
+                                "--data-dir",
+                                options_.pg_user.name, d.string(), p.string(), p.string()));
+      }
+      if (p == p.root_path()) break;
+    }
+  }
+  // Unix socket paths are limited to 107 bytes: run/<id>/.s.PGSQL.5432 must fit.
+  if ((d / "run" / "br-xxxxxxxxxxx-xxxxxxxxxx-00000000" / ".s.PGSQL.5432").string().size() > 107) {
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("--data-dir {} is too long for unix socket paths; use a shorter path",
+                            d.string()));
+  }
+  return {};
+}
+
+Status Storage::sync_fs(const fs::path& dir) {
+  if (!options_.fsync) return {};
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return fail(ErrorCode::kInternal, fmt::format("open {} for sync failed", dir.string()));
+  int rc = ::syncfs(fd);
+  ::close(fd);
+  if (rc != 0) return fail(ErrorCode::kInternal, fmt::format("syncfs {} failed", dir.string()));
+  return {};
+}
+
+Status Storage::build_dir(const fs::path& final_dir,
+                          const std::function<Status(const fs::path&)>& fill) {
+  std::error_code ec;
+  if (fs::exists(final_dir, ec)) return {};
+  fs::path tmp = final_dir.parent_path() / (std::string(kTmpPrefix) + final_dir.filename().string());
+  if (auto st = remove_tree(tmp); !st) return st;
+  if (auto st = make_dir(tmp, 0711); !st) return st;
+  Status st = fill(tmp / "pgdata");
+  if (st) st = sync_fs(tmp);
+  if (st) st = rename_durable(tmp, final_dir);
+  if (!st) {
+    (void)remove_tree(tmp);
+    return st;
+  }
+  return {};
+}
+
+Status Storage::ensure_template(const PgInstall& pg) {
+  fs::path pgdata = template_pgdata(pg.major);
+  return build_dir(pgdata.parent_path(), [&](const fs::path& tmp_pgdata) -> Status {
+    spdlog::info("creating the PostgreSQL {} template cluster (initdb, once per version)", pg.major);
+    if (::geteuid() == 0) {
+      if (::chown(tmp_pgdata.parent_path().c_str(), options_.pg_user.uid, options_.pg_user.gid) != 0) {
+        return fail(ErrorCode::kInternal, "cannot chown template directory");
+      }
+    }
+    ProcessSpec spec;
+    spec.argv = {pg.bin("initdb").string(), "-D", tmp_pgdata.string(), "-U", std::string(kAdminRole),
+                 "--auth-local=trust", "--auth-host=reject", "-E", "UTF8", "--locale=C.UTF-8"};
+    if (!options_.fsync) spec.argv.push_back("--no-sync");
+    spec.env = {"PATH=" + pg.bindir.string() + ":/usr/bin:/bin", "LC_ALL=C.UTF-8", "LANG=C.UTF-8"};
+    spec.user = options_.pg_user;
+    spec.log_file = log_path(fmt::format("initdb-pg{}", pg.major));
+    auto code = runner_.run(spec, std::chrono::minutes(5));
+    if (!code) return std::unexpected(code.error());
+    if (*code != 0) {
+      return fail(ErrorCode::kInternal, fmt::format("initdb failed (exit {}): {}", *code,
+                                                    tail_file(spec.log_file, 800)));
+    }
+    // Computes take every setting on their command line; the template keeps initdb's defaults.
+    return {};
+  });
+}
+
+bool Storage::branch_exists(std::string_view id) const {
+  std::error_code ec;
+  return fs::exists(branch_pgdata(id) / "PG_VERSION", ec);
+}
+
+Status Storage::create_branch_from_template(std::string_view id, int major) {
+  return build_dir(branch_dir(id), [&](const fs::path& tmp_pgdata) -> Status {
+    CloneOptions opts;
+    opts.owner = options_.pg_user;
+    auto stats = clone_tree(*driver_, template_pgdata(major), tmp_pgdata, opts);
+    if (!stats) return std::unexpected(stats.error());
+    return {};
+  });
+}
+
+Result<CloneStats> Storage::create_branch_from_stopped(std::string_view id, const fs::path& src) {
+  CloneStats out;
+  auto st = build_dir(branch_dir(id), [&](const fs::path& tmp_pgdata) -> Status {
+    CloneOptions opts;
+    opts.owner = options_.pg_user;
+    opts.filter = [](const fs::path& rel, bool is_dir) {
+      if (!is_dir && (rel == "postmaster.pid" || rel == "postmaster.opts")) return CloneFilter::kSkip;
+      return CloneFilter::kInclude;
+    };
+    auto stats = clone_tree(*driver_, src, tmp_pgdata, opts);
+    if (!stats) return std::unexpected(stats.error());
+    out = *stats;
+    return {};
+  });
+  if (!st) return std::unexpected(st.error());
+  return out;
+}
+
+Result<CaptureInfo> Storage::create_branch_from_running(std::string_view id, const fs::path& src,
+                                                        PgConn& admin, int major) {
+  CaptureInfo info;
+  auto st = build_dir(branch_dir(id), [&](const fs::path& tmp_pgdata) -> Status {
+    const bool v15 = major >= 15;
+    auto start = admin.exec(v15 ? "SELECT pg_backup_start('argon', true)::text"
+                                : "SELECT pg_start_backup('argon', true, false)::text");
+    if (!start) return std::unexpected(start.error());
+    info.start_lsn = start->value();
+    // From here on the backup must be stopped on every path, or the source keeps full-page writes.
+    auto stop = [&]() {
+      return admin.exec(v15 ? "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(false)"
+                            : "SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, false)");
+    };
+    CloneOptions opts;
+    opts.owner = options_.pg_user;
+    opts.filter = base_backup_filter;
+    opts.tolerate_vanished = true;
+    auto stats = clone_tree(*driver_, src, tmp_pgdata, opts);
+    auto stopped = stop();
+    if (!stats) return std::unexpected(stats.error());
+    if (!stopped) return std::unexpected(stopped.error());
+    info.stats = *stats;
+    info.stop_lsn = stopped->value(0, 0);
+    if (auto w = write_file_atomic(tmp_pgdata / "backup_label", stopped->value(0, 1), 0600); !w) return w;
+    (void)::chown((tmp_pgdata / "backup_label").c_str(), options_.pg_user.uid, options_.pg_user.gid);
+    if (!stopped->value(0, 2).empty()) {
+      if (auto w = write_file_atomic(tmp_pgdata / "tablespace_map", stopped->value(0, 2), 0600); !w) return w;
+      (void)::chown((tmp_pgdata / "tablespace_map").c_str(), options_.pg_user.uid, options_.pg_user.gid);
+    }
+    // WAL from the start segment on; the stop record is already flushed, so the copies hold it.
+    auto first = admin.exec("SELECT pg_walfile_name($1::pg_lsn)", {info.start_lsn});
+    if (!first) return std::unexpected(first.error());
+    const std::string first_seg = first->value();
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(src / "pg_wal", ec)) {
+      std::string name = e.path().filename().string();
+      bool wanted = (is_wal_segment_name(name) && name.substr(8) >= first_seg.substr(8)) ||
+                    name.ends_with(".history");
+      if (!wanted) continue;
+      auto n = clone_one_file(*driver_, e.path(), tmp_pgdata / "pg_wal" / name, options_.pg_user, true);
+      if (!n) return std::unexpected(n.error());
+      info.stats.bytes += *n;
+      info.stats.files++;
+    }
+    if (ec) return fail(ErrorCode::kInternal, fmt::format("cannot list {}/pg_wal", src.string()));
+    return {};
+  });
+  if (!st) return std::unexpected(st.error());
+  return info;
+}
+
+Status Storage::remove_branch(std::string_view id) {
+  // Rename first so a crash mid-removal leaves a temp dir (cleaned at start), never half a branch.
+  fs::path dir = branch_dir(id);
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return {};
+  fs::path tmp = dir.parent_path() / (std::string(kTmpPrefix) + "rm-" + std::string(id));
+  if (auto st = remove_tree(tmp); !st) return st;
+  if (auto st = rename_durable(dir, tmp); !st) return st;
+  return remove_tree(tmp);
+}
+
+std::vector<std::string> Storage::list_branch_dirs() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(options_.data_dir / "branches", ec)) {
+    std::string name = e.path().filename().string();
+    if (!name.starts_with(kTmpPrefix)) out.push_back(name);
+  }
+  return out;
+}
+
+Status Storage::remove_temp_dirs() {
+  std::error_code ec;
+  for (const auto& sub : {"branches", "templates", "snapshots"}) {
+    for (const auto& e : fs::directory_iterator(options_.data_dir / sub, ec)) {
+      if (e.path().filename().string().starts_with(kTmpPrefix)) {
+        spdlog::info("removing leftover of an interrupted operation: {}", e.path().string());
+        if (auto st = remove_tree(e.path()); !st) return st;
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace argon::storage

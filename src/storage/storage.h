@@ -1,0 +1,86 @@
+// Storage owns the data directory layout (ARCHITECTURE.md §3) and every write to cluster data
+// directories: the per-version template cluster, branch data directories cloned from a template, a
+// stopped branch, or a running one (backup API), and their removal. It knows nothing about HTTP,
+// endpoints or the catalog. Every create is idempotent: it builds under a temp name and renames
+// into place, so a crash leaves either nothing or a complete directory.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/file_util.h"
+#include "common/pg_conn.h"
+#include "common/pg_install.h"
+#include "common/process_runner.h"
+#include "storage/clone_driver.h"
+#include "storage/tree_cloner.h"
+
+namespace argon::storage {
+
+struct StorageOptions {
+  std::filesystem::path data_dir;
+  OsUser pg_user;      // owner of every cluster directory
+  bool fsync = true;   // false only in tests (--unsafe-no-fsync)
+};
+
+// What a capture of a running cluster produced (for branch metadata).
+struct CaptureInfo {
+  std::string start_lsn;
+  std::string stop_lsn;
+  CloneStats stats;
+};
+
+class Storage {
+ public:
+  Storage(StorageOptions options, std::unique_ptr<CloneDriver> driver, ProcessRunner& runner);
+
+  CloneDriver& driver() { return *driver_; }
+  const std::filesystem::path& data_dir() const { return options_.data_dir; }
+
+  std::filesystem::path branch_dir(std::string_view branch_id) const;
+  std::filesystem::path branch_pgdata(std::string_view branch_id) const;
+  std::filesystem::path template_pgdata(int major) const;
+  std::filesystem::path run_dir(std::string_view compute_id) const;
+  std::filesystem::path log_path(std::string_view compute_id) const;
+
+  // Creates the directories of the layout with their permissions; checks that the Postgres user
+  // can reach the data directory.
+  Status prepare_layout();
+  // initdb once per major version (cheap when it exists).
+  Status ensure_template(const PgInstall& pg);
+
+  bool branch_exists(std::string_view branch_id) const;
+  Status create_branch_from_template(std::string_view branch_id, int major);
+  // Source cluster is not running (clean shutdown or never started).
+  Result<CloneStats> create_branch_from_stopped(std::string_view branch_id,
+                                                const std::filesystem::path& src_pgdata);
+  // Source cluster is running: a base backup through `admin` (a superuser connection to it).
+  Result<CaptureInfo> create_branch_from_running(std::string_view branch_id,
+                                                 const std::filesystem::path& src_pgdata,
+                                                 PgConn& admin, int major);
+  Status remove_branch(std::string_view branch_id);
+  // Ids of complete branch directories on disk.
+  std::vector<std::string> list_branch_dirs() const;
+  // Removes leftovers of interrupted creates (".tmp-*").
+  Status remove_temp_dirs();
+
+ private:
+  // Builds `final_dir` via `fill(tmp_pgdata)`; no-op when final_dir exists.
+  Status build_dir(const std::filesystem::path& final_dir,
+                   const std::function<Status(const std::filesystem::path&)>& fill);
+  Status sync_fs(const std::filesystem::path& dir);
+
+  StorageOptions options_;
+  std::unique_ptr<CloneDriver> driver_;
+  ProcessRunner& runner_;
+};
+
+// Paths a base backup must not copy (PostgreSQL docs, "Making a Base Backup Using the Low Level
+// API"): relative to the data directory.
+CloneFilter base_backup_filter(const std::filesystem::path& rel, bool is_dir);
+
+}  // namespace argon::storage

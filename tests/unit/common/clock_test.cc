@@ -1,0 +1,35 @@
+#include "common/clock.h"
+
+#include <gtest/gtest.h>
+
+namespace argon {
+namespace {
+
+TEST(ClockTest, FormatsUtcSeconds) {
+  EXPECT_EQ(format_time(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(format_time(1669225345), "2022-11-23T17:42:25Z");
+}
+
+TEST(ClockTest, ParsesWhatClientsSend) {
+  EXPECT_EQ(parse_time("2022-11-23T17:42:25Z"), 1669225345);
+  EXPECT_EQ(parse_time("2022-11-23T17:42:25.123Z"), 1669225345);  // JS toISOString()
+  EXPECT_EQ(parse_time("2022-11-23T18:42:25+01:00"), 1669225345);
+  EXPECT_EQ(parse_time("2030-01-01T00:00:00.000Z"), 1893456000);
+}
+
+TEST(ClockTest, RejectsMalformedTimes) {
+  for (const char* bad : {"", "yesterday", "2022-11-23", "2022-13-01T00:00:00Z",
+                          "2022-11-23T17:42:25", "2022-11-23T17:42:25Zjunk", "2022-11-23T25:00:00Z",
+                          "2022-11-23T17:42:25.Z"}) {
+    EXPECT_FALSE(parse_time(bad).has_value()) << bad;
+  }
+}
+
+TEST(ClockTest, RoundTrips) {
+  for (int64_t t : {0LL, 951782400LL, 1700000000LL, 4102444800LL}) {
+    EXPECT_EQ(parse_time(format_time(t)), t);
+  }
+}
+
+}  // namespace
+}  // namespace argon
