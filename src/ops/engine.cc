@@ -286,7 +286,23 @@ Status Engine::ensure_compute(const Branch& branch) {
                 fmt::format("branch {} has no data directory; it may still be being created",
                             branch.id));
   }
-  return computes_.start(compute_spec(branch, *major), options_.compute_start_timeout);
+  auto spec = compute_spec(branch, *major);
+  // The endpoint's settings.pg_settings become `-c name=value` (validated by the api).
+  auto eps = catalog_.transact([&](Tx& tx) -> Result<std::vector<Endpoint>> {
+    return tx.list_branch_endpoints(branch.id);
+  });
+  if (eps && !eps->empty()) {
+    std::error_code ec;
+    auto settings = json::parse(eps->front().settings_json, ec);
+    if (!ec && settings.is_object()) {
+      if (auto* pg = settings.as_object().if_contains("pg_settings"); pg && pg->is_object()) {
+        for (const auto& [k, v] : pg->as_object()) {
+          if (v.is_string()) spec.settings.emplace_back(std::string(k), std::string(v.as_string()));
+        }
+      }
+    }
+  }
+  return computes_.start(spec, options_.compute_start_timeout);
 }
 
 Result<Engine::Outcome> Engine::create_timeline(Operation& op) {
@@ -385,6 +401,7 @@ Result<Engine::Outcome> Engine::create_timeline(Operation& op) {
     auto b = tx.get_branch(op.project_id, branch.id, true);
     if (!b) return {};
     b->current_state = catalog::branch_state::kReady;
+    b->pending_state.reset();
     b->state_changed_at = b->updated_at = clock_.now_ms();
     if (lsn) b->parent_lsn = lsn;
     return tx.put_branch(*b);

@@ -1,0 +1,402 @@
+#include "api/api_service.h"
+
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/random.h"
+
+namespace argon::api {
+
+namespace json = boost::json;
+using catalog::Tx;
+
+namespace {
+
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) out.emplace_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+bool valid_id(std::string_view s) {
+  if (s.empty() || s.size() > 60) return false;
+  return s.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string_view::npos;
+}
+
+HttpResponse error_response(const Error& e, const std::string& request_id) {
+  HttpResponse r;
+  r.status = http_status(e.code);
+  json::object body{{"code", e.neon_code.empty() ? std::string(default_neon_code(e.code)) : e.neon_code},
+                    {"message", e.message},
+                    {"request_id", request_id}};
+  r.body = json::serialize(body);
+  if (e.code == ErrorCode::kLocked || e.code == ErrorCode::kUnavailable) {
+    r.headers.emplace_back("Retry-After", "1");
+  }
+  return r;
+}
+
+}  // namespace
+
+ApiService::ApiService(catalog::Catalog& catalog, ops::Engine& engine, IdGenerator& ids,
+                       const Clock& clock, const PgInstalls& pg, ApiOptions options)
+    : catalog_(catalog), engine_(engine), ids_(ids), clock_(clock), pg_(pg), options_(std::move(options)) {
+  const std::string p = "/api/v2/projects/{project_id}";
+  const std::string b = p + "/branches/{branch_id}";
+  const std::string e = p + "/endpoints/{endpoint_id}";
+  add("GET", "/api/v2/auth", &ApiService::get_auth);
+  add("GET", "/api/v2/users/me", &ApiService::get_me);
+  add("GET", "/api/v2/users/me/organizations", &ApiService::get_my_orgs);
+  add("GET", "/api/v2/api_keys", &ApiService::list_api_keys);
+  add("POST", "/api/v2/api_keys", &ApiService::create_api_key);
+  add("DELETE", "/api/v2/api_keys/{key_id}", &ApiService::revoke_api_key);
+  add("GET", "/api/v2/projects", &ApiService::list_projects);
+  add("POST", "/api/v2/projects", &ApiService::create_project);
+  add("GET", "/api/v2/projects/shared", &ApiService::list_shared_projects);
+  add("GET", p, &ApiService::get_project);
+  add("PATCH", p, &ApiService::update_project);
+  add("DELETE", p, &ApiService::delete_project);
+  add("GET", p + "/connection_uri", &ApiService::get_connection_uri);
+  add("GET", p + "/operations", &ApiService::list_operations);
+  add("GET", p + "/operations/{operation_id}", &ApiService::get_operation);
+  add("GET", p + "/branches", &ApiService::list_branches);
+  add("POST", p + "/branches", &ApiService::create_branch);
+  add("GET", p + "/branches/count", &ApiService::count_branches);
+  add("GET", b, &ApiService::get_branch);
+  add("PATCH", b, &ApiService::update_branch);
+  add("DELETE", b, &ApiService::delete_branch);
+  add("POST", b + "/set_as_default", &ApiService::set_default_branch);
+  add("POST", b + "/set_as_primary", &ApiService::set_default_branch);
+  add("GET", b + "/endpoints", &ApiService::list_branch_endpoints);
+  add("GET", b + "/roles", &ApiService::list_roles);
+  add("POST", b + "/roles", &ApiService::create_role);
+  add("GET", b + "/roles/{role_name}", &ApiService::get_role);
+  add("DELETE", b + "/roles/{role_name}", &ApiService::delete_role);
+  add("GET", b + "/roles/{role_name}/reveal_password", &ApiService::reveal_password);
+  add("POST", b + "/roles/{role_name}/reset_password", &ApiService::reset_password);
+  add("GET", b + "/databases", &ApiService::list_databases);
+  add("POST", b + "/databases", &ApiService::create_database);
+  add("GET", b + "/databases/{database_name}", &ApiService::get_database);
+  add("PATCH", b + "/databases/{database_name}", &ApiService::update_database);
+  add("DELETE", b + "/databases/{database_name}", &ApiService::delete_database);
+  add("GET", p + "/endpoints", &ApiService::list_endpoints);
+  add("POST", p + "/endpoints", &ApiService::create_endpoint);
+  add("GET", e, &ApiService::get_endpoint);
+  add("PATCH", e, &ApiService::update_endpoint);
+  add("DELETE", e, &ApiService::delete_endpoint);
+  add("POST", e + "/start", &ApiService::start_endpoint);
+  add("POST", e + "/suspend", &ApiService::suspend_endpoint);
+  add("POST", e + "/restart", &ApiService::restart_endpoint);
+}
+
+void ApiService::add(std::string method, std::string pattern, Handler h) {
+  routes_.push_back(Route{std::move(method), split_path(pattern), h});
+}
+
+HttpResponse ApiService::handle(const HttpRequest& req) {
+  std::string request_id = req.header("x-request-id");
+  if (request_id.empty() || request_id.size() > 200) request_id = uuid_v4();
+
+  auto parsed = boost::urls::parse_origin_form(req.target);
+  if (!parsed) {
+    return error_response(Error(ErrorCode::kBadRequest, "malformed request target"), request_id);
+  }
+  std::string path = parsed->path();  // decoded
+  if (path.size() > 1 && path.back() == '/') path.pop_back();
+
+  if (path == "/healthz") {
+    HttpResponse r;
+    const bool ready = options_.ready();
+    r.status = ready ? 200 : 503;
+    r.body = ready ? R"({"status":"ok"})" : R"({"status":"starting"})";
+    return r;
+  }
+
+  auto segments = split_path(parsed->encoded_path());
+  const Route* match = nullptr;
+  bool path_matched = false;
+  std::map<std::string, std::string> captures;
+  for (const auto& route : routes_) {
+    if (route.segments.size() != segments.size()) continue;
+    std::map<std::string, std::string> caps;
+    bool ok = true;
+    for (size_t i = 0; i < segments.size() && ok; ++i) {
+      const auto& pat = route.segments[i];
+      if (pat.front() == '{') {
+        auto decoded = boost::urls::make_pct_string_view(segments[i]);
+        if (!decoded) {
+          ok = false;
+          break;
+        }
+        caps[pat.substr(1, pat.size() - 2)] = decoded->decode();
+      } else {
+        ok = pat == segments[i];
+      }
+    }
+    if (!ok) continue;
+    path_matched = true;
+    if (route.method == req.method) {
+      match = &route;
+      captures = std::move(caps);
+      break;
+    }
+  }
+  if (!match) {
+    Error e = path_matched
+                  ? Error(ErrorCode::kBadRequest, fmt::format("method {} is not allowed on {}", req.method, path))
+                  : Error(ErrorCode::kNotFound, fmt::format("no API route {} {}", req.method, path));
+    auto r = error_response(e, request_id);
+    if (path_matched) r.status = 405;
+    return r;
+  }
+  if (auto st = authenticate(req); !st) return error_response(st.error(), request_id);
+
+  // Path ids have Neon's shape; anything else cannot exist.
+  for (const auto& [name, value] : captures) {
+    const bool is_name = name == "role_name" || name == "database_name";
+    if (!is_name && name != "key_id" && name != "operation_id" && !valid_id(value)) {
+      return error_response(
+          Error(ErrorCode::kNotFound, fmt::format("{} '{}' not found", name, value.substr(0, 64))),
+          request_id);
+    }
+    if (is_name && (value.empty() || value.size() > 63)) {
+      return error_response(Error(ErrorCode::kNotFound, fmt::format("{} not found", name)), request_id);
+    }
+  }
+
+  Ctx ctx{req, std::move(captures), {}};
+  for (auto param : parsed->params()) {
+    ctx.query.emplace(std::string(param.key), std::string(param.value));
+  }
+  Result<Reply> result = fail(ErrorCode::kInternal, "no handler");
+  try {
+    result = (this->*(match->handler))(ctx);
+  } catch (const std::exception& ex) {
+    spdlog::error("{} {} failed: {}", req.method, path, ex.what());
+    result = fail(ErrorCode::kInternal, "internal error", ex.what());
+  }
+  if (!result) {
+    if (result.error().code == ErrorCode::kInternal) {
+      spdlog::error("{} {}: {} {}", req.method, path, result.error().message, result.error().detail);
+    }
+    return error_response(result.error(), request_id);
+  }
+  HttpResponse r;
+  r.status = result->status;
+  if (result->status != 204) r.body = json::serialize(result->body);
+  r.headers.emplace_back("X-Request-ID", request_id);
+  return r;
+}
+
+Status ApiService::authenticate(const HttpRequest& req) {
+  std::string auth = req.header("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (auth.size() <= kBearer.size() ||
+      !std::equal(kBearer.begin(), kBearer.end(), auth.begin(),
+                  [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+    return fail(ErrorCode::kUnauthorized,
+                "missing API key: send the header 'Authorization: Bearer <api key>'");
+  }
+  const std::string hash = sha256_hex(std::string_view(auth).substr(kBearer.size()));
+  return catalog_.run([&](Tx& tx) -> Status {
+    for (auto& k : tx.list_api_keys()) {
+      if (constant_time_equal(k.hash, hash)) {
+        const int64_t now = clock_.now_ms();
+        if (!k.last_used_at || now - *k.last_used_at > 60'000 || k.last_used_from_addr != req.remote_addr) {
+          k.last_used_at = now;
+          k.last_used_from_addr = req.remote_addr;
+          return tx.put_api_key(k);
+        }
+        return {};
+      }
+    }
+    return fail(ErrorCode::kUnauthorized, "invalid or revoked API key");
+  });
+}
+
+Status ApiService::ensure_api_key(std::string_view token, std::string_view name) {
+  const std::string hash = sha256_hex(token);
+  return catalog_.run([&](Tx& tx) -> Status {
+    for (const auto& k : tx.list_api_keys(true)) {
+      if (k.hash == hash) return {};
+    }
+    catalog::ApiKey k;
+    k.name = std::string(name);
+    k.hash = hash;
+    k.created_at = clock_.now_ms();
+    return tx.put_api_key(k);
+  });
+}
+
+Result<ApiService::Reply> ApiService::mutate(const std::function<Result<Reply>(Tx&)>& fn) {
+  auto r = catalog_.transact(fn);
+  if (r) engine_.notify();
+  return r;
+}
+
+Result<catalog::Project> ApiService::find_project(Tx& tx, const std::string& id) {
+  auto p = tx.get_project(id);
+  if (!p) return fail(ErrorCode::kNotFound, fmt::format("project {} not found", id));
+  return *p;
+}
+
+Result<catalog::Branch> ApiService::find_branch(Tx& tx, const catalog::Project& p, const std::string& id) {
+  auto b = tx.get_branch(p.id, id);
+  if (!b) return fail(ErrorCode::kNotFound, fmt::format("branch {} not found in project {}", id, p.id));
+  return *b;
+}
+
+Result<catalog::Endpoint> ApiService::find_endpoint(Tx& tx, const catalog::Project& p, const std::string& id) {
+  auto e = tx.get_endpoint(p.id, id);
+  if (!e) return fail(ErrorCode::kNotFound, fmt::format("endpoint {} not found in project {}", id, p.id));
+  return *e;
+}
+
+json::array ApiService::ops_json(const std::vector<catalog::Operation>& ops) {
+  json::array a;
+  for (const auto& op : ops) a.push_back(operation_json(op));
+  return a;
+}
+
+json::array ApiService::connection_uris(Tx& tx, const catalog::Branch& b,
+                                        const std::optional<catalog::Endpoint>& ep) {
+  json::array out;
+  if (!ep) return out;
+  for (const auto& r : tx.list_roles(b.id)) {
+    if (r.password.empty() || r.no_login) continue;
+    for (const auto& d : tx.list_databases(b.id)) {
+      out.push_back(connection_details_json(*ep, r, d.name, options_.address));
+    }
+  }
+  return out;
+}
+
+// ---- identity, API keys, operations --------------------------------------------------------
+
+Result<ApiService::Reply> ApiService::get_auth(Ctx&) {
+  return Reply{200, json::object{{"account_id", options_.address.owner_id}, {"auth_method", "api_key_user"}}};
+}
+
+Result<ApiService::Reply> ApiService::get_me(Ctx&) {
+  const std::string& id = options_.address.owner_id;
+  return Reply{200, json::object{{"id", id},
+                                 {"email", "admin@argon.local"},
+                                 {"name", "argon"},
+                                 {"last_name", ""},
+                                 {"image", ""},
+                                 {"login", "argon"},
+                                 {"plan", "self_hosted"},
+                                 {"projects_limit", 0},
+                                 {"branches_limit", 0},
+                                 {"max_autoscaling_limit", 0.25},
+                                 {"active_seconds_limit", 0},
+                                 {"auth_accounts", json::array{}}}};
+}
+
+Result<ApiService::Reply> ApiService::get_my_orgs(Ctx&) {
+  return Reply{200, json::object{{"organizations", json::array{}}}};
+}
+
+Result<ApiService::Reply> ApiService::list_api_keys(Ctx&) {
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    json::array a;
+    for (const auto& k : tx.list_api_keys()) {
+      json::object o{{"id", k.id},
+                     {"name", k.name},
+                     {"created_at", ts(k.created_at)},
+                     {"created_by", json::object{{"id", options_.address.owner_id}, {"name", "argon"}, {"image", ""}}},
+                     {"last_used_from_addr", k.last_used_from_addr}};
+      o["last_used_at"] = k.last_used_at ? json::value(ts(*k.last_used_at)) : json::value(nullptr);
+      a.push_back(std::move(o));
+    }
+    return Reply{200, std::move(a)};
+  });
+}
+
+Result<ApiService::Reply> ApiService::create_api_key(Ctx& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+  Fields f(&body, "");
+  ARGON_ASSIGN_OR_RETURN(auto name, f.string("key_name", 1, 64));
+  if (!name) return fail(ErrorCode::kBadRequest, "key_name: required (1 to 64 characters)");
+  const std::string token = random_string(64, "abcdefghijklmnopqrstuvwxyz0123456789");
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    catalog::ApiKey k;
+    k.name = *name;
+    k.hash = sha256_hex(token);
+    k.created_at = clock_.now_ms();
+    ARGON_RETURN_IF_ERROR(tx.put_api_key(k));
+    return Reply{200, json::object{{"id", k.id},
+                                   {"key", token},
+                                   {"name", k.name},
+                                   {"created_at", ts(k.created_at)},
+                                   {"created_by", options_.address.owner_id}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::revoke_api_key(Ctx& c) {
+  const std::string raw = c.param("key_id");
+  if (raw.empty() || raw.size() > 18 || raw.find_first_not_of("0123456789") != std::string::npos) {
+    return fail(ErrorCode::kNotFound, fmt::format("API key {} not found", raw.substr(0, 20)));
+  }
+  const int64_t id = std::stoll(raw);
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    auto k = tx.get_api_key(id);
+    if (!k || k->revoked) return fail(ErrorCode::kNotFound, fmt::format("API key {} not found", id));
+    k->revoked = true;
+    ARGON_RETURN_IF_ERROR(tx.put_api_key(*k));
+    json::object o{{"id", k->id},
+                   {"name", k->name},
+                   {"created_at", ts(k->created_at)},
+                   {"created_by", options_.address.owner_id},
+                   {"last_used_from_addr", k->last_used_from_addr},
+                   {"revoked", true}};
+    if (k->last_used_at) o["last_used_at"] = ts(*k->last_used_at);
+    return Reply{200, std::move(o)};
+  });
+}
+
+Result<ApiService::Reply> ApiService::list_operations(Ctx& c) {
+  int64_t limit = 10, before = 0;
+  if (auto l = c.q("limit")) {
+    if (l->empty() || l->size() > 4 || l->find_first_not_of("0123456789") != std::string::npos ||
+        std::stoll(*l) < 1 || std::stoll(*l) > 1000) {
+      return fail(ErrorCode::kBadRequest, "limit: must be an integer between 1 and 1000");
+    }
+    limit = std::stoll(*l);
+  }
+  if (auto cur = c.q("cursor"); cur && !cur->empty()) {
+    if (cur->size() > 18 || cur->find_first_not_of("0123456789") != std::string::npos) {
+      return fail(ErrorCode::kBadRequest, "cursor: not a cursor this server returned");
+    }
+    before = std::stoll(*cur);
+  }
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    auto ops = tx.list_operations(p.id, before, static_cast<int>(limit));
+    json::object out{{"operations", ops_json(ops)}};
+    if (!ops.empty()) out["pagination"] = json::object{{"cursor", std::to_string(ops.back().seq)}};
+    return Reply{200, std::move(out)};
+  });
+}
+
+Result<ApiService::Reply> ApiService::get_operation(Ctx& c) {
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    auto op = tx.get_operation(p.id, c.param("operation_id"));
+    if (!op) {
+      return fail(ErrorCode::kNotFound,
+                  fmt::format("operation {} not found in project {}", c.param("operation_id").substr(0, 64), p.id));
+    }
+    return Reply{200, json::object{{"operation", operation_json(*op)}}};
+  });
+}
+
+}  // namespace argon::api

@@ -1,0 +1,144 @@
+// The Neon API v2 surface: routing, authentication, validation and the handlers. A mutating
+// handler validates, then writes the catalog rows and their operations (through ops::Planner) in ONE
+// catalog transaction and answers at once; the operations engine does the slow work. Handlers never
+// touch Postgres or data directories.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "api/http_types.h"
+#include "api/input.h"
+#include "api/serialize.h"
+#include "catalog/catalog.h"
+#include "common/clock.h"
+#include "common/id_generator.h"
+#include "common/pg_install.h"
+#include "ops/engine.h"
+
+namespace argon::api {
+
+struct ApiOptions {
+  PublicAddress address;
+  int default_pg_version = 15;
+  // Returns true once startup recovery is done (GET /healthz answers 503 until then).
+  std::function<bool()> ready = [] { return true; };
+};
+
+class ApiService {
+ public:
+  ApiService(catalog::Catalog& catalog, ops::Engine& engine, IdGenerator& ids, const Clock& clock,
+             const PgInstalls& pg, ApiOptions options);
+
+  HttpResponse handle(const HttpRequest& req);
+
+  // Stores the hash of `token` as an API key named `name` unless it is already there.
+  Status ensure_api_key(std::string_view token, std::string_view name);
+
+ private:
+  struct Ctx {
+    const HttpRequest& req;
+    std::map<std::string, std::string> path;
+    std::multimap<std::string, std::string> query;
+    std::string param(const std::string& k) const {
+      auto it = path.find(k);
+      return it == path.end() ? std::string() : it->second;
+    }
+    std::optional<std::string> q(const std::string& k) const {
+      auto it = query.find(k);
+      if (it == query.end()) return std::nullopt;
+      return it->second;
+    }
+  };
+  struct Reply {
+    int status = 200;
+    boost::json::value body;
+  };
+  using Handler = Result<Reply> (ApiService::*)(Ctx&);
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;  // "{name}" captures
+    Handler handler;
+  };
+
+  void add(std::string method, std::string pattern, Handler h);
+  Status authenticate(const HttpRequest& req);
+  // Runs `fn` in a catalog transaction and wakes the engine if it committed.
+  Result<Reply> mutate(const std::function<Result<Reply>(catalog::Tx&)>& fn);
+
+  // Lookups that answer 404 with a message naming what was not found.
+  Result<catalog::Project> find_project(catalog::Tx& tx, const std::string& id);
+  Result<catalog::Branch> find_branch(catalog::Tx& tx, const catalog::Project& p, const std::string& id);
+  Result<catalog::Endpoint> find_endpoint(catalog::Tx& tx, const catalog::Project& p, const std::string& id);
+  boost::json::array ops_json(const std::vector<catalog::Operation>& ops);
+  // Connection details for every role x database of a branch through its read_write endpoint.
+  boost::json::array connection_uris(catalog::Tx& tx, const catalog::Branch& b,
+                                     const std::optional<catalog::Endpoint>& ep);
+  catalog::Endpoint new_endpoint(const catalog::Project& p, const std::string& branch_id);
+  Status apply_endpoint_fields(const Fields& f, catalog::Endpoint& e);
+  Result<std::vector<catalog::Operation>> copy_roles_and_databases(catalog::Tx& tx,
+                                                                   const catalog::Branch& from,
+                                                                   const catalog::Branch& to);
+
+  // Identity and keys.
+  Result<Reply> get_auth(Ctx&);
+  Result<Reply> get_me(Ctx&);
+  Result<Reply> get_my_orgs(Ctx&);
+  Result<Reply> list_api_keys(Ctx&);
+  Result<Reply> create_api_key(Ctx&);
+  Result<Reply> revoke_api_key(Ctx&);
+  // Projects.
+  Result<Reply> list_projects(Ctx&);
+  Result<Reply> list_shared_projects(Ctx&);
+  Result<Reply> create_project(Ctx&);
+  Result<Reply> get_project(Ctx&);
+  Result<Reply> update_project(Ctx&);
+  Result<Reply> delete_project(Ctx&);
+  Result<Reply> get_connection_uri(Ctx&);
+  Result<Reply> list_operations(Ctx&);
+  Result<Reply> get_operation(Ctx&);
+  // Branches.
+  Result<Reply> list_branches(Ctx&);
+  Result<Reply> count_branches(Ctx&);
+  Result<Reply> create_branch(Ctx&);
+  Result<Reply> get_branch(Ctx&);
+  Result<Reply> update_branch(Ctx&);
+  Result<Reply> delete_branch(Ctx&);
+  Result<Reply> set_default_branch(Ctx&);
+  Result<Reply> list_branch_endpoints(Ctx&);
+  // Endpoints.
+  Result<Reply> list_endpoints(Ctx&);
+  Result<Reply> create_endpoint(Ctx&);
+  Result<Reply> get_endpoint(Ctx&);
+  Result<Reply> update_endpoint(Ctx&);
+  Result<Reply> delete_endpoint(Ctx&);
+  Result<Reply> start_endpoint(Ctx&);
+  Result<Reply> suspend_endpoint(Ctx&);
+  Result<Reply> restart_endpoint(Ctx&);
+  // Roles and databases.
+  Result<Reply> list_roles(Ctx&);
+  Result<Reply> create_role(Ctx&);
+  Result<Reply> get_role(Ctx&);
+  Result<Reply> delete_role(Ctx&);
+  Result<Reply> reveal_password(Ctx&);
+  Result<Reply> reset_password(Ctx&);
+  Result<Reply> list_databases(Ctx&);
+  Result<Reply> create_database(Ctx&);
+  Result<Reply> get_database(Ctx&);
+  Result<Reply> update_database(Ctx&);
+  Result<Reply> delete_database(Ctx&);
+
+  catalog::Catalog& catalog_;
+  ops::Engine& engine_;
+  IdGenerator& ids_;
+  const Clock& clock_;
+  const PgInstalls& pg_;
+  ApiOptions options_;
+  std::vector<Route> routes_;
+};
+
+}  // namespace argon::api

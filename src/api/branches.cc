@@ -1,0 +1,324 @@
+// Branch handlers: /projects/{id}/branches...
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "api/api_service.h"
+#include "ops/actions.h"
+
+namespace argon::api {
+
+namespace json = boost::json;
+using catalog::Tx;
+
+namespace {
+Status check_unique_name(Tx& tx, const std::string& project_id, const std::string& name,
+                         const std::string& except_id) {
+  for (const auto& b : tx.list_branches(project_id)) {
+    if (b.name == name && b.id != except_id) {
+      return fail(ErrorCode::kConflict, fmt::format("a branch named '{}' already exists ({})", name, b.id));
+    }
+  }
+  return {};
+}
+}  // namespace
+
+Result<std::vector<catalog::Operation>> ApiService::copy_roles_and_databases(Tx& tx, const catalog::Branch& from,
+                                                                             const catalog::Branch& to) {
+  for (auto r : tx.list_roles(from.id)) {
+    r.branch_id = to.id;
+    r.created_at = r.updated_at = to.created_at;
+    ARGON_RETURN_IF_ERROR(tx.put_role(r));
+  }
+  for (auto d : tx.list_databases(from.id)) {
+    d.id = 0;
+    d.branch_id = to.id;
+    d.created_at = d.updated_at = to.created_at;
+    ARGON_RETURN_IF_ERROR(tx.put_database(d));
+  }
+  return std::vector<catalog::Operation>{};
+}
+
+Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
+  const std::string sort_by = c.q("sort_by").value_or("updated_at");
+  const std::string sort_order = c.q("sort_order").value_or("desc");
+  if (sort_by != "name" && sort_by != "created_at" && sort_by != "updated_at") {
+    return fail(ErrorCode::kBadRequest, "sort_by: must be one of name, created_at, updated_at");
+  }
+  if (sort_order != "asc" && sort_order != "desc") {
+    return fail(ErrorCode::kBadRequest, "sort_order: must be asc or desc");
+  }
+  std::optional<size_t> limit;
+  if (auto l = c.q("limit")) {
+    if (l->empty() || l->size() > 5 || l->find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(*l) < 1 || std::stoul(*l) > 10000) {
+      return fail(ErrorCode::kBadRequest, "limit: must be an integer between 1 and 10000");
+    }
+    limit = std::stoul(*l);
+  }
+  size_t offset = 0;
+  if (auto cur = c.q("cursor"); cur && !cur->empty()) {
+    if (!cur->starts_with("o") || cur->size() > 12 || cur->find_first_not_of("0123456789", 1) != std::string::npos ||
+        cur->size() == 1) {
+      return fail(ErrorCode::kBadRequest, "cursor: not a cursor this server returned");
+    }
+    offset = std::stoul(cur->substr(1));
+  }
+  const std::string search = c.q("search").value_or("");
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    auto all = tx.list_branches(p.id);
+    std::vector<catalog::Branch> branches;
+    for (auto& b : all) {
+      if (search.empty() || b.name.find(search) != std::string::npos || b.id.find(search) != std::string::npos) {
+        branches.push_back(std::move(b));
+      }
+    }
+    auto key = [&](const catalog::Branch& b) {
+      if (sort_by == "name") return b.name;
+      return fmt::format("{:020}", sort_by == "created_at" ? b.created_at : b.updated_at);
+    };
+    std::stable_sort(branches.begin(), branches.end(), [&](const auto& a, const auto& b) {
+      auto ka = key(a), kb = key(b);
+      if (ka == kb) return sort_order == "asc" ? a.id < b.id : a.id > b.id;
+      return sort_order == "asc" ? ka < kb : ka > kb;
+    });
+    json::array items;
+    size_t end = limit ? std::min(branches.size(), offset + *limit) : branches.size();
+    for (size_t i = offset; i < end; ++i) items.push_back(branch_json(branches[i]));
+    json::object pagination{{"sort_by", sort_by}, {"sort_order", sort_order}};
+    if (end < branches.size()) pagination["next"] = fmt::format("o{}", end);
+    return Reply{200, json::object{{"branches", std::move(items)},
+                                   {"annotations", json::object{}},
+                                   {"pagination", std::move(pagination)}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::count_branches(Ctx& c) {
+  const std::string search = c.q("search").value_or("");
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    int64_t n = 0;
+    for (const auto& b : tx.list_branches(p.id)) {
+      n += search.empty() || b.name.find(search) != std::string::npos || b.id.find(search) != std::string::npos;
+    }
+    return Reply{200, json::object{{"count", n}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+  Fields root(&body, "");
+  ARGON_ASSIGN_OR_RETURN(Fields f, root.object("branch"));
+  ARGON_ASSIGN_OR_RETURN(auto parent_id, f.string("parent_id", 1, 60));
+  ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 256));
+  ARGON_ASSIGN_OR_RETURN(auto parent_lsn, f.string("parent_lsn", 1, 32));
+  ARGON_ASSIGN_OR_RETURN(auto parent_ts, f.time_or_null("parent_timestamp"));
+  ARGON_ASSIGN_OR_RETURN(auto is_protected, f.boolean("protected"));
+  ARGON_ASSIGN_OR_RETURN(auto archived, f.boolean("archived"));
+  ARGON_ASSIGN_OR_RETURN(auto init_source, f.string("init_source", 1, 32));
+  ARGON_ASSIGN_OR_RETURN(auto expires_at, f.time_or_null("expires_at"));
+  ARGON_ASSIGN_OR_RETURN(const json::array* endpoints, root.array("endpoints"));
+  if (parent_lsn || (parent_ts && *parent_ts)) {
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("{}: branching from a past point is not supported by this server; omit it to "
+                            "branch from the parent's current state",
+                            parent_lsn ? "branch.parent_lsn" : "branch.parent_timestamp"));
+  }
+  if (init_source && *init_source != "parent-data") {
+    if (*init_source == "schema-only") {
+      return fail(ErrorCode::kBadRequest, "branch.init_source: schema-only branches are not supported yet");
+    }
+    return fail(ErrorCode::kBadRequest, "branch.init_source: must be parent-data or schema-only");
+  }
+  if (archived.value_or(false)) {
+    return fail(ErrorCode::kBadRequest, "branch.archived: archived branches are not supported");
+  }
+  const int64_t now = clock_.now_ms();
+  if (expires_at && *expires_at && **expires_at <= now) {
+    return fail(ErrorCode::kBadRequest, "branch.expires_at: must be in the future");
+  }
+  struct EndpointRequest {
+    Fields fields;
+  };
+  std::vector<EndpointRequest> eps;
+  if (endpoints) {
+    for (size_t i = 0; i < endpoints->size(); ++i) {
+      const auto& v = (*endpoints)[i];
+      const std::string path = fmt::format("endpoints[{}]", i);
+      if (!v.is_object()) return fail(ErrorCode::kBadRequest, fmt::format("{}: must be an object", path));
+      Fields ef(&v.as_object(), path);
+      ARGON_ASSIGN_OR_RETURN(auto type, ef.string("type", 1, 32));
+      if (!type) return fail(ErrorCode::kBadRequest, fmt::format("{}.type: required (read_write)", path));
+      if (*type == "read_only") {
+        return fail(ErrorCode::kBadRequest, fmt::format("{}.type: read_only endpoints are not supported yet", path));
+      }
+      if (*type != "read_write") {
+        return fail(ErrorCode::kBadRequest, fmt::format("{}.type: must be read_write or read_only", path));
+      }
+      eps.push_back({ef});
+    }
+    if (eps.size() > 1) {
+      return fail(ErrorCode::kBadRequest, "endpoints: a branch can have only one read_write endpoint");
+    }
+  }
+
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    std::optional<catalog::Branch> parent;
+    if (parent_id) {
+      auto pb = tx.get_branch(p.id, *parent_id);
+      if (!pb) {
+        return fail(ErrorCode::kNotFound,
+                    fmt::format("branch.parent_id: branch {} not found in project {}", *parent_id, p.id));
+      }
+      parent = *pb;
+    } else {
+      for (const auto& b : tx.list_branches(p.id)) {
+        if (b.is_default) parent = b;
+      }
+      if (!parent) return fail(ErrorCode::kConflict, "the project has no default branch to branch from");
+    }
+    catalog::Branch b;
+    b.id = ids_.make("br");
+    b.project_id = p.id;
+    b.name = name.value_or(b.id);
+    ARGON_RETURN_IF_ERROR(check_unique_name(tx, p.id, b.name, b.id));
+    b.parent_id = parent->id;
+    b.parent_timestamp = now;
+    b.is_protected = is_protected.value_or(false);
+    b.pending_state = std::string(catalog::branch_state::kReady);
+    if (expires_at && *expires_at) {
+      b.expires_at = **expires_at;
+      b.ttl_interval_seconds = (**expires_at - now) / 1000;
+    }
+    b.state_changed_at = b.created_at = b.updated_at = now;
+    ARGON_RETURN_IF_ERROR(tx.put_branch(b));
+    ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, *parent, b));
+
+    std::vector<catalog::Operation> ops;
+    ops.push_back(engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt,
+                                        {{"source", "parent"}}));
+    json::array eps_json;
+    std::optional<catalog::Endpoint> rw;
+    for (auto& req : eps) {
+      catalog::Endpoint e = new_endpoint(p, b.id);
+      ARGON_RETURN_IF_ERROR(apply_endpoint_fields(req.fields, e));
+      ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
+      if (!e.disabled) ops.push_back(engine_.planner().start_endpoint(tx, e));
+      eps_json.push_back(endpoint_json(e, options_.address));
+      rw = e;
+    }
+    json::array roles, dbs;
+    for (const auto& r : tx.list_roles(b.id)) roles.push_back(role_json(r, false));
+    for (const auto& d : tx.list_databases(b.id)) dbs.push_back(database_json(d));
+    json::object out{{"branch", branch_json(b)},
+                     {"endpoints", std::move(eps_json)},
+                     {"operations", ops_json(ops)},
+                     {"roles", std::move(roles)},
+                     {"databases", std::move(dbs)}};
+    if (rw) out["connection_uris"] = connection_uris(tx, b, rw);
+    return Reply{201, std::move(out)};
+  });
+}
+
+Result<ApiService::Reply> ApiService::get_branch(Ctx& c) {
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
+    json::object annotation{{"object", json::object{{"type", "console/branch"}, {"id", b.id}}},
+                            {"value", json::object{}}};
+    return Reply{200, json::object{{"branch", branch_json(b)}, {"annotation", std::move(annotation)}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::update_branch(Ctx& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+  if (!body.contains("branch")) return fail(ErrorCode::kBadRequest, "branch: required");
+  ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("branch"));
+  ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 256));
+  ARGON_ASSIGN_OR_RETURN(auto is_protected, f.boolean("protected"));
+  ARGON_ASSIGN_OR_RETURN(auto expires_at, f.time_or_null("expires_at"));
+  const int64_t now = clock_.now_ms();
+  if (expires_at && *expires_at && **expires_at <= now) {
+    return fail(ErrorCode::kBadRequest, "branch.expires_at: must be in the future");
+  }
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
+    if (name) {
+      ARGON_RETURN_IF_ERROR(check_unique_name(tx, p.id, *name, b.id));
+      b.name = *name;
+    }
+    if (is_protected) b.is_protected = *is_protected;
+    if (expires_at) {
+      if (*expires_at && b.is_default) {
+        return fail(ErrorCode::kBadRequest, "branch.expires_at: the default branch cannot expire");
+      }
+      b.expires_at = *expires_at;
+      b.ttl_interval_seconds.reset();
+      if (*expires_at) b.ttl_interval_seconds = (**expires_at - now) / 1000;
+    }
+    b.updated_at = now;
+    ARGON_RETURN_IF_ERROR(tx.put_branch(b));
+    return Reply{200, json::object{{"branch", branch_json(b)}, {"operations", json::array{}}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::delete_branch(Ctx& c) {
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    auto any = tx.get_branch(p.id, c.param("branch_id"), true);
+    if (any && any->deleted) return Reply{204, nullptr};  // already being deleted
+    ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
+    if (b.is_default) {
+      return fail(ErrorCode::kConflict,
+                  fmt::format("branch {} is the project's default branch; make another branch the default first",
+                              b.id));
+    }
+    if (b.is_protected) {
+      return fail(ErrorCode::kConflict, fmt::format("branch {} is protected; unprotect it first", b.id));
+    }
+    size_t children = 0;
+    for (const auto& other : tx.list_branches(p.id)) children += other.parent_id == b.id;
+    if (children) {
+      return fail(ErrorCode::kConflict,
+                  fmt::format("branch {} has {} child branch{}; delete them first", b.id, children,
+                              children == 1 ? "" : "es"));
+    }
+    auto ops = engine_.planner().delete_branch(tx, b);
+    return Reply{200, json::object{{"branch", branch_json(b)}, {"operations", ops_json(ops)}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::set_default_branch(Ctx& c) {
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
+    const int64_t now = clock_.now_ms();
+    for (auto other : tx.list_branches(p.id)) {
+      if (other.is_default && other.id != b.id) {
+        other.is_default = false;
+        other.updated_at = now;
+        ARGON_RETURN_IF_ERROR(tx.put_branch(other));
+      }
+    }
+    b.is_default = true;
+    b.expires_at.reset();
+    b.ttl_interval_seconds.reset();
+    b.updated_at = now;
+    ARGON_RETURN_IF_ERROR(tx.put_branch(b));
+    return Reply{200, json::object{{"branch", branch_json(b)}, {"operations", json::array{}}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::list_branch_endpoints(Ctx& c) {
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
+    json::array eps;
+    for (const auto& e : tx.list_branch_endpoints(b.id)) eps.push_back(endpoint_json(e, options_.address));
+    return Reply{200, json::object{{"endpoints", std::move(eps)}}};
+  });
+}
+
+}  // namespace argon::api

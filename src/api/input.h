@@ -1,0 +1,66 @@
+// Typed, validated reads from a JSON request body. Every error names the field by its full path
+// ("branch.name: ...") and says what is expected, as Neon-shaped 400s.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include "api/http_types.h"
+#include "common/error.h"
+
+// Assigns the value of a Result expression or returns its error from the enclosing function.
+#define ARGON_CONCAT_INNER(a, b) a##b
+#define ARGON_CONCAT(a, b) ARGON_CONCAT_INNER(a, b)
+#define ARGON_ASSIGN_OR_RETURN(lhs, expr)                               \
+  auto ARGON_CONCAT(_r_, __LINE__) = (expr);                            \
+  if (!ARGON_CONCAT(_r_, __LINE__)) {                                   \
+    return std::unexpected(std::move(ARGON_CONCAT(_r_, __LINE__).error())); \
+  }                                                                     \
+  lhs = std::move(*ARGON_CONCAT(_r_, __LINE__))
+#define ARGON_RETURN_IF_ERROR(expr)                                     \
+  do {                                                                  \
+    auto _st = (expr);                                                  \
+    if (!_st) return std::unexpected(std::move(_st.error()));           \
+  } while (0)
+
+namespace argon::api {
+
+// Parses the body as a JSON object. An empty body is an empty object (clients send body-less POSTs
+// with any Content-Type). Depth and size are bounded by the parser and the HTTP layer.
+Result<boost::json::object> parse_body(const HttpRequest& req);
+
+class Fields {
+ public:
+  // `obj` may be null (the enclosing key was absent): every read then yields nullopt.
+  Fields(const boost::json::object* obj, std::string prefix) : obj_(obj), prefix_(std::move(prefix)) {}
+
+  bool has(std::string_view key) const;
+  std::string path(std::string_view key) const;
+
+  Result<std::optional<std::string>> string(std::string_view key, size_t min_len = 0,
+                                            size_t max_len = 256) const;
+  Result<std::optional<bool>> boolean(std::string_view key) const;
+  Result<std::optional<int64_t>> integer(std::string_view key, int64_t min, int64_t max) const;
+  Result<std::optional<double>> number(std::string_view key, double min, double max) const;
+  // RFC 3339 time (ms since the epoch); outer nullopt = absent, inner nullopt = explicit null.
+  Result<std::optional<std::optional<int64_t>>> time_or_null(std::string_view key) const;
+  // A nested object; error if present and not an object. Absent or null gives Fields(nullptr).
+  Result<Fields> object(std::string_view key) const;
+  Result<const boost::json::array*> array(std::string_view key) const;
+  // A JSON object kept as serialized text (settings blobs).
+  Result<std::optional<std::string>> object_text(std::string_view key) const;
+
+  const boost::json::object* raw() const { return obj_; }
+
+ private:
+  const boost::json::value* get(std::string_view key) const;
+  const boost::json::object* obj_;
+  std::string prefix_;
+};
+
+}  // namespace argon::api

@@ -1,0 +1,226 @@
+// Project handlers: /projects, /projects/{id}, /connection_uri.
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "api/api_service.h"
+#include "api/names.h"
+#include "common/random.h"
+#include "ops/actions.h"
+
+namespace argon::api {
+
+namespace json = boost::json;
+using catalog::Tx;
+
+namespace {
+Result<int64_t> parse_limit(const std::optional<std::string>& v, int64_t def, int64_t max) {
+  if (!v) return def;
+  if (v->empty() || v->size() > 6 || v->find_first_not_of("0123456789") != std::string::npos ||
+      std::stoll(*v) < 1 || std::stoll(*v) > max) {
+    return fail(ErrorCode::kBadRequest, fmt::format("limit: must be an integer between 1 and {}", max));
+  }
+  return std::stoll(*v);
+}
+
+}  // namespace
+
+Result<ApiService::Reply> ApiService::list_projects(Ctx& c) {
+  ARGON_ASSIGN_OR_RETURN(int64_t limit, parse_limit(c.q("limit"), 10, 400));
+  int64_t after = 0;
+  if (auto cur = c.q("cursor"); cur && !cur->empty()) {
+    if (cur->size() > 18 || cur->find_first_not_of("0123456789") != std::string::npos) {
+      return fail(ErrorCode::kBadRequest, "cursor: not a cursor this server returned");
+    }
+    after = std::stoll(*cur);
+  }
+  const std::string search = c.q("search").value_or("");
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    auto projects = tx.list_projects(after, static_cast<int>(limit), search);
+    json::array items;
+    for (const auto& p : projects) items.push_back(project_list_item_json(p, options_.address));
+    json::object out{{"projects", std::move(items)},
+                     {"applications", json::object{}},
+                     {"integrations", json::object{}}};
+    if (!projects.empty()) out["pagination"] = json::object{{"cursor", std::to_string(projects.back().seq)}};
+    return Reply{200, std::move(out)};
+  });
+}
+
+Result<ApiService::Reply> ApiService::list_shared_projects(Ctx&) {
+  return Reply{200, json::object{{"projects", json::array{}}}};
+}
+
+Result<ApiService::Reply> ApiService::create_project(Ctx& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+  ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("project"));
+  ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 256));
+  ARGON_ASSIGN_OR_RETURN(auto region, f.string("region_id", 1, 64));
+  ARGON_ASSIGN_OR_RETURN(auto pg_version, f.integer("pg_version", 14, 18));
+  ARGON_ASSIGN_OR_RETURN(auto store_passwords, f.boolean("store_passwords"));
+  ARGON_ASSIGN_OR_RETURN(auto retention, f.integer("history_retention_seconds", 0, 2592000));
+  ARGON_ASSIGN_OR_RETURN(auto settings, f.object_text("settings"));
+  ARGON_ASSIGN_OR_RETURN(auto endpoint_settings, f.object_text("default_endpoint_settings"));
+  ARGON_ASSIGN_OR_RETURN(auto provisioner, f.string("provisioner", 1, 64));
+  ARGON_ASSIGN_OR_RETURN(Fields bf, f.object("branch"));
+  ARGON_ASSIGN_OR_RETURN(auto branch_name, bf.string("name", 1, 256));
+  ARGON_ASSIGN_OR_RETURN(auto db_name, bf.string("database_name", 1, 63));
+  ARGON_ASSIGN_OR_RETURN(auto role_name, bf.string("role_name", 1, 63));
+  if (region && *region != options_.address.region_id) {
+    return fail(ErrorCode::kBadRequest, fmt::format("project.region_id: unknown region '{}'; this server "
+                                                    "has one region, '{}'",
+                                                    region->substr(0, 64), options_.address.region_id));
+  }
+  const int version = static_cast<int>(pg_version.value_or(options_.default_pg_version));
+  if (!pg_.find(version)) {
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("project.pg_version: PostgreSQL {} is not installed on this server; "
+                            "available: {}", version, pg_.majors_list()));
+  }
+  const std::string database = db_name.value_or("neondb");
+  const std::string role = role_name.value_or(database + "_owner");
+  if (reserved_role(role)) {
+    return fail(ErrorCode::kBadRequest, fmt::format("project.branch.role_name: '{}' is reserved", role));
+  }
+  if (reserved_database(database)) {
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("project.branch.database_name: '{}' is reserved", database));
+  }
+  (void)provisioner;  // one provisioner here: local processes
+
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    const int64_t now = clock_.now_ms();
+    catalog::Project p;
+    p.id = ids_.make("");
+    p.name = name.value_or(p.id);
+    p.region_id = options_.address.region_id;
+    p.pg_version = version;
+    p.store_passwords = store_passwords.value_or(true);
+    p.history_retention_seconds = retention.value_or(86400);
+    p.settings_json = settings.value_or("{}");
+    p.default_endpoint_settings_json = endpoint_settings.value_or("{}");
+    p.created_at = p.updated_at = now;
+    ARGON_RETURN_IF_ERROR(tx.put_project(p));
+
+    catalog::Branch b;
+    b.id = ids_.make("br");
+    b.project_id = p.id;
+    b.name = branch_name.value_or("main");
+    b.is_default = true;
+    b.state_changed_at = b.created_at = b.updated_at = now;
+    ARGON_RETURN_IF_ERROR(tx.put_branch(b));
+
+    catalog::Role r{p.id, b.id, role, generate_password(), false, false, now, now, false};
+    ARGON_RETURN_IF_ERROR(tx.put_role(r));
+    catalog::Database d{0, p.id, b.id, database, role, now, now, false};
+    ARGON_RETURN_IF_ERROR(tx.put_database(d));
+
+    catalog::Endpoint e = new_endpoint(p, b.id);
+    ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
+
+    std::vector<catalog::Operation> ops;
+    ops.push_back(engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt,
+                                        {{"source", "template"}}));
+    ops.push_back(engine_.planner().start_endpoint(tx, e));
+
+    json::object out{{"project", project_json(p, options_.address)},
+                     {"connection_uris", json::array{connection_details_json(e, r, d.name, options_.address)}},
+                     {"roles", json::array{role_json(r, true)}},
+                     {"databases", json::array{database_json(d)}},
+                     {"operations", ops_json(ops)},
+                     {"branch", branch_json(b)},
+                     {"endpoints", json::array{endpoint_json(e, options_.address)}}};
+    return Reply{201, std::move(out)};
+  });
+}
+
+Result<ApiService::Reply> ApiService::get_project(Ctx& c) {
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    return Reply{200, json::object{{"project", project_json(p, options_.address)}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::update_project(Ctx& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+  if (!body.contains("project")) return fail(ErrorCode::kBadRequest, "project: required");
+  ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("project"));
+  ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 256));
+  ARGON_ASSIGN_OR_RETURN(auto retention, f.integer("history_retention_seconds", 0, 2592000));
+  ARGON_ASSIGN_OR_RETURN(auto settings, f.object_text("settings"));
+  ARGON_ASSIGN_OR_RETURN(auto endpoint_settings, f.object_text("default_endpoint_settings"));
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    if (name) p.name = *name;
+    if (retention) p.history_retention_seconds = *retention;
+    if (settings) p.settings_json = *settings;
+    if (endpoint_settings) p.default_endpoint_settings_json = *endpoint_settings;
+    p.updated_at = clock_.now_ms();
+    ARGON_RETURN_IF_ERROR(tx.put_project(p));
+    return Reply{200, json::object{{"project", project_json(p, options_.address)},
+                                   {"operations", json::array{}}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::delete_project(Ctx& c) {
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    // Children first, so every delete_timeline finds its branch's children already gone.
+    auto branches = tx.list_branches(p.id);
+    std::stable_sort(branches.begin(), branches.end(),
+                     [](const catalog::Branch& a, const catalog::Branch& b) { return a.created_at > b.created_at; });
+    for (const auto& b : branches) engine_.planner().delete_branch(tx, b);
+    p.deleted_at = p.updated_at = clock_.now_ms();
+    ARGON_RETURN_IF_ERROR(tx.put_project(p));
+    return Reply{200, json::object{{"project", project_json(p, options_.address)}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::get_connection_uri(Ctx& c) {
+  auto database = c.q("database_name");
+  auto role_name = c.q("role_name");
+  if (!database || database->empty()) return fail(ErrorCode::kBadRequest, "database_name: required");
+  if (!role_name || role_name->empty()) return fail(ErrorCode::kBadRequest, "role_name: required");
+  const bool pooled = c.q("pooled").value_or("false") == "true";
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    std::string branch_id = c.q("branch_id").value_or("");
+    if (branch_id.empty()) {
+      for (const auto& b : tx.list_branches(p.id)) {
+        if (b.is_default) branch_id = b.id;
+      }
+    }
+    ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, branch_id));
+    std::optional<catalog::Endpoint> ep;
+    if (auto eid = c.q("endpoint_id"); eid && !eid->empty()) {
+      ARGON_ASSIGN_OR_RETURN(auto e, find_endpoint(tx, p, *eid));
+      if (e.branch_id != b.id) {
+        return fail(ErrorCode::kBadRequest,
+                    fmt::format("endpoint_id: endpoint {} does not belong to branch {}", e.id, b.id));
+      }
+      ep = e;
+    } else {
+      for (const auto& e : tx.list_branch_endpoints(b.id)) {
+        if (e.type == "read_write") ep = e;
+      }
+    }
+    if (!ep) {
+      return fail(ErrorCode::kNotFound,
+                  fmt::format("branch {} has no read_write endpoint; create one first", b.id));
+    }
+    auto r = tx.get_role(b.id, *role_name);
+    if (!r || r->pending_delete) {
+      return fail(ErrorCode::kNotFound, fmt::format("role {} not found in branch {}", role_name->substr(0, 63), b.id));
+    }
+    if (!tx.get_database(b.id, *database)) {
+      return fail(ErrorCode::kNotFound,
+                  fmt::format("database {} not found in branch {}", database->substr(0, 63), b.id));
+    }
+    if (r->password.empty() || !p.store_passwords) {
+      return fail(ErrorCode::kPreconditionFailed,
+                  fmt::format("the password of role {} is not stored; reset it with reset_password", r->name));
+    }
+    return Reply{200, json::object{{"uri", connection_uri(*ep, *r, *database, options_.address, pooled)}}};
+  });
+}
+
+}  // namespace argon::api

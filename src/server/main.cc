@@ -1,0 +1,190 @@
+// argond: wires the subsystems together and runs until SIGTERM/SIGINT. No logic of its own.
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include "api/api_service.h"
+#include "api/http_server.h"
+#include "catalog/sqlite_catalog.h"
+#include "common/file_util.h"
+#include "common/id_generator.h"
+#include "common/pg_install.h"
+#include "common/process_runner.h"
+#include "common/random.h"
+#include "compute/compute_manager.h"
+#include "ops/engine.h"
+#include "storage/storage.h"
+
+namespace {
+
+using namespace argon;
+namespace fs = std::filesystem;
+
+struct Flags {
+  std::string data_dir = ".argon";
+  std::string listen = "127.0.0.1:8420";
+  std::string proxy_listen = "127.0.0.1:5420";
+  std::string proxy_host = "localhost";
+  std::string pg_user;
+  std::string pg_bindir;
+  std::string clone_driver = "auto";
+  std::string log_level = "info";
+  bool unsafe_no_fsync = false;
+  int workers = 2;
+};
+
+[[noreturn]] void die(const std::string& msg) {
+  fmt::print(stderr, "argond: {}\n", msg);
+  std::exit(1);
+}
+
+template <typename T>
+T check(Result<T> r) {
+  if (!r) die(r.error().message);
+  return std::move(*r);
+}
+void check(Status s) {
+  if (!s) die(s.error().message);
+}
+
+// The bootstrap key: $ARGON_API_KEY, else <data-dir>/api-key, else a new one written there (0600).
+std::string bootstrap_key(const fs::path& data_dir) {
+  if (const char* env = std::getenv("ARGON_API_KEY"); env && *env) return env;
+  const fs::path file = data_dir / "api-key";
+  if (auto existing = read_file(file)) {
+    std::string key = *existing;
+    while (!key.empty() && (key.back() == '\n' || key.back() == ' ')) key.pop_back();
+    if (!key.empty()) return key;
+  }
+  std::string key = random_string(64, "abcdefghijklmnopqrstuvwxyz0123456789");
+  check(write_file_atomic(file, key + "\n", 0600));
+  spdlog::info("generated an API key in {}", file.string());
+  return key;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"argond: self-hosted PostgreSQL branching, snapshots and a Neon-compatible API"};
+  app.add_option("--data-dir", f.data_dir, "data directory (catalog, clusters, logs)")->capture_default_str();
+  app.add_option("--listen", f.listen, "API listen address HOST:PORT")->capture_default_str();
+  app.add_option("--proxy-listen", f.proxy_listen, "Postgres proxy listen address HOST:PORT")->capture_default_str();
+  app.add_option("--proxy-host", f.proxy_host,
+                 "domain endpoints are published under: host = <endpoint-id>.<proxy-host>")
+      ->capture_default_str();
+  app.add_option("--pg-user", f.pg_user, "OS user Postgres runs as (default: postgres when run as root)");
+  app.add_option("--pg-bindir", f.pg_bindir, "PostgreSQL bin directory (default: every /usr/lib/postgresql/*/bin)");
+  app.add_option("--clone-driver", f.clone_driver, "auto | reflink | copy")
+      ->check(CLI::IsMember({"auto", "reflink", "copy"}))
+      ->capture_default_str();
+  app.add_option("--log-level", f.log_level, "trace | debug | info | warn | error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--workers", f.workers, "operations worker threads")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_flag("--unsafe-no-fsync", f.unsafe_no_fsync,
+               "skip fsync for clusters and clones (tests only: a power loss can lose data)");
+  CLI11_PARSE(app, argc, argv);
+
+  auto [api_host, api_port] = check(api::parse_host_port(f.listen, "--listen"));
+  auto [proxy_host_addr, proxy_port] = check(api::parse_host_port(f.proxy_listen, "--proxy-listen"));
+
+  const fs::path data_dir = fs::absolute(f.data_dir).lexically_normal();
+  check(make_dir(data_dir, 0711));
+  check(make_dir(data_dir / "logs", 0700));
+
+  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>((data_dir / "logs" / "argond.log").string());
+  auto logger = std::make_shared<spdlog::logger>("argond", spdlog::sinks_init_list{console, file});
+  logger->set_level(spdlog::level::from_str(f.log_level));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+
+  OsUser pg_user = current_user();
+  if (::geteuid() == 0) {
+    pg_user = check(lookup_user(f.pg_user.empty() ? "postgres" : f.pg_user));
+    if (pg_user.uid == 0) die("--pg-user: Postgres never runs as root; name an unprivileged user");
+  } else if (!f.pg_user.empty() && f.pg_user != pg_user.name) {
+    die(fmt::format("--pg-user {}: only root can run Postgres as another user", f.pg_user));
+  }
+
+  auto installs = check(PgInstalls::discover(f.pg_bindir));
+  for (const auto& i : installs.all()) {
+    spdlog::info("PostgreSQL {} at {}", i.version, i.bindir.string());
+  }
+
+  PosixProcessRunner runner;
+  storage::StorageOptions so{data_dir, pg_user, !f.unsafe_no_fsync};
+  check(make_dir(data_dir / "branches", 0711));
+  std::string reason;
+  auto driver = check(storage::make_clone_driver(f.clone_driver, data_dir / "branches", &reason));
+  spdlog::info("clone driver: {} ({})", driver->name(), reason);
+  storage::Storage storage(so, std::move(driver), runner);
+  check(storage.prepare_layout());
+
+  auto catalog = check(catalog::SqliteCatalog::open(data_dir / "catalog.db"));
+  std::string owner_id = check(catalog->transact([](catalog::Tx& tx) -> Result<std::string> {
+    if (auto id = tx.get_meta("owner_id")) return *id;
+    std::string id = uuid_v4();
+    if (auto st = tx.set_meta("owner_id", id); !st) return std::unexpected(st.error());
+    return id;
+  }));
+
+  for (const auto& i : installs.all()) check(storage.ensure_template(i));
+
+  compute::ComputeManager computes(runner, pg_user, !f.unsafe_no_fsync);
+  SystemClock clock;
+  ops::EngineOptions eo;
+  eo.workers = f.workers;
+  ops::Engine engine(*catalog, storage, computes, installs, clock, eo);
+  check(engine.recover());
+  engine.start();
+
+  RandomIdGenerator ids;
+  api::ApiOptions ao;
+  ao.address.proxy_host = f.proxy_host;
+  ao.address.proxy_port = proxy_port;
+  // Until a DNS name for *.proxy-host exists, URIs carry hostaddr= so they need no resolver.
+  ao.address.hostaddr = proxy_host_addr == "0.0.0.0" || proxy_host_addr == "::" ? "127.0.0.1" : proxy_host_addr;
+  ao.address.owner_id = owner_id;
+  ao.default_pg_version = installs.newest().major;
+  api::ApiService service(*catalog, engine, ids, clock, installs, ao);
+  check(service.ensure_api_key(bootstrap_key(data_dir), "bootstrap"));
+
+  const int threads = std::max(2u, std::thread::hardware_concurrency());
+  boost::asio::io_context io(threads);
+  api::HttpServer server(io, [&](const api::HttpRequest& r) { return service.handle(r); });
+  uint16_t bound = check(server.listen(api_host, api_port));
+  spdlog::info("argond ready: API http://{}:{}/api/v2 (data dir {})", api_host, bound, data_dir.string());
+  // A line for scripts and tests that start argond with port 0.
+  fmt::print("ARGOND_API_URL=http://{}:{}/api/v2\n", api_host, bound);
+  std::fflush(stdout);
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int sig) {
+    spdlog::info("signal {}: shutting down", sig);
+    server.stop();
+    io.stop();
+  });
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back([&] { io.run(); });
+  io.run();
+  for (auto& t : pool) t.join();
+
+  engine.stop();
+  computes.stop_all(std::chrono::seconds(30));
+  spdlog::info("argond stopped");
+  return 0;
+}
