@@ -41,6 +41,7 @@ struct Flags {
   std::string log_level = "info";
   bool unsafe_no_fsync = false;
   int workers = 2;
+  int expiry_check_seconds = 10;
 };
 
 [[noreturn]] void die(const std::string& msg) {
@@ -92,6 +93,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
   app.add_option("--workers", f.workers, "operations worker threads")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--expiry-check-seconds", f.expiry_check_seconds, "how often expired branches are looked for")
+      ->check(CLI::Range(1, 60))
+      ->capture_default_str();
   app.add_flag("--unsafe-no-fsync", f.unsafe_no_fsync,
                "skip fsync for clusters and clones (tests only: a power loss can lose data)");
   CLI11_PARSE(app, argc, argv);
@@ -146,6 +150,7 @@ int main(int argc, char** argv) {
   SystemClock clock;
   ops::EngineOptions eo;
   eo.workers = f.workers;
+  eo.expiry_interval = std::chrono::seconds(f.expiry_check_seconds);
   ops::Engine engine(*catalog, storage, computes, installs, clock, eo);
   check(engine.recover());
   engine.start();

@@ -1,0 +1,31 @@
+# Argon: the two commands are `make run` and `make test` (both install what is missing first).
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+DATA_DIR ?= $(CURDIR)/.argon
+
+.PHONY: deps build run test unit integration compat bench clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake --build $(BUILD_DIR)
+
+run: build
+	@DATA_DIR=$(DATA_DIR) scripts/run.sh
+
+test: build
+	@scripts/test.sh
+
+unit: build
+	@cd $(BUILD_DIR) && ctest -L unit --output-on-failure
+
+integration: build
+	@cd $(BUILD_DIR) && ctest -L integration --output-on-failure
+
+bench: build
+	@$(BUILD_DIR)/bin/argon_bench_branch
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,193 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "common/process_runner.h"
+#include "common/random.h"
+
+namespace argon::testing {
+
+namespace fs = std::filesystem;
+namespace http = boost::beast::http;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+Argond::Argond(std::vector<std::string> extra_flags, fs::path data_dir) : flags_(std::move(extra_flags)) {
+  if (data_dir.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "argon-it-XXXXXX").string();
+    data_dir_ = ::mkdtemp(tmpl.data());
+    own_dir_ = true;
+  } else {
+    data_dir_ = data_dir;
+  }
+  key_ = "test-" + random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789");
+  start();
+}
+
+Argond::~Argond() {
+  if (pid_ > 0) terminate();
+  if (own_dir_ && !::testing::Test::HasFailure()) {
+    std::error_code ec;
+    fs::remove_all(data_dir_, ec);
+  }
+}
+
+void Argond::start() {
+  fs::path out = data_dir_ / "argond.stdout";
+  std::vector<std::string> argv = {ARGOND_PATH, "--data-dir", data_dir_.string(), "--listen",
+                                   "127.0.0.1:0", "--unsafe-no-fsync", "--log-level", "debug"};
+  for (const auto& f : flags_) argv.push_back(f);
+  ::truncate(out.c_str(), 0);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::setenv("ARGON_API_KEY", key_.c_str(), 1);
+    std::vector<char*> a;
+    for (auto& s : argv) a.push_back(s.data());
+    a.push_back(nullptr);
+    ::execv(a[0], a.data());
+    ::_exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(out);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.starts_with("ARGOND_API_URL=http://")) {
+        std::string rest = line.substr(22);
+        host_ = rest.substr(0, rest.find(':'));
+        port_ = std::stoi(rest.substr(rest.find(':') + 1));
+        return;
+      }
+    }
+    if (auto code = try_reap(pid_)) {
+      pid_ = -1;
+      FAIL() << "argond exited with " << *code << ":\n" << log_tail();
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  FAIL() << "argond did not start:\n" << log_tail();
+}
+
+void Argond::kill9() {
+  ::kill(pid_, SIGKILL);
+  (void)wait_for_exit(pid_, 30s);
+  pid_ = -1;
+}
+
+void Argond::terminate() {
+  ::kill(pid_, SIGTERM);
+  if (!wait_for_exit(pid_, 120s)) {
+    ADD_FAILURE() << "argond did not stop on SIGTERM";
+    ::kill(pid_, SIGKILL);
+    (void)wait_for_exit(pid_, 30s);
+  }
+  pid_ = -1;
+}
+
+std::string Argond::log_tail() const { return tail_file(data_dir_ / "argond.stdout", 6000); }
+
+ApiReply Argond::call(const std::string& method, const std::string& path, const std::string& body,
+                      const std::vector<std::pair<std::string, std::string>>& headers, bool auth) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket sock(io);
+  sock.connect({boost::asio::ip::make_address(host_), static_cast<unsigned short>(port_)});
+  http::request<http::string_body> req{http::string_to_verb(method), "/api/v2" + path, 11};
+  req.set(http::field::host, host_);
+  if (auth) req.set(http::field::authorization, "Bearer " + key_);
+  for (const auto& [k, v] : headers) req.set(k, v);
+  if (!body.empty()) req.set(http::field::content_type, "application/json");
+  req.body() = body;
+  req.prepare_payload();
+  http::write(sock, req);
+  boost::beast::flat_buffer buf;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 << 20);
+  http::read(sock, buf, parser);
+  ApiReply r;
+  r.status = static_cast<int>(parser.get().result_int());
+  r.raw = parser.get().body();
+  std::error_code ec;
+  if (!r.raw.empty()) r.body = json::parse(r.raw, ec);
+  return r;
+}
+
+std::vector<std::string> Argond::wait_operations(const std::string& project_id, const json::value& ops,
+                                                 std::chrono::seconds timeout) {
+  std::vector<std::string> out;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (const auto& op : ops.as_array()) {
+    std::string id(op.at("id").as_string());
+    while (true) {
+      auto r = get(fmt::format("/projects/{}/operations/{}", project_id, id));
+      std::string status = r.status == 200 ? std::string(r.body.at("operation").at("status").as_string()) : "missing";
+      if (status != "scheduling" && status != "running") {
+        out.push_back(status);
+        break;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "operation " << id << " still " << status << "\n" << log_tail();
+        out.push_back(status);
+        break;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  return out;
+}
+
+void Argond::wait_idle(const std::string& project_id, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = get(fmt::format("/projects/{}/operations?limit=1000", project_id));
+    if (r.status == 404) return;
+    bool pending = false;
+    for (const auto& op : r.body.at("operations").as_array()) {
+      auto s = op.at("status").as_string();
+      pending |= s == "scheduling" || s == "running";
+    }
+    if (!pending) return;
+    std::this_thread::sleep_for(50ms);
+  }
+  ADD_FAILURE() << "project " << project_id << " still has pending operations\n" << log_tail();
+}
+
+PgConn Argond::connect(const std::string& branch_id, const std::string& dbname, const std::string& user) {
+  auto c = PgConn::connect(socket_conninfo((data_dir_ / "run" / branch_id).string(), 5432, user, dbname));
+  if (!c) throw std::runtime_error(c.error().message);
+  return std::move(*c);
+}
+
+int postmasters_under(const fs::path& dir) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(in)), {});
+    for (auto& c : cmd) {
+      if (c == '\0') c = ' ';
+    }
+    // A postmaster's argv is "postgres -D <pgdata> ..."; its children rename themselves.
+    if (cmd.find("postgres -D " + dir.string()) != std::string::npos) ++n;
+  }
+  return n;
+}
+
+}  // namespace argon::testing

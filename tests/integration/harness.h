@@ -1,0 +1,68 @@
+// Test harness: starts a real argond (real PostgreSQL underneath) in a private temp data dir on
+// ports the OS picks, talks to its API, and connects to computes through their private sockets.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "common/pg_conn.h"
+
+namespace argon::testing {
+
+struct ApiReply {
+  int status = 0;
+  boost::json::value body;
+  std::string raw;
+};
+
+class Argond {
+ public:
+  // Extra flags are appended to the defaults (temp data dir, port 0, --unsafe-no-fsync).
+  explicit Argond(std::vector<std::string> extra_flags = {}, std::filesystem::path data_dir = {});
+  ~Argond();
+
+  void start();
+  void kill9();
+  void terminate();  // SIGTERM and wait
+  pid_t pid() const { return pid_; }
+
+  const std::filesystem::path& data_dir() const { return data_dir_; }
+  const std::string& key() const { return key_; }
+
+  ApiReply call(const std::string& method, const std::string& path, const std::string& body = "",
+                const std::vector<std::pair<std::string, std::string>>& headers = {},
+                bool auth = true);
+  ApiReply get(const std::string& path) { return call("GET", path); }
+  ApiReply post(const std::string& path, const boost::json::value& body) {
+    return call("POST", path, boost::json::serialize(body));
+  }
+  // Polls every operation id until terminal; returns their final statuses.
+  std::vector<std::string> wait_operations(const std::string& project_id, const boost::json::value& ops,
+                                           std::chrono::seconds timeout = std::chrono::seconds(120));
+  // Waits until the project has no pending operation.
+  void wait_idle(const std::string& project_id, std::chrono::seconds timeout = std::chrono::seconds(120));
+  // Admin connection to the compute serving `branch_id`.
+  PgConn connect(const std::string& branch_id, const std::string& dbname = "postgres",
+                 const std::string& user = "argon_admin");
+  std::string log_tail() const;
+
+ private:
+  std::vector<std::string> flags_;
+  std::filesystem::path data_dir_;
+  bool own_dir_ = false;
+  std::string key_;
+  pid_t pid_ = -1;
+  std::string host_;
+  int port_ = 0;
+};
+
+// Number of postmaster processes whose data directory is under `dir`.
+int postmasters_under(const std::filesystem::path& dir);
+
+}  // namespace argon::testing
