@@ -46,6 +46,8 @@ Argond::~Argond() {
 }
 
 void Argond::start() {
+  fs::create_directories(data_dir_);
+  ::chmod(data_dir_.c_str(), 0711);
   fs::path out = data_dir_ / "argond.stdout";
   std::vector<std::string> argv = {ARGOND_PATH, "--data-dir", data_dir_.string(), "--listen",
                                    "127.0.0.1:0", "--unsafe-no-fsync", "--log-level", "debug"};
