@@ -74,6 +74,8 @@ class ApiService {
   Result<catalog::Project> find_project(catalog::Tx& tx, const std::string& id);
   Result<catalog::Branch> find_branch(catalog::Tx& tx, const catalog::Project& p, const std::string& id);
   Result<catalog::Endpoint> find_endpoint(catalog::Tx& tx, const catalog::Project& p, const std::string& id);
+  Result<catalog::Role> find_role(catalog::Tx& tx, const catalog::Branch& b, const std::string& name);
+  Result<catalog::Database> find_database(catalog::Tx& tx, const catalog::Branch& b, const std::string& name);
   boost::json::array ops_json(const std::vector<catalog::Operation>& ops);
   // Connection details for every role x database of a branch through its read_write endpoint.
   boost::json::array connection_uris(catalog::Tx& tx, const catalog::Branch& b,

@@ -12,6 +12,18 @@ namespace argon::api {
 namespace json = boost::json;
 using catalog::Tx;
 
+Result<catalog::Role> ApiService::find_role(Tx& tx, const catalog::Branch& b, const std::string& name) {
+  auto r = tx.get_role(b.id, name);
+  if (!r || r->pending_delete) return fail(ErrorCode::kNotFound, fmt::format("role {} not found in branch {}", name, b.id));
+  return *r;
+}
+
+Result<catalog::Database> ApiService::find_database(Tx& tx, const catalog::Branch& b, const std::string& name) {
+  auto d = tx.get_database(b.id, name);
+  if (!d) return fail(ErrorCode::kNotFound, fmt::format("database {} not found in branch {}", name, b.id));
+  return *d;
+}
+
 // ---- roles and databases --------------------------------------------------------------------
 
 Result<ApiService::Reply> ApiService::list_roles(Ctx& c) {
@@ -53,10 +65,8 @@ Result<ApiService::Reply> ApiService::get_role(Ctx& c) {
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    auto r = tx.get_role(b.id, c.param("role_name"));
-    if (!r || r->pending_delete) {
-      return fail(ErrorCode::kNotFound, fmt::format("role {} not found in branch {}", c.param("role_name"), b.id));
-    }
+    ARGON_ASSIGN_OR_RETURN(auto role, find_role(tx, b, c.param("role_name")));
+    auto r = &role;
     return Reply{200, json::object{{"role", role_json(*r, false)}}};
   });
 }
@@ -65,10 +75,8 @@ Result<ApiService::Reply> ApiService::delete_role(Ctx& c) {
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    auto r = tx.get_role(b.id, c.param("role_name"));
-    if (!r || r->pending_delete) {
-      return fail(ErrorCode::kNotFound, fmt::format("role {} not found in branch {}", c.param("role_name"), b.id));
-    }
+    ARGON_ASSIGN_OR_RETURN(auto role, find_role(tx, b, c.param("role_name")));
+    auto r = &role;
     if (r->is_protected) return fail(ErrorCode::kConflict, fmt::format("role {} is protected", r->name));
     for (const auto& d : tx.list_databases(b.id)) {
       if (d.owner_name == r->name) {
@@ -89,10 +97,8 @@ Result<ApiService::Reply> ApiService::reveal_password(Ctx& c) {
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    auto r = tx.get_role(b.id, c.param("role_name"));
-    if (!r || r->pending_delete) {
-      return fail(ErrorCode::kNotFound, fmt::format("role {} not found in branch {}", c.param("role_name"), b.id));
-    }
+    ARGON_ASSIGN_OR_RETURN(auto role, find_role(tx, b, c.param("role_name")));
+    auto r = &role;
     if (!p.store_passwords) {
       return fail(ErrorCode::kPreconditionFailed,
                   fmt::format("project {} does not store passwords (store_passwords=false)", p.id));
@@ -110,10 +116,8 @@ Result<ApiService::Reply> ApiService::reset_password(Ctx& c) {
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    auto r = tx.get_role(b.id, c.param("role_name"));
-    if (!r || r->pending_delete) {
-      return fail(ErrorCode::kNotFound, fmt::format("role {} not found in branch {}", c.param("role_name"), b.id));
-    }
+    ARGON_ASSIGN_OR_RETURN(auto role, find_role(tx, b, c.param("role_name")));
+    auto r = &role;
     r->password = generate_password();
     r->updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_role(*r));
@@ -168,11 +172,8 @@ Result<ApiService::Reply> ApiService::get_database(Ctx& c) {
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    auto d = tx.get_database(b.id, c.param("database_name"));
-    if (!d) {
-      return fail(ErrorCode::kNotFound,
-                  fmt::format("database {} not found in branch {}", c.param("database_name"), b.id));
-    }
+    ARGON_ASSIGN_OR_RETURN(auto database, find_database(tx, b, c.param("database_name")));
+    auto d = &database;
     return Reply{200, json::object{{"database", database_json(*d)}}};
   });
 }
@@ -189,11 +190,8 @@ Result<ApiService::Reply> ApiService::update_database(Ctx& c) {
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    auto d = tx.get_database(b.id, c.param("database_name"));
-    if (!d) {
-      return fail(ErrorCode::kNotFound,
-                  fmt::format("database {} not found in branch {}", c.param("database_name"), b.id));
-    }
+    ARGON_ASSIGN_OR_RETURN(auto database, find_database(tx, b, c.param("database_name")));
+    auto d = &database;
     const std::string old_name = d->name;
     if (name && *name != d->name) {
       for (const auto& other : tx.list_databases(b.id, true)) {
@@ -223,11 +221,8 @@ Result<ApiService::Reply> ApiService::delete_database(Ctx& c) {
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    auto d = tx.get_database(b.id, c.param("database_name"));
-    if (!d) {
-      return fail(ErrorCode::kNotFound,
-                  fmt::format("database {} not found in branch {}", c.param("database_name"), b.id));
-    }
+    ARGON_ASSIGN_OR_RETURN(auto database, find_database(tx, b, c.param("database_name")));
+    auto d = &database;
     d->pending_delete = true;
     d->updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_database(*d));
