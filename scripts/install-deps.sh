@@ -9,7 +9,7 @@ packages=(
   libsqlite3-dev libpq-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15
-  xfsprogs util-linux procps ca-certificates curl
+  xfsprogs util-linux procps ca-certificates curl python3
 )
 if [[ "${ARGON_WITH_NODE:-0}" == 1 ]] && ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)

@@ -343,10 +343,9 @@ Result<ApiService::Reply> ApiService::create_api_key(Ctx& c) {
 
 Result<ApiService::Reply> ApiService::revoke_api_key(Ctx& c) {
   const std::string raw = c.param("key_id");
-  if (raw.empty() || raw.size() > 18 || raw.find_first_not_of("0123456789") != std::string::npos) {
-    return fail(ErrorCode::kNotFound, fmt::format("API key {} not found", raw.substr(0, 20)));
-  }
-  const int64_t id = std::stoll(raw);
+  auto parsed = parse_int_param(raw, "key_id", 1, INT64_MAX);
+  if (!parsed) return fail(ErrorCode::kNotFound, fmt::format("API key {} not found", raw.substr(0, 20)));
+  const int64_t id = **parsed;
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     auto k = tx.get_api_key(id);
     if (!k || k->revoked) return fail(ErrorCode::kNotFound, fmt::format("API key {} not found", id));
@@ -364,20 +363,9 @@ Result<ApiService::Reply> ApiService::revoke_api_key(Ctx& c) {
 }
 
 Result<ApiService::Reply> ApiService::list_operations(Ctx& c) {
-  int64_t limit = 10, before = 0;
-  if (auto l = c.q("limit")) {
-    if (l->empty() || l->size() > 4 || l->find_first_not_of("0123456789") != std::string::npos ||
-        std::stoll(*l) < 1 || std::stoll(*l) > 1000) {
-      return fail(ErrorCode::kBadRequest, "limit: must be an integer between 1 and 1000");
-    }
-    limit = std::stoll(*l);
-  }
-  if (auto cur = c.q("cursor"); cur && !cur->empty()) {
-    if (cur->size() > 18 || cur->find_first_not_of("0123456789") != std::string::npos) {
-      return fail(ErrorCode::kBadRequest, "cursor: not a cursor this server returned");
-    }
-    before = std::stoll(*cur);
-  }
+  ARGON_ASSIGN_OR_RETURN(auto limit_param, parse_int_param(c.q("limit"), "limit", 1, 1000));
+  ARGON_ASSIGN_OR_RETURN(const int64_t before, parse_cursor(c.q("cursor")));
+  const int64_t limit = limit_param.value_or(10);
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     auto ops = tx.list_operations(p.id, before, static_cast<int>(limit));

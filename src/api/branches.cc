@@ -47,22 +47,9 @@ Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
   if (sort_order != "asc" && sort_order != "desc") {
     return fail(ErrorCode::kBadRequest, "sort_order: must be asc or desc");
   }
-  std::optional<size_t> limit;
-  if (auto l = c.q("limit")) {
-    if (l->empty() || l->size() > 5 || l->find_first_not_of("0123456789") != std::string::npos ||
-        std::stoul(*l) < 1 || std::stoul(*l) > 10000) {
-      return fail(ErrorCode::kBadRequest, "limit: must be an integer between 1 and 10000");
-    }
-    limit = std::stoul(*l);
-  }
-  size_t offset = 0;
-  if (auto cur = c.q("cursor"); cur && !cur->empty()) {
-    if (!cur->starts_with("o") || cur->size() > 12 || cur->find_first_not_of("0123456789", 1) != std::string::npos ||
-        cur->size() == 1) {
-      return fail(ErrorCode::kBadRequest, "cursor: not a cursor this server returned");
-    }
-    offset = std::stoul(cur->substr(1));
-  }
+  ARGON_ASSIGN_OR_RETURN(const std::optional<int64_t> limit, parse_int_param(c.q("limit"), "limit", 1, 10000));
+  ARGON_ASSIGN_OR_RETURN(const int64_t cursor, parse_cursor(c.q("cursor"), "o"));
+  const size_t offset = static_cast<size_t>(cursor);
   const std::string search = c.q("search").value_or("");
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
@@ -83,7 +70,7 @@ Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
       return sort_order == "asc" ? ka < kb : ka > kb;
     });
     json::array items;
-    size_t end = limit ? std::min(branches.size(), offset + *limit) : branches.size();
+    const size_t end = limit ? std::min(branches.size(), offset + static_cast<size_t>(*limit)) : branches.size();
     for (size_t i = offset; i < end; ++i) items.push_back(branch_json(branches[i]));
     json::object pagination{{"sort_by", sort_by}, {"sort_order", sort_order}};
     if (end < branches.size()) pagination["next"] = fmt::format("o{}", end);

@@ -25,6 +25,28 @@ Result<json::object> parse_body(const HttpRequest& req) {
   return std::move(v.as_object());
 }
 
+Result<std::optional<int64_t>> parse_int_param(const std::optional<std::string>& value,
+                                               std::string_view name, int64_t min, int64_t max) {
+  if (!value) return std::optional<int64_t>{};
+  const std::string& v = *value;
+  if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoll(v) < min || std::stoll(v) > max) {
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("{}: must be an integer between {} and {}", name, min, max));
+  }
+  return std::stoll(v);
+}
+
+Result<int64_t> parse_cursor(const std::optional<std::string>& value, std::string_view prefix) {
+  if (!value || value->empty()) return 0;
+  std::string_view v = *value;
+  if (!v.starts_with(prefix) || v.size() == prefix.size() || v.size() > prefix.size() + 18 ||
+      v.find_first_not_of("0123456789", prefix.size()) != std::string_view::npos) {
+    return fail(ErrorCode::kBadRequest, "cursor: not a cursor this server returned");
+  }
+  return std::stoll(std::string(v.substr(prefix.size())));
+}
+
 bool Fields::has(std::string_view key) const { return obj_ && obj_->contains(key); }
 
 std::string Fields::path(std::string_view key) const {

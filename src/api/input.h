@@ -34,6 +34,12 @@ namespace argon::api {
 // with any Content-Type). Depth and size are bounded by the parser and the HTTP layer.
 Result<boost::json::object> parse_body(const HttpRequest& req);
 
+// A query (or path) parameter that must be a decimal integer in [min, max]; nullopt when absent.
+Result<std::optional<int64_t>> parse_int_param(const std::optional<std::string>& value,
+                                               std::string_view name, int64_t min, int64_t max);
+// A pagination cursor this server issued: `prefix` then a number. Absent or empty = the start (0).
+Result<int64_t> parse_cursor(const std::optional<std::string>& value, std::string_view prefix = "");
+
 class Fields {
  public:
   // `obj` may be null (the enclosing key was absent): every read then yields nullopt.

@@ -12,27 +12,10 @@ namespace argon::api {
 namespace json = boost::json;
 using catalog::Tx;
 
-namespace {
-Result<int64_t> parse_limit(const std::optional<std::string>& v, int64_t def, int64_t max) {
-  if (!v) return def;
-  if (v->empty() || v->size() > 6 || v->find_first_not_of("0123456789") != std::string::npos ||
-      std::stoll(*v) < 1 || std::stoll(*v) > max) {
-    return fail(ErrorCode::kBadRequest, fmt::format("limit: must be an integer between 1 and {}", max));
-  }
-  return std::stoll(*v);
-}
-
-}  // namespace
-
 Result<ApiService::Reply> ApiService::list_projects(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(int64_t limit, parse_limit(c.q("limit"), 10, 400));
-  int64_t after = 0;
-  if (auto cur = c.q("cursor"); cur && !cur->empty()) {
-    if (cur->size() > 18 || cur->find_first_not_of("0123456789") != std::string::npos) {
-      return fail(ErrorCode::kBadRequest, "cursor: not a cursor this server returned");
-    }
-    after = std::stoll(*cur);
-  }
+  ARGON_ASSIGN_OR_RETURN(auto limit_param, parse_int_param(c.q("limit"), "limit", 1, 400));
+  ARGON_ASSIGN_OR_RETURN(const int64_t after, parse_cursor(c.q("cursor")));
+  const int64_t limit = limit_param.value_or(10);
   const std::string search = c.q("search").value_or("");
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     auto projects = tx.list_projects(after, static_cast<int>(limit), search);

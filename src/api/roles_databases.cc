@@ -65,9 +65,8 @@ Result<ApiService::Reply> ApiService::get_role(Ctx& c) {
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    ARGON_ASSIGN_OR_RETURN(auto role, find_role(tx, b, c.param("role_name")));
-    auto r = &role;
-    return Reply{200, json::object{{"role", role_json(*r, false)}}};
+    ARGON_ASSIGN_OR_RETURN(auto r, find_role(tx, b, c.param("role_name")));
+    return Reply{200, json::object{{"role", role_json(r, false)}}};
   });
 }
 
@@ -75,21 +74,20 @@ Result<ApiService::Reply> ApiService::delete_role(Ctx& c) {
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    ARGON_ASSIGN_OR_RETURN(auto role, find_role(tx, b, c.param("role_name")));
-    auto r = &role;
-    if (r->is_protected) return fail(ErrorCode::kConflict, fmt::format("role {} is protected", r->name));
+    ARGON_ASSIGN_OR_RETURN(auto r, find_role(tx, b, c.param("role_name")));
+    if (r.is_protected) return fail(ErrorCode::kConflict, fmt::format("role {} is protected", r.name));
     for (const auto& d : tx.list_databases(b.id)) {
-      if (d.owner_name == r->name) {
+      if (d.owner_name == r.name) {
         return fail(ErrorCode::kConflict,
                     fmt::format("role {} owns database {}; delete the database or change its owner first",
-                                r->name, d.name));
+                                r.name, d.name));
       }
     }
-    r->pending_delete = true;
-    r->updated_at = clock_.now_ms();
-    ARGON_RETURN_IF_ERROR(tx.put_role(*r));
-    auto op = engine_.planner().apply_config(tx, b, {{"kind", ops::change::kDeleteRole}, {"name", r->name}});
-    return Reply{200, json::object{{"role", role_json(*r, false)}, {"operations", ops_json({op})}}};
+    r.pending_delete = true;
+    r.updated_at = clock_.now_ms();
+    ARGON_RETURN_IF_ERROR(tx.put_role(r));
+    auto op = engine_.planner().apply_config(tx, b, {{"kind", ops::change::kDeleteRole}, {"name", r.name}});
+    return Reply{200, json::object{{"role", role_json(r, false)}, {"operations", ops_json({op})}}};
   });
 }
 
@@ -97,18 +95,17 @@ Result<ApiService::Reply> ApiService::reveal_password(Ctx& c) {
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    ARGON_ASSIGN_OR_RETURN(auto role, find_role(tx, b, c.param("role_name")));
-    auto r = &role;
+    ARGON_ASSIGN_OR_RETURN(auto r, find_role(tx, b, c.param("role_name")));
     if (!p.store_passwords) {
       return fail(ErrorCode::kPreconditionFailed,
                   fmt::format("project {} does not store passwords (store_passwords=false)", p.id));
     }
-    if (r->password.empty()) {
+    if (r.password.empty()) {
       return fail(ErrorCode::kNotFound,
                   fmt::format("role {} was created with SQL and its password is not known; reset it with "
-                              "reset_password", r->name));
+                              "reset_password", r.name));
     }
-    return Reply{200, json::object{{"password", r->password}}};
+    return Reply{200, json::object{{"password", r.password}}};
   });
 }
 
@@ -116,13 +113,12 @@ Result<ApiService::Reply> ApiService::reset_password(Ctx& c) {
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    ARGON_ASSIGN_OR_RETURN(auto role, find_role(tx, b, c.param("role_name")));
-    auto r = &role;
-    r->password = generate_password();
-    r->updated_at = clock_.now_ms();
-    ARGON_RETURN_IF_ERROR(tx.put_role(*r));
-    auto op = engine_.planner().apply_config(tx, b, {{"kind", ops::change::kResetPassword}, {"name", r->name}});
-    return Reply{200, json::object{{"role", role_json(*r, true)}, {"operations", ops_json({op})}}};
+    ARGON_ASSIGN_OR_RETURN(auto r, find_role(tx, b, c.param("role_name")));
+    r.password = generate_password();
+    r.updated_at = clock_.now_ms();
+    ARGON_RETURN_IF_ERROR(tx.put_role(r));
+    auto op = engine_.planner().apply_config(tx, b, {{"kind", ops::change::kResetPassword}, {"name", r.name}});
+    return Reply{200, json::object{{"role", role_json(r, true)}, {"operations", ops_json({op})}}};
   });
 }
 
@@ -172,9 +168,8 @@ Result<ApiService::Reply> ApiService::get_database(Ctx& c) {
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    ARGON_ASSIGN_OR_RETURN(auto database, find_database(tx, b, c.param("database_name")));
-    auto d = &database;
-    return Reply{200, json::object{{"database", database_json(*d)}}};
+    ARGON_ASSIGN_OR_RETURN(auto d, find_database(tx, b, c.param("database_name")));
+    return Reply{200, json::object{{"database", database_json(d)}}};
   });
 }
 
@@ -190,16 +185,15 @@ Result<ApiService::Reply> ApiService::update_database(Ctx& c) {
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    ARGON_ASSIGN_OR_RETURN(auto database, find_database(tx, b, c.param("database_name")));
-    auto d = &database;
-    const std::string old_name = d->name;
-    if (name && *name != d->name) {
+    ARGON_ASSIGN_OR_RETURN(auto d, find_database(tx, b, c.param("database_name")));
+    const std::string old_name = d.name;
+    if (name && *name != d.name) {
       for (const auto& other : tx.list_databases(b.id, true)) {
         if (other.name == *name) {
           return fail(ErrorCode::kConflict, fmt::format("database {} already exists in branch {}", *name, b.id));
         }
       }
-      d->name = *name;
+      d.name = *name;
     }
     if (owner) {
       auto r = tx.get_role(b.id, *owner);
@@ -207,13 +201,13 @@ Result<ApiService::Reply> ApiService::update_database(Ctx& c) {
         return fail(ErrorCode::kBadRequest,
                     fmt::format("database.owner_name: role {} does not exist in branch {}", *owner, b.id));
       }
-      d->owner_name = *owner;
+      d.owner_name = *owner;
     }
-    d->updated_at = clock_.now_ms();
-    ARGON_RETURN_IF_ERROR(tx.put_database(*d));
+    d.updated_at = clock_.now_ms();
+    ARGON_RETURN_IF_ERROR(tx.put_database(d));
     auto op = engine_.planner().apply_config(
-        tx, b, {{"kind", ops::change::kUpdateDatabase}, {"id", d->id}, {"old_name", old_name}});
-    return Reply{200, json::object{{"database", database_json(*d)}, {"operations", ops_json({op})}}};
+        tx, b, {{"kind", ops::change::kUpdateDatabase}, {"id", d.id}, {"old_name", old_name}});
+    return Reply{200, json::object{{"database", database_json(d)}, {"operations", ops_json({op})}}};
   });
 }
 
@@ -221,13 +215,12 @@ Result<ApiService::Reply> ApiService::delete_database(Ctx& c) {
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    ARGON_ASSIGN_OR_RETURN(auto database, find_database(tx, b, c.param("database_name")));
-    auto d = &database;
-    d->pending_delete = true;
-    d->updated_at = clock_.now_ms();
-    ARGON_RETURN_IF_ERROR(tx.put_database(*d));
-    auto op = engine_.planner().apply_config(tx, b, {{"kind", ops::change::kDeleteDatabase}, {"id", d->id}});
-    return Reply{200, json::object{{"database", database_json(*d)}, {"operations", ops_json({op})}}};
+    ARGON_ASSIGN_OR_RETURN(auto d, find_database(tx, b, c.param("database_name")));
+    d.pending_delete = true;
+    d.updated_at = clock_.now_ms();
+    ARGON_RETURN_IF_ERROR(tx.put_database(d));
+    auto op = engine_.planner().apply_config(tx, b, {{"kind", ops::change::kDeleteDatabase}, {"id", d.id}});
+    return Reply{200, json::object{{"database", database_json(d)}, {"operations", ops_json({op})}}};
   });
 }
 
