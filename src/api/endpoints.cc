@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "api/api_service.h"
+#include "ops/actions.h"
 
 namespace argon::api {
 
@@ -174,11 +175,12 @@ Result<ApiService::Reply> ApiService::update_endpoint(Ctx& c) {
     const bool restart_needed = active && (moved || e.settings_json != before.settings_json);
     std::vector<catalog::Operation> ops;
     if (active && (restart_needed || e.disabled)) {
-      // Stop the compute of the branch the endpoint served before the change.
-      catalog::Endpoint old = e;
-      old.branch_id = before.branch_id;
-      ops.push_back(engine_.planner().suspend_endpoint(tx, old));
-      e.pending_state = old.pending_state;
+      // Stop the compute of the branch the endpoint served before the change; the row keeps the
+      // new binding.
+      ops.push_back(engine_.planner().add(tx, p.id, ops::action::kSuspendCompute, before.branch_id, e.id,
+                                          {{"branch_id", before.branch_id}}));
+      e.pending_state = std::string(catalog::endpoint_state::kIdle);
+      ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
     }
     if (restart_needed && !e.disabled) ops.push_back(engine_.planner().start_endpoint(tx, e));
     return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json(ops)}}};

@@ -217,6 +217,45 @@ TEST(PlatformTest, BranchOfSuspendedParentAndDeletionRules) {
   EXPECT_EQ(a.get(fmt::format("/projects/{}/branches/count?search=dev", p.id)).body.at("count").as_int64(), 1);  // no id word has "dev"
 }
 
+TEST(PlatformTest, MovingAnActiveEndpointServesTheNewBranch) {
+  Argond a;
+  Project p = create_project(a);
+  a.connect(p.branch, "neondb").exec("CREATE TABLE which AS SELECT 'main'::text AS b");
+  auto child = a.post(fmt::format("/projects/{}/branches", p.id), {{"branch", {{"name", "next"}}}});
+  ASSERT_EQ(child.status, 201) << child.raw;
+  a.wait_operations(p.id, child.body.at("operations"));
+  const std::string next = str(child.body, {"branch", "id"});
+
+  // Naming the branch it already serves is not a move: nothing to do.
+  auto same = a.call("PATCH", fmt::format("/projects/{}/endpoints/{}", p.id, p.endpoint),
+                     fmt::format(R"({{"endpoint":{{"branch_id":"{}"}}}})", p.branch));
+  EXPECT_EQ(same.status, 200);
+  EXPECT_TRUE(same.body.at("operations").as_array().empty());
+  auto moved = a.call("PATCH", fmt::format("/projects/{}/endpoints/{}", p.id, p.endpoint),
+                      fmt::format(R"({{"endpoint":{{"branch_id":"{}"}}}})", next));
+  ASSERT_EQ(moved.status, 200) << moved.raw;
+  EXPECT_EQ(str(moved.body, {"endpoint", "branch_id"}), next);
+  for (const auto& s : a.wait_operations(p.id, moved.body.at("operations"))) EXPECT_EQ(s, "finished") << a.log_tail();
+
+  auto ep = a.get(fmt::format("/projects/{}/endpoints/{}", p.id, p.endpoint));
+  EXPECT_EQ(str(ep.body, {"endpoint", "branch_id"}), next);
+  EXPECT_EQ(str(ep.body, {"endpoint", "current_state"}), "active");
+  EXPECT_EQ(a.connect(next, "neondb").exec("SELECT b FROM which")->value(), "main");
+  EXPECT_EQ(postmasters_under(a.data_dir()), 1);  // the old branch's compute was stopped
+  EXPECT_FALSE(std::filesystem::exists(a.data_dir() / "branches" / p.branch / "pgdata" / "postmaster.pid"));
+
+  // Moving back and disabling in one PATCH: the binding sticks, the compute stops, none starts.
+  auto back = a.call("PATCH", fmt::format("/projects/{}/endpoints/{}", p.id, p.endpoint),
+                     fmt::format(R"({{"endpoint":{{"branch_id":"{}","disabled":true}}}})", p.branch));
+  ASSERT_EQ(back.status, 200) << back.raw;
+  a.wait_operations(p.id, back.body.at("operations"));
+  auto after = a.get(fmt::format("/projects/{}/endpoints/{}", p.id, p.endpoint));
+  EXPECT_EQ(str(after.body, {"endpoint", "branch_id"}), p.branch);
+  EXPECT_TRUE(after.body.at("endpoint").at("disabled").as_bool());
+  EXPECT_EQ(str(after.body, {"endpoint", "current_state"}), "idle");
+  EXPECT_EQ(postmasters_under(a.data_dir()), 0);
+}
+
 TEST(PlatformTest, ComputeKilledFromOutsideIsDetectedAndRestartable) {
   Argond a;
   Project p = create_project(a);
