@@ -5,6 +5,9 @@ DATA_DIR ?= $(CURDIR)/.argon
 
 .PHONY: deps build run test unit integration compat bench clean
 
+# The compatibility tests need Node.js and npm; only the test targets install them.
+test compat: export ARGON_WITH_NODE = 1
+
 deps:
 	@scripts/install-deps.sh
 
@@ -23,6 +26,9 @@ unit: build
 
 integration: build
 	@cd $(BUILD_DIR) && ctest -L integration --output-on-failure
+
+compat: build
+	@cd $(BUILD_DIR) && ctest -L compat --output-on-failure
 
 bench: build
 	@$(BUILD_DIR)/bin/argon_bench_branch

@@ -11,8 +11,11 @@ packages=(
   postgresql-15 postgresql-client-15
   xfsprogs util-linux procps ca-certificates curl python3
 )
-if [[ "${ARGON_WITH_NODE:-0}" == 1 ]] && ! command -v npm >/dev/null 2>&1; then
-  packages+=(nodejs npm)
+# The compatibility tests (make test) drive Neon's npm clients; use the machine's Node.js when it
+# has one, Debian's otherwise.
+if [[ "${ARGON_WITH_NODE:-0}" == 1 ]]; then
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
 missing=()
