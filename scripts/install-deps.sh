@@ -9,7 +9,7 @@ packages=(
   libsqlite3-dev libpq-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15
-  xfsprogs util-linux procps ca-certificates curl python3
+  xfsprogs e2fsprogs util-linux procps ca-certificates curl python3
 )
 # The compatibility tests (make test) drive Neon's npm clients; use the machine's Node.js when it
 # has one, Debian's otherwise.

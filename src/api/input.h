@@ -13,21 +13,6 @@
 #include "api/http_types.h"
 #include "common/error.h"
 
-// Assigns the value of a Result expression or returns its error from the enclosing function.
-#define ARGON_CONCAT_INNER(a, b) a##b
-#define ARGON_CONCAT(a, b) ARGON_CONCAT_INNER(a, b)
-#define ARGON_ASSIGN_OR_RETURN(lhs, expr)                               \
-  auto ARGON_CONCAT(_r_, __LINE__) = (expr);                            \
-  if (!ARGON_CONCAT(_r_, __LINE__)) {                                   \
-    return std::unexpected(std::move(ARGON_CONCAT(_r_, __LINE__).error())); \
-  }                                                                     \
-  lhs = std::move(*ARGON_CONCAT(_r_, __LINE__))
-#define ARGON_RETURN_IF_ERROR(expr)                                     \
-  do {                                                                  \
-    auto _st = (expr);                                                  \
-    if (!_st) return std::unexpected(std::move(_st.error()));           \
-  } while (0)
-
 namespace argon::api {
 
 // Parses the body as a JSON object. An empty body is an empty object (clients send body-less POSTs

@@ -1,11 +1,26 @@
 // Error values for expected failures. Every fallible function returns Result<T>; the code is mapped
-// once (error.cc) to an HTTP status and Neon error code for the API, and later to a SQLSTATE for the
+// once (error.cc) to an HTTP status and Neon error code for the API, and to a SQLSTATE for the
 // proxy. `message` is shown to the user and must say what to do; `detail` is for logs only.
 #pragma once
 
 #include <expected>
 #include <string>
 #include <utility>
+
+// Assigns the value of a Result expression or returns its error from the enclosing function.
+#define ARGON_CONCAT_INNER(a, b) a##b
+#define ARGON_CONCAT(a, b) ARGON_CONCAT_INNER(a, b)
+#define ARGON_ASSIGN_OR_RETURN(lhs, expr)                                   \
+  auto ARGON_CONCAT(_r_, __LINE__) = (expr);                                \
+  if (!ARGON_CONCAT(_r_, __LINE__)) {                                       \
+    return std::unexpected(std::move(ARGON_CONCAT(_r_, __LINE__).error())); \
+  }                                                                         \
+  lhs = std::move(*ARGON_CONCAT(_r_, __LINE__))
+#define ARGON_RETURN_IF_ERROR(expr)                               \
+  do {                                                            \
+    auto _st = (expr);                                            \
+    if (!_st) return std::unexpected(std::move(_st.error()));     \
+  } while (0)
 
 namespace argon {
 
@@ -46,5 +61,8 @@ inline std::unexpected<Error> fail(ErrorCode code, std::string message, std::str
 int http_status(ErrorCode code);
 std::string_view default_neon_code(ErrorCode code);
 std::string_view to_string(ErrorCode code);
+// The SQLSTATE the proxy sends in an ErrorResponse for this code (08P01 protocol violation, 28P01
+// bad password, 28000 not allowed, 08004 unknown endpoint, 57P03 cannot connect now, ...).
+std::string_view default_sqlstate(ErrorCode code);
 
 }  // namespace argon

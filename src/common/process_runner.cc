@@ -59,6 +59,9 @@ Result<pid_t> PosixProcessRunner::spawn(const ProcessSpec& spec) {
     if (null_fd >= 0) ::dup2(null_fd, 0);
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
+    // Nothing else crosses into the child: Asio opens its sockets without O_CLOEXEC, and a postgres
+    // that inherits argond's listening sockets would hold its ports after argond dies.
+    ::close_range(3, ~0U, 0);
     if (switch_user) {
       if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(126);
     }

@@ -11,46 +11,20 @@
 
 #include "common/process_runner.h"
 #include "harness.h"
+#include "loop_filesystem.h"
 
 namespace argon::testing {
 namespace {
 
 namespace fs = std::filesystem;
 
-class XfsImage {
- public:
-  XfsImage() {
-    std::string tmpl = (fs::temp_directory_path() / "argon-xfs-XXXXXX").string();
-    dir_ = ::mkdtemp(tmpl.data());
-    ::chmod(dir_.c_str(), 0711);  // the Postgres user must reach the data directory inside
-    image_ = dir_ / "fs.img";
-    mnt_ = dir_ / "mnt";
-    fs::create_directories(mnt_);
-    ok_ = run(fmt::format("truncate -s 1G {} && mkfs.xfs -q -m reflink=1 {} && mount -o loop {} {}",
-                          image_.string(), image_.string(), image_.string(), mnt_.string()));
-    if (ok_) ::chmod(mnt_.c_str(), 0711);
-  }
-  ~XfsImage() {
-    if (ok_) run(fmt::format("umount -l {}", mnt_.string()));
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  bool ok() const { return ok_; }
-  const fs::path& mount_point() const { return mnt_; }
-
- private:
-  static bool run(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
-  fs::path dir_, image_, mnt_;
-  bool ok_ = false;
-};
-
 TEST(ReflinkTest, BranchesOnXfsShareBlocks) {
-  const bool ci = std::getenv("CI") && std::string(std::getenv("CI")) == "true";
+  const bool ci = running_under_ci();
   if (::geteuid() != 0) {
     if (ci) FAIL() << "CI=true: the reflink tests must run; run them as root";
     GTEST_SKIP() << "needs root to loop-mount an XFS image";
   }
-  XfsImage xfs;
+  LoopFilesystem xfs(LoopFsType::kXfsReflink);
   ASSERT_TRUE(xfs.ok()) << "could not create and mount an XFS image (xfsprogs, loop devices)";
   auto data = xfs.mount_point() / "argon";
   {
@@ -94,7 +68,7 @@ TEST(ReflinkTest, AskingForReflinkWhereItDoesNotWorkIsAClearError) {
   fs::path dir = ::mkdtemp(tmpl.data());
   std::string out = dir / "out.txt";
   int rc = std::system(fmt::format("{} --data-dir {} --listen 127.0.0.1:0 --clone-driver reflink > {} 2>&1",
-                                   ARGOND_PATH, (dir / "d").string(), out).c_str());
+                                   argond_path(), (dir / "d").string(), out).c_str());
   std::string text = argon::tail_file(out);
   fs::remove_all(dir);
   if (text.find("clone driver: reflink") != std::string::npos) GTEST_SKIP() << "temp dir supports reflink";

@@ -10,9 +10,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
-#include <gtest/gtest.h>
 
 #include <fstream>
+#include <stdexcept>
 #include <thread>
 
 #include "common/process_runner.h"
@@ -25,7 +25,8 @@ namespace http = boost::beast::http;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-Argond::Argond(std::vector<std::string> extra_flags, fs::path data_dir) : flags_(std::move(extra_flags)) {
+Argond::Argond(std::vector<std::string> extra_flags, fs::path data_dir, bool durable)
+    : flags_(std::move(extra_flags)), durable_(durable) {
   if (data_dir.empty()) {
     std::string tmpl = (fs::temp_directory_path() / "argon-it-XXXXXX").string();
     data_dir_ = ::mkdtemp(tmpl.data());
@@ -38,8 +39,14 @@ Argond::Argond(std::vector<std::string> extra_flags, fs::path data_dir) : flags_
 }
 
 Argond::~Argond() {
-  if (pid_ > 0) terminate();
-  if (own_dir_ && !::testing::Test::HasFailure()) {
+  if (pid_ > 0) {
+    try {
+      terminate();
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "{}\n", e.what());
+    }
+  }
+  if (own_dir_ && !(keep_data_dir_if && keep_data_dir_if())) {
     std::error_code ec;
     fs::remove_all(data_dir_, ec);
   }
@@ -49,8 +56,9 @@ void Argond::start() {
   fs::create_directories(data_dir_);
   ::chmod(data_dir_.c_str(), 0711);
   fs::path out = data_dir_ / "argond.stdout";
-  std::vector<std::string> argv = {ARGOND_PATH, "--data-dir", data_dir_.string(), "--listen",
-                                   "127.0.0.1:0", "--unsafe-no-fsync", "--log-level", "debug"};
+  std::vector<std::string> argv = {ARGOND_PATH, "--data-dir", data_dir_.string(), "--listen", "127.0.0.1:0",
+                                   "--log-level", "debug"};
+  if (!durable_) argv.push_back("--unsafe-no-fsync");
   for (const auto& f : flags_) argv.push_back(f);
   ::truncate(out.c_str(), 0);
   pid_ = ::fork();
@@ -70,6 +78,7 @@ void Argond::start() {
     std::ifstream in(out);
     std::string line;
     while (std::getline(in, line)) {
+      if (line.starts_with("ARGOND_PROXY=")) proxy_port_ = std::stoi(line.substr(line.rfind(':') + 1));
       if (line.starts_with("ARGOND_API_URL=http://")) {
         std::string rest = line.substr(22);
         host_ = rest.substr(0, rest.find(':'));
@@ -79,11 +88,12 @@ void Argond::start() {
     }
     if (auto code = try_reap(pid_)) {
       pid_ = -1;
-      FAIL() << "argond exited with " << *code << ":\n" << log_tail();
+      throw std::runtime_error(fmt::format("argond exited with {}:\n{}", *code, log_tail()));
     }
     std::this_thread::sleep_for(20ms);
   }
-  FAIL() << "argond did not start:\n" << log_tail();
+  kill9();
+  throw std::runtime_error("argond did not start:\n" + log_tail());
 }
 
 void Argond::kill9() {
@@ -95,9 +105,10 @@ void Argond::kill9() {
 void Argond::terminate() {
   ::kill(pid_, SIGTERM);
   if (!wait_for_exit(pid_, 120s)) {
-    ADD_FAILURE() << "argond did not stop on SIGTERM";
     ::kill(pid_, SIGKILL);
     (void)wait_for_exit(pid_, 30s);
+    pid_ = -1;
+    throw std::runtime_error("argond did not stop on SIGTERM within 120 s:\n" + log_tail());
   }
   pid_ = -1;
 }
@@ -130,7 +141,7 @@ ApiReply Argond::call(const std::string& method, const std::string& path, const 
 }
 
 std::vector<std::string> Argond::wait_operations(const std::string& project_id, const json::value& ops,
-                                                 std::chrono::seconds timeout) {
+                                                 std::chrono::seconds timeout, std::chrono::milliseconds poll) {
   std::vector<std::string> out;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (const auto& op : ops.as_array()) {
@@ -143,11 +154,9 @@ std::vector<std::string> Argond::wait_operations(const std::string& project_id, 
         break;
       }
       if (std::chrono::steady_clock::now() > deadline) {
-        ADD_FAILURE() << "operation " << id << " still " << status << "\n" << log_tail();
-        out.push_back(status);
-        break;
+        throw std::runtime_error(fmt::format("operation {} still {}\n{}", id, status, log_tail()));
       }
-      std::this_thread::sleep_for(50ms);
+      std::this_thread::sleep_for(poll);
     }
   }
   return out;
@@ -166,7 +175,7 @@ void Argond::wait_idle(const std::string& project_id, std::chrono::seconds timeo
     if (!pending) return;
     std::this_thread::sleep_for(50ms);
   }
-  ADD_FAILURE() << "project " << project_id << " still has pending operations\n" << log_tail();
+  throw std::runtime_error(fmt::format("project {} still has pending operations\n{}", project_id, log_tail()));
 }
 
 PgConn Argond::connect(const std::string& branch_id, const std::string& dbname, const std::string& user) {
@@ -174,6 +183,8 @@ PgConn Argond::connect(const std::string& branch_id, const std::string& dbname, 
   if (!c) throw std::runtime_error(c.error().message);
   return std::move(*c);
 }
+
+const char* argond_path() { return ARGOND_PATH; }
 
 int postmasters_under(const fs::path& dir) {
   int n = 0;

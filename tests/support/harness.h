@@ -1,11 +1,14 @@
-// Test harness: starts a real argond (real PostgreSQL underneath) in a private temp data dir on
-// ports the OS picks, talks to its API, and connects to computes through their private sockets.
+// Test and benchmark kit: starts a real argond (real PostgreSQL underneath) in a private temp data
+// dir on ports the OS picks, talks to its API, and connects to computes through their private
+// sockets. Failures throw std::runtime_error (GoogleTest reports an escaping exception as a failed
+// test; the benchmark stops), so this kit does not depend on a test framework.
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,10 +24,16 @@ struct ApiReply {
   std::string raw;
 };
 
+// When set and returning true at destruction, an Argond keeps its temp data dir for inspection
+// (the integration tests set it to "the current test has failed").
+inline std::function<bool()> keep_data_dir_if;
+
 class Argond {
  public:
-  // Extra flags are appended to the defaults (temp data dir, port 0, --unsafe-no-fsync).
-  explicit Argond(std::vector<std::string> extra_flags = {}, std::filesystem::path data_dir = {});
+  // Extra flags are appended to the defaults (temp data dir, port 0, --log-level debug and, unless
+  // `durable`, --unsafe-no-fsync).
+  explicit Argond(std::vector<std::string> extra_flags = {}, std::filesystem::path data_dir = {},
+                  bool durable = false);
   ~Argond();
 
   void start();
@@ -33,6 +42,7 @@ class Argond {
   pid_t pid() const { return pid_; }
 
   const std::filesystem::path& data_dir() const { return data_dir_; }
+  int proxy_port() const { return proxy_port_; }
   const std::string& key() const { return key_; }
 
   ApiReply call(const std::string& method, const std::string& path, const std::string& body = "",
@@ -44,7 +54,8 @@ class Argond {
   }
   // Polls every operation id until terminal; returns their final statuses.
   std::vector<std::string> wait_operations(const std::string& project_id, const boost::json::value& ops,
-                                           std::chrono::seconds timeout = std::chrono::seconds(120));
+                                           std::chrono::seconds timeout = std::chrono::seconds(120),
+                                           std::chrono::milliseconds poll = std::chrono::milliseconds(50));
   // Waits until the project has no pending operation.
   void wait_idle(const std::string& project_id, std::chrono::seconds timeout = std::chrono::seconds(120));
   // Admin connection to the compute serving `branch_id`.
@@ -55,12 +66,17 @@ class Argond {
  private:
   std::vector<std::string> flags_;
   std::filesystem::path data_dir_;
+  bool durable_ = false;
   bool own_dir_ = false;
   std::string key_;
   pid_t pid_ = -1;
   std::string host_;
   int port_ = 0;
+  int proxy_port_ = 0;
 };
+
+// The argond binary under test (this build's).
+const char* argond_path();
 
 // Number of postmaster processes whose data directory is under `dir`.
 int postmasters_under(const std::filesystem::path& dir);
