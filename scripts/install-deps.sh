@@ -10,6 +10,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15
   xfsprogs e2fsprogs util-linux procps ca-certificates curl python3
+  # Resolves <endpoint-id>.localhost to loopback, so the host names in connection strings work
+  # without DNS (its package adds "myhostname" to /etc/nsswitch.conf).
+  libnss-myhostname
 )
 # The compatibility tests (make test) drive Neon's npm clients; use the machine's Node.js when it
 # has one, Debian's otherwise.

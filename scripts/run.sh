@@ -31,10 +31,9 @@ for _ in $(seq 1 300); do
 done
 read -r branch endpoint < <(curl -sf "$api/projects/$project/endpoints" -H "$auth" | python3 -c \
   'import json,sys; e=json.load(sys.stdin)["endpoints"][0]; print(e["branch_id"], e["id"])')
-curl -sf -X POST "$api/projects/$project/endpoints/$endpoint/start" -H "$auth" >/dev/null
-password=$(curl -sf "$api/projects/$project/branches/$branch/roles/neondb_owner/reveal_password" -H "$auth" | \
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["password"])')
-sleep 1
+# The same string Neon's API gives; it goes through argond's proxy, which wakes the compute.
+uri=$(curl -sf "$api/projects/$project/connection_uri?database_name=neondb&role_name=neondb_owner" -H "$auth" | \
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["uri"])')
 cat <<INFO
 
   Argon is running (pid $pid, data in $DATA_DIR, log $DATA_DIR/logs/argond.log)
@@ -43,9 +42,7 @@ cat <<INFO
   API key      : $key
   Project      : $project  (branch $branch, endpoint $endpoint)
 
-  psql (the compute's private socket; run as root or the postgres user):
-    psql 'host=$DATA_DIR/run/$branch user=neondb_owner dbname=neondb'
-  role password (for the proxy connection strings): $password
+  psql '$uri'
 
   Try the Neon CLI:  npx neonctl projects list --api-host $api --api-key $key --no-analytics
   Stop with Ctrl-C.

@@ -128,7 +128,8 @@ json::object branch_json(const catalog::Branch& b) {
 }
 
 std::string endpoint_host(std::string_view endpoint_id, const PublicAddress& a, bool pooled) {
-  return fmt::format("{}{}.{}", endpoint_id, pooled ? "-pooler" : "", a.proxy_host);
+  std::string port = a.proxy_port == 5432 ? "" : fmt::format(":{}", a.proxy_port);
+  return fmt::format("{}{}.{}{}", endpoint_id, pooled ? "-pooler" : "", a.proxy_host, port);
 }
 
 json::object endpoint_json(const catalog::Endpoint& e, const PublicAddress& a) {
@@ -201,11 +202,9 @@ json::object database_json(const catalog::Database& d) {
 
 std::string connection_uri(const catalog::Endpoint& e, const catalog::Role& r,
                            std::string_view database, const PublicAddress& a, bool pooled) {
-  std::string port = a.proxy_port == 5432 ? "" : fmt::format(":{}", a.proxy_port);
   std::string extra = a.hostaddr.empty() ? "" : fmt::format("&hostaddr={}", a.hostaddr);
-  return fmt::format("postgresql://{}:{}@{}{}/{}?sslmode=require{}", percent_encode(r.name),
-                     percent_encode(r.password), endpoint_host(e.id, a, pooled), port,
-                     percent_encode(database), extra);
+  return fmt::format("postgresql://{}:{}@{}/{}?sslmode=require{}", percent_encode(r.name), percent_encode(r.password),
+                     endpoint_host(e.id, a, pooled), percent_encode(database), extra);
 }
 
 json::object connection_details_json(const catalog::Endpoint& e, const catalog::Role& r,

@@ -27,6 +27,8 @@ boost::json::object operation_json(const catalog::Operation& o);
 boost::json::object role_json(const catalog::Role& r, bool with_password);
 boost::json::object database_json(const catalog::Database& d);
 
+// "<endpoint-id>[-pooler].<proxy_host>", with ":<port>" when the proxy is not on 5432: clients
+// that build a connection string from `host` (neonctl connection-string) then reach the proxy.
 std::string endpoint_host(std::string_view endpoint_id, const PublicAddress& a, bool pooled = false);
 std::string connection_uri(const catalog::Endpoint& e, const catalog::Role& r,
                            std::string_view database, const PublicAddress& a, bool pooled = false);

@@ -209,6 +209,7 @@ void Engine::expiry_loop() {
       return {};
     });
     if (!st) spdlog::error("expiry sweep failed: {}", st.error().detail);
+    autosuspend_sweep();
     lock.lock();
     if (deleted) dirty_ = true;
   }
@@ -244,7 +245,97 @@ void Engine::run(Operation op) {
   }
   (void)catalog_.run([&](Tx& tx) { return tx.put_operation(op); });
   spdlog::info("operation {} {} {} in {} ms", op.id, op.action, op.status, now - started);
+  if (op.action == action::kStartCompute) note_start_finished(op);
   finish_deleted_projects();
+}
+
+void Engine::note_start_finished(const Operation& op) {
+  std::lock_guard l(wake_mu_);
+  auto it = wakes_.find(op.endpoint_id.value_or(""));
+  if (it == wakes_.end() || it->second.op_id != op.id) return;
+  it->second.finished = true;
+  if (op.status == catalog::op_status::kFailed) it->second.error = op.error.value_or("start failed");
+}
+
+Result<std::optional<compute::ComputeTarget>> Engine::wake(std::string_view endpoint_id) {
+  {
+    std::lock_guard l(wake_mu_);
+    auto it = wakes_.find(endpoint_id);
+    if (it != wakes_.end()) {
+      if (!it->second.finished) return std::nullopt;  // the start is under way; no catalog read
+      auto error = it->second.error;
+      wakes_.erase(it);
+      if (error) {
+        return fail(ErrorCode::kUnavailable,
+                    fmt::format("could not start the compute for endpoint {}: {}", endpoint_id, *error));
+      }
+    }
+  }
+  std::optional<compute::ComputeTarget> ready;
+  bool submitted = false;
+  auto st = catalog_.run([&](Tx& tx) -> Status {
+    auto ep = tx.find_endpoint(endpoint_id);
+    if (!ep || ep->deleted) {
+      return fail(ErrorCode::kNotFound,
+                  fmt::format("endpoint {} does not exist; check the endpoint id in the connection string's "
+                              "host name or options",
+                              endpoint_id));
+    }
+    if (ep->disabled) {
+      return fail(ErrorCode::kForbidden,
+                  fmt::format("endpoint {} is disabled; enable it with PATCH /projects/{}/endpoints/{} "
+                              "{{\"endpoint\": {{\"disabled\": false}}}}",
+                              ep->id, ep->project_id, ep->id));
+    }
+    if (ep->current_state == catalog::endpoint_state::kActive && computes_.running(ep->branch_id)) {
+      ready = compute::ComputeTarget{ep->id, ep->project_id, ep->branch_id, storage_.run_dir(ep->branch_id)};
+      return {};
+    }
+    std::lock_guard l(wake_mu_);
+    if (wakes_.contains(endpoint_id)) return {};  // another client asked a moment ago
+    auto op = planner_.start_endpoint(tx, *ep);
+    wakes_[ep->id] = WakeState{op.id};
+    submitted = true;
+    return {};
+  });
+  if (!st) return std::unexpected(st.error());
+  if (submitted) {
+    spdlog::info("endpoint {}: a connection arrived while suspended; starting its compute", endpoint_id);
+    notify();
+  }
+  return ready;
+}
+
+void Engine::autosuspend_sweep() {
+  if (!control_) return;
+  const auto activity = control_->activity();
+  const int64_t now = clock_.now_ms();
+  size_t suspended = 0;
+  auto st = catalog_.run([&](Tx& tx) -> Status {
+    for (auto ep : tx.list_all_endpoints()) {
+      if (ep.deleted || ep.current_state != catalog::endpoint_state::kActive || ep.pending_state) continue;
+      int connections = 0;
+      int64_t last = std::max(ep.last_active.value_or(0), ep.started_at.value_or(0));
+      if (auto a = activity.find(ep.id); a != activity.end()) {
+        connections = a->second.connections;
+        last = std::max(last, a->second.last_active_ms);
+      }
+      if (connections > 0) last = now;
+      if (last > ep.last_active.value_or(0)) {
+        ep.last_active = last;
+        ARGON_RETURN_IF_ERROR(tx.put_endpoint(ep));
+      }
+      // 0 means the default (300 s), negative never.
+      const int64_t timeout_s = ep.suspend_timeout_seconds == 0 ? kDefaultSuspendTimeoutSeconds : ep.suspend_timeout_seconds;
+      if (timeout_s < 0 || connections > 0 || now - last < timeout_s * 1000) continue;
+      spdlog::info("endpoint {}: no connections for {} s; suspending its compute", ep.id, (now - last) / 1000);
+      planner_.suspend_endpoint(tx, ep);
+      ++suspended;
+    }
+    return {};
+  });
+  if (!st) spdlog::error("autosuspend sweep failed: {} {}", st.error().message, st.error().detail);
+  if (suspended) notify();
 }
 
 Result<Engine::Outcome> Engine::execute(Operation& op) {
@@ -449,6 +540,20 @@ Result<Engine::Outcome> Engine::start_compute(Operation& op) {
   return Outcome::kDone;
 }
 
+std::string Engine::suspend_reason(const Operation& op, const std::string& branch_id, bool deleting) {
+  const std::string endpoint_id = op.endpoint_id.value_or("");
+  if (deleting) return fmt::format("terminating connection: endpoint {} was deleted", endpoint_id);
+  auto ep = catalog_.transact([&](Tx& tx) -> Result<std::optional<Endpoint>> {
+    return tx.get_endpoint(op.project_id, endpoint_id, true);
+  });
+  if (ep && *ep && (*ep)->branch_id != branch_id) {
+    return fmt::format("terminating connection: endpoint {} moved to branch {}; reconnect to reach it", endpoint_id,
+                       (*ep)->branch_id);
+  }
+  if (ep && *ep && (*ep)->disabled) return fmt::format("terminating connection: endpoint {} was disabled", endpoint_id);
+  return fmt::format("terminating connection: endpoint {} is being suspended; reconnect to wake it", endpoint_id);
+}
+
 Result<Engine::Outcome> Engine::suspend_compute(Operation& op) {
   auto params = parse_params(op.params_json);
   std::string branch_id = param_string(params, "branch_id");
@@ -463,9 +568,17 @@ Result<Engine::Outcome> Engine::suspend_compute(Operation& op) {
                    branch_id, st.error().message);
     }
   }
-  if (auto st = computes_.stop(branch_id, options_.compute_stop_timeout); !st) {
-    return std::unexpected(st.error());
+  // Clients of this compute hear why their connection ends, and new ones wait at the gate until the
+  // compute is down; then they wake whatever compute the endpoint names by then.
+  const std::string endpoint_id = op.endpoint_id.value_or("");
+  const bool gated = control_ && !endpoint_id.empty() && computes_.running(branch_id);
+  if (gated) {
+    control_->gate(endpoint_id);
+    control_->terminate(endpoint_id, suspend_reason(op, branch_id, delete_endpoint));
   }
+  auto stopped = computes_.stop(branch_id, options_.compute_stop_timeout);
+  if (gated) control_->ungate(endpoint_id);
+  if (!stopped) return std::unexpected(stopped.error());
   auto st = catalog_.run([&](Tx& tx) -> Status {
     auto e = tx.get_endpoint(op.project_id, op.endpoint_id.value_or(""), true);
     if (!e) return {};

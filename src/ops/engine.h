@@ -8,6 +8,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <map>
+#include <optional>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -19,10 +21,14 @@
 #include "common/clock.h"
 #include "common/pg_install.h"
 #include "compute/compute_manager.h"
+#include "compute/endpoint_access.h"
 #include "ops/planner.h"
 #include "storage/storage.h"
 
 namespace argon::ops {
+
+// suspend_timeout_seconds = 0 means this (Neon's default).
+inline constexpr int64_t kDefaultSuspendTimeoutSeconds = 300;
 
 struct EngineOptions {
   int workers = 2;
@@ -31,7 +37,7 @@ struct EngineOptions {
   std::chrono::milliseconds expiry_interval{10000};
 };
 
-class Engine {
+class Engine final : public compute::EndpointResolver {
  public:
   Engine(catalog::Catalog& catalog, storage::Storage& storage, compute::ComputeManager& computes,
          const PgInstalls& pg, const Clock& clock, EngineOptions options);
@@ -48,6 +54,13 @@ class Engine {
   void notify();
 
   const Planner& planner() const { return planner_; }
+
+  // Wake on connect (compute::EndpointResolver): the proxy polls this while a client waits.
+  Result<std::optional<compute::ComputeTarget>> wake(std::string_view endpoint_id) override;
+  // The proxy's control over client connections: suspending a compute gates the endpoint and
+  // terminates its connections first; the periodic sweep reads activity for autosuspend. Set before
+  // start().
+  void set_connection_control(compute::ConnectionControl* control) { control_ = control; }
   // Test and shutdown aid: true when no operation is pending or running.
   bool idle();
 
@@ -57,12 +70,19 @@ class Engine {
   void dispatch_loop();
   void worker_loop();
   void expiry_loop();
+  // Suspends active endpoints without connections for longer than their suspend_timeout_seconds
+  // and keeps last_active current.
+  void autosuspend_sweep();
+  // Records a finished start_compute for wake().
+  void note_start_finished(const catalog::Operation& op);
   void run(catalog::Operation op);
   Result<Outcome> execute(catalog::Operation& op);
 
   Result<Outcome> create_timeline(catalog::Operation& op);
   Result<Outcome> start_compute(catalog::Operation& op);
   Result<Outcome> suspend_compute(catalog::Operation& op);
+  // The message clients of a compute being stopped receive (SQLSTATE 57P01).
+  std::string suspend_reason(const catalog::Operation& op, const std::string& branch_id, bool deleting);
   Result<Outcome> apply_config(catalog::Operation& op);
   Result<Outcome> delete_timeline(catalog::Operation& op);
 
@@ -88,6 +108,16 @@ class Engine {
   std::condition_variable cv_;          // dispatcher wake-up
   std::condition_variable work_cv_;     // workers
   std::deque<catalog::Operation> queue_;
+
+  // Starts that wake() asked for, by endpoint id; never held while taking the catalog's lock.
+  struct WakeState {
+    std::string op_id;
+    bool finished = false;
+    std::optional<std::string> error;
+  };
+  std::mutex wake_mu_;
+  std::map<std::string, WakeState, std::less<>> wakes_;
+  compute::ConnectionControl* control_ = nullptr;
   std::set<std::string> busy_projects_;
   bool dirty_ = true;
   bool stopping_ = false;

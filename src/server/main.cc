@@ -11,10 +11,12 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <optional>
 #include <thread>
 
 #include "api/api_service.h"
 #include "api/http_server.h"
+#include "api/names.h"
 #include "catalog/sqlite_catalog.h"
 #include "common/file_util.h"
 #include "common/id_generator.h"
@@ -23,6 +25,8 @@
 #include "common/random.h"
 #include "compute/compute_manager.h"
 #include "ops/engine.h"
+#include "proxy/proxy_server.h"
+#include "proxy/tls_context.h"
 #include "storage/storage.h"
 
 namespace {
@@ -39,6 +43,9 @@ struct Flags {
   std::string pg_bindir;
   std::string clone_driver = "auto";
   std::string log_level = "info";
+  std::optional<bool> proxy_allow_plaintext;  // default: on when the proxy listens on loopback
+  std::string proxy_tls_cert;
+  std::string proxy_tls_key;
   bool unsafe_no_fsync = false;
   int workers = 2;
   int expiry_check_seconds = 10;
@@ -73,6 +80,10 @@ std::string bootstrap_key(const fs::path& data_dir) {
   return key;
 }
 
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,6 +95,11 @@ int main(int argc, char** argv) {
   app.add_option("--proxy-host", f.proxy_host,
                  "domain endpoints are published under: host = <endpoint-id>.<proxy-host>")
       ->capture_default_str();
+  app.add_option("--proxy-allow-plaintext", f.proxy_allow_plaintext,
+                 "accept clients without TLS: true | false (default: true when --proxy-listen is loopback)");
+  app.add_option("--proxy-tls-cert", f.proxy_tls_cert,
+                 "PEM certificate (chain) for the proxy (default: a self-signed one kept in <data-dir>/tls)");
+  app.add_option("--proxy-tls-key", f.proxy_tls_key, "PEM private key for --proxy-tls-cert");
   app.add_option("--pg-user", f.pg_user, "OS user Postgres runs as (default: postgres when run as root)");
   app.add_option("--pg-bindir", f.pg_bindir, "PostgreSQL bin directory (default: every /usr/lib/postgresql/*/bin)");
   app.add_option("--clone-driver", f.clone_driver, "auto | reflink | copy")
@@ -153,12 +169,31 @@ int main(int argc, char** argv) {
   eo.expiry_interval = std::chrono::seconds(f.expiry_check_seconds);
   ops::Engine engine(*catalog, storage, computes, installs, clock, eo);
   check(engine.recover());
+
+  const int threads = std::max(2u, std::thread::hardware_concurrency());
+  boost::asio::io_context io(threads);
+
+  // The proxy: one port for every endpoint; the engine gates and terminates its connections.
+  proxy::TlsOptions to;
+  to.cert_file = f.proxy_tls_cert;
+  to.key_file = f.proxy_tls_key;
+  to.generated_dir = data_dir / "tls";
+  to.dns_names = {f.proxy_host, "*." + f.proxy_host};
+  std::shared_ptr<proxy::TlsContext> tls = check(proxy::TlsContext::create(to));
+  proxy::ProxyOptions po;
+  po.listen_host = proxy_host_addr;
+  po.listen_port = proxy_port;
+  po.allow_plaintext = f.proxy_allow_plaintext.value_or(is_loopback(proxy_host_addr));
+  po.reserved_role = [](std::string_view role) { return api::reserved_role(role); };
+  proxy::ProxyServer proxy(io, po, tls, engine, clock);
+  const int proxy_bound = check(proxy.listen());
+  engine.set_connection_control(&proxy);
   engine.start();
 
   RandomIdGenerator ids;
   api::ApiOptions ao;
   ao.address.proxy_host = f.proxy_host;
-  ao.address.proxy_port = proxy_port;
+  ao.address.proxy_port = static_cast<uint16_t>(proxy_bound);
   // Until a DNS name for *.proxy-host exists, URIs carry hostaddr= so they need no resolver.
   ao.address.hostaddr = proxy_host_addr == "0.0.0.0" || proxy_host_addr == "::" ? "127.0.0.1" : proxy_host_addr;
   ao.address.owner_id = owner_id;
@@ -166,12 +201,14 @@ int main(int argc, char** argv) {
   api::ApiService service(*catalog, engine, ids, clock, installs, ao);
   check(service.ensure_api_key(bootstrap_key(data_dir), "bootstrap"));
 
-  const int threads = std::max(2u, std::thread::hardware_concurrency());
-  boost::asio::io_context io(threads);
   api::HttpServer server(io, [&](const api::HttpRequest& r) { return service.handle(r); });
   uint16_t bound = check(server.listen(api_host, api_port));
-  spdlog::info("argond ready: API http://{}:{}/api/v2 (data dir {})", api_host, bound, data_dir.string());
-  // A line for scripts and tests that start argond with port 0.
+  proxy.start();
+  spdlog::info("argond ready: API http://{}:{}/api/v2, Postgres proxy {}:{} ({}), data dir {}", api_host, bound,
+               proxy_host_addr, proxy_bound, po.allow_plaintext ? "TLS or plaintext" : "TLS only",
+               data_dir.string());
+  // Lines for scripts and tests that start argond with port 0 (the API line comes last).
+  fmt::print("ARGOND_PROXY={}:{}\n", proxy_host_addr, proxy_bound);
   fmt::print("ARGOND_API_URL=http://{}:{}/api/v2\n", api_host, bound);
   std::fflush(stdout);
 
@@ -179,7 +216,10 @@ int main(int argc, char** argv) {
   signals.async_wait([&](const boost::system::error_code&, int sig) {
     spdlog::info("signal {}: shutting down", sig);
     server.stop();
-    io.stop();
+    proxy.stop();
+    // A moment for clients to receive the shutdown notice before the sockets go.
+    auto grace = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(200));
+    grace->async_wait([&io, grace](const boost::system::error_code&) { io.stop(); });
   });
   ::signal(SIGPIPE, SIG_IGN);
 

@@ -88,6 +88,11 @@ test('connection-string reveals the owner password for the branch endpoint', () 
   assert.equal(decodeURIComponent(uri.password), ownerPassword);
   assert.match(uri.hostname, /^ep-[a-z]+-[a-z]+-\d+\./);
   assert.equal(uri.pathname, '/neondb');
+  assert.equal(uri.searchParams.get('channel_binding'), 'require');
+  // The string works verbatim: TLS, SCRAM-SHA-256-PLUS, the endpoint from the host name (SNI).
+  const psql = spawnSync('psql', [s, '-XAtc', 'select current_user'], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(psql.status, 0, psql.stderr);
+  assert.equal(psql.stdout.trim(), 'neondb_owner');
 });
 
 test('branches create, rename, get, delete (by name)', async () => {

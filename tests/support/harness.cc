@@ -57,7 +57,7 @@ void Argond::start() {
   ::chmod(data_dir_.c_str(), 0711);
   fs::path out = data_dir_ / "argond.stdout";
   std::vector<std::string> argv = {ARGOND_PATH, "--data-dir", data_dir_.string(), "--listen", "127.0.0.1:0",
-                                   "--log-level", "debug"};
+                                   "--proxy-listen", "127.0.0.1:0", "--log-level", "debug"};
   if (!durable_) argv.push_back("--unsafe-no-fsync");
   for (const auto& f : flags_) argv.push_back(f);
   ::truncate(out.c_str(), 0);

@@ -1,0 +1,54 @@
+// The two seams between the connection proxy and the operations engine. They meet here, in compute,
+// because both may depend on it and neither on the other:
+// - EndpointResolver (the engine implements it): which compute serves an endpoint, starting it when
+//   it is suspended (wake on connect).
+// - ConnectionControl (the proxy implements it): what the engine does to live client connections
+//   around a change of compute (gate, terminate, ungate) and the activity autosuspend reads.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+
+namespace argon::compute {
+
+struct ComputeTarget {
+  std::string endpoint_id;
+  std::string project_id;
+  std::string branch_id;
+  std::filesystem::path socket_dir;  // the compute's private unix-socket directory
+};
+
+class EndpointResolver {
+ public:
+  virtual ~EndpointResolver() = default;
+  // The compute serving the endpoint when it runs. std::nullopt while it is being started: the first
+  // call asks for one start and every later call shares it, however many clients wait. Errors:
+  // unknown or deleted endpoint (kNotFound), disabled endpoint (kForbidden), a start that failed
+  // (kUnavailable). Cheap: callers poll it while they wait.
+  virtual Result<std::optional<ComputeTarget>> wake(std::string_view endpoint_id) = 0;
+};
+
+struct EndpointActivity {
+  int connections = 0;         // client connections open now
+  std::int64_t last_active_ms = 0;  // last time a connection opened or closed
+};
+
+class ConnectionControl {
+ public:
+  virtual ~ConnectionControl() = default;
+  // New connections to the endpoint wait (bounded) until ungate(); gates nest by count.
+  virtual void gate(const std::string& endpoint_id) = 0;
+  virtual void ungate(const std::string& endpoint_id) = 0;
+  // Closes every live connection of the endpoint with SQLSTATE 57P01 and `reason` as the message;
+  // returns once they are closed (bounded by a few seconds).
+  virtual void terminate(const std::string& endpoint_id, const std::string& reason) = 0;
+  virtual std::map<std::string, EndpointActivity> activity() const = 0;
+};
+
+}  // namespace argon::compute

@@ -1,0 +1,46 @@
+// The proxy's side of a compute's private unix socket: logging a client in on its behalf (the
+// socket trusts local connections; only the proxy and argond can reach it) and reading a role's
+// current SCRAM verifier, so a password changed with ALTER ROLE counts at once.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include "common/error.h"
+#include "pgwire/startup_packet.h"
+
+namespace argon::proxy {
+
+struct ComputeLogin {
+  std::optional<std::string> error;  // the compute's ErrorResponse (framed), to pass on as it is
+  std::int32_t process_id = 0;       // the compute's BackendKeyData
+  std::int32_t secret_key = 0;
+  std::string parameter_messages;  // ParameterStatus and notices, framed, in order
+  std::string ready_message;       // the first ReadyForQuery, framed
+};
+
+struct RoleSecret {
+  bool exists = false;
+  std::string verifier;  // pg_authid.rolpassword
+  bool can_login = false;
+  bool expired = false;  // rolvaliduntil has passed
+};
+
+boost::asio::local::stream_protocol::endpoint compute_socket_path(const std::filesystem::path& socket_dir);
+
+// Connects `socket` to the compute and completes the startup for `startup`'s user and database.
+boost::asio::awaitable<Result<ComputeLogin>> open_compute_session(boost::asio::local::stream_protocol::socket& socket,
+                                                                  const std::filesystem::path& socket_dir,
+                                                                  const pgwire::StartupMessage& startup);
+
+boost::asio::awaitable<Result<RoleSecret>> fetch_role_secret(boost::asio::any_io_executor executor,
+                                                             const std::filesystem::path& socket_dir,
+                                                             const std::string& admin_user, const std::string& role);
+
+}  // namespace argon::proxy

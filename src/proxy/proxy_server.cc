@@ -1,0 +1,688 @@
+#include "proxy/proxy_server.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
+
+#include <array>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/multiple_exceptions.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/random.h"
+#include "pgwire/message_framer.h"
+#include "pgwire/messages.h"
+#include "pgwire/scram.h"
+#include "pgwire/startup_packet.h"
+#include "pgwire/wire_format.h"
+#include "proxy/compute_login.h"
+#include "proxy/endpoint_hint.h"
+#include "proxy/tls_context.h"
+
+namespace argon::proxy {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using asio::awaitable;
+using asio::use_awaitable;
+using tcp = asio::ip::tcp;
+using unix_socket = asio::local::stream_protocol::socket;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr std::size_t kRelayBuffer = 64 * 1024;
+constexpr auto kPollInterval = 10ms;
+constexpr auto kTerminateDrain = 1s;
+
+pgwire::ErrorFields to_fields(const Error& e) {
+  pgwire::ErrorFields f;
+  f.severity = "FATAL";
+  f.sqlstate = std::string(default_sqlstate(e.code));
+  f.message = e.message;
+  return f;
+}
+
+}  // namespace
+
+class Session;
+
+struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
+  struct EndpointEntry {
+    int gates = 0;
+    std::int64_t last_active_ms = 0;
+    std::set<std::shared_ptr<Session>> sessions;
+  };
+  struct CancelTarget {
+    fs::path socket_dir;
+    std::int32_t process_id = 0;
+    std::int32_t secret_key = 0;
+  };
+
+  Impl(asio::io_context& io_, ProxyOptions options_, std::shared_ptr<TlsContext> tls_,
+       compute::EndpointResolver& resolver_, const Clock& clock_)
+      : io(io_), options(std::move(options_)), tls(std::move(tls_)), resolver(resolver_), clock(clock_),
+        acceptor(io_) {}
+
+  bool reserved(std::string_view role) const {
+    return role == options.admin_user || (options.reserved_role && options.reserved_role(role));
+  }
+
+  awaitable<void> accept_loop();
+  void forget(const std::shared_ptr<Session>& s, const std::string& endpoint_id);
+
+  asio::io_context& io;
+  ProxyOptions options;
+  std::shared_ptr<TlsContext> tls;
+  compute::EndpointResolver& resolver;
+  const Clock& clock;
+  tcp::acceptor acceptor;
+  std::atomic<int> open_connections{0};
+  std::atomic<bool> stopping{false};
+
+  mutable std::mutex mu;
+  std::map<std::string, EndpointEntry> endpoints;
+  std::map<std::pair<std::int32_t, std::int32_t>, CancelTarget> cancel_keys;
+  std::set<std::shared_ptr<Session>> sessions;  // every open client connection
+};
+
+// One client connection, from the first byte to the end of the relay. All of its I/O runs on its own
+// strand; terminate() reaches it by posting to that strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<ProxyServer::Impl> proxy, tcp::socket socket)
+      : proxy_(std::move(proxy)),
+        executor_(socket.get_executor()),
+        client_(std::move(socket)),
+        backend_(executor_),
+        watchdog_(executor_) {}
+
+  awaitable<void> run();
+
+  // Posted by the engine (any thread): close with 57P01 and `reason`.
+  void terminate(std::string reason) {
+    asio::post(executor_, [self = shared_from_this(), reason = std::move(reason)]() mutable {
+      if (self->terminating_) return;
+      self->terminating_ = true;
+      self->terminate_reason_ = std::move(reason);
+      boost::system::error_code ec;
+      self->backend_.cancel(ec);
+      if (!self->relaying_) self->close_all();
+    });
+  }
+  void close_all() {
+    boost::system::error_code ec;
+    backend_.close(ec);
+    if (tls_) tls_->lowest_layer().close(ec);
+    client_.close(ec);
+  }
+
+ private:
+  // ---- client I/O (plain or TLS) ----
+  // Callers pass named buffers, never temporaries: GCC 12 destroys some temporaries that live
+  // across a co_await twice.
+  awaitable<std::size_t> read_some(asio::mutable_buffer b) {
+    if (tls_) co_return co_await tls_->async_read_some(b, use_awaitable);
+    co_return co_await client_.async_read_some(b, use_awaitable);
+  }
+  awaitable<void> read_exact(std::string& out, std::size_t n) {
+    out.resize(n);
+    if (tls_) {
+      co_await asio::async_read(*tls_, asio::buffer(out), use_awaitable);
+    } else {
+      co_await asio::async_read(client_, asio::buffer(out), use_awaitable);
+    }
+  }
+  awaitable<void> write(std::string_view data) {
+    if (tls_) {
+      co_await asio::async_write(*tls_, asio::buffer(data), use_awaitable);
+    } else {
+      co_await asio::async_write(client_, asio::buffer(data), use_awaitable);
+    }
+  }
+  // The next typed message from the client during authentication.
+  awaitable<Result<std::pair<char, std::string>>> read_message() {
+    std::array<char, 4096> buf;
+    for (;;) {
+      auto m = framer_.next();
+      if (!m) co_return std::unexpected(m.error());
+      if (*m) co_return std::pair<char, std::string>((*m)->type, std::string((*m)->body));
+      std::size_t n = co_await read_some(asio::buffer(buf));
+      framer_.feed(std::string_view(buf.data(), n));
+    }
+  }
+
+  awaitable<Status> handshake();
+  awaitable<Result<std::optional<pgwire::StartupMessage>>> read_startup();
+  awaitable<Status> enter_endpoint();
+  awaitable<Result<compute::ComputeTarget>> wait_for_compute();
+  awaitable<Status> authenticate(const RoleSecret& secret, const std::optional<std::string>& cleartext);
+  awaitable<Status> login_to_compute(const compute::ComputeTarget& target);
+  awaitable<void> forward_cancel(const pgwire::CancelRequest& c);
+  awaitable<void> relay();
+  awaitable<void> client_to_backend();
+  awaitable<void> backend_to_client();
+  awaitable<void> sleep(std::chrono::milliseconds d) {
+    asio::steady_timer t(executor_, d);
+    co_await t.async_wait(use_awaitable);
+  }
+
+  std::shared_ptr<ProxyServer::Impl> proxy_;
+  asio::any_io_executor executor_;
+  tcp::socket client_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
+  unix_socket backend_;
+  asio::steady_timer watchdog_;
+  pgwire::MessageFramer framer_{pgwire::kMaxAuthMessageLength};
+  pgwire::StartupMessage startup_;
+  std::string endpoint_id_;
+  std::string user_;
+  bool registered_ = false;
+  bool relaying_ = false;
+  bool terminating_ = false;
+  std::string terminate_reason_;
+  std::optional<std::pair<std::int32_t, std::int32_t>> cancel_key_;
+  std::string backend_greeting_;  // ParameterStatus..ReadyForQuery from the compute, for the client
+};
+
+awaitable<void> Session::run() {
+  auto self = shared_from_this();
+  watchdog_.expires_after(proxy_->options.handshake_timeout);
+  watchdog_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto s = weak.lock()) s->close_all();
+  });
+  try {
+    auto st = co_await handshake();
+    if (!st) {
+      const auto& e = st.error();
+      if (e.code == ErrorCode::kInternal) spdlog::error("proxy: {} ({})", e.message, e.detail);
+      if (!e.message.empty()) {
+      const std::string out = pgwire::error_response(to_fields(e));
+      co_await write(out);
+    }
+    } else if (registered_) {
+      watchdog_.cancel();
+      co_await relay();
+    }
+  } catch (const boost::system::system_error&) {
+    // The client or the compute went away, or the watchdog closed a stalled handshake.
+  } catch (const std::exception& e) {
+    spdlog::error("proxy: connection failed: {}", e.what());
+  }
+  watchdog_.cancel();
+  close_all();
+  proxy_->forget(self, endpoint_id_);
+  if (cancel_key_) {
+    std::lock_guard l(proxy_->mu);
+    proxy_->cancel_keys.erase(*cancel_key_);
+  }
+}
+
+awaitable<Result<std::optional<pgwire::StartupMessage>>> Session::read_startup() {
+  using Out = Result<std::optional<pgwire::StartupMessage>>;
+  // At most: GSSENCRequest, SSLRequest, then the StartupMessage.
+  for (int round = 0; round < 3; ++round) {
+    std::string len_word;
+    co_await read_exact(len_word, 4);
+    auto len = pgwire::startup_body_length(len_word);
+    if (!len) co_return Out(std::unexpected(len.error()));
+    std::string body;
+    co_await read_exact(body, *len);
+    auto packet = pgwire::parse_startup_packet(body);
+    if (!packet) co_return Out(std::unexpected(packet.error()));
+    if (std::holds_alternative<pgwire::SslRequest>(*packet)) {
+      if (tls_) co_return Out(fail(ErrorCode::kBadRequest, "SSLRequest received on an encrypted connection"));
+      if (!proxy_->tls) {
+        co_await write("N");
+        continue;
+      }
+      co_await write("S");
+      tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(client_), proxy_->tls->context());
+      co_await tls_->async_handshake(asio::ssl::stream_base::server, use_awaitable);
+      continue;
+    }
+    if (std::holds_alternative<pgwire::GssEncRequest>(*packet)) {
+      if (tls_) co_return Out(fail(ErrorCode::kBadRequest, "GSSENCRequest received on an encrypted connection"));
+      co_await write("N");
+      continue;
+    }
+    if (auto* c = std::get_if<pgwire::CancelRequest>(&*packet)) {
+      co_await forward_cancel(*c);
+      co_return Out(std::optional<pgwire::StartupMessage>{});
+    }
+    co_return Out(std::get<pgwire::StartupMessage>(std::move(*packet)));
+  }
+  co_return Out(fail(ErrorCode::kBadRequest, "too many negotiation packets before the startup message"));
+}
+
+awaitable<Status> Session::handshake() {
+  auto startup = co_await read_startup();
+  if (!startup) co_return std::unexpected(startup.error());
+  if (!*startup) co_return Status{};  // a CancelRequest, already handled
+  startup_ = std::move(**startup);
+  if (!tls_ && !proxy_->options.allow_plaintext) {
+    co_return fail(ErrorCode::kForbidden,
+                   "this Argon proxy accepts only TLS connections: connect with sslmode=require");
+  }
+  if (startup_.minor_version > 0 || !startup_.protocol_options().empty()) {
+    {
+      const std::string out = pgwire::negotiate_protocol_version(0, startup_.protocol_options());
+      co_await write(out);
+    }
+    for (const auto& o : startup_.protocol_options()) startup_.erase(o);
+  }
+  user_ = *startup_.get("user");
+  if (!startup_.get("database")) startup_.set("database", user_);
+
+  std::string sni;
+  if (tls_) {
+    if (const char* name = SSL_get_servername(tls_->native_handle(), TLSEXT_NAMETYPE_host_name)) sni = name;
+  }
+  std::string options = startup_.get("options").value_or("");
+  auto hint = resolve_endpoint_hint(sni, options);
+  if (!hint) co_return std::unexpected(hint.error());
+  if (hint->remaining_options.empty()) {
+    startup_.erase("options");
+  } else {
+    startup_.set("options", hint->remaining_options);
+  }
+  if (proxy_->reserved(user_)) {
+    co_return fail(ErrorCode::kForbidden,
+                   fmt::format("role \"{}\" is reserved for Argon's internal use; connect as one of your "
+                               "project's roles (GET /projects/{{id}}/branches/{{id}}/roles lists them)",
+                               user_));
+  }
+
+  // Without an endpoint in the host name or options, the password carries it: endpoint=<id>;<password>.
+  std::optional<std::string> cleartext;
+  endpoint_id_ = hint->endpoint_id;
+  if (endpoint_id_.empty()) {
+    {
+      const std::string out = pgwire::authentication_cleartext_password();
+      co_await write(out);
+    }
+    auto msg = co_await read_message();
+    if (!msg) co_return std::unexpected(msg.error());
+    if (msg->first != 'p') co_return fail(ErrorCode::kBadRequest, "expected a password message");
+    auto password = pgwire::parse_password_message(msg->second);
+    if (!password) co_return std::unexpected(password.error());
+    auto split = split_endpoint_password(*password);
+    if (!split) co_return std::unexpected(split.error());
+    endpoint_id_ = split->first;
+    cleartext = std::move(split->second);
+  }
+
+  auto entered = co_await enter_endpoint();
+  if (!entered) co_return entered;
+  auto target = co_await wait_for_compute();
+  if (!target) co_return std::unexpected(target.error());
+  auto secret = co_await fetch_role_secret(executor_, target->socket_dir, proxy_->options.admin_user, user_);
+  if (!secret) co_return std::unexpected(secret.error());
+  auto authed = co_await authenticate(*secret, cleartext);
+  if (!authed) co_return authed;
+  auto logged_in = co_await login_to_compute(*target);
+  if (!logged_in) co_return logged_in;
+  if (terminating_) co_return fail(ErrorCode::kUnavailable, terminate_reason_);
+  {
+      const std::string out = pgwire::authentication_ok() + backend_greeting_;
+      co_await write(out);
+    }
+  co_return Status{};
+}
+
+// Joins the endpoint's set of connections, waiting while it is gated. Joining before the compute is
+// chosen means a terminate() that comes later also reaches this connection.
+awaitable<Status> Session::enter_endpoint() {
+  const auto deadline = std::chrono::steady_clock::now() + proxy_->options.gate_timeout;
+  for (;;) {
+    {
+      std::lock_guard l(proxy_->mu);
+      auto& ep = proxy_->endpoints[endpoint_id_];
+      if (ep.gates == 0) {
+        ep.sessions.insert(shared_from_this());
+        ep.last_active_ms = proxy_->clock.now_ms();
+        registered_ = true;
+        co_return Status{};
+      }
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      co_return fail(ErrorCode::kUnavailable,
+                     fmt::format("endpoint {} is being switched to another compute and did not come back within "
+                                 "{} s; try again",
+                                 endpoint_id_, proxy_->options.gate_timeout.count() / 1000));
+    }
+    co_await sleep(kPollInterval);
+  }
+}
+
+awaitable<Result<compute::ComputeTarget>> Session::wait_for_compute() {
+  const auto deadline = std::chrono::steady_clock::now() + proxy_->options.wake_timeout;
+  for (;;) {
+    auto r = proxy_->resolver.wake(endpoint_id_);
+    if (!r) co_return std::unexpected(r.error());
+    if (*r) co_return std::move(**r);
+    if (terminating_) co_return fail(ErrorCode::kUnavailable, terminate_reason_);
+    if (std::chrono::steady_clock::now() > deadline) {
+      co_return fail(ErrorCode::kUnavailable,
+                     fmt::format("the compute for endpoint {} did not start within {} s; try again, and check "
+                                 "GET /projects/{{id}}/operations for the failed start",
+                                 endpoint_id_, proxy_->options.wake_timeout.count() / 1000));
+    }
+    co_await sleep(kPollInterval);
+  }
+}
+
+awaitable<Status> Session::authenticate(const RoleSecret& secret, const std::optional<std::string>& cleartext) {
+  auto denied = [&] {
+    return fail(ErrorCode::kUnauthorized, fmt::format("password authentication failed for user \"{}\"", user_));
+  };
+  if (!secret.exists) co_return denied();
+  auto verifier = pgwire::parse_scram_verifier(secret.verifier);
+  if (!verifier) co_return denied();
+  if (cleartext) {
+    if (!pgwire::scram_password_matches(*verifier, *cleartext)) co_return denied();
+  } else {
+    std::vector<std::string> mechanisms;
+    if (tls_) mechanisms.emplace_back(pgwire::kScramSha256Plus);
+    mechanisms.emplace_back(pgwire::kScramSha256);
+    {
+      const std::string out = pgwire::authentication_sasl(mechanisms);
+      co_await write(out);
+    }
+    pgwire::ScramServer scram(*verifier, tls_ ? proxy_->tls->end_point_hash() : std::string());
+    auto first = co_await read_message();
+    if (!first) co_return std::unexpected(first.error());
+    if (first->first != 'p') co_return fail(ErrorCode::kBadRequest, "expected a SASLInitialResponse message");
+    auto initial = pgwire::parse_sasl_initial_response(first->second);
+    if (!initial) co_return std::unexpected(initial.error());
+    auto server_first = scram.client_first(initial->mechanism, initial->data);
+    if (!server_first) co_return std::unexpected(server_first.error());
+    {
+      const std::string out = pgwire::authentication_sasl_continue(*server_first);
+      co_await write(out);
+    }
+    auto final = co_await read_message();
+    if (!final) co_return std::unexpected(final.error());
+    if (final->first != 'p') co_return fail(ErrorCode::kBadRequest, "expected a SASLResponse message");
+    auto server_final = scram.client_final(final->second);
+    if (!server_final) {
+      if (server_final.error().code == ErrorCode::kUnauthorized) co_return denied();
+      co_return std::unexpected(server_final.error());
+    }
+    {
+      const std::string out = pgwire::authentication_sasl_final(*server_final);
+      co_await write(out);
+    }
+  }
+  // Checked after the password, so that probing reveals nothing about roles.
+  if (!secret.can_login) {
+    co_return fail(ErrorCode::kForbidden, fmt::format("role \"{}\" is not permitted to log in", user_));
+  }
+  if (secret.expired) co_return denied();
+  co_return Status{};
+}
+
+awaitable<Status> Session::login_to_compute(const compute::ComputeTarget& target) {
+  auto login = co_await open_compute_session(backend_, target.socket_dir, startup_);
+  if (!login) co_return std::unexpected(login.error());
+  if (login->error) {
+    // The compute refused (unknown database, too many connections, ...): the client gets its words.
+    {
+      const std::string out = pgwire::authentication_ok();
+      co_await write(out);
+    }
+    co_await write(*login->error);
+    co_return fail(ErrorCode::kBadRequest, "");
+  }
+  // The client gets a key of ours; the compute's stays here, for forwarding a CancelRequest.
+  std::int32_t pid = 0;
+  std::int32_t secret = 0;
+  {
+    std::lock_guard l(proxy_->mu);
+    do {
+      pid = static_cast<std::int32_t>(secure_random(0x7fffffff)) + 1;
+      secret = static_cast<std::int32_t>(secure_random(0xffffffffULL));
+    } while (proxy_->cancel_keys.contains({pid, secret}));
+    proxy_->cancel_keys[{pid, secret}] = {target.socket_dir, login->process_id, login->secret_key};
+  }
+  cancel_key_ = std::pair{pid, secret};
+  backend_greeting_ = login->parameter_messages + pgwire::backend_key_data(pid, secret) + login->ready_message;
+  co_return Status{};
+}
+
+awaitable<void> Session::forward_cancel(const pgwire::CancelRequest& c) {
+  std::optional<ProxyServer::Impl::CancelTarget> target;
+  {
+    std::lock_guard l(proxy_->mu);
+    auto it = proxy_->cancel_keys.find({c.process_id, c.secret_key});
+    if (it != proxy_->cancel_keys.end()) target = it->second;
+  }
+  if (!target) co_return;  // PostgreSQL also ignores unknown keys silently
+  unix_socket s(executor_);
+  boost::system::error_code ec;
+  co_await s.async_connect(compute_socket_path(target->socket_dir), asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return;
+  const std::string request = pgwire::encode_cancel_request({target->process_id, target->secret_key});
+  co_await asio::async_write(s, asio::buffer(request), asio::redirect_error(use_awaitable, ec));
+}
+
+awaitable<void> Session::relay() {
+  relaying_ = true;
+  if (terminating_) {
+    {
+      const std::string out = pgwire::error_response({"FATAL", "57P01", terminate_reason_, "", ""});
+      co_await write(out);
+    }
+    co_return;
+  }
+  // Bytes the client sent after its last authentication message belong to the compute.
+  if (framer_.buffered() > 0) {
+    auto rest = framer_.take_rest();
+    co_await asio::async_write(backend_, asio::buffer(rest), use_awaitable);
+  }
+  try {
+    co_await (client_to_backend() || backend_to_client());
+  } catch (const asio::multiple_exceptions&) {
+    // Both directions ended (the usual end of a connection).
+  }
+}
+
+awaitable<void> Session::client_to_backend() {
+  std::vector<char> buf(kRelayBuffer);
+  for (;;) {
+    std::size_t n = co_await read_some(asio::buffer(buf));
+    co_await asio::async_write(backend_, asio::buffer(buf.data(), n), use_awaitable);
+  }
+}
+
+awaitable<void> Session::backend_to_client() {
+  std::vector<char> buf(kRelayBuffer);
+  pgwire::BoundaryTracker tracker;
+  for (;;) {
+    boost::system::error_code ec;
+    std::size_t n = co_await backend_.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+    if (ec && !terminating_) throw boost::system::system_error(ec);
+    if (terminating_) {
+      // Finish the message in flight (bounded), then tell the client why the connection ends.
+      std::string_view pending(buf.data(), ec ? 0 : n);
+      auto give_up = std::chrono::steady_clock::now() + kTerminateDrain;
+      for (;;) {
+        while (!pending.empty() && !tracker.at_boundary()) {
+          auto used = tracker.consume_message_part(pending);
+          if (!used) co_return;
+          co_await write(pending.substr(0, *used));
+          pending.remove_prefix(*used);
+        }
+        if (tracker.at_boundary() || std::chrono::steady_clock::now() > give_up) break;
+        asio::steady_timer limit(executor_, kTerminateDrain);
+        limit.async_wait([this](boost::system::error_code e) {
+          if (!e) {
+            boost::system::error_code ignored;
+            backend_.close(ignored);
+          }
+        });
+        ec.clear();
+        n = co_await backend_.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+        limit.cancel();
+        if (ec) break;
+        pending = std::string_view(buf.data(), n);
+      }
+      if (tracker.at_boundary()) {
+        {
+      const std::string out = pgwire::error_response({"FATAL", "57P01", terminate_reason_, "", ""});
+      co_await write(out);
+    }
+      }
+      co_return;
+    }
+    if (!tracker.advance(std::string_view(buf.data(), n))) co_return;  // a compute never sends this
+    co_await write(std::string_view(buf.data(), n));
+  }
+}
+
+void ProxyServer::Impl::forget(const std::shared_ptr<Session>& s, const std::string& endpoint_id) {
+  std::lock_guard l(mu);
+  sessions.erase(s);
+  if (endpoint_id.empty()) return;
+  auto it = endpoints.find(endpoint_id);
+  if (it == endpoints.end()) return;
+  if (it->second.sessions.erase(s) > 0) it->second.last_active_ms = clock.now_ms();
+}
+
+awaitable<void> ProxyServer::Impl::accept_loop() {
+  auto self = shared_from_this();
+  while (!stopping) {
+    boost::system::error_code ec;
+    auto strand = asio::make_strand(io);
+    tcp::socket socket = co_await acceptor.async_accept(strand, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (stopping || ec == asio::error::operation_aborted) co_return;
+      spdlog::warn("proxy: accept failed: {}", ec.message());
+      // Out of descriptors and the like: back off instead of spinning.
+      asio::steady_timer t(io, 50ms);
+      co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    if (open_connections.load() >= options.max_connections) {
+      auto msg = pgwire::error_response({"FATAL", "53300", "too many connections to the Argon proxy; try again later", "", ""});
+      asio::async_write(socket, asio::buffer(msg), [s = std::make_shared<tcp::socket>(std::move(socket)),
+                                                    m = std::make_shared<std::string>(msg)](auto, auto) {});
+      continue;
+    }
+    auto session = std::make_shared<Session>(self, std::move(socket));
+    {
+      std::lock_guard l(mu);
+      sessions.insert(session);
+    }
+    ++open_connections;
+    asio::co_spawn(strand, session->run(), [this, session](std::exception_ptr) { --open_connections; });
+  }
+}
+
+ProxyServer::ProxyServer(asio::io_context& io, ProxyOptions options, std::shared_ptr<TlsContext> tls,
+                         compute::EndpointResolver& resolver, const Clock& clock)
+    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(tls), resolver, clock)) {}
+
+ProxyServer::~ProxyServer() { stop(); }
+
+Result<int> ProxyServer::listen() {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(impl_->options.listen_host, ec);
+  if (ec) return fail(ErrorCode::kBadRequest, fmt::format("invalid --proxy-listen host {}", impl_->options.listen_host));
+  tcp::endpoint ep(addr, static_cast<unsigned short>(impl_->options.listen_port));
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return fail(ErrorCode::kUnavailable, fmt::format("cannot listen on {}:{} for the proxy: {}",
+                                                     impl_->options.listen_host, impl_->options.listen_port,
+                                                     ec.message()));
+  }
+  return static_cast<int>(a.local_endpoint().port());
+}
+
+void ProxyServer::start() {
+  asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
+}
+
+void ProxyServer::stop() {
+  if (impl_->stopping.exchange(true)) return;
+  asio::post(impl_->io, [impl = impl_] {
+    boost::system::error_code ec;
+    impl->acceptor.close(ec);
+  });
+  std::set<std::shared_ptr<Session>> all;
+  {
+    std::lock_guard l(impl_->mu);
+    all = impl_->sessions;
+  }
+  for (const auto& s : all) s->terminate("terminating connection: Argon is shutting down");
+}
+
+void ProxyServer::gate(const std::string& endpoint_id) {
+  std::lock_guard l(impl_->mu);
+  ++impl_->endpoints[endpoint_id].gates;
+}
+
+void ProxyServer::ungate(const std::string& endpoint_id) {
+  std::lock_guard l(impl_->mu);
+  auto& ep = impl_->endpoints[endpoint_id];
+  if (ep.gates > 0) --ep.gates;
+}
+
+void ProxyServer::terminate(const std::string& endpoint_id, const std::string& reason) {
+  std::set<std::shared_ptr<Session>> victims;
+  {
+    std::lock_guard l(impl_->mu);
+    auto it = impl_->endpoints.find(endpoint_id);
+    if (it == impl_->endpoints.end()) return;
+    victims = it->second.sessions;
+  }
+  for (const auto& s : victims) s->terminate(reason);
+  // Bounded wait for them to be gone, so the caller may stop the compute behind them.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard l(impl_->mu);
+      auto& live = impl_->endpoints[endpoint_id].sessions;
+      if (std::none_of(victims.begin(), victims.end(), [&](const auto& s) { return live.contains(s); })) return;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  spdlog::warn("proxy: connections of endpoint {} still closing after 5 s", endpoint_id);
+}
+
+std::map<std::string, compute::EndpointActivity> ProxyServer::activity() const {
+  std::map<std::string, compute::EndpointActivity> out;
+  std::lock_guard l(impl_->mu);
+  for (const auto& [id, ep] : impl_->endpoints) {
+    out[id] = {static_cast<int>(ep.sessions.size()), ep.last_active_ms};
+  }
+  return out;
+}
+
+}  // namespace argon::proxy

@@ -1,0 +1,64 @@
+// The connection proxy: one listening port for every endpoint. It speaks the PostgreSQL protocol up
+// to authentication itself (TLS, endpoint resolution, SCRAM against the role's verifier in the
+// branch), wakes a suspended compute, logs in to the compute on the client's behalf over the
+// compute's private socket, and then relays bytes. It keeps every live connection per endpoint, so
+// the operations engine can gate, terminate and ungate them (compute::ConnectionControl).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <functional>
+#include <map>
+#include <string_view>
+#include <string>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "compute/endpoint_access.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace argon::proxy {
+
+class TlsContext;
+
+struct ProxyOptions {
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 5420;  // 0 = any free port
+  bool allow_plaintext = true;
+  std::string admin_user = "argon_admin";  // the proxy's own role inside computes
+  // Roles refused at the proxy whatever the password (admin_user always is).
+  std::function<bool(std::string_view)> reserved_role;
+  std::chrono::milliseconds handshake_timeout{15000};  // startup packet through authentication
+  std::chrono::milliseconds wake_timeout{60000};       // waiting for a compute to start
+  std::chrono::milliseconds gate_timeout{30000};       // waiting at a gate
+  int max_connections = 10000;
+};
+
+class ProxyServer final : public compute::ConnectionControl {
+ public:
+  // `tls` may be null (plaintext only). The resolver and clock outlive the proxy.
+  ProxyServer(boost::asio::io_context& io, ProxyOptions options, std::shared_ptr<TlsContext> tls,
+              compute::EndpointResolver& resolver, const Clock& clock);
+  ~ProxyServer() override;
+
+  // Binds the listening socket; returns the bound port.
+  Result<int> listen();
+  void start();
+  // Stops accepting and closes every client connection (argond shutdown).
+  void stop();
+
+  void gate(const std::string& endpoint_id) override;
+  void ungate(const std::string& endpoint_id) override;
+  void terminate(const std::string& endpoint_id, const std::string& reason) override;
+  std::map<std::string, compute::EndpointActivity> activity() const override;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace argon::proxy
