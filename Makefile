@@ -3,10 +3,10 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 DATA_DIR ?= $(CURDIR)/.argon
 
-.PHONY: deps build run test unit integration compat bench clean
+.PHONY: deps build run test unit integration compat fuzz bench clean
 
-# The compatibility tests need Node.js and npm; only the test targets install them.
-test compat: export ARGON_WITH_NODE = 1
+# The compatibility tests need Node.js and npm, the fuzz targets clang; only test targets install them.
+test compat fuzz: export ARGON_TEST_DEPS = 1
 
 deps:
 	@scripts/install-deps.sh
@@ -29,6 +29,9 @@ integration: build
 
 compat: build
 	@cd $(BUILD_DIR) && ctest -L compat --output-on-failure
+
+fuzz: deps
+	@scripts/fuzz.sh
 
 bench: build
 	@$(BUILD_DIR)/bin/argon_bench_branch

@@ -14,11 +14,12 @@ packages=(
   # without DNS (its package adds "myhostname" to /etc/nsswitch.conf).
   libnss-myhostname
 )
-# The compatibility tests (make test) drive Neon's npm clients; use the machine's Node.js when it
-# has one, Debian's otherwise.
-if [[ "${ARGON_WITH_NODE:-0}" == 1 ]]; then
+# Only for the tests (make test): the compatibility tests drive Neon's npm clients (the machine's
+# Node.js when it has one, Debian's otherwise), and the fuzz targets need clang's libFuzzer.
+if [[ "${ARGON_TEST_DEPS:-0}" == 1 ]]; then
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
+  packages+=(clang-16 libclang-rt-16-dev)
 fi
 
 missing=()

@@ -1,5 +1,6 @@
 // argond: wires the subsystems together and runs until SIGTERM/SIGINT. No logic of its own.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -115,6 +116,13 @@ int main(int argc, char** argv) {
   app.add_flag("--unsafe-no-fsync", f.unsafe_no_fsync,
                "skip fsync for clusters and clones (tests only: a power loss can lose data)");
   CLI11_PARSE(app, argc, argv);
+
+  // Each proxied connection holds two descriptors (client and compute): use the hard limit.
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
 
   auto [api_host, api_port] = check(api::parse_host_port(f.listen, "--listen"));
   auto [proxy_host_addr, proxy_port] = check(api::parse_host_port(f.proxy_listen, "--proxy-listen"));

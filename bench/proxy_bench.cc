@@ -1,0 +1,276 @@
+// Proxy benchmark: in one run, against one compute,
+//   - pgbench -S throughput through the Argon proxy (TLS and plaintext), directly on the compute's
+//     unix socket, and through PgBouncer (session mode, SCRAM, same TLS certificate);
+//   - connection setup latency (connect + SELECT 1 + close), p50/p99, over the same paths;
+//   - wake latency: connect + first query on a suspended endpoint, p50/p99.
+// Needs root (PgBouncer and Postgres run as the postgres user) and this build's argond.
+//
+//   argon_bench_proxy [--clients 8] [--seconds 15] [--connects 300] [--wakes 20] [--scale 10]
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "common/pg_conn.h"
+#include "harness.h"
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using argon::testing::Argond;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Target {
+  std::string name;
+  std::string conninfo;  // libpq keywords
+};
+
+std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
+
+std::string run_capture(const std::string& cmd) {
+  FILE* f = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!f) throw std::runtime_error("cannot run " + cmd);
+  std::string out;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  int rc = ::pclose(f);
+  if (rc != 0) throw std::runtime_error(fmt::format("{} failed ({}):\n{}", cmd, rc, out));
+  return out;
+}
+
+// conninfo as pgbench's PG* environment (pgbench takes no conninfo for everything we need).
+std::string pg_env(const std::string& conninfo) {
+  std::string env;
+  std::regex kv(R"((\w+)=('[^']*'|\S+))");
+  for (std::sregex_iterator it(conninfo.begin(), conninfo.end(), kv), end; it != end; ++it) {
+    std::string k = (*it)[1], v = (*it)[2];
+    if (v.size() >= 2 && v.front() == '\'') v = v.substr(1, v.size() - 2);
+    static const std::map<std::string, std::string> names = {{"host", "PGHOST"},       {"port", "PGPORT"},
+                                                             {"user", "PGUSER"},       {"password", "PGPASSWORD"},
+                                                             {"dbname", "PGDATABASE"}, {"sslmode", "PGSSLMODE"},
+                                                             {"options", "PGOPTIONS"}};
+    if (auto n = names.find(k); n != names.end()) env += fmt::format("{}='{}' ", n->second, v);
+  }
+  return env;
+}
+
+double pgbench_tps(const Target& t, int clients, int seconds) {
+  auto out = run_capture(fmt::format("{} pgbench -S -n -c {} -j {} -T {}", pg_env(t.conninfo), clients,
+                                     std::min(clients, 2), seconds));
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex(R"(tps = ([0-9.]+) \((without|excluding))"))) {
+    throw std::runtime_error("no tps in pgbench output:\n" + out);
+  }
+  return std::stod(m[1]);
+}
+
+double connect_and_query_ms(const std::string& conninfo) {
+  auto start = Clock::now();
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string err = PQerrorMessage(c);
+    PQfinish(c);
+    throw std::runtime_error("connect failed: " + err);
+  }
+  PGresult* r = PQexec(c, "SELECT 1");
+  bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+  PQclear(r);
+  PQfinish(c);
+  if (!ok) throw std::runtime_error("SELECT 1 failed");
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+std::pair<double, double> p50_p99(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))]; };
+  return {at(0.50), at(0.99)};
+}
+
+// PgBouncer in session mode in front of the compute's socket, as the postgres user.
+class Bouncer {
+ public:
+  Bouncer(const fs::path& dir, const fs::path& compute_socket_dir, const std::string& verifier, const fs::path& cert,
+          const fs::path& key, int port)
+      : dir_(dir), port_(port) {
+    fs::create_directories(dir);
+    passwd* pw = ::getpwnam("postgres");
+    if (!pw) throw std::runtime_error("no postgres user");
+    // The certificate and key copies must be readable by the postgres user.
+    fs::copy_file(cert, dir / "server.crt", fs::copy_options::overwrite_existing);
+    fs::copy_file(key, dir / "server.key", fs::copy_options::overwrite_existing);
+    std::ofstream(dir / "userlist.txt") << fmt::format("\"neondb_owner\" \"{}\"\n", verifier);
+    std::ofstream(dir / "pgbouncer.ini") << fmt::format(
+        "[databases]\nneondb = host={} port=5432 dbname=neondb\n"
+        "[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {}\nunix_socket_dir =\n"
+        "auth_type = scram-sha-256\nauth_file = {}/userlist.txt\npool_mode = session\n"
+        "max_client_conn = 1000\ndefault_pool_size = 100\nlogfile = {}/pgbouncer.log\npidfile = {}/pgbouncer.pid\n"
+        "client_tls_sslmode = allow\nclient_tls_cert_file = {}/server.crt\nclient_tls_key_file = {}/server.key\n",
+        compute_socket_dir.string(), port, dir.string(), dir.string(), dir.string(), dir.string(), dir.string());
+    for (const auto& e : fs::recursive_directory_iterator(dir)) (void)::chown(e.path().c_str(), pw->pw_uid, pw->pw_gid);
+    (void)::chown(dir.c_str(), pw->pw_uid, pw->pw_gid);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) ::_exit(126);
+      ::execl("/usr/sbin/pgbouncer", "pgbouncer", "-q", (dir / "pgbouncer.ini").c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~Bouncer() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  int port() const { return port_; }
+
+ private:
+  fs::path dir_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+int free_port() {
+  // Bind port 0, read the port, release it (PgBouncer cannot report an ephemeral port itself).
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+void wait_connectable(const std::string& conninfo) {
+  auto deadline = Clock::now() + 20s;
+  for (;;) {
+    try {
+      connect_and_query_ms(conninfo);
+      return;
+    } catch (const std::exception& e) {
+      if (Clock::now() > deadline) throw;
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Argon proxy benchmark"};
+  int clients = 8, seconds = 15, connects = 300, wakes = 20, scale = 10;
+  app.add_option("--clients", clients, "pgbench clients")->check(CLI::Range(1, 200));
+  app.add_option("--seconds", seconds, "pgbench duration per path")->check(CLI::Range(1, 600));
+  app.add_option("--connects", connects, "connection-latency samples per path")->check(CLI::Range(10, 100000));
+  app.add_option("--wakes", wakes, "wake-latency samples")->check(CLI::Range(1, 1000));
+  app.add_option("--scale", scale, "pgbench scale factor")->check(CLI::Range(1, 1000));
+  CLI11_PARSE(app, argc, argv);
+  if (::geteuid() != 0) {
+    fmt::print(stderr, "argon_bench_proxy: run as root (PgBouncer and Postgres run as the postgres user)\n");
+    return 2;
+  }
+  try {
+    Argond a({}, {}, /*durable=*/true);
+    auto r = a.post("/projects", {{"project", {{"name", "bench-proxy"}}}});
+    if (r.status != 201) throw std::runtime_error("create project: " + r.raw);
+    const auto project = str(r.body.at("project"), "id");
+    const auto branch = str(r.body.at("branch"), "id");
+    const auto endpoint = str(r.body.at("endpoints").at(0), "id");
+    const auto password = str(r.body.at("connection_uris").at(0).at("connection_parameters"), "password");
+    a.wait_idle(project);
+    auto never = a.call("PATCH", fmt::format("/projects/{}/endpoints/{}", project, endpoint),
+                        R"({"endpoint":{"suspend_timeout_seconds":-1}})");
+    if (never.status != 200) throw std::runtime_error("patch endpoint: " + never.raw);
+
+    const fs::path socket_dir = a.data_dir() / "run" / branch;
+    const std::string proxy_base = fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} "
+                                               "options=endpoint={}",
+                                               a.proxy_port(), password, endpoint);
+    std::vector<Target> targets = {
+        {"direct (unix socket)", fmt::format("host={} port=5432 dbname=neondb user=neondb_owner", socket_dir.string())},
+        {"argon proxy, TLS", proxy_base + " sslmode=require"},
+        {"argon proxy, plain", proxy_base + " sslmode=disable"},
+    };
+    fmt::print(stderr, "initializing pgbench tables (scale {})\n", scale);
+    run_capture(fmt::format("{} pgbench -i -q -s {}", pg_env(targets[1].conninfo), scale));
+
+    auto admin = a.connect(branch, "postgres");
+    auto verifier = admin.exec("SELECT rolpassword FROM pg_authid WHERE rolname = 'neondb_owner'");
+    if (!verifier) throw std::runtime_error("read verifier");
+    const fs::path bouncer_dir = a.data_dir().parent_path() / (a.data_dir().filename().string() + "-pgbouncer");
+    Bouncer bouncer(bouncer_dir, socket_dir, verifier->value(), a.data_dir() / "tls" / "proxy.crt",
+                    a.data_dir() / "tls" / "proxy.key", free_port());
+    const std::string bouncer_base = fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={}",
+                                                 bouncer.port(), password);
+    targets.push_back({"pgbouncer session, TLS", bouncer_base + " sslmode=require"});
+    targets.push_back({"pgbouncer session, plain", bouncer_base + " sslmode=disable"});
+    wait_connectable(targets.back().conninfo);
+
+    struct Row {
+      std::string name;
+      double tps = 0, p50 = 0, p99 = 0;
+    };
+    std::vector<Row> rows;
+    for (const auto& t : targets) {
+      fmt::print(stderr, "measuring {}\n", t.name);
+      Row row{t.name};
+      row.tps = pgbench_tps(t, clients, seconds);
+      std::vector<double> ms;
+      for (int i = 0; i < connects; ++i) ms.push_back(connect_and_query_ms(t.conninfo));
+      std::tie(row.p50, row.p99) = p50_p99(ms);
+      rows.push_back(row);
+    }
+
+    fmt::print(stderr, "measuring wake from suspended ({} samples)\n", wakes);
+    std::vector<double> wake_ms;
+    for (int i = 0; i < wakes; ++i) {
+      auto s = a.post(fmt::format("/projects/{}/endpoints/{}/suspend", project, endpoint), json::object{});
+      if (s.status != 200) throw std::runtime_error("suspend: " + s.raw);
+      a.wait_idle(project);
+      wake_ms.push_back(connect_and_query_ms(targets[1].conninfo));
+      a.wait_idle(project);
+    }
+    auto [wake_p50, wake_p99] = p50_p99(wake_ms);
+
+    const double direct_tps = rows[0].tps;
+    fmt::print("pgbench -S, {} clients, {} s per path (scale {}); connect + SELECT 1 + close, {} samples\n", clients,
+               seconds, scale, connects);
+    fmt::print("{:<26} {:>10} {:>9} {:>12} {:>12}\n", "path", "tps", "% direct", "connect p50", "connect p99");
+    for (const auto& row : rows) {
+      fmt::print("{:<26} {:>10.0f} {:>8.1f}% {:>10.2f}ms {:>10.2f}ms\n", row.name, row.tps,
+                 100.0 * row.tps / direct_tps, row.p50, row.p99);
+    }
+    fmt::print("wake (suspended endpoint: connect + SELECT 1 through the proxy, TLS), {} samples: p50 {:.0f} ms, "
+               "p99 {:.0f} ms\n",
+               wakes, wake_p50, wake_p99);
+    std::error_code ec;
+    fs::remove_all(bouncer_dir, ec);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "argon_bench_proxy: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}
