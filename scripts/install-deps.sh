@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15
   xfsprogs e2fsprogs util-linux procps ca-certificates curl python3
+  pgbouncer  # only the proxy benchmark runs it, beside the proxy
   # Resolves <endpoint-id>.localhost to loopback, so the host names in connection strings work
   # without DNS (its package adds "myhostname" to /etc/nsswitch.conf).
   libnss-myhostname

@@ -101,9 +101,8 @@ awaitable<Result<ComputeLogin>> open_compute_session(unix_socket& socket, const 
   co_return login;
 }
 
-awaitable<Result<RoleSecret>> fetch_role_secret(asio::any_io_executor executor, const std::filesystem::path& socket_dir,
-                                                const std::string& admin_user, const std::string& role) {
-  unix_socket s(executor);
+awaitable<Status> open_admin_session(unix_socket& s, const std::filesystem::path& socket_dir,
+                                     const std::string& admin_user) {
   pgwire::StartupMessage startup;
   startup.set("user", admin_user);
   startup.set("database", "postgres");
@@ -114,6 +113,10 @@ awaitable<Result<RoleSecret>> fetch_role_secret(asio::any_io_executor executor, 
     co_return fail(ErrorCode::kInternal, "the proxy could not read the role's password from the compute",
                    pgwire::parse_error_response(std::string_view(*login->error).substr(5)).message);
   }
+  co_return Status{};
+}
+
+awaitable<Result<RoleSecret>> query_role_secret(unix_socket& s, const std::string& role) {
   boost::system::error_code ec;
   const std::string query = pgwire::extended_query(kRoleSecretSql, {role});
   co_await asio::async_write(s, asio::buffer(query), asio::redirect_error(use_awaitable, ec));
@@ -132,10 +135,14 @@ awaitable<Result<RoleSecret>> fetch_role_secret(asio::any_io_executor executor, 
         secret.expired = (*row)[2] == "true";
         return false;
       }
-      case 'E':
+      case 'E': {
+        auto e = pgwire::parse_error_response(m.body);
+        // The admin session was terminated (compute shutting down): not a query error.
+        if (e.severity == "FATAL") return fail(ErrorCode::kUnavailable, "the compute is shutting down; try again");
         query_error = Error(ErrorCode::kInternal, "the proxy could not read the role's password from the compute",
-                            pgwire::parse_error_response(m.body).message);
+                            e.message);
         return false;
+      }
       case 'Z':
         return true;
       default:
@@ -144,8 +151,6 @@ awaitable<Result<RoleSecret>> fetch_role_secret(asio::any_io_executor executor, 
   });
   if (!st) co_return std::unexpected(st.error());
   if (query_error) co_return std::unexpected(*query_error);
-  const std::string bye = pgwire::terminate_message();
-  co_await asio::async_write(s, asio::buffer(bye), asio::redirect_error(use_awaitable, ec));
   co_return secret;
 }
 

@@ -39,8 +39,14 @@ boost::asio::awaitable<Result<ComputeLogin>> open_compute_session(boost::asio::l
                                                                   const std::filesystem::path& socket_dir,
                                                                   const pgwire::StartupMessage& startup);
 
-boost::asio::awaitable<Result<RoleSecret>> fetch_role_secret(boost::asio::any_io_executor executor,
-                                                             const std::filesystem::path& socket_dir,
-                                                             const std::string& admin_user, const std::string& role);
+// Logs `socket` in to the compute as the proxy's admin role, ready for role_secret() queries.
+boost::asio::awaitable<Status> open_admin_session(boost::asio::local::stream_protocol::socket& socket,
+                                                  const std::filesystem::path& socket_dir,
+                                                  const std::string& admin_user);
+
+// Reads `role`'s verifier on an admin session. kUnavailable means the session is gone (the compute
+// restarted): open a new one and ask again.
+boost::asio::awaitable<Result<RoleSecret>> query_role_secret(boost::asio::local::stream_protocol::socket& admin,
+                                                             const std::string& role);
 
 }  // namespace argon::proxy

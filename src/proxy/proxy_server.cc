@@ -55,6 +55,8 @@ namespace {
 constexpr std::size_t kRelayBuffer = 16 * 1024;  // one TLS record
 constexpr auto kPollInterval = 10ms;
 constexpr auto kTerminateDrain = 1s;
+constexpr std::size_t kAdminPoolPerCompute = 4;
+constexpr auto kAdminIdleLimit = 30s;
 
 pgwire::ErrorFields to_fields(const Error& e) {
   pgwire::ErrorFields f;
@@ -91,6 +93,19 @@ struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
 
   awaitable<void> accept_loop();
   void forget(const std::shared_ptr<Session>& s, const std::string& endpoint_id);
+  // The role's current verifier, read over a pooled admin session to the compute.
+  awaitable<Result<RoleSecret>> role_secret(const fs::path& socket_dir, const std::string& role);
+
+  // Idle admin sessions per compute socket directory. A few per compute save a backend start per
+  // client login; an idle one older than kAdminIdleLimit is closed (its compute may be gone).
+  struct IdleAdmin {
+    std::unique_ptr<unix_socket> socket;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::unique_ptr<unix_socket> take_admin(const fs::path& socket_dir);
+  void put_admin(const fs::path& socket_dir, std::unique_ptr<unix_socket> s);
+  std::mutex admin_mu;
+  std::map<fs::path, std::vector<IdleAdmin>> idle_admins;
 
   asio::io_context& io;
   ProxyOptions options;
@@ -338,7 +353,7 @@ awaitable<Status> Session::handshake() {
   if (!entered) co_return entered;
   auto target = co_await wait_for_compute();
   if (!target) co_return std::unexpected(target.error());
-  auto secret = co_await fetch_role_secret(executor_, target->socket_dir, proxy_->options.admin_user, user_);
+  auto secret = co_await proxy_->role_secret(target->socket_dir, user_);
   if (!secret) co_return std::unexpected(secret.error());
   auto authed = co_await authenticate(*secret, cleartext);
   if (!authed) co_return authed;
@@ -559,6 +574,49 @@ awaitable<void> Session::backend_to_client() {
     }
     if (!tracker.advance(std::string_view(buf.data(), n))) co_return;  // a compute never sends this
     co_await write(std::string_view(buf.data(), n));
+  }
+}
+
+std::unique_ptr<unix_socket> ProxyServer::Impl::take_admin(const fs::path& socket_dir) {
+  std::lock_guard l(admin_mu);
+  auto it = idle_admins.find(socket_dir);
+  const auto now = std::chrono::steady_clock::now();
+  while (it != idle_admins.end() && !it->second.empty()) {
+    IdleAdmin idle = std::move(it->second.back());
+    it->second.pop_back();
+    if (now - idle.since < kAdminIdleLimit) return std::move(idle.socket);
+  }
+  return nullptr;
+}
+
+void ProxyServer::Impl::put_admin(const fs::path& socket_dir, std::unique_ptr<unix_socket> s) {
+  std::lock_guard l(admin_mu);
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = idle_admins.begin(); it != idle_admins.end();) {
+    std::erase_if(it->second, [&](const IdleAdmin& a) { return now - a.since >= kAdminIdleLimit; });
+    it = it->second.empty() ? idle_admins.erase(it) : std::next(it);
+  }
+  auto& pool = idle_admins[socket_dir];
+  if (pool.size() < kAdminPoolPerCompute) pool.push_back({std::move(s), now});
+}
+
+awaitable<Result<RoleSecret>> ProxyServer::Impl::role_secret(const fs::path& socket_dir, const std::string& role) {
+  for (;;) {
+    auto s = take_admin(socket_dir);
+    const bool pooled = s != nullptr;
+    if (!s) {
+      // Not bound to any connection's strand: whichever connection takes it next uses it alone.
+      s = std::make_unique<unix_socket>(io);
+      auto opened = co_await open_admin_session(*s, socket_dir, options.admin_user);
+      if (!opened) co_return std::unexpected(opened.error());
+    }
+    auto secret = co_await query_role_secret(*s, role);
+    if (secret) {
+      put_admin(socket_dir, std::move(s));
+      co_return secret;
+    }
+    // A pooled session may have died with its compute; a fresh one's failure is the answer.
+    if (!pooled || secret.error().code != ErrorCode::kUnavailable) co_return secret;
   }
 }
 

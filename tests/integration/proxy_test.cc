@@ -241,6 +241,13 @@ TEST(ProxyTest, TlsOnlyWhenPlaintextIsNotAllowed) {
 TEST(ProxyTest, ConnectingWakesASuspendedEndpointOnceForManyClients) {
   Argond a;
   auto p = create_project(a);
+  {
+    // A first login leaves the proxy holding an admin session to this compute, which the suspend
+    // kills: the logins after the wake must notice and open a new one.
+    auto c = PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
+                                                     p.password, p.endpoint)));
+    ASSERT_TRUE(c) << c.error().message;
+  }
   auto s = a.post(fmt::format("/projects/{}/endpoints/{}/suspend", p.id, p.endpoint), json::object{});
   ASSERT_EQ(s.status, 200) << s.raw;
   a.wait_idle(p.id);
