@@ -5,7 +5,10 @@
 //   - wake latency: connect + first query on a suspended endpoint, p50/p99.
 // Needs root (PgBouncer and Postgres run as the postgres user) and this build's argond.
 //
-//   argon_bench_proxy [--clients 8] [--seconds 15] [--connects 300] [--wakes 20] [--scale 10]
+// Throughput runs go round-robin over the paths, --rounds times, and the median is reported, so a
+// slow moment of the machine does not land on one path only.
+//
+//   argon_bench_proxy [--clients 8] [--seconds 10] [--rounds 3] [--connects 300] [--wakes 20] [--scale 10]
 #include <arpa/inet.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
@@ -181,9 +184,10 @@ void wait_connectable(const std::string& conninfo) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Argon proxy benchmark"};
-  int clients = 8, seconds = 15, connects = 300, wakes = 20, scale = 10;
+  int clients = 8, seconds = 10, rounds = 3, connects = 300, wakes = 20, scale = 10;
   app.add_option("--clients", clients, "pgbench clients")->check(CLI::Range(1, 200));
-  app.add_option("--seconds", seconds, "pgbench duration per path")->check(CLI::Range(1, 600));
+  app.add_option("--seconds", seconds, "pgbench duration per path and round")->check(CLI::Range(1, 600));
+  app.add_option("--rounds", rounds, "round-robin throughput rounds (median reported)")->check(CLI::Range(1, 20));
   app.add_option("--connects", connects, "connection-latency samples per path")->check(CLI::Range(10, 100000));
   app.add_option("--wakes", wakes, "wake-latency samples")->check(CLI::Range(1, 1000));
   app.add_option("--scale", scale, "pgbench scale factor")->check(CLI::Range(1, 1000));
@@ -234,12 +238,20 @@ int main(int argc, char** argv) {
       double tps = 0, p50 = 0, p99 = 0;
     };
     std::vector<Row> rows;
-    for (const auto& t : targets) {
-      fmt::print(stderr, "measuring {}\n", t.name);
-      Row row{t.name};
-      row.tps = pgbench_tps(t, clients, seconds);
+    std::vector<std::vector<double>> tps(targets.size());
+    for (int round = 0; round < rounds; ++round) {
+      for (size_t i = 0; i < targets.size(); ++i) {
+        fmt::print(stderr, "round {}/{}: pgbench through {}\n", round + 1, rounds, targets[i].name);
+        tps[i].push_back(pgbench_tps(targets[i], clients, seconds));
+      }
+    }
+    for (size_t i = 0; i < targets.size(); ++i) {
+      fmt::print(stderr, "connection latency through {}\n", targets[i].name);
+      Row row{targets[i].name};
+      std::sort(tps[i].begin(), tps[i].end());
+      row.tps = tps[i][tps[i].size() / 2];
       std::vector<double> ms;
-      for (int i = 0; i < connects; ++i) ms.push_back(connect_and_query_ms(t.conninfo));
+      for (int k = 0; k < connects; ++k) ms.push_back(connect_and_query_ms(targets[i].conninfo));
       std::tie(row.p50, row.p99) = p50_p99(ms);
       rows.push_back(row);
     }
@@ -256,8 +268,9 @@ int main(int argc, char** argv) {
     auto [wake_p50, wake_p99] = p50_p99(wake_ms);
 
     const double direct_tps = rows[0].tps;
-    fmt::print("pgbench -S, {} clients, {} s per path (scale {}); connect + SELECT 1 + close, {} samples\n", clients,
-               seconds, scale, connects);
+    fmt::print("pgbench -S, {} clients, median of {} round-robin runs of {} s per path (scale {}); "
+               "connect + SELECT 1 + close, {} samples\n",
+               clients, rounds, seconds, scale, connects);
     fmt::print("{:<26} {:>10} {:>9} {:>12} {:>12}\n", "path", "tps", "% direct", "connect p50", "connect p99");
     for (const auto& row : rows) {
       fmt::print("{:<26} {:>10.0f} {:>8.1f}% {:>10.2f}ms {:>10.2f}ms\n", row.name, row.tps,

@@ -3,9 +3,11 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <array>
+#include <climits>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -21,7 +23,7 @@
 #include <boost/asio/multiple_exceptions.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -57,6 +59,22 @@ constexpr auto kPollInterval = 10ms;
 constexpr auto kTerminateDrain = 1s;
 constexpr std::size_t kAdminPoolPerCompute = 4;
 constexpr auto kAdminIdleLimit = 30s;
+
+// Writes what the kernel takes at once without a trip through the scheduler (the usual case for
+// relayed messages, which fit the socket buffer), and only waits for the rest. The socket must be
+// in non-blocking mode.
+template <typename Socket>
+awaitable<void> write_now(Socket& socket, std::string_view data) {
+  boost::system::error_code ec;
+  std::size_t n = socket.write_some(asio::buffer(data), ec);
+  if (!ec && n == data.size()) co_return;
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    n = 0;
+  } else if (ec) {
+    throw boost::system::system_error(ec);
+  }
+  co_await asio::async_write(socket, asio::buffer(data.substr(n)), use_awaitable);
+}
 
 pgwire::ErrorFields to_fields(const Error& e) {
   pgwire::ErrorFields f;
@@ -149,7 +167,6 @@ class Session : public std::enable_shared_from_this<Session> {
   void close_all() {
     boost::system::error_code ec;
     backend_.close(ec);
-    if (tls_) tls_->lowest_layer().close(ec);
     client_.close(ec);
   }
 
@@ -158,22 +175,54 @@ class Session : public std::enable_shared_from_this<Session> {
   // Callers pass named buffers, never temporaries: GCC 12 destroys some temporaries that live
   // across a co_await twice.
   awaitable<std::size_t> read_some(asio::mutable_buffer b) {
-    if (tls_) co_return co_await tls_->async_read_some(b, use_awaitable);
-    co_return co_await client_.async_read_some(b, use_awaitable);
+    if (!tls_) co_return co_await client_.async_read_some(b, use_awaitable);
+    for (;;) {
+      int n = SSL_read(tls_.get(), b.data(), static_cast<int>(std::min<std::size_t>(b.size(), INT_MAX)));
+      if (n > 0) co_return static_cast<std::size_t>(n);
+      co_await tls_wait(SSL_get_error(tls_.get(), n));
+    }
   }
   awaitable<void> read_exact(std::string& out, std::size_t n) {
     out.resize(n);
-    if (tls_) {
-      co_await asio::async_read(*tls_, asio::buffer(out), use_awaitable);
-    } else {
-      co_await asio::async_read(client_, asio::buffer(out), use_awaitable);
-    }
+    std::size_t have = 0;
+    while (have < n) have += co_await read_some(asio::buffer(out.data() + have, n - have));
   }
   awaitable<void> write(std::string_view data) {
-    if (tls_) {
-      co_await asio::async_write(*tls_, asio::buffer(data), use_awaitable);
+    if (!tls_) {
+      co_await write_now(client_, data);
+      co_return;
+    }
+    while (!data.empty()) {
+      int n = SSL_write(tls_.get(), data.data(), static_cast<int>(std::min<std::size_t>(data.size(), INT_MAX)));
+      if (n > 0) {
+        data.remove_prefix(static_cast<std::size_t>(n));
+        continue;
+      }
+      co_await tls_wait(SSL_get_error(tls_.get(), n));
+    }
+  }
+  // OpenSSL runs directly on the non-blocking socket (no memory BIO, no copies): when it needs the
+  // socket, wait for it; anything else ends the connection.
+  awaitable<void> tls_wait(int ssl_error) {
+    if (ssl_error == SSL_ERROR_WANT_READ) {
+      co_await client_.async_wait(tcp::socket::wait_read, use_awaitable);
+    } else if (ssl_error == SSL_ERROR_WANT_WRITE) {
+      co_await client_.async_wait(tcp::socket::wait_write, use_awaitable);
     } else {
-      co_await asio::async_write(client_, asio::buffer(data), use_awaitable);
+      ERR_clear_error();
+      if (ssl_error == SSL_ERROR_ZERO_RETURN) throw boost::system::system_error(asio::error::eof);
+      throw boost::system::system_error(asio::error::connection_reset);
+    }
+  }
+  awaitable<void> tls_accept() {
+    tls_.reset(SSL_new(proxy_->tls->context().native_handle()));
+    if (!tls_ || SSL_set_fd(tls_.get(), client_.native_handle()) != 1) {
+      throw boost::system::system_error(asio::error::no_memory);
+    }
+    for (;;) {
+      int r = SSL_accept(tls_.get());
+      if (r == 1) co_return;
+      co_await tls_wait(SSL_get_error(tls_.get(), r));
     }
   }
   // The next typed message from the client during authentication.
@@ -206,7 +255,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<ProxyServer::Impl> proxy_;
   asio::any_io_executor executor_;
   tcp::socket client_;
-  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
+  struct SslFree {
+    void operator()(SSL* ssl) const { SSL_free(ssl); }
+  };
+  std::unique_ptr<SSL, SslFree> tls_;
   unix_socket backend_;
   asio::steady_timer watchdog_;
   pgwire::MessageFramer framer_{pgwire::kMaxAuthMessageLength};
@@ -274,8 +326,7 @@ awaitable<Result<std::optional<pgwire::StartupMessage>>> Session::read_startup()
         continue;
       }
       co_await write("S");
-      tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(client_), proxy_->tls->context());
-      co_await tls_->async_handshake(asio::ssl::stream_base::server, use_awaitable);
+      co_await tls_accept();
       continue;
     }
     if (std::holds_alternative<pgwire::GssEncRequest>(*packet)) {
@@ -313,7 +364,7 @@ awaitable<Status> Session::handshake() {
 
   std::string sni;
   if (tls_) {
-    if (const char* name = SSL_get_servername(tls_->native_handle(), TLSEXT_NAMETYPE_host_name)) sni = name;
+    if (const char* name = SSL_get_servername(tls_.get(), TLSEXT_NAMETYPE_host_name)) sni = name;
   }
   std::string options = startup_.get("options").value_or("");
   auto hint = resolve_endpoint_hint(sni, options);
@@ -505,6 +556,7 @@ awaitable<void> Session::forward_cancel(const pgwire::CancelRequest& c) {
 
 awaitable<void> Session::relay() {
   relaying_ = true;
+  backend_.non_blocking(true);  // for write_now()
   if (terminating_) {
     {
       const std::string out = pgwire::error_response({"FATAL", "57P01", terminate_reason_, "", ""});
@@ -515,7 +567,7 @@ awaitable<void> Session::relay() {
   // Bytes the client sent after its last authentication message belong to the compute.
   if (framer_.buffered() > 0) {
     auto rest = framer_.take_rest();
-    co_await asio::async_write(backend_, asio::buffer(rest), use_awaitable);
+    co_await write_now(backend_, rest);
   }
   try {
     co_await (client_to_backend() || backend_to_client());
@@ -528,7 +580,7 @@ awaitable<void> Session::client_to_backend() {
   std::vector<char> buf(kRelayBuffer);
   for (;;) {
     std::size_t n = co_await read_some(asio::buffer(buf));
-    co_await asio::async_write(backend_, asio::buffer(buf.data(), n), use_awaitable);
+    co_await write_now(backend_, std::string_view(buf.data(), n));
   }
 }
 
@@ -644,6 +696,7 @@ awaitable<void> ProxyServer::Impl::accept_loop() {
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
+    socket.non_blocking(true, ec);  // for write_now()
     if (open_connections.load() >= options.max_connections) {
       auto msg = pgwire::error_response({"FATAL", "53300", "too many connections to the Argon proxy; try again later", "", ""});
       asio::async_write(socket, asio::buffer(msg), [s = std::make_shared<tcp::socket>(std::move(socket)),

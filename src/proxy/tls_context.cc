@@ -118,6 +118,9 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& options
   t->ctx_.set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
                       boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
                       boost::asio::ssl::context::no_tlsv1_1);
+  // One read per record instead of header then body; no session tickets (libpq does not resume).
+  SSL_CTX_set_read_ahead(t->ctx_.native_handle(), 1);
+  SSL_CTX_set_num_tickets(t->ctx_.native_handle(), 0);
   t->ctx_.use_certificate_chain_file(cert.string(), ec);
   if (ec) return fail(ErrorCode::kBadRequest, fmt::format("cannot load TLS certificate {}: {}", cert.string(), ec.message()));
   t->ctx_.use_private_key_file(key.string(), boost::asio::ssl::context::pem, ec);
