@@ -258,16 +258,25 @@ void Engine::note_start_finished(const Operation& op) {
 }
 
 Result<std::optional<compute::ComputeTarget>> Engine::wake(std::string_view endpoint_id) {
+  std::optional<WakeState> recheck;  // a start that has been pending for a while
   {
     std::lock_guard l(wake_mu_);
     auto it = wakes_.find(endpoint_id);
     if (it != wakes_.end()) {
-      if (!it->second.finished) return std::nullopt;  // the start is under way; no catalog read
-      auto error = it->second.error;
-      wakes_.erase(it);
-      if (error) {
-        return fail(ErrorCode::kUnavailable,
-                    fmt::format("could not start the compute for endpoint {}: {}", endpoint_id, *error));
+      // The start is under way: no catalog read, except once a second to notice an endpoint (or its
+      // start) that went away meanwhile.
+      const auto now = std::chrono::steady_clock::now();
+      if (!it->second.finished && now - it->second.checked_at < std::chrono::seconds(1)) return std::nullopt;
+      if (!it->second.finished) {
+        it->second.checked_at = now;
+        recheck = it->second;
+      } else {
+        auto error = it->second.error;
+        wakes_.erase(it);
+        if (error) {
+          return fail(ErrorCode::kUnavailable,
+                      fmt::format("could not start the compute for endpoint {}: {}", endpoint_id, *error));
+        }
       }
     }
   }
@@ -276,6 +285,10 @@ Result<std::optional<compute::ComputeTarget>> Engine::wake(std::string_view endp
   auto st = catalog_.run([&](Tx& tx) -> Status {
     auto ep = tx.find_endpoint(endpoint_id);
     if (!ep || ep->deleted) {
+      if (recheck) {
+        std::lock_guard l(wake_mu_);
+        wakes_.erase(std::string(endpoint_id));
+      }
       return fail(ErrorCode::kNotFound,
                   fmt::format("endpoint {} does not exist; check the endpoint id in the connection string's "
                               "host name or options",
@@ -291,10 +304,17 @@ Result<std::optional<compute::ComputeTarget>> Engine::wake(std::string_view endp
       ready = compute::ComputeTarget{ep->id, ep->project_id, ep->branch_id, storage_.run_dir(ep->branch_id)};
       return {};
     }
+    if (recheck) {
+      auto op = tx.get_operation(ep->project_id, recheck->op_id);
+      if (op && !op->terminal()) return {};  // still queued or running
+    }
     std::lock_guard l(wake_mu_);
-    if (wakes_.contains(endpoint_id)) return {};  // another client asked a moment ago
+    if (auto it = wakes_.find(endpoint_id); it != wakes_.end()) {
+      if (!recheck || it->second.op_id != recheck->op_id) return {};  // another client asked a moment ago
+      wakes_.erase(it);  // its start is gone without a word (its project was deleted): ask again
+    }
     auto op = planner_.start_endpoint(tx, *ep);
-    wakes_[ep->id] = WakeState{op.id};
+    wakes_[ep->id] = WakeState{op.id, false, std::nullopt, std::chrono::steady_clock::now()};
     submitted = true;
     return {};
   });

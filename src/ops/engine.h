@@ -114,6 +114,7 @@ class Engine final : public compute::EndpointResolver {
     std::string op_id;
     bool finished = false;
     std::optional<std::string> error;
+    std::chrono::steady_clock::time_point checked_at;  // last catalog check while pending
   };
   std::mutex wake_mu_;
   std::map<std::string, WakeState, std::less<>> wakes_;

@@ -698,9 +698,11 @@ awaitable<void> ProxyServer::Impl::accept_loop() {
     socket.set_option(tcp::no_delay(true), ec);
     socket.non_blocking(true, ec);  // for write_now()
     if (open_connections.load() >= options.max_connections) {
-      auto msg = pgwire::error_response({"FATAL", "53300", "too many connections to the Argon proxy; try again later", "", ""});
-      asio::async_write(socket, asio::buffer(msg), [s = std::make_shared<tcp::socket>(std::move(socket)),
-                                                    m = std::make_shared<std::string>(msg)](auto, auto) {});
+      // The buffer and the socket live in the handler until the write is done.
+      auto msg = std::make_shared<std::string>(
+          pgwire::error_response({"FATAL", "53300", "too many connections to the Argon proxy; try again later", "", ""}));
+      auto sock = std::make_shared<tcp::socket>(std::move(socket));
+      asio::async_write(*sock, asio::buffer(*msg), [sock, msg](auto, auto) {});
       continue;
     }
     auto session = std::make_shared<Session>(self, std::move(socket));
