@@ -95,6 +95,12 @@ ApiService::ApiService(catalog::Catalog& catalog, ops::Engine& engine, IdGenerat
   add("POST", e + "/start", &ApiService::start_endpoint);
   add("POST", e + "/suspend", &ApiService::suspend_endpoint);
   add("POST", e + "/restart", &ApiService::restart_endpoint);
+  add("POST", b + "/snapshot", &ApiService::create_snapshot);
+  add("POST", b + "/finalize_restore", &ApiService::finalize_restore);
+  add("GET", p + "/snapshots", &ApiService::list_snapshots);
+  add("PATCH", p + "/snapshots/{snapshot_id}", &ApiService::update_snapshot);
+  add("DELETE", p + "/snapshots/{snapshot_id}", &ApiService::delete_snapshot);
+  add("POST", p + "/snapshots/{snapshot_id}/restore", &ApiService::restore_snapshot);
 }
 
 void ApiService::add(std::string method, std::string pattern, Handler h) {

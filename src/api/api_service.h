@@ -76,6 +76,7 @@ class ApiService {
   Result<catalog::Endpoint> find_endpoint(catalog::Tx& tx, const catalog::Project& p, const std::string& id);
   Result<catalog::Role> find_role(catalog::Tx& tx, const catalog::Branch& b, const std::string& name);
   Result<catalog::Database> find_database(catalog::Tx& tx, const catalog::Branch& b, const std::string& name);
+  Result<catalog::Snapshot> find_snapshot(catalog::Tx& tx, const catalog::Project& p, const std::string& id);
   boost::json::array ops_json(const std::vector<catalog::Operation>& ops);
   // Connection details for every role x database of a branch through its read_write endpoint.
   boost::json::array connection_uris(catalog::Tx& tx, const catalog::Branch& b,
@@ -133,6 +134,13 @@ class ApiService {
   Result<Reply> get_database(Ctx&);
   Result<Reply> update_database(Ctx&);
   Result<Reply> delete_database(Ctx&);
+
+  Result<Reply> create_snapshot(Ctx&);
+  Result<Reply> list_snapshots(Ctx&);
+  Result<Reply> update_snapshot(Ctx&);
+  Result<Reply> delete_snapshot(Ctx&);
+  Result<Reply> restore_snapshot(Ctx&);
+  Result<Reply> finalize_restore(Ctx&);
 
   catalog::Catalog& catalog_;
   ops::Engine& engine_;

@@ -152,6 +152,7 @@ Result<ApiService::Reply> ApiService::delete_project(Ctx& c) {
     std::stable_sort(branches.begin(), branches.end(),
                      [](const catalog::Branch& a, const catalog::Branch& b) { return a.created_at > b.created_at; });
     for (const auto& b : branches) engine_.planner().delete_branch(tx, b);
+    for (auto s : tx.list_snapshots(p.id)) engine_.planner().delete_snapshot(tx, s);
     p.deleted_at = p.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_project(p));
     return Reply{200, json::object{{"project", project_json(p, options_.address)}}};

@@ -162,6 +162,20 @@ json::object endpoint_json(const catalog::Endpoint& e, const PublicAddress& a) {
   return o;
 }
 
+json::object snapshot_json(const catalog::Snapshot& s) {
+  json::object o;
+  o["id"] = s.id;
+  o["name"] = s.name;
+  o["source_branch_id"] = s.source_branch_id;
+  o["created_at"] = ts(s.created_at);
+  put_opt(o, "lsn", s.lsn);
+  put_opt_ts(o, "timestamp", s.timestamp);
+  put_opt_ts(o, "expires_at", s.expires_at);
+  o["manual"] = true;
+  if (s.full_size) o["full_size"] = *s.full_size;
+  return o;
+}
+
 json::object operation_json(const catalog::Operation& op) {
   json::object o;
   o["id"] = op.id;

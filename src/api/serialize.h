@@ -29,6 +29,8 @@ boost::json::object database_json(const catalog::Database& d);
 
 // "<endpoint-id>[-pooler].<proxy_host>", with ":<port>" when the proxy is not on 5432: clients
 // that build a connection string from `host` (neonctl connection-string) then reach the proxy.
+boost::json::object snapshot_json(const catalog::Snapshot& s);
+
 std::string endpoint_host(std::string_view endpoint_id, const PublicAddress& a, bool pooled = false);
 std::string connection_uri(const catalog::Endpoint& e, const catalog::Role& r,
                            std::string_view database, const PublicAddress& a, bool pooled = false);

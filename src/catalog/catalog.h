@@ -70,6 +70,14 @@ class Tx {
   virtual std::vector<Operation> list_pending_operations() = 0;
   virtual Status delete_project_operations(std::string_view project_id) = 0;
 
+  // Snapshots.
+  virtual Status put_snapshot(const Snapshot& s) = 0;
+  virtual std::optional<Snapshot> get_snapshot(std::string_view project_id, std::string_view id,
+                                               bool include_deleted = false) = 0;
+  virtual std::vector<Snapshot> list_snapshots(std::string_view project_id, bool include_deleted = false) = 0;
+  virtual std::vector<Snapshot> list_all_snapshots() = 0;  // every project, deleted ones too
+  virtual Status delete_snapshot_row(std::string_view id) = 0;
+
   // API keys.
   virtual Status put_api_key(ApiKey& k) = 0;  // k.id == 0 inserts and assigns the id
   virtual std::optional<ApiKey> get_api_key(int64_t id) = 0;

@@ -49,6 +49,9 @@ struct Branch {
   std::optional<std::string> restored_from;
   std::optional<std::string> restored_as;
   std::optional<std::string> restore_status;
+  // A restored branch: the branch a later finalize_restore replaces (the snapshot's source, or
+  // target_branch_id), kept here because the snapshot may be deleted before the finalize.
+  std::optional<std::string> restore_target;
   int64_t created_at = 0;
   int64_t updated_at = 0;
   bool deleted = false;  // hidden from the API; delete operations pending
@@ -135,6 +138,27 @@ struct Operation {
     return status == op_status::kFinished || status == op_status::kFailed ||
            status == op_status::kCancelled || status == op_status::kSkipped;
   }
+};
+
+namespace snapshot_state {
+inline constexpr std::string_view kCreating = "creating";  // its create_snapshot operation runs
+inline constexpr std::string_view kReady = "ready";
+}  // namespace snapshot_state
+
+// A snapshot: an immutable copy of a branch's data at one moment (<data-dir>/snapshots/<id>).
+struct Snapshot {
+  std::string id;
+  std::string project_id;
+  std::string name;
+  std::string source_branch_id;  // stays pointing at the branch it was taken from
+  std::optional<std::string> lsn;
+  std::optional<int64_t> timestamp;  // when the captured state was current
+  std::string state{snapshot_state::kCreating};
+  std::optional<int64_t> expires_at;
+  std::optional<int64_t> full_size;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  bool deleted = false;  // hidden from the API; delete operation pending
 };
 
 struct ApiKey {

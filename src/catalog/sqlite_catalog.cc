@@ -61,6 +61,14 @@ CREATE TABLE api_keys(
   created_at INTEGER NOT NULL, last_used_at INTEGER, last_used_from_addr TEXT NOT NULL,
   revoked INTEGER NOT NULL);
 )sql",
+    R"sql(
+CREATE TABLE snapshots(
+  id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL, source_branch_id TEXT NOT NULL,
+  lsn TEXT, timestamp INTEGER, state TEXT NOT NULL, expires_at INTEGER, full_size INTEGER,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, deleted INTEGER NOT NULL);
+CREATE INDEX snapshots_project ON snapshots(project_id, created_at);
+ALTER TABLE branches ADD COLUMN restore_target TEXT;
+)sql",
 };
 
 // A prepared statement with positional binding (1-based, in call order) and column reading.
@@ -151,7 +159,7 @@ constexpr std::string_view kBranchCols =
     "id, project_id, name, parent_id, parent_lsn, parent_timestamp, is_default, is_protected, "
     "current_state, pending_state, state_changed_at, expires_at, ttl_interval_seconds, "
     "init_source, logical_size, restored_from, restored_as, restore_status, created_at, "
-    "updated_at, deleted";
+    "updated_at, deleted, restore_target";
 constexpr std::string_view kEndpointCols =
     "id, project_id, branch_id, type, name, current_state, pending_state, disabled, "
     "passwordless_access, suspend_timeout_seconds, min_cu, max_cu, settings, created_at, "
@@ -164,6 +172,9 @@ constexpr std::string_view kDatabaseCols =
 constexpr std::string_view kOperationCols =
     "seq, id, project_id, branch_id, endpoint_id, action, status, failures_count, error, params, "
     "step, created_at, updated_at, total_duration_ms, retry_at";
+constexpr std::string_view kSnapshotCols =
+    "id, project_id, name, source_branch_id, lsn, timestamp, state, expires_at, full_size, created_at, "
+    "updated_at, deleted";
 constexpr std::string_view kApiKeyCols =
     "id, name, hash, created_at, last_used_at, last_used_from_addr, revoked";
 
@@ -218,6 +229,7 @@ Branch read_branch(Stmt& s) {
   b.created_at = s.i64();
   b.updated_at = s.i64();
   b.deleted = s.boolean();
+  b.restore_target = s.opt_text();
   return b;
 }
 
@@ -290,6 +302,23 @@ Operation read_operation(Stmt& s) {
   o.total_duration_ms = s.i64();
   o.retry_at = s.opt_i64();
   return o;
+}
+
+Snapshot read_snapshot(Stmt& s) {
+  Snapshot n;
+  n.id = s.text();
+  n.project_id = s.text();
+  n.name = s.text();
+  n.source_branch_id = s.text();
+  n.lsn = s.opt_text();
+  n.timestamp = s.opt_i64();
+  n.state = s.text();
+  n.expires_at = s.opt_i64();
+  n.full_size = s.opt_i64();
+  n.created_at = s.i64();
+  n.updated_at = s.i64();
+  n.deleted = s.boolean();
+  return n;
 }
 
 ApiKey read_api_key(Stmt& s) {
@@ -366,7 +395,7 @@ class SqliteTx final : public Tx {
     s.bind(b.parent_timestamp).bind(b.is_default).bind(b.is_protected).bind(b.current_state);
     s.bind(b.pending_state).bind(b.state_changed_at).bind(b.expires_at).bind(b.ttl_interval_seconds);
     s.bind(b.init_source).bind(b.logical_size).bind(b.restored_from).bind(b.restored_as);
-    s.bind(b.restore_status).bind(b.created_at).bind(b.updated_at).bind(b.deleted);
+    s.bind(b.restore_status).bind(b.created_at).bind(b.updated_at).bind(b.deleted).bind(b.restore_target);
     s.exec();
     return {};
   }
@@ -537,6 +566,35 @@ class SqliteTx final : public Tx {
   }
   Status delete_project_operations(std::string_view project_id) override {
     Stmt(db_, "DELETE FROM operations WHERE project_id = ?").bind(project_id).exec();
+    return {};
+  }
+
+  Status put_snapshot(const Snapshot& n) override {
+    Stmt s(db_, upsert_sql("snapshots", kSnapshotCols));
+    s.bind(n.id).bind(n.project_id).bind(n.name).bind(n.source_branch_id).bind(n.lsn).bind(n.timestamp);
+    s.bind(n.state).bind(n.expires_at).bind(n.full_size).bind(n.created_at).bind(n.updated_at).bind(n.deleted);
+    s.exec();
+    return {};
+  }
+  std::optional<Snapshot> get_snapshot(std::string_view project_id, std::string_view id,
+                                       bool include_deleted) override {
+    Stmt s(db_, fmt::format("SELECT {} FROM snapshots WHERE project_id = ? AND id = ?{}", kSnapshotCols,
+                            include_deleted ? "" : " AND deleted = 0"));
+    s.bind(project_id).bind(id);
+    return first<Snapshot>(s, read_snapshot);
+  }
+  std::vector<Snapshot> list_snapshots(std::string_view project_id, bool include_deleted) override {
+    Stmt s(db_, fmt::format("SELECT {} FROM snapshots WHERE project_id = ?{} ORDER BY created_at, id",
+                            kSnapshotCols, include_deleted ? "" : " AND deleted = 0"));
+    s.bind(project_id);
+    return collect<Snapshot>(s, read_snapshot);
+  }
+  std::vector<Snapshot> list_all_snapshots() override {
+    Stmt s(db_, fmt::format("SELECT {} FROM snapshots", kSnapshotCols));
+    return collect<Snapshot>(s, read_snapshot);
+  }
+  Status delete_snapshot_row(std::string_view id) override {
+    Stmt(db_, "DELETE FROM snapshots WHERE id = ?").bind(id).exec();
     return {};
   }
 

@@ -359,6 +359,11 @@ void Engine::autosuspend_sweep() {
 }
 
 Result<Engine::Outcome> Engine::execute(Operation& op) {
+  const auto params = parse_params(op.params_json);
+  const bool snapshot_op = params.contains("snapshot_id") && !params.contains("source");
+  if (op.action == action::kCreateTimeline && snapshot_op) return create_snapshot(op);
+  if (op.action == action::kDeleteTimeline && snapshot_op) return delete_snapshot(op);
+  if (op.action == action::kSwapBindingId) return finalize_restore(op);
   if (op.action == action::kCreateTimeline) return create_timeline(op);
   if (op.action == action::kStartCompute) return start_compute(op);
   if (op.action == action::kSuspendCompute) return suspend_compute(op);
@@ -470,6 +475,15 @@ Result<Engine::Outcome> Engine::create_timeline(Operation& op) {
         auto applied = apply_config(inner);
         if (!applied) st = std::unexpected(applied.error());
       }
+    }
+  } else if (param_string(params, "source") == "snapshot") {
+    const std::string snapshot_id = param_string(params, "snapshot_id");
+    if (!storage_.snapshot_exists(snapshot_id)) {
+      st = fail(ErrorCode::kConflict, fmt::format("snapshot {} has no data (it was deleted or never completed)",
+                                                  snapshot_id));
+    } else {
+      auto stats = storage_.create_branch_from_snapshot(branch.id, snapshot_id);
+      if (!stats) st = std::unexpected(stats.error());
     }
   } else {
     auto parent = catalog_.transact([&](Tx& tx) -> Result<std::optional<Branch>> {
@@ -791,6 +805,163 @@ Result<Engine::Outcome> Engine::delete_timeline(Operation& op) {
   return Outcome::kDone;
 }
 
+Result<Engine::Outcome> Engine::create_snapshot(Operation& op) {
+  const std::string snapshot_id = param_string(parse_params(op.params_json), "snapshot_id");
+  auto loaded = catalog_.transact([&](Tx& tx) -> Result<std::pair<std::optional<catalog::Snapshot>, std::optional<Branch>>> {
+    return std::pair{tx.get_snapshot(op.project_id, snapshot_id, true),
+                     tx.get_branch(op.project_id, op.branch_id.value_or(""), true)};
+  });
+  if (!loaded) return std::unexpected(loaded.error());
+  auto& [snapshot, branch] = *loaded;
+  if (!snapshot || snapshot->deleted) return Outcome::kSkipped;
+  auto major = project_pg_major(op.project_id);
+  if (!major) return std::unexpected(major.error());
+  const int64_t captured_at = clock_.now_ms();
+  std::optional<std::string> lsn;
+  uint64_t bytes = 0;
+  Status st;
+  if (storage_.snapshot_exists(snapshot_id)) {
+    // A run before a crash completed the capture; keep it.
+  } else if (!branch || branch->deleted) {
+    st = fail(ErrorCode::kConflict, "the branch to snapshot no longer exists");
+  } else if (computes_.running(branch->id)) {
+    auto conn = PgConn::connect(computes_.admin_conninfo(branch->id));
+    if (!conn) {
+      st = std::unexpected(conn.error());
+    } else {
+      auto info = storage_.create_snapshot_from_running(snapshot_id, storage_.branch_pgdata(branch->id), *conn, *major);
+      if (!info) {
+        st = std::unexpected(info.error());
+      } else {
+        lsn = info->stop_lsn;
+        bytes = info->stats.bytes;
+      }
+    }
+  } else {
+    auto stats = storage_.create_snapshot_from_stopped(snapshot_id, storage_.branch_pgdata(branch->id));
+    if (!stats) {
+      st = std::unexpected(stats.error());
+    } else {
+      bytes = stats->bytes;
+    }
+  }
+  if (!st) {
+    // Nothing half-made stays: no data, and the snapshot disappears from the list.
+    (void)storage_.remove_snapshot(snapshot_id);
+    (void)catalog_.run([&](Tx& tx) { return tx.delete_snapshot_row(snapshot_id); });
+    return std::unexpected(st.error());
+  }
+  auto done = catalog_.run([&](Tx& tx) -> Status {
+    auto s = tx.get_snapshot(op.project_id, snapshot_id, true);
+    if (!s) return {};
+    s->state = catalog::snapshot_state::kReady;
+    if (!s->timestamp) s->timestamp = captured_at;
+    if (lsn) s->lsn = lsn;
+    if (bytes) s->full_size = static_cast<int64_t>(bytes);
+    s->updated_at = clock_.now_ms();
+    return tx.put_snapshot(*s);
+  });
+  if (!done) return std::unexpected(done.error());
+  return Outcome::kDone;
+}
+
+Result<Engine::Outcome> Engine::delete_snapshot(Operation& op) {
+  const std::string snapshot_id = param_string(parse_params(op.params_json), "snapshot_id");
+  if (auto st = storage_.remove_snapshot(snapshot_id); !st) return std::unexpected(st.error());
+  auto st = catalog_.run([&](Tx& tx) { return tx.delete_snapshot_row(snapshot_id); });
+  if (!st) return std::unexpected(st.error());
+  return Outcome::kDone;
+}
+
+// The restored branch N takes the target T's place (ARCHITECTURE.md §4): N's compute starts while T
+// still serves; then T's endpoints are gated, their clients told why and disconnected, the
+// endpoints bound to N together with T's name and flags in one catalog transaction, and the gate
+// lifted; T's compute stops last. Idempotent: after a crash the swap is either done (only T's
+// compute is left to stop) or not begun.
+Result<Engine::Outcome> Engine::finalize_restore(Operation& op) {
+  auto params = parse_params(op.params_json);
+  const std::string target_id = param_string(params, "target_branch_id");
+  const std::string old_name = param_string(params, "old_name");
+  auto loaded = catalog_.transact([&](Tx& tx) -> Result<std::pair<std::optional<Branch>, std::optional<Branch>>> {
+    return std::pair{tx.get_branch(op.project_id, op.branch_id.value_or("")),
+                     tx.get_branch(op.project_id, target_id)};
+  });
+  if (!loaded) return std::unexpected(loaded.error());
+  auto& [restored, target] = *loaded;
+  if (!restored) return Outcome::kSkipped;
+  if (restored->restore_status == std::string("finalized")) {
+    if (auto st = computes_.stop(target_id, options_.compute_stop_timeout); !st) return std::unexpected(st.error());
+    return Outcome::kDone;
+  }
+  if (!target) return fail(ErrorCode::kConflict, fmt::format("target branch {} no longer exists", target_id));
+  auto endpoints = catalog_.transact([&](Tx& tx) -> Result<std::vector<Endpoint>> {
+    return tx.list_branch_endpoints(target->id);
+  });
+  if (!endpoints) return std::unexpected(endpoints.error());
+  bool serve = false;
+  for (const auto& ep : *endpoints) {
+    serve |= !ep.disabled && (ep.current_state == catalog::endpoint_state::kActive || computes_.running(target->id));
+  }
+  if (serve) {
+    if (auto st = ensure_compute(*restored); !st) return std::unexpected(st.error());
+  }
+  const std::string reason = fmt::format(
+      "terminating connection: branch {} was restored from a snapshot; reconnect to reach the restored data",
+      target->name);
+  if (control_) {
+    for (const auto& ep : *endpoints) control_->gate(ep.id);
+    for (const auto& ep : *endpoints) control_->terminate(ep.id, reason);
+  }
+  auto swapped = catalog_.run([&](Tx& tx) -> Status {
+    auto n = tx.get_branch(op.project_id, restored->id);
+    auto t = tx.get_branch(op.project_id, target->id);
+    if (!n || !t) return fail(ErrorCode::kConflict, "the restored or the target branch was deleted meanwhile");
+    const int64_t now = clock_.now_ms();
+    const std::string name = t->name;
+    t->name = old_name;
+    if (t->name.empty()) {
+      // "<name> (old)"; a second restore of the same branch gets "(old 2)", and so on, so that every
+      // branch name stays unambiguous.
+      auto taken = [&](const std::string& candidate) {
+        for (const auto& other : tx.list_branches(op.project_id)) {
+          if (other.name == candidate && other.id != t->id) return true;
+        }
+        return false;
+      };
+      t->name = name + " (old)";
+      for (int i = 2; taken(t->name); ++i) t->name = fmt::format("{} (old {})", name, i);
+    }
+    n->name = name;
+    n->is_default = t->is_default;
+    n->is_protected = t->is_protected;
+    n->expires_at = t->expires_at;
+    n->restore_status = "finalized";
+    n->restored_as = t->id;
+    t->is_default = false;
+    t->is_protected = false;
+    t->expires_at.reset();
+    n->updated_at = t->updated_at = now;
+    ARGON_RETURN_IF_ERROR(tx.put_branch(*t));
+    ARGON_RETURN_IF_ERROR(tx.put_branch(*n));
+    const bool running = computes_.running(n->id);
+    for (auto ep : tx.list_branch_endpoints(t->id)) {
+      ep.branch_id = n->id;
+      ep.current_state = std::string(running ? catalog::endpoint_state::kActive : catalog::endpoint_state::kIdle);
+      ep.pending_state.reset();
+      if (running) ep.started_at = ep.last_active = now;
+      ep.updated_at = now;
+      ARGON_RETURN_IF_ERROR(tx.put_endpoint(ep));
+    }
+    return {};
+  });
+  if (control_) {
+    for (const auto& ep : *endpoints) control_->ungate(ep.id);
+  }
+  if (!swapped) return std::unexpected(swapped.error());
+  if (auto st = computes_.stop(target->id, options_.compute_stop_timeout); !st) return std::unexpected(st.error());
+  return Outcome::kDone;
+}
+
 void Engine::on_compute_crash(const std::string& branch_id) {
   (void)catalog_.run([&](Tx& tx) -> Status {
     const int64_t now = clock_.now_ms();
@@ -807,7 +978,7 @@ void Engine::on_compute_crash(const std::string& branch_id) {
 void Engine::finish_deleted_projects() {
   (void)catalog_.run([&](Tx& tx) -> Status {
     for (const auto& p : tx.list_deleted_projects()) {
-      if (!tx.list_branches(p.id, true).empty()) continue;
+      if (!tx.list_branches(p.id, true).empty() || !tx.list_snapshots(p.id, true).empty()) continue;
       bool pending = false;
       for (const auto& op : tx.list_pending_operations()) pending |= op.project_id == p.id;
       if (pending) continue;

@@ -85,6 +85,9 @@ class Engine final : public compute::EndpointResolver {
   std::string suspend_reason(const catalog::Operation& op, const std::string& branch_id, bool deleting);
   Result<Outcome> apply_config(catalog::Operation& op);
   Result<Outcome> delete_timeline(catalog::Operation& op);
+  Result<Outcome> create_snapshot(catalog::Operation& op);
+  Result<Outcome> delete_snapshot(catalog::Operation& op);
+  Result<Outcome> finalize_restore(catalog::Operation& op);
 
   // Starts the compute serving `branch` (idempotent) and creates missing roles/databases.
   Status ensure_compute(const catalog::Branch& branch);

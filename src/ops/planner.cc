@@ -71,4 +71,12 @@ catalog::Operation Planner::apply_config(catalog::Tx& tx, const catalog::Branch&
              {{"changes", boost::json::array{change}}});
 }
 
+catalog::Operation Planner::delete_snapshot(catalog::Tx& tx, catalog::Snapshot& snapshot) const {
+  snapshot.deleted = true;
+  snapshot.updated_at = now();
+  (void)tx.put_snapshot(snapshot);
+  return add(tx, snapshot.project_id, action::kDeleteTimeline, std::nullopt, std::nullopt,
+             {{"snapshot_id", snapshot.id}});
+}
+
 }  // namespace argon::ops

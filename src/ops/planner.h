@@ -36,6 +36,9 @@ class Planner {
   catalog::Operation apply_config(catalog::Tx& tx, const catalog::Branch& branch,
                                   const boost::json::object& change) const;
 
+  // Marks a snapshot deleted; queues delete_timeline {snapshot_id} (which removes data and row).
+  catalog::Operation delete_snapshot(catalog::Tx& tx, catalog::Snapshot& snapshot) const;
+
   int64_t now() const { return clock_.now_ms(); }
 
  private:

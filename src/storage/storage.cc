@@ -158,10 +158,20 @@ Status Storage::create_branch_from_template(std::string_view id, int major) {
 }
 
 Result<CloneStats> Storage::create_branch_from_stopped(std::string_view id, const fs::path& src) {
+  return capture_stopped(branch_dir(id), src, false);
+}
+
+Result<CaptureInfo> Storage::create_branch_from_running(std::string_view id, const fs::path& src, PgConn& admin,
+                                                        int major) {
+  return capture_running(branch_dir(id), src, admin, major);
+}
+
+Result<CloneStats> Storage::capture_stopped(const fs::path& final_dir, const fs::path& src, bool writable) {
   CloneStats out;
-  auto st = build_dir(branch_dir(id), [&](const fs::path& tmp_pgdata) -> Status {
+  auto st = build_dir(final_dir, [&](const fs::path& tmp_pgdata) -> Status {
     CloneOptions opts;
     opts.owner = options_.pg_user;
+    opts.owner_writable = writable;
     opts.filter = [](const fs::path& rel, bool is_dir) {
       if (!is_dir && (rel == "postmaster.pid" || rel == "postmaster.opts")) return CloneFilter::kSkip;
       return CloneFilter::kInclude;
@@ -175,10 +185,10 @@ Result<CloneStats> Storage::create_branch_from_stopped(std::string_view id, cons
   return out;
 }
 
-Result<CaptureInfo> Storage::create_branch_from_running(std::string_view id, const fs::path& src,
-                                                        PgConn& admin, int major) {
+Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs::path& src, PgConn& admin,
+                                             int major) {
   CaptureInfo info;
-  auto st = build_dir(branch_dir(id), [&](const fs::path& tmp_pgdata) -> Status {
+  auto st = build_dir(final_dir, [&](const fs::path& tmp_pgdata) -> Status {
     const bool v15 = major >= 15;
     auto start = admin.exec(v15 ? "SELECT pg_backup_start('argon', true)::text"
                                 : "SELECT pg_start_backup('argon', true, false)::text");
@@ -227,9 +237,71 @@ Result<CaptureInfo> Storage::create_branch_from_running(std::string_view id, con
   return info;
 }
 
-Status Storage::remove_branch(std::string_view id) {
+fs::path Storage::snapshot_dir(std::string_view id) const { return options_.data_dir / "snapshots" / std::string(id); }
+fs::path Storage::snapshot_pgdata(std::string_view id) const { return snapshot_dir(id) / "pgdata"; }
+bool Storage::snapshot_exists(std::string_view id) const {
+  std::error_code ec;
+  return fs::exists(snapshot_pgdata(id), ec);
+}
+
+Result<CloneStats> Storage::create_snapshot_from_stopped(std::string_view id, const fs::path& src) {
+  auto stats = capture_stopped(snapshot_dir(id), src, false);
+  if (!stats) return stats;
+  if (auto st = make_read_only(snapshot_pgdata(id)); !st) return std::unexpected(st.error());
+  return stats;
+}
+
+Result<CaptureInfo> Storage::create_snapshot_from_running(std::string_view id, const fs::path& src, PgConn& admin,
+                                                          int major) {
+  auto info = capture_running(snapshot_dir(id), src, admin, major);
+  if (!info) return info;
+  if (auto st = make_read_only(snapshot_pgdata(id)); !st) return std::unexpected(st.error());
+  return info;
+}
+
+Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_id, std::string_view snapshot_id) {
+  if (!snapshot_exists(snapshot_id)) {
+    return fail(ErrorCode::kInternal, fmt::format("snapshot {} has no data on disk", snapshot_id));
+  }
+  return capture_stopped(branch_dir(branch_id), snapshot_pgdata(snapshot_id), /*writable=*/true);
+}
+
+// Snapshots never change once taken: nobody, not even the Postgres user, may write to them.
+// Idempotent (a capture that crashed after the rename is made read-only again at the next run).
+Status Storage::make_read_only(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<fs::path> dirs{dir};
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || S_ISLNK(st.st_mode)) continue;
+    if (S_ISDIR(st.st_mode)) {
+      dirs.push_back(it->path());
+    } else if (::chmod(it->path().c_str(), st.st_mode & 0444 & 07777) != 0) {
+      return fail(ErrorCode::kInternal, fmt::format("cannot make {} read-only", it->path().string()));
+    }
+  }
+  if (ec) return fail(ErrorCode::kInternal, fmt::format("cannot list {}: {}", dir.string(), ec.message()));
+  for (const auto& d : dirs) ::chmod(d.c_str(), 0500);
+  return {};
+}
+
+Status Storage::remove_snapshot(std::string_view id) {
+  // Its directories are read-only; a non-root argond could not unlink inside them.
+  std::error_code ec;
+  const fs::path dir = snapshot_dir(id);
+  ::chmod(snapshot_pgdata(id).c_str(), 0700);
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) ::chmod(it->path().c_str(), 0700);
+  }
+  return remove_dir(dir, id);
+}
+
+Status Storage::remove_branch(std::string_view id) { return remove_dir(branch_dir(id), id); }
+
+Status Storage::remove_dir(const fs::path& dir, std::string_view id) {
   // Rename first so a crash mid-removal leaves a temp dir (cleaned at start), never half a branch.
-  fs::path dir = branch_dir(id);
   std::error_code ec;
   if (!fs::exists(dir, ec)) return {};
   fs::path tmp = dir.parent_path() / (std::string(kTmpPrefix) + "rm-" + std::string(id));

@@ -63,12 +63,31 @@ class Storage {
                                                  const std::filesystem::path& src_pgdata,
                                                  PgConn& admin, int major);
   Status remove_branch(std::string_view branch_id);
+
+  // Snapshots: the same captures into <data-dir>/snapshots/<id>, made read-only once complete. A
+  // branch restored from one is a writable clone of it.
+  std::filesystem::path snapshot_dir(std::string_view snapshot_id) const;
+  std::filesystem::path snapshot_pgdata(std::string_view snapshot_id) const;
+  bool snapshot_exists(std::string_view snapshot_id) const;
+  Result<CloneStats> create_snapshot_from_stopped(std::string_view snapshot_id,
+                                                  const std::filesystem::path& src_pgdata);
+  Result<CaptureInfo> create_snapshot_from_running(std::string_view snapshot_id,
+                                                   const std::filesystem::path& src_pgdata, PgConn& admin,
+                                                   int major);
+  Result<CloneStats> create_branch_from_snapshot(std::string_view branch_id, std::string_view snapshot_id);
+  Status remove_snapshot(std::string_view snapshot_id);
   // Ids of complete branch directories on disk.
   std::vector<std::string> list_branch_dirs() const;
   // Removes leftovers of interrupted creates (".tmp-*").
   Status remove_temp_dirs();
 
  private:
+  Result<CloneStats> capture_stopped(const std::filesystem::path& final_dir, const std::filesystem::path& src,
+                                     bool writable);
+  Result<CaptureInfo> capture_running(const std::filesystem::path& final_dir, const std::filesystem::path& src,
+                                      PgConn& admin, int major);
+  Status make_read_only(const std::filesystem::path& dir);
+  Status remove_dir(const std::filesystem::path& dir, std::string_view id);
   // Builds `final_dir` via `fill(tmp_pgdata)`; no-op when final_dir exists.
   Status build_dir(const std::filesystem::path& final_dir,
                    const std::function<Status(const std::filesystem::path&)>& fill);

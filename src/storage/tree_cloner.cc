@@ -36,7 +36,7 @@ Status make_like(const fs::path& dst, mode_t mode, const std::optional<OsUser>& 
 }  // namespace
 
 Result<uint64_t> clone_one_file(CloneDriver& driver, const fs::path& src, const fs::path& dst,
-                                const std::optional<OsUser>& owner, bool tolerate_vanished) {
+                                const std::optional<OsUser>& owner, bool tolerate_vanished, mode_t add_mode) {
   int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (in < 0) {
     if (tolerate_vanished && errno == ENOENT) return 0;
@@ -48,7 +48,7 @@ Result<uint64_t> clone_one_file(CloneDriver& driver, const fs::path& src, const 
     ::close(in);
     return std::unexpected(io_error("stat", src, err));
   }
-  int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
+  int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (st.st_mode | add_mode) & 07777);
   if (out < 0) {
     int err = errno;
     ::close(in);
@@ -72,7 +72,9 @@ Result<CloneStats> clone_tree(CloneDriver& driver, const fs::path& src, const fs
   CloneStats stats;
   struct stat root{};
   if (::stat(src.c_str(), &root) != 0) return std::unexpected(io_error("stat", src, errno));
-  if (auto st = make_like(dst, root.st_mode, options.owner); !st) return std::unexpected(st.error());
+  const mode_t dir_add = options.owner_writable ? S_IRWXU : 0;
+  const mode_t file_add = options.owner_writable ? S_IRUSR | S_IWUSR : 0;
+  if (auto st = make_like(dst, root.st_mode | dir_add, options.owner); !st) return std::unexpected(st.error());
 
   std::error_code ec;
   fs::recursive_directory_iterator it(src, fs::directory_options::none, ec);
@@ -100,7 +102,7 @@ Result<CloneStats> clone_tree(CloneDriver& driver, const fs::path& src, const fs
       continue;
     }
     if (is_dir) {
-      if (auto s = make_like(target, st.st_mode, options.owner); !s) return std::unexpected(s.error());
+      if (auto s = make_like(target, st.st_mode | dir_add, options.owner); !s) return std::unexpected(s.error());
       if (f == CloneFilter::kEmptyDir) it.disable_recursion_pending();
     } else if (S_ISLNK(st.st_mode)) {
       std::string link(static_cast<size_t>(st.st_size) + 1, '\0');
@@ -112,7 +114,7 @@ Result<CloneStats> clone_tree(CloneDriver& driver, const fs::path& src, const fs
       }
       if (auto s = own(target, options.owner); !s) return std::unexpected(s.error());
     } else if (S_ISREG(st.st_mode)) {
-      auto n = clone_one_file(driver, path, target, options.owner, options.tolerate_vanished);
+      auto n = clone_one_file(driver, path, target, options.owner, options.tolerate_vanished, file_add);
       if (!n) return std::unexpected(n.error());
       stats.files++;
       stats.bytes += *n;

@@ -21,6 +21,9 @@ struct CloneOptions {
   // During a live capture files may vanish between listing and opening: skip them (WAL replay
   // recreates what matters), as pg_basebackup does.
   bool tolerate_vanished = false;
+  // Give the owner write permission on every created entry (a writable branch cloned from a
+  // read-only snapshot).
+  bool owner_writable = false;
 };
 
 struct CloneStats {
@@ -31,9 +34,10 @@ struct CloneStats {
 Result<CloneStats> clone_tree(CloneDriver& driver, const std::filesystem::path& src,
                               const std::filesystem::path& dst, const CloneOptions& options);
 
-// Clones one regular file (dst must not exist). Returns bytes cloned.
+// Clones one regular file (dst must not exist). Returns bytes cloned. `add_mode` bits are added
+// to the source's mode.
 Result<uint64_t> clone_one_file(CloneDriver& driver, const std::filesystem::path& src,
                                 const std::filesystem::path& dst, const std::optional<OsUser>& owner,
-                                bool tolerate_vanished);
+                                bool tolerate_vanished, mode_t add_mode = 0);
 
 }  // namespace argon::storage

@@ -1,0 +1,230 @@
+// Snapshot handlers (CONTRACT.md §7, §10): create, list, rename/expire, delete, restore, finalize.
+#include <functional>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "api/api_service.h"
+#include "common/clock.h"
+#include "ops/actions.h"
+
+namespace argon::api {
+
+namespace json = boost::json;
+using catalog::Tx;
+
+namespace {
+
+// Parameters of snapshot create come as query parameters (spec, SDK, neonctl) or as a JSON body
+// (Neon's docs and demo app); a query parameter wins.
+struct SnapshotParams {
+  std::optional<std::string> name;
+  std::optional<int64_t> expires_at;
+  bool point_in_time = false;
+};
+
+using QueryParam = std::function<std::optional<std::string>(const std::string&)>;
+
+Result<SnapshotParams> snapshot_params(const HttpRequest& req, const QueryParam& query) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(req));
+  Fields f(&body, "");
+  SnapshotParams out;
+  auto text = [&](const char* key, size_t max_len) -> Result<std::optional<std::string>> {
+    if (auto q = query(key)) {
+      if (q->empty() || q->size() > max_len) {
+        return fail(ErrorCode::kBadRequest, fmt::format("{}: must be 1 to {} characters", key, max_len));
+      }
+      return q;
+    }
+    return f.string(key, 1, max_len);
+  };
+  ARGON_ASSIGN_OR_RETURN(out.name, text("name", 256));
+  ARGON_ASSIGN_OR_RETURN(auto expires, text("expires_at", 64));
+  if (expires) {
+    out.expires_at = parse_time(*expires);
+    if (!out.expires_at) return fail(ErrorCode::kBadRequest, "expires_at: must be an RFC 3339 time");
+  }
+  ARGON_ASSIGN_OR_RETURN(auto timestamp, text("timestamp", 64));
+  ARGON_ASSIGN_OR_RETURN(auto lsn, text("lsn", 64));
+  if (timestamp && lsn) return fail(ErrorCode::kBadRequest, "timestamp and lsn cannot be combined");
+  out.point_in_time = timestamp || lsn;
+  return out;
+}
+
+}  // namespace
+
+Result<catalog::Snapshot> ApiService::find_snapshot(Tx& tx, const catalog::Project& p, const std::string& id) {
+  auto s = tx.get_snapshot(p.id, id);
+  if (!s) return fail(ErrorCode::kNotFound, fmt::format("snapshot {} not found in project {}", id, p.id));
+  return *s;
+}
+
+Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
+  ARGON_ASSIGN_OR_RETURN(auto params, snapshot_params(c.req, [&](const std::string& k) { return c.q(k); }));
+  const int64_t now = clock_.now_ms();
+  if (params.expires_at && *params.expires_at <= now) {
+    return fail(ErrorCode::kBadRequest, "expires_at: must be in the future");
+  }
+  if (params.point_in_time) {
+    // Only the branch's current state can be captured; taking it instead of the requested point
+    // would silently hand back a different state.
+    return fail(ErrorCode::kBadRequest,
+                "timestamp/lsn: point-in-time capture is not available on this server; omit them to snapshot "
+                "the branch's current state");
+  }
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
+    catalog::Snapshot s;
+    s.id = ids_.make("snap");
+    s.project_id = p.id;
+    s.source_branch_id = b.id;
+    s.name = params.name.value_or(fmt::format("{} {}", b.name, format_time(now)));
+    s.expires_at = params.expires_at;
+    s.timestamp = now;
+    s.created_at = s.updated_at = now;
+    ARGON_RETURN_IF_ERROR(tx.put_snapshot(s));
+    auto op = engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt,
+                                    {{"snapshot_id", s.id}});
+    return Reply{200, json::object{{"snapshot", snapshot_json(s)}, {"operations", ops_json({op})}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::list_snapshots(Ctx& c) {
+  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    json::array out;
+    for (const auto& s : tx.list_snapshots(p.id)) out.push_back(snapshot_json(s));
+    return Reply{200, json::object{{"snapshots", std::move(out)}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::update_snapshot(Ctx& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+  if (!body.contains("snapshot")) return fail(ErrorCode::kBadRequest, "snapshot: required");
+  ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("snapshot"));
+  ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 256));
+  ARGON_ASSIGN_OR_RETURN(auto expires_at, f.time_or_null("expires_at"));
+  const int64_t now = clock_.now_ms();
+  if (expires_at && *expires_at && **expires_at <= now) {
+    return fail(ErrorCode::kBadRequest, "snapshot.expires_at: must be in the future");
+  }
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    ARGON_ASSIGN_OR_RETURN(auto s, find_snapshot(tx, p, c.param("snapshot_id")));
+    if (name) s.name = *name;
+    if (expires_at) s.expires_at = *expires_at;
+    s.updated_at = now;
+    ARGON_RETURN_IF_ERROR(tx.put_snapshot(s));
+    return Reply{200, json::object{{"snapshot", snapshot_json(s)}}};
+  });
+}
+
+Result<ApiService::Reply> ApiService::delete_snapshot(Ctx& c) {
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    ARGON_ASSIGN_OR_RETURN(auto s, find_snapshot(tx, p, c.param("snapshot_id")));
+    auto op = engine_.planner().delete_snapshot(tx, s);
+    return Reply{202, json::object{{"operations", ops_json({op})}}};
+  });
+}
+
+// Always a new root branch N with `restored_from`. With finalize_restore, N then takes the target's
+// place (name, flags, endpoints) in a swap_binding_id operation; without, N waits for
+// POST /branches/{N}/finalize_restore.
+Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+  Fields f(&body, "");
+  ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 256));
+  if (!name) {
+    if (auto q = c.q("name"); q && !q->empty()) name = *q;  // deprecated query form
+  }
+  ARGON_ASSIGN_OR_RETURN(auto target_id, f.string("target_branch_id", 1, 60));
+  ARGON_ASSIGN_OR_RETURN(auto finalize, f.boolean("finalize_restore"));
+  const int64_t now = clock_.now_ms();
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    ARGON_ASSIGN_OR_RETURN(auto s, find_snapshot(tx, p, c.param("snapshot_id")));
+    const std::string target_ref = target_id.value_or(s.source_branch_id);
+    auto target = tx.get_branch(p.id, target_ref);
+    if (finalize.value_or(false) && !target) {
+      return fail(ErrorCode::kNotFound,
+                  target_id ? fmt::format("target_branch_id: branch {} not found in project {}", *target_id, p.id)
+                            : fmt::format("the snapshot's source branch {} no longer exists; pass target_branch_id",
+                                          s.source_branch_id));
+    }
+    if (target_id && !target) {
+      return fail(ErrorCode::kNotFound, fmt::format("target_branch_id: branch {} not found in project {}", *target_id, p.id));
+    }
+    catalog::Branch n;
+    n.id = ids_.make("br");
+    n.project_id = p.id;
+    n.init_source = "parent-data";
+    n.restored_from = s.id;
+    n.restore_target = target ? target->id : s.source_branch_id;
+    n.restore_status = "restored";
+    n.created_at = n.updated_at = n.state_changed_at = now;
+    n.current_state = std::string(catalog::branch_state::kInit);
+    n.pending_state = std::string(catalog::branch_state::kReady);
+    // The name the new branch shows until a finalize hands it the target's.
+    n.name = name.value_or(fmt::format("{} (restored {})", s.name, format_time(now)));
+    for (const auto& other : tx.list_branches(p.id)) {
+      if (other.name == n.name) {
+        return fail(ErrorCode::kConflict, fmt::format("a branch named '{}' already exists ({})", n.name, other.id));
+      }
+    }
+    ARGON_RETURN_IF_ERROR(tx.put_branch(n));
+    // Roles and databases: the snapshot holds them as they were; the catalog copies the source's
+    // (passwords for reveal_password), and the compute is the truth once it runs.
+    if (auto source = tx.get_branch(p.id, s.source_branch_id, true)) {
+      auto copied = copy_roles_and_databases(tx, *source, n);
+      if (!copied) return std::unexpected(copied.error());
+    }
+    std::vector<catalog::Operation> ops;
+    ops.push_back(engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, n.id, std::nullopt,
+                                        {{"source", "snapshot"}, {"snapshot_id", s.id}}));
+    json::array endpoints;
+    if (finalize.value_or(false)) {
+      ops.push_back(engine_.planner().add(tx, p.id, ops::action::kSwapBindingId, n.id, std::nullopt,
+                                          {{"target_branch_id", target->id}}));
+      for (auto ep : tx.list_branch_endpoints(target->id)) endpoints.push_back(endpoint_json(ep, options_.address));
+    }
+    json::object out{{"branch", branch_json(n)}, {"operations", ops_json(ops)}};
+    if (!endpoints.empty()) out["endpoints"] = std::move(endpoints);
+    return Reply{200, std::move(out)};
+  });
+}
+
+Result<ApiService::Reply> ApiService::finalize_restore(Ctx& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+  Fields f(&body, "");
+  ARGON_ASSIGN_OR_RETURN(auto old_name, f.string("name", 1, 256));
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    ARGON_ASSIGN_OR_RETURN(auto n, find_branch(tx, p, c.param("branch_id")));
+    if (!n.restored_from) {
+      return fail(ErrorCode::kConflict, fmt::format("branch {} was not restored from a snapshot", n.id));
+    }
+    if (n.restore_status == std::string("finalized")) {
+      return fail(ErrorCode::kConflict, fmt::format("the restore of branch {} is already finalized", n.id));
+    }
+    auto target = tx.get_branch(p.id, n.restore_target.value_or(""));
+    if (!target) {
+      return fail(ErrorCode::kConflict,
+                  fmt::format("branch {}, which this restore would replace, no longer exists", n.restore_target.value_or("?")));
+    }
+    if (old_name) {
+      for (const auto& other : tx.list_branches(p.id)) {
+        if (other.name == *old_name && other.id != target->id) {
+          return fail(ErrorCode::kConflict, fmt::format("name: a branch named '{}' already exists ({})", *old_name, other.id));
+        }
+      }
+    }
+    json::object params{{"target_branch_id", target->id}};
+    if (old_name) params["old_name"] = *old_name;
+    auto op = engine_.planner().add(tx, p.id, ops::action::kSwapBindingId, n.id, std::nullopt, params);
+    return Reply{200, json::object{{"branch", branch_json(n)}, {"operations", ops_json({op})}}};
+  });
+}
+
+}  // namespace argon::api

@@ -1,0 +1,230 @@
+// Snapshots and restores against real computes, through the proxy and the connection string the
+// API returned: the agent-versioning pattern (snapshot each version, restore in place, the string
+// never changes) and a preview restore finalized later.
+#include <libpq-fe.h>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace argon::testing {
+namespace {
+
+namespace json = boost::json;
+
+std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
+
+struct Project {
+  std::string id, branch, endpoint, password;
+};
+
+Project create_project(Argond& a) {
+  auto r = a.post("/projects", {{"project", {{"name", "agent"}}}});
+  EXPECT_EQ(r.status, 201) << r.raw;
+  Project p{str(r.body.at("project"), "id"), str(r.body.at("branch"), "id"), str(r.body.at("endpoints").at(0), "id"),
+            str(r.body.at("connection_uris").at(0).at("connection_parameters"), "password")};
+  a.wait_idle(p.id);
+  return p;
+}
+
+std::string conninfo(const Argond& a, const Project& p, const std::string& endpoint) {
+  return fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
+                     "options=endpoint={} connect_timeout=30",
+                     a.proxy_port(), p.password, endpoint);
+}
+
+// Columns of table `t` as "a,b,c", or "-" when there is no such table.
+std::string columns(const std::string& info) {
+  auto c = PgConn::connect(info);
+  EXPECT_TRUE(c) << (c ? "" : c.error().message);
+  if (!c) return "?";
+  auto r = c->exec(
+      "SELECT coalesce(string_agg(column_name, ',' ORDER BY ordinal_position), '-') FROM information_schema.columns "
+      "WHERE table_name = 't'");
+  EXPECT_TRUE(r);
+  return r ? r->value() : "?";
+}
+
+void exec(const std::string& info, const std::string& sql) {
+  auto c = PgConn::connect(info);
+  ASSERT_TRUE(c) << c.error().message;
+  auto r = c->exec(sql);
+  ASSERT_TRUE(r) << r.error().message;
+}
+
+std::string snapshot(Argond& a, const Project& p, const std::string& branch, const std::string& name) {
+  // As Neon's CLI sends it: query parameters, no body.
+  auto r = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name={}", p.id, branch, name));
+  EXPECT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(str(r.body.at("snapshot"), "name"), name);
+  EXPECT_EQ(str(r.body.at("snapshot"), "source_branch_id"), branch);
+  for (const auto& s : a.wait_operations(p.id, r.body.at("operations"))) EXPECT_EQ(s, "finished");
+  return str(r.body.at("snapshot"), "id");
+}
+
+json::value restore(Argond& a, const Project& p, const std::string& snapshot_id, const std::string& body) {
+  auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, snapshot_id), body);
+  EXPECT_EQ(r.status, 200) << r.raw;
+  for (const auto& s : a.wait_operations(p.id, r.body.at("operations"))) EXPECT_EQ(s, "finished") << a.log_tail();
+  return r.body;
+}
+
+std::string default_branch_id(Argond& a, const Project& p) {
+  auto r = a.get(fmt::format("/projects/{}/branches", p.id));
+  for (const auto& b : r.body.at("branches").as_array()) {
+    if (b.at("default").as_bool()) return str(b, "id");
+  }
+  return "";
+}
+
+TEST(SnapshotTest, AgentVersionsRestoreInPlaceBehindAnUnchangedConnectionString) {
+  Argond a;
+  auto p = create_project(a);
+  const std::string info = conninfo(a, p, p.endpoint);
+
+  std::vector<std::string> versions;
+  versions.push_back(snapshot(a, p, p.branch, "v0"));
+  exec(info, "CREATE TABLE t (a int)");
+  versions.push_back(snapshot(a, p, p.branch, "v1"));
+  exec(info, "ALTER TABLE t ADD COLUMN b text, ADD COLUMN c text");
+  versions.push_back(snapshot(a, p, p.branch, "v2"));
+  exec(info, "ALTER TABLE t ADD COLUMN d int");
+  versions.push_back(snapshot(a, p, p.branch, "v3"));
+  const std::vector<std::string> expected = {"-", "a", "a,b,c", "a,b,c,d"};
+
+  auto list = a.get(fmt::format("/projects/{}/snapshots", p.id));
+  ASSERT_EQ(list.status, 200);
+  ASSERT_EQ(list.body.at("snapshots").as_array().size(), 4u);
+
+  // A client holding a connection open across a restore is told why it ends.
+  PGconn* held = PQconnectdb(info.c_str());
+  ASSERT_EQ(PQstatus(held), CONNECTION_OK) << PQerrorMessage(held);
+
+  int restores = 0;
+  for (int v : {1, 3, 0, 2}) {
+    const std::string target = default_branch_id(a, p);
+    auto body = restore(a, p, versions[v],
+                        fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", target));
+    ++restores;
+    const auto& n = body.at("branch");
+    EXPECT_NE(str(n, "id"), target) << "a restore always makes a new branch";
+    EXPECT_EQ(str(n, "restored_from"), versions[v]);
+    EXPECT_EQ(columns(info), expected[v]) << "after restoring v" << v;
+
+    auto now = a.get(fmt::format("/projects/{}/branches/{}", p.id, str(n, "id"))).body.at("branch");
+    EXPECT_EQ(str(now, "name"), "main");
+    EXPECT_TRUE(now.at("default").as_bool());
+    EXPECT_EQ(str(now, "restore_status"), "finalized");
+    EXPECT_EQ(str(now, "restored_as"), target);
+    EXPECT_FALSE(now.as_object().contains("parent_id"));
+    auto old = a.get(fmt::format("/projects/{}/branches/{}", p.id, target)).body.at("branch");
+    EXPECT_EQ(str(old, "name"), restores == 1 ? "main (old)" : fmt::format("main (old {})", restores));
+    EXPECT_FALSE(old.at("default").as_bool());
+    auto eps = a.get(fmt::format("/projects/{}/branches/{}/endpoints", p.id, target));
+    EXPECT_TRUE(eps.body.at("endpoints").as_array().empty()) << "the old branch keeps no endpoint";
+  }
+  PGresult* r = PQexec(held, "SELECT 1");
+  EXPECT_NE(PQresultStatus(r), PGRES_TUPLES_OK);
+  EXPECT_NE(std::string(PQerrorMessage(held)).find("was restored from a snapshot"), std::string::npos)
+      << PQerrorMessage(held);
+  PQclear(r);
+  PQfinish(held);
+
+  // The snapshots stay attached to the branch they were taken from (now "main (old)").
+  list = a.get(fmt::format("/projects/{}/snapshots", p.id));
+  for (const auto& s : list.body.at("snapshots").as_array()) EXPECT_EQ(str(s, "source_branch_id"), p.branch);
+}
+
+TEST(SnapshotTest, PreviewRestoreIsANewRootBranchFinalizedLater) {
+  Argond a;
+  auto p = create_project(a);
+  const std::string info = conninfo(a, p, p.endpoint);
+  exec(info, "CREATE TABLE t (a int); INSERT INTO t VALUES (1)");
+  const std::string v1 = snapshot(a, p, p.branch, "v1");
+  exec(info, "INSERT INTO t VALUES (2)");
+
+  auto body = restore(a, p, v1, R"({"name":"preview-v1"})");
+  const std::string preview = str(body.at("branch"), "id");
+  EXPECT_EQ(str(body.at("branch"), "name"), "preview-v1");
+  EXPECT_FALSE(body.as_object().contains("endpoints")) << "a preview restore gets no compute";
+  auto ep = a.post(fmt::format("/projects/{}/endpoints", p.id), {{"endpoint", {{"branch_id", preview}, {"type", "read_write"}}}});
+  ASSERT_EQ(ep.status, 201) << ep.raw;
+  a.wait_idle(p.id);
+  const std::string preview_info = conninfo(a, p, str(ep.body.at("endpoint"), "id"));
+  {
+    auto c = PgConn::connect(preview_info);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->exec("SELECT string_agg(a::text, ',' ORDER BY a) FROM t")->value(), "1");
+  }
+  {
+    auto c = PgConn::connect(info);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->exec("SELECT string_agg(a::text, ',' ORDER BY a) FROM t")->value(), "1,2") << "the target is untouched";
+  }
+
+  // Deleting the snapshot never affects a branch restored from it.
+  auto del = a.call("DELETE", fmt::format("/projects/{}/snapshots/{}", p.id, v1));
+  ASSERT_EQ(del.status, 202) << del.raw;
+  a.wait_operations(p.id, del.body.at("operations"));
+  EXPECT_TRUE(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().empty());
+  {
+    auto c = PgConn::connect(preview_info);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->exec("SELECT count(*) FROM t")->value(), "1");
+  }
+
+  // Finalized later: the preview takes main's place behind main's unchanged connection string; the
+  // replaced branch gets the name given to finalize.
+  auto fin = a.call("POST", fmt::format("/projects/{}/branches/{}/finalize_restore", p.id, preview),
+                    R"({"name":"main-before-preview"})");
+  ASSERT_EQ(fin.status, 200) << fin.raw;
+  for (const auto& st : a.wait_operations(p.id, fin.body.at("operations"))) EXPECT_EQ(st, "finished") << a.log_tail();
+  {
+    auto c = PgConn::connect(info);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->exec("SELECT string_agg(a::text, ',' ORDER BY a) FROM t")->value(), "1");
+  }
+  auto now = a.get(fmt::format("/projects/{}/branches/{}", p.id, preview)).body.at("branch");
+  EXPECT_EQ(str(now, "name"), "main");
+  EXPECT_TRUE(now.at("default").as_bool());
+  EXPECT_EQ(str(now, "restore_status"), "finalized");
+  auto old = a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch)).body.at("branch");
+  EXPECT_EQ(str(old, "name"), "main-before-preview");
+  auto again = a.call("POST", fmt::format("/projects/{}/branches/{}/finalize_restore", p.id, preview), "{}");
+  EXPECT_EQ(again.status, 409) << "finalizing twice is refused: " << again.raw;
+}
+
+TEST(SnapshotTest, BadRequestsChangeNothing) {
+  Argond a;
+  auto p = create_project(a);
+  struct Case {
+    std::string method, path, body;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"POST", fmt::format("/projects/{}/branches/br-no-such-1/snapshot", p.id), "", 404},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?timestamp=2020-01-01T00:00:00Z", p.id, p.branch), "", 400},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?expires_at=2001-01-01T00:00:00Z", p.id, p.branch), "", 400},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?expires_at=soon", p.id, p.branch), "", 400},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot", p.id, p.branch), R"({"name": 5})", 400},
+      {"PATCH", fmt::format("/projects/{}/snapshots/snap-no-such-1", p.id), R"({"snapshot":{"name":"x"}})", 404},
+      {"DELETE", fmt::format("/projects/{}/snapshots/snap-no-such-1", p.id), "", 404},
+      {"POST", fmt::format("/projects/{}/snapshots/snap-no-such-1/restore", p.id), "{}", 404},
+      {"POST", fmt::format("/projects/{}/branches/{}/finalize_restore", p.id, p.branch), "{}", 409},
+  };
+  for (const auto& c : cases) {
+    auto r = a.call(c.method, c.path, c.body);
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.path << " " << r.raw;
+    EXPECT_TRUE(r.body.as_object().contains("message")) << r.raw;
+  }
+  EXPECT_TRUE(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().empty());
+  const std::string s = snapshot(a, p, p.branch, "only");
+  auto bad_target = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, s),
+                           R"({"target_branch_id":"br-no-such-1","finalize_restore":true})");
+  EXPECT_EQ(bad_target.status, 404) << bad_target.raw;
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches", p.id)).body.at("branches").as_array().size(), 1u);
+}
+
+}  // namespace
+}  // namespace argon::testing
