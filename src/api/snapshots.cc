@@ -41,8 +41,9 @@ Result<SnapshotParams> snapshot_params(const HttpRequest& req, const QueryParam&
   ARGON_ASSIGN_OR_RETURN(out.name, text("name", 256));
   ARGON_ASSIGN_OR_RETURN(auto expires, text("expires_at", 64));
   if (expires) {
-    out.expires_at = parse_time(*expires);
-    if (!out.expires_at) return fail(ErrorCode::kBadRequest, "expires_at: must be an RFC 3339 time");
+    auto seconds = parse_time(*expires);
+    if (!seconds) return fail(ErrorCode::kBadRequest, "expires_at: must be an RFC 3339 time");
+    out.expires_at = *seconds * 1000;
   }
   ARGON_ASSIGN_OR_RETURN(auto timestamp, text("timestamp", 64));
   ARGON_ASSIGN_OR_RETURN(auto lsn, text("lsn", 64));
@@ -79,7 +80,7 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
     s.id = ids_.make("snap");
     s.project_id = p.id;
     s.source_branch_id = b.id;
-    s.name = params.name.value_or(fmt::format("{} {}", b.name, format_time(now)));
+    s.name = params.name.value_or(fmt::format("{} {}", b.name, format_time(now / 1000)));
     s.expires_at = params.expires_at;
     s.timestamp = now;
     s.created_at = s.updated_at = now;
@@ -167,7 +168,7 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
     n.current_state = std::string(catalog::branch_state::kInit);
     n.pending_state = std::string(catalog::branch_state::kReady);
     // The name the new branch shows until a finalize hands it the target's.
-    n.name = name.value_or(fmt::format("{} (restored {})", s.name, format_time(now)));
+    n.name = name.value_or(fmt::format("{} (restored {})", s.name, format_time(now / 1000)));
     for (const auto& other : tx.list_branches(p.id)) {
       if (other.name == n.name) {
         return fail(ErrorCode::kConflict, fmt::format("a branch named '{}' already exists ({})", n.name, other.id));

@@ -206,6 +206,13 @@ void Engine::expiry_loop() {
         planner_.delete_branch(tx, b);
         ++deleted;
       }
+      const int64_t now = clock_.now_ms();
+      for (auto snap : tx.list_all_snapshots()) {
+        if (snap.deleted || !snap.expires_at || *snap.expires_at > now) continue;
+        spdlog::info("snapshot {} ({}) expired; deleting it", snap.id, snap.name);
+        planner_.delete_snapshot(tx, snap);
+        ++deleted;
+      }
       return {};
     });
     if (!st) spdlog::error("expiry sweep failed: {}", st.error().detail);

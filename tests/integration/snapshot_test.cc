@@ -6,6 +6,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include "common/clock.h"
 #include "harness.h"
 
 namespace argon::testing {
@@ -193,6 +196,34 @@ TEST(SnapshotTest, PreviewRestoreIsANewRootBranchFinalizedLater) {
   EXPECT_EQ(str(old, "name"), "main-before-preview");
   auto again = a.call("POST", fmt::format("/projects/{}/branches/{}/finalize_restore", p.id, preview), "{}");
   EXPECT_EQ(again.status, 409) << "finalizing twice is refused: " << again.raw;
+}
+
+TEST(SnapshotTest, ExpiredSnapshotsAreDeletedWithTheirOperationsRecorded) {
+  Argond a({"--expiry-check-seconds", "1"});
+  auto p = create_project(a);
+  const std::string expires = format_time(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() +
+      3);
+  auto r = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot", p.id, p.branch),
+                  fmt::format(R"({{"name":"short-lived","expires_at":"{}"}})", expires));
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(str(r.body.at("snapshot"), "expires_at"), expires);
+  const std::string kept = snapshot(a, p, p.branch, "kept");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size() > 1 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  auto list = a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(str(list[0], "id"), kept);
+  a.wait_idle(p.id);
+  bool recorded = false;
+  auto ops = a.get(fmt::format("/projects/{}/operations", p.id));
+  for (const auto& op : ops.body.at("operations").as_array()) {
+    recorded |= op.at("action").as_string() == "delete_timeline" && op.at("status").as_string() == "finished";
+  }
+  EXPECT_TRUE(recorded) << ops.raw;
 }
 
 TEST(SnapshotTest, BadRequestsChangeNothing) {
