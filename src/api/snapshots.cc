@@ -76,6 +76,14 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
+    if (auto n = tx.list_snapshots(p.id).size(); n >= static_cast<size_t>(options_.max_snapshots)) {
+      return std::unexpected(Error(
+          ErrorCode::kLimitExceeded,
+          fmt::format("project {} has {} snapshots, its limit; delete snapshots you no longer need (or start "
+                      "argond with a higher --max-snapshots-per-project)",
+                      p.id, n),
+          {}, "SNAPSHOTS_LIMIT_EXCEEDED"));
+    }
     catalog::Snapshot s;
     s.id = ids_.make("snap");
     s.project_id = p.id;
@@ -156,6 +164,17 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
     }
     if (target_id && !target) {
       return fail(ErrorCode::kNotFound, fmt::format("target_branch_id: branch {} not found in project {}", *target_id, p.id));
+    }
+    size_t roots = 0;
+    for (const auto& other : tx.list_branches(p.id)) roots += !other.parent_id;
+    if (roots >= static_cast<size_t>(options_.max_root_branches)) {
+      return std::unexpected(Error(
+          ErrorCode::kLimitExceeded,
+          fmt::format("project {} has {} root branches, its limit (a restore makes a new one); delete branches you "
+                      "no longer need, such as '(old)' backups (or start argond with a higher "
+                      "--max-root-branches-per-project)",
+                      p.id, roots),
+          {}, "ROOT_BRANCHES_LIMIT_EXCEEDED"));
     }
     catalog::Branch n;
     n.id = ids_.make("br");

@@ -50,6 +50,8 @@ struct Flags {
   bool unsafe_no_fsync = false;
   int workers = 2;
   int expiry_check_seconds = 10;
+  int max_snapshots = 100;
+  int max_root_branches = 25;
 };
 
 [[noreturn]] void die(const std::string& msg) {
@@ -112,6 +114,13 @@ int main(int argc, char** argv) {
   app.add_option("--workers", f.workers, "operations worker threads")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--expiry-check-seconds", f.expiry_check_seconds, "how often expired branches are looked for")
       ->check(CLI::Range(1, 60))
+      ->capture_default_str();
+  app.add_option("--max-snapshots-per-project", f.max_snapshots, "snapshots a project may keep")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--max-root-branches-per-project", f.max_root_branches,
+                 "root branches a project may have (restores and their '(old)' backups count)")
+      ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   app.add_flag("--unsafe-no-fsync", f.unsafe_no_fsync,
                "skip fsync for clusters and clones (tests only: a power loss can lose data)");
@@ -206,6 +215,8 @@ int main(int argc, char** argv) {
   ao.address.hostaddr = proxy_host_addr == "0.0.0.0" || proxy_host_addr == "::" ? "127.0.0.1" : proxy_host_addr;
   ao.address.owner_id = owner_id;
   ao.default_pg_version = installs.newest().major;
+  ao.max_snapshots = f.max_snapshots;
+  ao.max_root_branches = f.max_root_branches;
   api::ApiService service(*catalog, engine, ids, clock, installs, ao);
   check(service.ensure_api_key(bootstrap_key(data_dir), "bootstrap"));
 

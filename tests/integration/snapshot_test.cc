@@ -226,6 +226,24 @@ TEST(SnapshotTest, ExpiredSnapshotsAreDeletedWithTheirOperationsRecorded) {
   EXPECT_TRUE(recorded) << ops.raw;
 }
 
+TEST(SnapshotTest, PerProjectLimitsAnswerWithNeonCodes) {
+  Argond a({"--max-snapshots-per-project", "2", "--max-root-branches-per-project", "2"});
+  auto p = create_project(a);
+  const std::string s1 = snapshot(a, p, p.branch, "one");
+  snapshot(a, p, p.branch, "two");
+  auto third = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=three", p.id, p.branch));
+  EXPECT_EQ(third.status, 422) << third.raw;
+  EXPECT_EQ(str(third.body, "code"), "SNAPSHOTS_LIMIT_EXCEEDED");
+  EXPECT_NE(str(third.body, "message").find("--max-snapshots-per-project"), std::string::npos);
+
+  restore(a, p, s1, R"({"name":"second-root"})");  // two root branches now: main and this one
+  auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, s1), R"({"name":"third-root"})");
+  EXPECT_EQ(r.status, 422) << r.raw;
+  EXPECT_EQ(str(r.body, "code"), "ROOT_BRANCHES_LIMIT_EXCEEDED");
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches", p.id)).body.at("branches").as_array().size(), 2u);
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(), 2u);
+}
+
 TEST(SnapshotTest, BadRequestsChangeNothing) {
   Argond a;
   auto p = create_project(a);
