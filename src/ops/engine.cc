@@ -828,7 +828,8 @@ Result<Engine::Outcome> Engine::create_snapshot(Operation& op) {
   uint64_t bytes = 0;
   Status st;
   if (storage_.snapshot_exists(snapshot_id)) {
-    // A run before a crash completed the capture; keep it.
+    // A run before a crash completed the capture; keep it and finish sealing it.
+    st = storage_.seal_snapshot(snapshot_id);
   } else if (!branch || branch->deleted) {
     st = fail(ErrorCode::kConflict, "the branch to snapshot no longer exists");
   } else if (computes_.running(branch->id)) {

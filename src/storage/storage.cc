@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "storage/manifest.h"
+
 namespace argon::storage {
 
 namespace fs = std::filesystem;
@@ -247,7 +249,7 @@ bool Storage::snapshot_exists(std::string_view id) const {
 Result<CloneStats> Storage::create_snapshot_from_stopped(std::string_view id, const fs::path& src) {
   auto stats = capture_stopped(snapshot_dir(id), src, false);
   if (!stats) return stats;
-  if (auto st = make_read_only(snapshot_pgdata(id)); !st) return std::unexpected(st.error());
+  if (auto st = seal_snapshot(id); !st) return std::unexpected(st.error());
   return stats;
 }
 
@@ -255,13 +257,29 @@ Result<CaptureInfo> Storage::create_snapshot_from_running(std::string_view id, c
                                                           int major) {
   auto info = capture_running(snapshot_dir(id), src, admin, major);
   if (!info) return info;
-  if (auto st = make_read_only(snapshot_pgdata(id)); !st) return std::unexpected(st.error());
+  if (auto st = seal_snapshot(id); !st) return std::unexpected(st.error());
   return info;
+}
+
+fs::path Storage::snapshot_manifest(std::string_view id) const { return snapshot_dir(id) / "manifest"; }
+
+// Idempotent: a run after a crash finds the data in place and finishes the manifest and modes.
+Status Storage::seal_snapshot(std::string_view id) {
+  std::error_code ec;
+  if (!fs::exists(snapshot_manifest(id), ec)) {
+    auto entries = build_manifest(snapshot_pgdata(id));
+    if (!entries) return std::unexpected(entries.error());
+    ARGON_RETURN_IF_ERROR(write_manifest(snapshot_manifest(id), *entries));
+  }
+  return make_read_only(snapshot_pgdata(id));
 }
 
 Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_id, std::string_view snapshot_id) {
   if (!snapshot_exists(snapshot_id)) {
     return fail(ErrorCode::kInternal, fmt::format("snapshot {} has no data on disk", snapshot_id));
+  }
+  if (auto st = verify_manifest(snapshot_pgdata(snapshot_id), snapshot_manifest(snapshot_id)); !st) {
+    return fail(ErrorCode::kConflict, fmt::format("snapshot {} cannot be restored: {}", snapshot_id, st.error().message));
   }
   return capture_stopped(branch_dir(branch_id), snapshot_pgdata(snapshot_id), /*writable=*/true);
 }

@@ -68,12 +68,17 @@ class Storage {
   // branch restored from one is a writable clone of it.
   std::filesystem::path snapshot_dir(std::string_view snapshot_id) const;
   std::filesystem::path snapshot_pgdata(std::string_view snapshot_id) const;
+  std::filesystem::path snapshot_manifest(std::string_view snapshot_id) const;
   bool snapshot_exists(std::string_view snapshot_id) const;
   Result<CloneStats> create_snapshot_from_stopped(std::string_view snapshot_id,
                                                   const std::filesystem::path& src_pgdata);
   Result<CaptureInfo> create_snapshot_from_running(std::string_view snapshot_id,
                                                    const std::filesystem::path& src_pgdata, PgConn& admin,
                                                    int major);
+  // Writes the snapshot's manifest (sizes, CRC-32C) if missing and makes its data read-only.
+  // Idempotent; the create functions call it.
+  Status seal_snapshot(std::string_view snapshot_id);
+  // Verifies the snapshot against its manifest first: a damaged snapshot is refused (kConflict).
   Result<CloneStats> create_branch_from_snapshot(std::string_view branch_id, std::string_view snapshot_id);
   Status remove_snapshot(std::string_view snapshot_id);
   // Ids of complete branch directories on disk.

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/clock.h"
@@ -242,6 +244,38 @@ TEST(SnapshotTest, PerProjectLimitsAnswerWithNeonCodes) {
   EXPECT_EQ(str(r.body, "code"), "ROOT_BRANCHES_LIMIT_EXCEEDED");
   EXPECT_EQ(a.get(fmt::format("/projects/{}/branches", p.id)).body.at("branches").as_array().size(), 2u);
   EXPECT_EQ(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(), 2u);
+}
+
+TEST(SnapshotTest, ADamagedSnapshotIsRefusedAndTheTargetKeepsServing) {
+  Argond a;
+  auto p = create_project(a);
+  const std::string info = conninfo(a, p, p.endpoint);
+  exec(info, "CREATE TABLE t (a int); INSERT INTO t VALUES (1)");
+  const std::string s = snapshot(a, p, p.branch, "to-damage");
+  // Flip one byte of PG_VERSION inside the snapshot (it is read-only; root writes anyway).
+  {
+    const auto file = a.data_dir() / "snapshots" / s / "pgdata" / "PG_VERSION";
+    ASSERT_TRUE(std::filesystem::exists(file));
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(0);
+    f.put('9');
+  }
+  auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, s),
+                  fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p.branch));
+  ASSERT_EQ(r.status, 200) << r.raw;
+  auto statuses = a.wait_operations(p.id, r.body.at("operations"));
+  EXPECT_EQ(statuses.at(0), "failed");
+  auto op = a.get(fmt::format("/projects/{}/operations/{}", p.id, str(r.body.at("operations").at(0), "id")));
+  EXPECT_NE(str(op.body.at("operation"), "error").find("PG_VERSION does not match its checksum"), std::string::npos)
+      << op.raw;
+  // Nothing half-made, and the target still serves its own data through the same string.
+  auto branches = a.get(fmt::format("/projects/{}/branches", p.id)).body.at("branches").as_array();
+  ASSERT_EQ(branches.size(), 1u);
+  EXPECT_EQ(str(branches[0], "id"), p.branch);
+  EXPECT_EQ(str(branches[0], "name"), "main");
+  auto c = PgConn::connect(info);
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->exec("SELECT count(*) FROM t")->value(), "1");
 }
 
 TEST(SnapshotTest, BadRequestsChangeNothing) {

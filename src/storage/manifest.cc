@@ -1,0 +1,122 @@
+#include "storage/manifest.h"
+
+#include <fcntl.h>
+#include <nmmintrin.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "common/file_util.h"
+
+namespace argon::storage {
+
+namespace fs = std::filesystem;
+
+__attribute__((target("sse4.2"))) std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t size) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::uint64_t c = ~crc;
+  while (size >= 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = _mm_crc32_u64(c, v);
+    p += 8;
+    size -= 8;
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  while (size--) c32 = _mm_crc32_u8(c32, *p++);
+  return ~c32;
+}
+
+namespace {
+
+Result<ManifestEntry> checksum_file(const fs::path& root, const fs::path& file) {
+  ManifestEntry e;
+  e.path = fs::relative(file, root).string();
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return fail(ErrorCode::kInternal, fmt::format("cannot read {}: {}", file.string(), std::strerror(errno)));
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return fail(ErrorCode::kInternal, fmt::format("cannot read {}: {}", file.string(), std::strerror(err)));
+    }
+    if (n == 0) break;
+    e.crc32c = crc32c(e.crc32c, buf.data(), static_cast<std::size_t>(n));
+    e.size += static_cast<std::uint64_t>(n);
+  }
+  ::close(fd);
+  return e;
+}
+
+}  // namespace
+
+Result<std::vector<ManifestEntry>> build_manifest(const fs::path& root) {
+  std::vector<ManifestEntry> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_symlink(ec)) {
+      out.push_back({fs::relative(it->path(), root).string(), 0, 0});
+      continue;
+    }
+    if (!it->is_regular_file(ec)) continue;
+    auto e = checksum_file(root, it->path());
+    if (!e) return std::unexpected(e.error());
+    out.push_back(std::move(*e));
+  }
+  if (ec) return fail(ErrorCode::kInternal, fmt::format("cannot list {}: {}", root.string(), ec.message()));
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+  return out;
+}
+
+Status write_manifest(const fs::path& file, const std::vector<ManifestEntry>& entries) {
+  std::string text;
+  for (const auto& e : entries) text += fmt::format("{:08x} {} {}\n", e.crc32c, e.size, e.path);
+  return write_file_atomic(file, text, 0400);
+}
+
+Status verify_manifest(const fs::path& root, const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) return fail(ErrorCode::kConflict, fmt::format("the snapshot has no manifest ({})", file.string()));
+  std::map<std::string, ManifestEntry> expected;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    ManifestEntry e;
+    std::string crc;
+    ls >> crc >> e.size;
+    std::getline(ls >> std::ws, e.path);
+    if (!ls && !ls.eof()) return fail(ErrorCode::kConflict, "the snapshot's manifest is damaged");
+    e.crc32c = static_cast<std::uint32_t>(std::stoul(crc, nullptr, 16));
+    expected[e.path] = e;
+  }
+  auto actual = build_manifest(root);
+  if (!actual) return std::unexpected(actual.error());
+  for (const auto& a : *actual) {
+    auto it = expected.find(a.path);
+    if (it == expected.end()) {
+      return fail(ErrorCode::kConflict, fmt::format("the snapshot is damaged: {} was not in it when it was taken", a.path));
+    }
+    if (it->second.size != a.size || it->second.crc32c != a.crc32c) {
+      return fail(ErrorCode::kConflict,
+                  fmt::format("the snapshot is damaged: {} does not match its checksum ({} bytes, expected {})", a.path,
+                              a.size, it->second.size));
+    }
+    expected.erase(it);
+  }
+  if (!expected.empty()) {
+    return fail(ErrorCode::kConflict, fmt::format("the snapshot is damaged: {} is missing", expected.begin()->first));
+  }
+  return {};
+}
+
+}  // namespace argon::storage
