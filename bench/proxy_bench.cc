@@ -40,6 +40,7 @@
 namespace fs = std::filesystem;
 namespace json = boost::json;
 using argon::testing::Argond;
+using argon::testing::p50_p99;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
@@ -103,12 +104,6 @@ double connect_and_query_ms(const std::string& conninfo) {
   PQfinish(c);
   if (!ok) throw std::runtime_error("SELECT 1 failed");
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-std::pair<double, double> p50_p99(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))]; };
-  return {at(0.50), at(0.99)};
 }
 
 // PgBouncer in session mode in front of the compute's socket, as the postgres user.

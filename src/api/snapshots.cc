@@ -151,7 +151,9 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto target_id, f.string("target_branch_id", 1, 60));
   ARGON_ASSIGN_OR_RETURN(auto finalize, f.boolean("finalize_restore"));
   const int64_t now = clock_.now_ms();
-  return mutate([&](Tx& tx) -> Result<Reply> {
+  std::string swap_op;
+  std::vector<std::string> gated;
+  auto reply = mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto s, find_snapshot(tx, p, c.param("snapshot_id")));
     const std::string target_ref = target_id.value_or(s.source_branch_id);
@@ -207,19 +209,30 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
     if (finalize.value_or(false)) {
       ops.push_back(engine_.planner().add(tx, p.id, ops::action::kSwapBindingId, n.id, std::nullopt,
                                           {{"target_branch_id", target->id}}));
-      for (auto ep : tx.list_branch_endpoints(target->id)) endpoints.push_back(endpoint_json(ep, options_.address));
+      swap_op = ops.back().id;
+      for (auto ep : tx.list_branch_endpoints(target->id)) {
+        endpoints.push_back(endpoint_json(ep, options_.address));
+        gated.push_back(ep.id);
+      }
     }
     json::object out{{"branch", branch_json(n)}, {"operations", ops_json(ops)}};
     if (!endpoints.empty()) out["endpoints"] = std::move(endpoints);
+    // From the moment this call returns, no new connection reaches the data being replaced: they
+    // wait at the gate (bounded) until the swap is done. Gated before the commit, so the swap
+    // cannot run (and release) first.
+    if (!swap_op.empty()) engine_.hold_endpoints_until(swap_op, gated);
     return Reply{200, std::move(out)};
   });
+  if (!reply && !swap_op.empty()) engine_.release_endpoints(swap_op);  // the commit failed
+  return reply;
 }
 
 Result<ApiService::Reply> ApiService::finalize_restore(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
   Fields f(&body, "");
   ARGON_ASSIGN_OR_RETURN(auto old_name, f.string("name", 1, 256));
-  return mutate([&](Tx& tx) -> Result<Reply> {
+  std::string swap_op;
+  auto reply = mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto n, find_branch(tx, p, c.param("branch_id")));
     if (!n.restored_from) {
@@ -243,8 +256,14 @@ Result<ApiService::Reply> ApiService::finalize_restore(Ctx& c) {
     json::object params{{"target_branch_id", target->id}};
     if (old_name) params["old_name"] = *old_name;
     auto op = engine_.planner().add(tx, p.id, ops::action::kSwapBindingId, n.id, std::nullopt, params);
+    swap_op = op.id;
+    std::vector<std::string> gated;
+    for (const auto& ep : tx.list_branch_endpoints(target->id)) gated.push_back(ep.id);
+    engine_.hold_endpoints_until(swap_op, gated);  // as in restore_snapshot
     return Reply{200, json::object{{"branch", branch_json(n)}, {"operations", ops_json({op})}}};
   });
+  if (!reply && !swap_op.empty()) engine_.release_endpoints(swap_op);
+  return reply;
 }
 
 }  // namespace argon::api

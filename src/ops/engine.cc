@@ -253,7 +253,30 @@ void Engine::run(Operation op) {
   (void)catalog_.run([&](Tx& tx) { return tx.put_operation(op); });
   spdlog::info("operation {} {} {} in {} ms", op.id, op.action, op.status, now - started);
   if (op.action == action::kStartCompute) note_start_finished(op);
+  if (op.action == action::kSwapBindingId) release_endpoints(op.id);
   finish_deleted_projects();
+}
+
+void Engine::hold_endpoints_until(const std::string& swap_op_id, const std::vector<std::string>& endpoint_ids) {
+  if (!control_ || endpoint_ids.empty()) return;
+  for (const auto& ep : endpoint_ids) control_->gate(ep);
+  std::lock_guard l(held_mu_);
+  auto& held = held_[swap_op_id];
+  held.insert(held.end(), endpoint_ids.begin(), endpoint_ids.end());
+}
+
+void Engine::release_endpoints(const std::string& swap_op_id) {
+  std::vector<std::string> held;
+  {
+    std::lock_guard l(held_mu_);
+    if (auto it = held_.find(swap_op_id); it != held_.end()) {
+      held = std::move(it->second);
+      held_.erase(it);
+    }
+  }
+  if (control_) {
+    for (const auto& ep : held) control_->ungate(ep);
+  }
 }
 
 void Engine::note_start_finished(const Operation& op) {

@@ -61,6 +61,12 @@ class Engine final : public compute::EndpointResolver {
   // terminates its connections first; the periodic sweep reads activity for autosuspend. Set before
   // start().
   void set_connection_control(compute::ConnectionControl* control) { control_ = control; }
+  // A finalized restore was accepted: from now until its swap_binding_id operation ends (done,
+  // failed or skipped), new connections to these endpoints wait at the proxy's gate instead of
+  // reaching the data being replaced. In memory: a restart lifts it.
+  void hold_endpoints_until(const std::string& swap_op_id, const std::vector<std::string>& endpoint_ids);
+  // Lifts that hold (also done when the swap operation ends).
+  void release_endpoints(const std::string& swap_op_id);
   // Test and shutdown aid: true when no operation is pending or running.
   bool idle();
 
@@ -122,6 +128,8 @@ class Engine final : public compute::EndpointResolver {
   std::mutex wake_mu_;
   std::map<std::string, WakeState, std::less<>> wakes_;
   compute::ConnectionControl* control_ = nullptr;
+  std::mutex held_mu_;
+  std::map<std::string, std::vector<std::string>> held_;  // swap operation id -> gated endpoints
   std::set<std::string> busy_projects_;
   bool dirty_ = true;
   bool stopping_ = false;

@@ -369,14 +369,7 @@ TEST(ProxyTest, MovingAnEndpointTerminatesOldConnectionsAndNewOnesReachTheNewCom
       }
     }
   });
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Joiner() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } joiner{stop, loop};
+  StopAndJoin joiner{stop, loop};
   std::this_thread::sleep_for(300ms);
   auto move = a.call("PATCH", fmt::format("/projects/{}/endpoints/{}", p.id, p.endpoint),
                      fmt::format(R"({{"endpoint":{{"branch_id":"{}"}}}})", next));

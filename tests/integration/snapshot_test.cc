@@ -6,7 +6,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <mutex>
 #include <fstream>
 #include <thread>
 
@@ -139,6 +141,58 @@ TEST(SnapshotTest, AgentVersionsRestoreInPlaceBehindAnUnchangedConnectionString)
   // The snapshots stay attached to the branch they were taken from (now "main (old)").
   list = a.get(fmt::format("/projects/{}/snapshots", p.id));
   for (const auto& s : list.body.at("snapshots").as_array()) EXPECT_EQ(str(s, "source_branch_id"), p.branch);
+}
+
+TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreCallReturned) {
+  Argond a;
+  auto p = create_project(a);
+  const std::string info = conninfo(a, p, p.endpoint);
+  exec(info, "CREATE TABLE t (v text); INSERT INTO t VALUES ('A')");
+  const std::string snap_a = snapshot(a, p, p.branch, "A");
+  exec(info, "UPDATE t SET v = 'B'");
+  const std::string snap_b = snapshot(a, p, p.branch, "B");
+
+  std::mutex mu;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::string>> reads;
+  std::atomic<bool> stop{false};
+  std::thread client([&] {
+    while (!stop) {
+      // Stamped when the client starts connecting: that is what "a new connection" means.
+      const auto started = std::chrono::steady_clock::now();
+      PGconn* c = PQconnectdb(info.c_str());
+      if (PQstatus(c) == CONNECTION_OK) {
+        PGresult* r = PQexec(c, "SELECT v FROM t");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+          std::lock_guard l(mu);
+          reads.emplace_back(started, PQgetvalue(r, 0, 0));
+        }
+        PQclear(r);
+      }
+      PQfinish(c);
+    }
+  });
+  StopAndJoin joiner{stop, client};
+  for (int i = 0; i < 4; ++i) {
+    const bool to_a = i % 2 == 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const std::string target = default_branch_id(a, p);
+    auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, to_a ? snap_a : snap_b),
+                    fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", target));
+    const auto returned = std::chrono::steady_clock::now();
+    ASSERT_EQ(r.status, 200) << r.raw;
+    for (const auto& st : a.wait_operations(p.id, r.body.at("operations"))) EXPECT_EQ(st, "finished");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::lock_guard l(mu);
+    int after = 0;
+    for (const auto& [t, v] : reads) {
+      // A connection that started after the call returned sees the restored version only.
+      if (t <= returned) continue;
+      ++after;
+      EXPECT_EQ(v, to_a ? "A" : "B") << "restore " << i << ": a connection made after the call returned saw old data";
+    }
+    EXPECT_GT(after, 0);
+    reads.clear();
+  }
 }
 
 TEST(SnapshotTest, PreviewRestoreIsANewRootBranchFinalizedLater) {

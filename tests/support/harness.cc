@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <stdexcept>
 #include <thread>
@@ -185,6 +186,12 @@ PgConn Argond::connect(const std::string& branch_id, const std::string& dbname, 
 }
 
 const char* argond_path() { return ARGOND_PATH; }
+
+std::pair<double, double> p50_p99(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))]; };
+  return {at(0.50), at(0.99)};
+}
 
 int postmasters_under(const fs::path& dir) {
   int n = 0;

@@ -6,10 +6,13 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -74,6 +77,20 @@ class Argond {
   int port_ = 0;
   int proxy_port_ = 0;
 };
+
+// Stops and joins a background thread on scope exit, so an early return (a failed assertion)
+// never leaves it running.
+struct StopAndJoin {
+  std::atomic<bool>& stop;
+  std::thread& thread;
+  ~StopAndJoin() {
+    stop = true;
+    if (thread.joinable()) thread.join();
+  }
+};
+
+// Median and 99th percentile (nearest rank) of samples; `samples` must not be empty.
+std::pair<double, double> p50_p99(std::vector<double> samples);
 
 // The argond binary under test (this build's).
 const char* argond_path();
