@@ -160,11 +160,9 @@ int main(int argc, char** argv) {
       Argond a({"--clone-driver", driver}, fs_image.mount_point() / "argon", /*durable=*/true);
       for (double mb : sizes_mb) {
         fmt::print(stderr, "[{}] {} MB: creating and filling the parent\n", driver, mb);
-        auto r = a.post("/projects", {{"project", {{"name", fmt::format("bench-{}mb", mb)}}}});
-        expect_status(r, 201, "create project");
-        auto project = str(r.body.at("project"), "id");
-        auto parent = str(r.body.at("branch"), "id");
-        a.wait_idle(project, std::chrono::seconds(300));
+        const auto created = argon::testing::create_project(a, {{"name", fmt::format("bench-{}mb", mb)}});
+        const std::string project = created.id;
+        const std::string parent = created.branch;
         double actual = fill(a, parent, mb);
         double pgdata = tree_mb(a.data_dir() / "branches" / parent / "pgdata");
 

@@ -51,8 +51,6 @@ struct Target {
   std::string conninfo;  // libpq keywords
 };
 
-std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
-
 std::string run_capture(const std::string& cmd) {
   FILE* f = ::popen((cmd + " 2>&1").c_str(), "r");
   if (!f) throw std::runtime_error("cannot run " + cmd);
@@ -193,13 +191,11 @@ int main(int argc, char** argv) {
   }
   try {
     Argond a({}, {}, /*durable=*/true);
-    auto r = a.post("/projects", {{"project", {{"name", "bench-proxy"}}}});
-    if (r.status != 201) throw std::runtime_error("create project: " + r.raw);
-    const auto project = str(r.body.at("project"), "id");
-    const auto branch = str(r.body.at("branch"), "id");
-    const auto endpoint = str(r.body.at("endpoints").at(0), "id");
-    const auto password = str(r.body.at("connection_uris").at(0).at("connection_parameters"), "password");
-    a.wait_idle(project);
+    const auto created = argon::testing::create_project(a, {{"name", "bench-proxy"}});
+    const auto& project = created.id;
+    const auto& branch = created.branch;
+    const auto& endpoint = created.endpoint;
+    const auto& password = created.password;
     auto never = a.call("PATCH", fmt::format("/projects/{}/endpoints/{}", project, endpoint),
                         R"({"endpoint":{"suspend_timeout_seconds":-1}})");
     if (never.status != 200) throw std::runtime_error("patch endpoint: " + never.raw);

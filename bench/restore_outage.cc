@@ -49,12 +49,10 @@ int main(int argc, char** argv) {
   }
   try {
     Argond a({}, {}, /*durable=*/true);
-    auto r = a.post("/projects", {{"project", {{"name", "bench-restore"}}}});
-    if (r.status != 201) throw std::runtime_error("create project: " + r.raw);
-    const auto project = str(r.body.at("project"), "id");
-    const auto endpoint = str(r.body.at("endpoints").at(0), "id");
-    const auto password = str(r.body.at("connection_uris").at(0).at("connection_parameters"), "password");
-    a.wait_idle(project);
+    const auto created = argon::testing::create_project(a, {{"name", "bench-restore"}});
+    const auto& project = created.id;
+    const auto& endpoint = created.endpoint;
+    const auto& password = created.password;
     const std::string info = fmt::format(
         "host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require options=endpoint={} "
         "connect_timeout=30",

@@ -79,6 +79,9 @@ class ApiService {
   Result<catalog::Endpoint> find_endpoint(catalog::Tx& tx, const catalog::Project& p, const std::string& id);
   Result<catalog::Role> find_role(catalog::Tx& tx, const catalog::Branch& b, const std::string& name);
   Result<catalog::Database> find_database(catalog::Tx& tx, const catalog::Branch& b, const std::string& name);
+  // Branch names are unique per project (`except_id` may keep its own).
+  Status check_branch_name_free(catalog::Tx& tx, const std::string& project_id, const std::string& name,
+                                const std::string& except_id = {});
   Result<catalog::Snapshot> find_snapshot(catalog::Tx& tx, const catalog::Project& p, const std::string& id);
   boost::json::array ops_json(const std::vector<catalog::Operation>& ops);
   // Connection details for every role x database of a branch through its read_write endpoint.

@@ -10,9 +10,8 @@ namespace argon::api {
 namespace json = boost::json;
 using catalog::Tx;
 
-namespace {
-Status check_unique_name(Tx& tx, const std::string& project_id, const std::string& name,
-                         const std::string& except_id) {
+Status ApiService::check_branch_name_free(Tx& tx, const std::string& project_id, const std::string& name,
+                                          const std::string& except_id) {
   for (const auto& b : tx.list_branches(project_id)) {
     if (b.name == name && b.id != except_id) {
       return fail(ErrorCode::kConflict, fmt::format("a branch named '{}' already exists ({})", name, b.id));
@@ -20,7 +19,6 @@ Status check_unique_name(Tx& tx, const std::string& project_id, const std::strin
   }
   return {};
 }
-}  // namespace
 
 Result<std::vector<catalog::Operation>> ApiService::copy_roles_and_databases(Tx& tx, const catalog::Branch& from,
                                                                              const catalog::Branch& to) {
@@ -169,7 +167,7 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
     b.id = ids_.make("br");
     b.project_id = p.id;
     b.name = name.value_or(b.id);
-    ARGON_RETURN_IF_ERROR(check_unique_name(tx, p.id, b.name, b.id));
+    ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, b.name, b.id));
     b.parent_id = parent->id;
     b.parent_timestamp = now;
     b.is_protected = is_protected.value_or(false);
@@ -233,7 +231,7 @@ Result<ApiService::Reply> ApiService::update_branch(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     if (name) {
-      ARGON_RETURN_IF_ERROR(check_unique_name(tx, p.id, *name, b.id));
+      ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, *name, b.id));
       b.name = *name;
     }
     if (is_protected) b.is_protected = *is_protected;

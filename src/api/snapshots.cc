@@ -23,6 +23,11 @@ struct SnapshotParams {
   bool point_in_time = false;
 };
 
+// 422 with Neon's code for the limit, as its API answers.
+std::unexpected<Error> limit_exceeded(std::string neon_code, std::string message) {
+  return std::unexpected(Error(ErrorCode::kLimitExceeded, std::move(message), {}, std::move(neon_code)));
+}
+
 using QueryParam = std::function<std::optional<std::string>(const std::string&)>;
 
 Result<SnapshotParams> snapshot_params(const HttpRequest& req, const QueryParam& query) {
@@ -77,12 +82,10 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     if (auto n = tx.list_snapshots(p.id).size(); n >= static_cast<size_t>(options_.max_snapshots)) {
-      return std::unexpected(Error(
-          ErrorCode::kLimitExceeded,
-          fmt::format("project {} has {} snapshots, its limit; delete snapshots you no longer need (or start "
-                      "argond with a higher --max-snapshots-per-project)",
-                      p.id, n),
-          {}, "SNAPSHOTS_LIMIT_EXCEEDED"));
+      return limit_exceeded("SNAPSHOTS_LIMIT_EXCEEDED",
+                            fmt::format("project {} has {} snapshots, its limit; delete snapshots you no longer "
+                                        "need (or start argond with a higher --max-snapshots-per-project)",
+                                        p.id, n));
     }
     catalog::Snapshot s;
     s.id = ids_.make("snap");
@@ -170,13 +173,11 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
     size_t roots = 0;
     for (const auto& other : tx.list_branches(p.id)) roots += !other.parent_id;
     if (roots >= static_cast<size_t>(options_.max_root_branches)) {
-      return std::unexpected(Error(
-          ErrorCode::kLimitExceeded,
-          fmt::format("project {} has {} root branches, its limit (a restore makes a new one); delete branches you "
-                      "no longer need, such as '(old)' backups (or start argond with a higher "
-                      "--max-root-branches-per-project)",
-                      p.id, roots),
-          {}, "ROOT_BRANCHES_LIMIT_EXCEEDED"));
+      return limit_exceeded("ROOT_BRANCHES_LIMIT_EXCEEDED",
+                            fmt::format("project {} has {} root branches, its limit (a restore makes a new one); "
+                                        "delete branches you no longer need, such as '(old)' backups (or start "
+                                        "argond with a higher --max-root-branches-per-project)",
+                                        p.id, roots));
     }
     catalog::Branch n;
     n.id = ids_.make("br");
@@ -190,11 +191,7 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
     n.pending_state = std::string(catalog::branch_state::kReady);
     // The name the new branch shows until a finalize hands it the target's.
     n.name = name.value_or(fmt::format("{} (restored {})", s.name, format_time(now / 1000)));
-    for (const auto& other : tx.list_branches(p.id)) {
-      if (other.name == n.name) {
-        return fail(ErrorCode::kConflict, fmt::format("a branch named '{}' already exists ({})", n.name, other.id));
-      }
-    }
+    ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, n.name));
     ARGON_RETURN_IF_ERROR(tx.put_branch(n));
     // Roles and databases: the snapshot holds them as they were; the catalog copies the source's
     // (passwords for reveal_password), and the compute is the truth once it runs.
@@ -246,13 +243,7 @@ Result<ApiService::Reply> ApiService::finalize_restore(Ctx& c) {
       return fail(ErrorCode::kConflict,
                   fmt::format("branch {}, which this restore would replace, no longer exists", n.restore_target.value_or("?")));
     }
-    if (old_name) {
-      for (const auto& other : tx.list_branches(p.id)) {
-        if (other.name == *old_name && other.id != target->id) {
-          return fail(ErrorCode::kConflict, fmt::format("name: a branch named '{}' already exists ({})", *old_name, other.id));
-        }
-      }
-    }
+    if (old_name) ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, *old_name, target->id));
     json::object params{{"target_branch_id", target->id}};
     if (old_name) params["old_name"] = *old_name;
     auto op = engine_.planner().add(tx, p.id, ops::action::kSwapBindingId, n.id, std::nullopt, params);

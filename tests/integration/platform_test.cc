@@ -23,18 +23,10 @@ std::string str(const json::value& v, std::initializer_list<const char*> path) {
   return std::string(cur->as_string());
 }
 
-struct Project {
-  std::string id, branch, endpoint, password;
-};
+using Project = TestProject;
 
 Project create_project(Argond& a, const std::string& name = "p") {
-  auto r = a.post("/projects", {{"project", {{"name", name}}}});
-  EXPECT_EQ(r.status, 201) << r.raw;
-  Project p{str(r.body, {"project", "id"}), str(r.body, {"branch", "id"}),
-            std::string(r.body.at("endpoints").at(0).at("id").as_string()),
-            std::string(r.body.at("roles").at(0).at("password").as_string())};
-  for (const auto& s : a.wait_operations(p.id, r.body.at("operations"))) EXPECT_EQ(s, "finished") << a.log_tail();
-  return p;
+  return argon::testing::create_project(a, {{"name", name}});
 }
 
 TEST(PlatformTest, ProjectLifecycleMatchesWhatPostgresShows) {

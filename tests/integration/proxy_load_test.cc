@@ -44,15 +44,10 @@ TEST(ProxyLoadTest, FiveHundredConcurrentConnectionsLeaveNothingBehind) {
   ASSERT_GE(lim.rlim_cur, 2000u) << "needs 2000 file descriptors for 500 client connections";
 
   Argond a;
-  auto r = a.post("/projects", {{"project",
-                                 {{"name", "load"},
-                                  {"default_endpoint_settings", {{"pg_settings", {{"max_connections", "600"}}}}}}}});
-  ASSERT_EQ(r.status, 201) << r.raw;
-  const std::string project = std::string(r.body.at("project").at("id").as_string());
-  const std::string endpoint = std::string(r.body.at("endpoints").at(0).at("id").as_string());
-  const std::string password =
-      std::string(r.body.at("connection_uris").at(0).at("connection_parameters").at("password").as_string());
-  a.wait_idle(project);
+  const auto created = create_project(
+      a, {{"name", "load"}, {"default_endpoint_settings", {{"pg_settings", {{"max_connections", "600"}}}}}});
+  const std::string& endpoint = created.endpoint;
+  const std::string& password = created.password;
   const std::string info =
       fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
                   "options=endpoint={} connect_timeout=60",

@@ -24,23 +24,12 @@ using namespace std::chrono_literals;
 
 std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
 
-struct Project {
-  std::string id, branch, endpoint, password, uri;
-};
+using Project = TestProject;
 
 Project create_project(Argond& a, json::object extra = {}) {
   json::object project{{"name", "proxy"}};
   for (auto& [k, v] : extra) project[k] = v;
-  auto r = a.post("/projects", {{"project", project}});
-  EXPECT_EQ(r.status, 201) << r.raw;
-  Project p;
-  p.id = str(r.body.at("project"), "id");
-  p.branch = str(r.body.at("branch"), "id");
-  p.endpoint = str(r.body.at("endpoints").at(0), "id");
-  p.uri = str(r.body.at("connection_uris").at(0), "connection_uri");
-  p.password = str(r.body.at("connection_uris").at(0).at("connection_parameters"), "password");
-  a.wait_idle(p.id);
-  return p;
+  return argon::testing::create_project(a, project);
 }
 
 // libpq keyword conninfo reaching the proxy on loopback.

@@ -22,18 +22,9 @@ namespace json = boost::json;
 
 std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
 
-struct Project {
-  std::string id, branch, endpoint, password;
-};
+using Project = TestProject;
 
-Project create_project(Argond& a) {
-  auto r = a.post("/projects", {{"project", {{"name", "agent"}}}});
-  EXPECT_EQ(r.status, 201) << r.raw;
-  Project p{str(r.body.at("project"), "id"), str(r.body.at("branch"), "id"), str(r.body.at("endpoints").at(0), "id"),
-            str(r.body.at("connection_uris").at(0).at("connection_parameters"), "password")};
-  a.wait_idle(p.id);
-  return p;
-}
+Project create_project(Argond& a) { return argon::testing::create_project(a, {{"name", "agent"}}); }
 
 std::string conninfo(const Argond& a, const Project& p, const std::string& endpoint) {
   return fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "

@@ -187,6 +187,22 @@ PgConn Argond::connect(const std::string& branch_id, const std::string& dbname, 
 
 const char* argond_path() { return ARGOND_PATH; }
 
+TestProject create_project(Argond& a, const json::object& project) {
+  auto r = a.post("/projects", json::object{{"project", project}});
+  if (r.status != 201) throw std::runtime_error(fmt::format("create project: HTTP {} {}", r.status, r.raw));
+  auto text = [](const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); };
+  const auto& conn = r.body.at("connection_uris").at(0);
+  TestProject p{text(r.body.at("project"), "id"), text(r.body.at("branch"), "id"),
+                text(r.body.at("endpoints").at(0), "id"), text(conn.at("connection_parameters"), "password"),
+                text(conn, "connection_uri")};
+  for (const auto& status : a.wait_operations(p.id, r.body.at("operations"))) {
+    if (status != "finished") {
+      throw std::runtime_error(fmt::format("project creation ended {}\n{}", status, a.log_tail()));
+    }
+  }
+  return p;
+}
+
 std::pair<double, double> p50_p99(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))]; };

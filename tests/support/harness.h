@@ -78,6 +78,14 @@ class Argond {
   int proxy_port_ = 0;
 };
 
+// What tests and benchmarks need of a new project.
+struct TestProject {
+  std::string id, branch, endpoint, password, uri;
+};
+// POST /projects with `project` as the body's project object; waits for its operations. Throws
+// unless the project was created and every operation finished.
+TestProject create_project(Argond& a, const boost::json::object& project);
+
 // Stops and joins a background thread on scope exit, so an early return (a failed assertion)
 // never leaves it running.
 struct StopAndJoin {
