@@ -89,9 +89,9 @@ class ApiService {
                                      const std::optional<catalog::Endpoint>& ep);
   catalog::Endpoint new_endpoint(const catalog::Project& p, const std::string& branch_id);
   Status apply_endpoint_fields(const Fields& f, catalog::Endpoint& e);
-  Result<std::vector<catalog::Operation>> copy_roles_and_databases(catalog::Tx& tx,
-                                                                   const catalog::Branch& from,
-                                                                   const catalog::Branch& to);
+  // Copies the catalog's roles (with passwords) and databases of a branch or snapshot to another.
+  Status copy_roles_and_databases(catalog::Tx& tx, const std::string& from_id, const std::string& to_id,
+                                  int64_t now);
 
   // Identity and keys.
   Result<Reply> get_auth(Ctx&);

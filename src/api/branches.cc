@@ -20,20 +20,20 @@ Status ApiService::check_branch_name_free(Tx& tx, const std::string& project_id,
   return {};
 }
 
-Result<std::vector<catalog::Operation>> ApiService::copy_roles_and_databases(Tx& tx, const catalog::Branch& from,
-                                                                             const catalog::Branch& to) {
-  for (auto r : tx.list_roles(from.id)) {
-    r.branch_id = to.id;
-    r.created_at = r.updated_at = to.created_at;
+Status ApiService::copy_roles_and_databases(Tx& tx, const std::string& from_id, const std::string& to_id,
+                                            int64_t now) {
+  for (auto r : tx.list_roles(from_id)) {
+    r.branch_id = to_id;
+    r.created_at = r.updated_at = now;
     ARGON_RETURN_IF_ERROR(tx.put_role(r));
   }
-  for (auto d : tx.list_databases(from.id)) {
+  for (auto d : tx.list_databases(from_id)) {
     d.id = 0;
-    d.branch_id = to.id;
-    d.created_at = d.updated_at = to.created_at;
+    d.branch_id = to_id;
+    d.created_at = d.updated_at = now;
     ARGON_RETURN_IF_ERROR(tx.put_database(d));
   }
-  return std::vector<catalog::Operation>{};
+  return {};
 }
 
 Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
@@ -178,7 +178,7 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
     }
     b.state_changed_at = b.created_at = b.updated_at = now;
     ARGON_RETURN_IF_ERROR(tx.put_branch(b));
-    ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, *parent, b));
+    ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, parent->id, b.id, now));
 
     std::vector<catalog::Operation> ops;
     ops.push_back(engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt,

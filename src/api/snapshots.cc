@@ -96,6 +96,8 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
     s.timestamp = now;
     s.created_at = s.updated_at = now;
     ARGON_RETURN_IF_ERROR(tx.put_snapshot(s));
+    // The catalog's view of roles and databases goes with the snapshot, under its id.
+    ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, b.id, s.id, now));
     auto op = engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt,
                                     {{"snapshot_id", s.id}});
     return Reply{200, json::object{{"snapshot", snapshot_json(s)}, {"operations", ops_json({op})}}};
@@ -193,12 +195,9 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
     n.name = name.value_or(fmt::format("{} (restored {})", s.name, format_time(now / 1000)));
     ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, n.name));
     ARGON_RETURN_IF_ERROR(tx.put_branch(n));
-    // Roles and databases: the snapshot holds them as they were; the catalog copies the source's
-    // (passwords for reveal_password), and the compute is the truth once it runs.
-    if (auto source = tx.get_branch(p.id, s.source_branch_id, true)) {
-      auto copied = copy_roles_and_databases(tx, *source, n);
-      if (!copied) return std::unexpected(copied.error());
-    }
+    // Roles and databases as the snapshot recorded them (passwords for reveal_password); its
+    // source branch may be long gone.
+    ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, s.id, n.id, now));
     std::vector<catalog::Operation> ops;
     ops.push_back(engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, n.id, std::nullopt,
                                         {{"source", "snapshot"}, {"snapshot_id", s.id}}));

@@ -76,7 +76,7 @@ class Tx {
                                                bool include_deleted = false) = 0;
   virtual std::vector<Snapshot> list_snapshots(std::string_view project_id, bool include_deleted = false) = 0;
   virtual std::vector<Snapshot> list_all_snapshots() = 0;  // every project, deleted ones too
-  virtual Status delete_snapshot_row(std::string_view id) = 0;
+  virtual Status delete_snapshot_row(std::string_view id) = 0;  // with its roles/databases copy
 
   // API keys.
   virtual Status put_api_key(ApiKey& k) = 0;  // k.id == 0 inserts and assigns the id

@@ -595,6 +595,8 @@ class SqliteTx final : public Tx {
   }
   Status delete_snapshot_row(std::string_view id) override {
     Stmt(db_, "DELETE FROM snapshots WHERE id = ?").bind(id).exec();
+    Stmt(db_, "DELETE FROM roles WHERE branch_id = ?").bind(id).exec();  // its copy, under its id
+    Stmt(db_, "DELETE FROM databases WHERE branch_id = ?").bind(id).exec();
     return {};
   }
 

@@ -1,7 +1,7 @@
 // Starts a private argond (own data dir, ephemeral API port, fresh key) for one test file and
 // gives the tests what Neon's clients need: the API host and key. Also reads the compute's own
 // catalog over its private socket, so tests compare what the API reports with what Postgres holds.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, chmodSync, readFileSync, rmSync, openSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +56,14 @@ export async function startArgond() {
       rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+// Runs SQL through a connection string exactly as a user would (`psql "<uri>" -c ...`): TLS,
+// SCRAM and the endpoint chosen by the host name, all through argond's proxy.
+export function psql(uri, query) {
+  const r = spawnSync('psql', [uri, '-XAtqc', query], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`psql exited ${r.status}: ${r.stderr}`);
+  return r.stdout.trim();
 }
 
 // Polls `list` (returning operations) until none is still queued or running; fails on a failed one.
