@@ -20,7 +20,7 @@ namespace {
 struct SnapshotParams {
   std::optional<std::string> name;
   std::optional<int64_t> expires_at;
-  bool point_in_time = false;
+  storage::PointInTime point;  // `timestamp` or `lsn`: the state asked for, if not "now"
 };
 
 // 422 with Neon's code for the limit, as its API answers.
@@ -53,7 +53,14 @@ Result<SnapshotParams> snapshot_params(const HttpRequest& req, const QueryParam&
   ARGON_ASSIGN_OR_RETURN(auto timestamp, text("timestamp", 64));
   ARGON_ASSIGN_OR_RETURN(auto lsn, text("lsn", 64));
   if (timestamp && lsn) return fail(ErrorCode::kBadRequest, "timestamp and lsn cannot be combined");
-  out.point_in_time = timestamp || lsn;
+  if (timestamp) {
+    out.point.time_us = parse_time_us(*timestamp);
+    if (!out.point.time_us) return fail(ErrorCode::kBadRequest, "timestamp: must be an RFC 3339 time");
+  }
+  if (lsn) {
+    out.point.lsn = storage::parse_lsn(*lsn);
+    if (!out.point.lsn) return fail(ErrorCode::kBadRequest, "lsn: must be an LSN such as 0/1A2B3C8");
+  }
   return out;
 }
 
@@ -71,12 +78,18 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
   if (params.expires_at && *params.expires_at <= now) {
     return fail(ErrorCode::kBadRequest, "expires_at: must be in the future");
   }
-  if (params.point_in_time) {
-    // Only the branch's current state can be captured; taking it instead of the requested point
-    // would silently hand back a different state.
-    return fail(ErrorCode::kBadRequest,
-                "timestamp/lsn: point-in-time capture is not available on this server; omit them to snapshot "
-                "the branch's current state");
+  // A past point can be captured only when it is the branch's current state: nothing committed
+  // after it (the branch's WAL tells). Anything else would silently hand back a different state.
+  // The operation checks again that nothing committed between this call and the capture.
+  std::optional<std::string> wal_end;
+  if (params.point.time_us || params.point.lsn) {
+    ARGON_ASSIGN_OR_RETURN(auto b, catalog_.transact([&](Tx& tx) -> Result<catalog::Branch> {
+      ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+      return find_branch(tx, p, c.param("branch_id"));
+    }));
+    ARGON_ASSIGN_OR_RETURN(auto history, engine_.branch_wal_history(b));
+    ARGON_RETURN_IF_ERROR(storage::point_is_current(history, params.point, now * 1000 + 999, b.created_at * 1000));
+    wal_end = storage::format_lsn(history.end_lsn);
   }
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
@@ -93,13 +106,15 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
     s.source_branch_id = b.id;
     s.name = params.name.value_or(fmt::format("{} {}", b.name, format_time(now / 1000)));
     s.expires_at = params.expires_at;
-    s.timestamp = now;
+    s.timestamp = params.point.time_us ? *params.point.time_us / 1000 : now;
+    if (params.point.lsn) s.lsn = storage::format_lsn(*params.point.lsn);
     s.created_at = s.updated_at = now;
     ARGON_RETURN_IF_ERROR(tx.put_snapshot(s));
     // The catalog's view of roles and databases goes with the snapshot, under its id.
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, b.id, s.id, now));
-    auto op = engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt,
-                                    {{"snapshot_id", s.id}});
+    json::object op_params{{"snapshot_id", s.id}};
+    if (wal_end) op_params["wal_end"] = *wal_end;
+    auto op = engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt, op_params);
     return Reply{200, json::object{{"snapshot", snapshot_json(s)}, {"operations", ops_json({op})}}};
   });
 }

@@ -54,6 +54,12 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
 }  // namespace
 
 std::optional<int64_t> parse_time(std::string_view s) {
+  auto us = parse_time_us(s);
+  if (!us) return std::nullopt;
+  return *us >= 0 ? *us / 1'000'000 : -((-*us + 999'999) / 1'000'000);
+}
+
+std::optional<int64_t> parse_time_us(std::string_view s) {
   size_t pos = 0;
   int year, month, day, hour, minute, second;
   if (!read_digits(s, pos, 4, year) || !expect(s, pos, '-') || !read_digits(s, pos, 2, month) ||
@@ -65,10 +71,13 @@ std::optional<int64_t> parse_time(std::string_view s) {
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
     return std::nullopt;
   }
+  int64_t micros = 0;
   if (pos < s.size() && s[pos] == '.') {
     ++pos;
     size_t start = pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
+    for (int64_t scale = 100'000; pos < s.size() && s[pos] >= '0' && s[pos] <= '9'; ++pos, scale /= 10) {
+      micros += (s[pos] - '0') * scale;
+    }
     if (pos == start) return std::nullopt;
   }
   int64_t offset = 0;
@@ -87,7 +96,7 @@ std::optional<int64_t> parse_time(std::string_view s) {
   }
   if (pos != s.size()) return std::nullopt;
   int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  return days * 86400 + hour * 3600 + minute * 60 + second - offset;
+  return (days * 86400 + hour * 3600 + minute * 60 + second - offset) * 1'000'000 + micros;
 }
 
 }  // namespace argon

@@ -1,5 +1,7 @@
 #include "ops/engine.h"
 
+#include <algorithm>
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -836,7 +838,8 @@ Result<Engine::Outcome> Engine::delete_timeline(Operation& op) {
 }
 
 Result<Engine::Outcome> Engine::create_snapshot(Operation& op) {
-  const std::string snapshot_id = param_string(parse_params(op.params_json), "snapshot_id");
+  const auto params = parse_params(op.params_json);
+  const std::string snapshot_id = param_string(params, "snapshot_id");
   auto loaded = catalog_.transact([&](Tx& tx) -> Result<std::pair<std::optional<catalog::Snapshot>, std::optional<Branch>>> {
     return std::pair{tx.get_snapshot(op.project_id, snapshot_id, true),
                      tx.get_branch(op.project_id, op.branch_id.value_or(""), true)};
@@ -847,25 +850,40 @@ Result<Engine::Outcome> Engine::create_snapshot(Operation& op) {
   auto major = project_pg_major(op.project_id);
   if (!major) return std::unexpected(major.error());
   const int64_t captured_at = clock_.now_ms();
+  // Set when the snapshot was asked for at a point in time (see verify_no_commit).
+  const std::optional<uint64_t> wal_end =
+      params.contains("wal_end") ? storage::parse_lsn(param_string(params, "wal_end")) : std::nullopt;
   std::optional<std::string> lsn;
   uint64_t bytes = 0;
   Status st;
   if (storage_.snapshot_exists(snapshot_id)) {
-    // A run before a crash completed the capture; keep it and finish sealing it.
+    // A run before a crash completed the capture; keep it and finish sealing it. A point-in-time
+    // one must be verified again from its own WAL: if that no longer reaches back, it fails.
     st = storage_.seal_snapshot(snapshot_id);
+    if (st && wal_end) st = verify_no_commit(op.project_id, snapshot->source_branch_id, storage_.snapshot_pgdata(snapshot_id), *wal_end, std::nullopt);
   } else if (!branch || branch->deleted) {
     st = fail(ErrorCode::kConflict, "the branch to snapshot no longer exists");
   } else if (computes_.running(branch->id)) {
     auto conn = PgConn::connect(computes_.admin_conninfo(branch->id));
+    const auto pgdata = storage_.branch_pgdata(branch->id);
     if (!conn) {
       st = std::unexpected(conn.error());
-    } else {
-      auto info = storage_.create_snapshot_from_running(snapshot_id, storage_.branch_pgdata(branch->id), *conn, *major);
+    } else if (wal_end) {
+      // The backup's checkpoint removes older WAL: a temporary slot (gone with this session) keeps
+      // it from the latest redo point, so [wal_end, capture end) can still be read afterwards.
+      std::string slot = "argon_" + snapshot_id;
+      std::replace(slot.begin(), slot.end(), '-', '_');
+      auto r = conn->exec(fmt::format("SELECT pg_create_physical_replication_slot('{}', true, true)", slot));
+      if (!r) st = std::unexpected(r.error());
+    }
+    if (st && conn) {
+      auto info = storage_.create_snapshot_from_running(snapshot_id, pgdata, *conn, *major);
       if (!info) {
         st = std::unexpected(info.error());
       } else {
         lsn = info->stop_lsn;
         bytes = info->stats.bytes;
+        if (wal_end) st = verify_no_commit(op.project_id, branch->id, pgdata, *wal_end, storage::parse_lsn(info->stop_lsn));
       }
     }
   } else {
@@ -874,6 +892,8 @@ Result<Engine::Outcome> Engine::create_snapshot(Operation& op) {
       st = std::unexpected(stats.error());
     } else {
       bytes = stats->bytes;
+      // The copy holds all of the stopped branch's WAL.
+      if (wal_end) st = verify_no_commit(op.project_id, branch->id, storage_.snapshot_pgdata(snapshot_id), *wal_end, std::nullopt);
     }
   }
   if (!st) {
@@ -887,13 +907,49 @@ Result<Engine::Outcome> Engine::create_snapshot(Operation& op) {
     if (!s) return {};
     s->state = catalog::snapshot_state::kReady;
     if (!s->timestamp) s->timestamp = captured_at;
-    if (lsn) s->lsn = lsn;
+    if (lsn && !s->lsn) s->lsn = lsn;  // a point asked for stays what the snapshot shows
     if (bytes) s->full_size = static_cast<int64_t>(bytes);
     s->updated_at = clock_.now_ms();
     return tx.put_snapshot(*s);
   });
   if (!done) return std::unexpected(done.error());
   return Outcome::kDone;
+}
+
+Result<storage::WalHistory> Engine::branch_wal_history(const Branch& branch) {
+  if (!storage_.branch_exists(branch.id)) {
+    return fail(ErrorCode::kLocked, fmt::format("branch {} has no data yet; retry once its operations finish", branch.id));
+  }
+  auto major = project_pg_major(branch.project_id);
+  if (!major) return std::unexpected(major.error());
+  const PgInstall* pg = pg_.find(*major);
+  if (!pg) return fail(ErrorCode::kInternal, fmt::format("PostgreSQL {} is not installed on this server", *major));
+  return storage_.wal_history(*pg, storage_.branch_pgdata(branch.id));
+}
+
+// A snapshot asked for at a point in time was accepted because nothing had committed on the branch
+// after that point by the API call, which saw the branch's WAL end at `wal_end`. Anything committed
+// in `pgdata`'s WAL from `from` (to `until`) means the point is no longer the state captured.
+Status Engine::verify_no_commit(const std::string& project_id, const std::string& branch_id,
+                                const std::filesystem::path& pgdata, uint64_t from, std::optional<uint64_t> until) {
+  auto major = project_pg_major(project_id);
+  if (!major) return std::unexpected(major.error());
+  const PgInstall* pg = pg_.find(*major);
+  if (!pg) return fail(ErrorCode::kInternal, fmt::format("PostgreSQL {} is not installed on this server", *major));
+  auto history = storage_.wal_history(*pg, pgdata, from, until);
+  if (!history) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("could not verify that nothing committed on branch {} after the snapshot call ({}); the "
+                            "point asked for cannot be captured exactly, take the snapshot again",
+                            branch_id, history.error().message));
+  }
+  if (history->last_commit_lsn) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("a transaction committed on branch {} (at LSN {}) after the snapshot call and before the "
+                            "capture, so the point asked for is no longer the branch's state; take the snapshot again",
+                            branch_id, storage::format_lsn(*history->last_commit_lsn)));
+  }
+  return {};
 }
 
 Result<Engine::Outcome> Engine::delete_snapshot(Operation& op) {

@@ -67,6 +67,9 @@ class Engine final : public compute::EndpointResolver {
   void hold_endpoints_until(const std::string& swap_op_id, const std::vector<std::string>& endpoint_ids);
   // Lifts that hold (also done when the swap operation ends).
   void release_endpoints(const std::string& swap_op_id);
+  // What a branch's WAL says about its last commit (storage/wal_history.h), for a snapshot asked for
+  // at a point in time. Runs PostgreSQL's tools: tens of milliseconds.
+  Result<storage::WalHistory> branch_wal_history(const catalog::Branch& branch);
   // Test and shutdown aid: true when no operation is pending or running.
   bool idle();
 
@@ -93,6 +96,8 @@ class Engine final : public compute::EndpointResolver {
   Result<Outcome> delete_timeline(catalog::Operation& op);
   Result<Outcome> create_snapshot(catalog::Operation& op);
   Result<Outcome> delete_snapshot(catalog::Operation& op);
+  Status verify_no_commit(const std::string& project_id, const std::string& branch_id,
+                          const std::filesystem::path& pgdata, uint64_t from, std::optional<uint64_t> until);
   Result<Outcome> finalize_restore(catalog::Operation& op);
 
   // Starts the compute serving `branch` (idempotent) and creates missing roles/databases.

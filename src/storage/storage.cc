@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -336,6 +338,13 @@ std::vector<std::string> Storage::list_branch_dirs() const {
     if (!name.starts_with(kTmpPrefix)) out.push_back(name);
   }
   return out;
+}
+
+Result<WalHistory> Storage::wal_history(const PgInstall& pg, const fs::path& pgdata, std::optional<uint64_t> from,
+                                        std::optional<uint64_t> until) {
+  static std::atomic<uint64_t> counter{0};
+  const auto scratch = options_.data_dir / "logs" / fmt::format("pg-tool-{}.out", counter.fetch_add(1));
+  return read_wal_history(pg, runner_, pgdata, from, until, scratch);
 }
 
 Status Storage::remove_temp_dirs() {

@@ -18,6 +18,7 @@
 #include "common/process_runner.h"
 #include "storage/clone_driver.h"
 #include "storage/tree_cloner.h"
+#include "storage/wal_history.h"
 
 namespace argon::storage {
 
@@ -81,6 +82,10 @@ class Storage {
   // Verifies the snapshot against its manifest first: a damaged snapshot is refused (kConflict).
   Result<CloneStats> create_branch_from_snapshot(std::string_view branch_id, std::string_view snapshot_id);
   Status remove_snapshot(std::string_view snapshot_id);
+  // storage/wal_history.h on a cluster directory of this layout (a branch's or a snapshot's).
+  Result<WalHistory> wal_history(const PgInstall& pg, const std::filesystem::path& pgdata,
+                                 std::optional<uint64_t> from = std::nullopt,
+                                 std::optional<uint64_t> until = std::nullopt);
   // Ids of complete branch directories on disk.
   std::vector<std::string> list_branch_dirs() const;
   // Removes leftovers of interrupted creates (".tmp-*").

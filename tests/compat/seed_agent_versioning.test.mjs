@@ -47,7 +47,9 @@ const SCHEMAS = {
 };
 
 async function snapshotVersion(version) {
-  const { data } = await api.createSnapshot({ projectId, branchId: activeBranchId, name: `version-${version}` });
+  // As the guide's demo app does: stamped with the time the version was saved.
+  const { data } = await api.createSnapshot({ projectId, branchId: activeBranchId, name: `version-${version}`,
+                                             timestamp: new Date().toISOString() });
   await waitForOperations(data.operations);
   versions[version] = data.snapshot.id;
 }

@@ -323,6 +323,131 @@ TEST(SnapshotTest, ADamagedSnapshotIsRefusedAndTheTargetKeepsServing) {
   EXPECT_EQ(c->exec("SELECT count(*) FROM t")->value(), "1");
 }
 
+// RFC 3339 with microseconds, as a client stamps "now".
+std::string iso_now() {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+  return fmt::format("{}.{:06d}Z", format_time(us / 1000000).substr(0, 19), us % 1000000);
+}
+
+std::string query_one(const std::string& info, const std::string& sql) {
+  auto c = PgConn::connect(info);
+  EXPECT_TRUE(c) << (c ? "" : c.error().message);
+  if (!c) return "?";
+  auto r = c->exec(sql);
+  EXPECT_TRUE(r) << (r ? "" : r.error().message);
+  return r ? r->value() : "?";
+}
+
+// `timestamp`/`lsn`: accepted when nothing committed on the branch after that point (the state then
+// is the state now), refused with a 409 saying so otherwise; never a different state.
+TEST(SnapshotTest, PointInTimeSnapshotsAreExactOrRefused) {
+  Argond a;
+  auto p = create_project(a);
+  const std::string info = conninfo(a, p, p.endpoint);
+  exec(info, "CREATE TABLE t (a int); INSERT INTO t VALUES (1)");
+  const std::string after_first = iso_now();
+  const std::string lsn_after_first = query_one(info, "SELECT pg_current_wal_insert_lsn()::text");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+
+  // By LSN, first: a capture checkpoints, and WAL before the checkpoint can no longer answer.
+  auto by_lsn = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=at-lsn&lsn={}", p.id, p.branch,
+                                           lsn_after_first));
+  ASSERT_EQ(by_lsn.status, 200) << by_lsn.raw;
+  EXPECT_EQ(str(by_lsn.body.at("snapshot"), "lsn"), lsn_after_first);
+  for (const auto& s : a.wait_operations(p.id, by_lsn.body.at("operations"))) EXPECT_EQ(s, "finished");
+
+  // The demo app's call: a JSON body stamped "now". Nothing committed since: exact, also
+  // right after another snapshot's checkpoint.
+  auto ok = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot", p.id, p.branch),
+                   fmt::format(R"({{"name":"at-now","timestamp":"{}"}})", iso_now()));
+  ASSERT_EQ(ok.status, 200) << ok.raw;
+  for (const auto& s : a.wait_operations(p.id, ok.body.at("operations"))) {
+    EXPECT_EQ(s, "finished") << a.get(fmt::format("/projects/{}/operations", p.id)).raw;
+  }
+  // A commit after those points: both are refused, with the reason, and nothing is created.
+  exec(info, "INSERT INTO t VALUES (2)");
+  for (const auto& query : {fmt::format("timestamp={}", after_first), fmt::format("lsn={}", lsn_after_first)}) {
+    auto refused = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?{}", p.id, p.branch, query));
+    EXPECT_EQ(refused.status, 409) << query << " " << refused.raw;
+    EXPECT_NE(refused.raw.find("point-in-time capture is not available"), std::string::npos) << refused.raw;
+  }
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(), 2u);
+
+  // The accepted ones hold exactly the state at their point.
+  auto preview = restore(a, p, str(ok.body.at("snapshot"), "id"), R"({"name":"check"})");
+  const std::string check = str(preview.at("branch"), "id");
+  auto ep = a.call("POST", fmt::format("/projects/{}/endpoints", p.id),
+                   fmt::format(R"({{"endpoint":{{"branch_id":"{}","type":"read_write"}}}})", check));
+  ASSERT_EQ(ep.status, 201) << ep.raw;
+  a.wait_operations(p.id, ep.body.at("operations"));
+  EXPECT_EQ(query_one(conninfo(a, p, str(ep.body.at("endpoint"), "id")), "SELECT string_agg(a::text, ',') FROM t"), "1");
+
+  // A stopped compute's WAL answers too.
+  auto suspended = a.call("POST", fmt::format("/projects/{}/endpoints/{}/suspend", p.id, p.endpoint));
+  a.wait_operations(p.id, suspended.body.at("operations"));
+  auto idle = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?timestamp={}", p.id, p.branch, iso_now()));
+  EXPECT_EQ(idle.status, 200) << idle.raw;
+  auto stale = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn={}", p.id, p.branch, lsn_after_first));
+  EXPECT_EQ(stale.status, 409) << stale.raw;
+}
+
+// With a writer committing now and then, a snapshot "at now" is refused by the call, or
+// its operation fails because something committed before the capture, or it holds exactly the
+// rows committed by then: never a later row.
+TEST(SnapshotTest, PointInTimeUnderWritesIsExactOrFails) {
+  Argond a;
+  auto p = create_project(a);
+  const std::string info = conninfo(a, p, p.endpoint);
+  exec(info, "CREATE TABLE w (at timestamptz NOT NULL DEFAULT clock_timestamp())");
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    auto c = PgConn::connect(info);
+    while (c && !stop) {
+      (void)c->exec("INSERT INTO w DEFAULT VALUES");
+      std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    }
+  });
+  int refused = 0, failed = 0, exact = 0;
+  std::vector<std::pair<std::string, std::string>> taken;  // snapshot id, timestamp
+  for (int i = 0; i < 8; ++i) {
+    const std::string t = iso_now();
+    auto r = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?timestamp={}", p.id, p.branch, t));
+    if (r.status == 409) {
+      ++refused;
+      continue;
+    }
+    ASSERT_EQ(r.status, 200) << r.raw;
+    auto statuses = a.wait_operations(p.id, r.body.at("operations"));
+    if (statuses.at(0) == "failed") {
+      ++failed;
+      continue;
+    }
+    ASSERT_EQ(statuses.at(0), "finished");
+    taken.emplace_back(str(r.body.at("snapshot"), "id"), t);
+  }
+  stop = true;
+  writer.join();
+  for (const auto& [id, t] : taken) {
+    auto preview = restore(a, p, id, "{}");
+    auto ep = a.call("POST", fmt::format("/projects/{}/endpoints", p.id),
+                     fmt::format(R"({{"endpoint":{{"branch_id":"{}","type":"read_write"}}}})",
+                                 str(preview.at("branch"), "id")));
+    ASSERT_EQ(ep.status, 201) << ep.raw;
+    a.wait_operations(p.id, ep.body.at("operations"));
+    EXPECT_EQ(query_one(conninfo(a, p, str(ep.body.at("endpoint"), "id")),
+                        fmt::format("SELECT count(*) FROM w WHERE at > '{}'", t)),
+              "0")
+        << "snapshot " << id << " at " << t << " holds a row committed later";
+    ++exact;
+  }
+  std::printf("point-in-time under writes: %d refused by the call, %d failed before capture, %d exact\n", refused,
+              failed, exact);
+  EXPECT_EQ(refused + failed + exact, 8);
+  // Failed ones left nothing behind.
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(), taken.size());
+}
+
 TEST(SnapshotTest, BadRequestsChangeNothing) {
   Argond a;
   auto p = create_project(a);
@@ -333,6 +458,10 @@ TEST(SnapshotTest, BadRequestsChangeNothing) {
   const std::vector<Case> cases = {
       {"POST", fmt::format("/projects/{}/branches/br-no-such-1/snapshot", p.id), "", 404},
       {"POST", fmt::format("/projects/{}/branches/{}/snapshot?timestamp=2020-01-01T00:00:00Z", p.id, p.branch), "", 400},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?timestamp=2999-01-01T00:00:00Z", p.id, p.branch), "", 400},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn=yesterday", p.id, p.branch), "", 400},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn=FFFFFFFF/0", p.id, p.branch), "", 400},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn=0/1&timestamp=2999-01-01T00:00:00Z", p.id, p.branch), "", 400},
       {"POST", fmt::format("/projects/{}/branches/{}/snapshot?expires_at=2001-01-01T00:00:00Z", p.id, p.branch), "", 400},
       {"POST", fmt::format("/projects/{}/branches/{}/snapshot?expires_at=soon", p.id, p.branch), "", 400},
       {"POST", fmt::format("/projects/{}/branches/{}/snapshot", p.id, p.branch), R"({"name": 5})", 400},

@@ -17,6 +17,13 @@ TEST(ClockTest, ParsesWhatClientsSend) {
   EXPECT_EQ(parse_time("2030-01-01T00:00:00.000Z"), 1893456000);
 }
 
+TEST(ClockTest, KeepsTheFractionToTheMicrosecondWhenAsked) {
+  EXPECT_EQ(parse_time_us("2022-11-23T17:42:25.123Z"), 1669225345123000);
+  EXPECT_EQ(parse_time_us("2022-11-23T17:42:25.1234567Z"), 1669225345123456);  // beyond µs: dropped
+  EXPECT_EQ(parse_time_us("2022-11-23T18:42:25.5+01:00"), 1669225345500000);
+  EXPECT_EQ(parse_time("1969-12-31T23:59:59.5Z"), -1);  // whole seconds round down
+}
+
 TEST(ClockTest, RejectsMalformedTimes) {
   for (const char* bad : {"", "yesterday", "2022-11-23", "2022-13-01T00:00:00Z",
                           "2022-11-23T17:42:25", "2022-11-23T17:42:25Zjunk", "2022-11-23T25:00:00Z",
