@@ -209,6 +209,7 @@ void Engine::expiry_loop() {
         ++deleted;
       }
       const int64_t now = clock_.now_ms();
+      if (options_.old_branch_retention.count() > 0) deleted += sweep_old_branches(tx, now);
       for (auto snap : tx.list_all_snapshots()) {
         if (snap.deleted || !snap.expires_at || *snap.expires_at > now) continue;
         spdlog::info("snapshot {} ({}) expired; deleting it", snap.id, snap.name);
@@ -222,6 +223,40 @@ void Engine::expiry_loop() {
     lock.lock();
     if (deleted) dirty_ = true;
   }
+}
+
+// A branch is "old" when a finalized restore replaced it (another branch's restored_as names it).
+// It is deleted once unchanged for the retention, unless something still depends on it: an
+// endpoint, a child, protection or default (none of which a swap leaves it, but users may add).
+size_t Engine::sweep_old_branches(Tx& tx, int64_t now) {
+  const int64_t cutoff = now - std::chrono::duration_cast<std::chrono::milliseconds>(options_.old_branch_retention).count();
+  size_t deleted = 0;
+  int64_t after_seq = 0;
+  for (;;) {
+    auto projects = tx.list_projects(after_seq, 100, "");
+    if (projects.empty()) break;
+    after_seq = projects.back().seq;
+    for (const auto& p : projects) {
+      const auto branches = tx.list_branches(p.id);
+      std::set<std::string> replaced, parents;
+      for (const auto& b : branches) {
+        if (b.restored_as && b.restore_status == std::string("finalized")) replaced.insert(*b.restored_as);
+        if (b.parent_id) parents.insert(*b.parent_id);
+      }
+      for (const auto& b : branches) {
+        if (!replaced.contains(b.id) || b.updated_at > cutoff || b.is_default || b.is_protected ||
+            parents.contains(b.id) || !tx.list_branch_endpoints(b.id).empty() ||
+            b.current_state != catalog::branch_state::kReady || b.pending_state) {
+          continue;
+        }
+        spdlog::info("branch {} ({}) was replaced by a restore and kept {} s; deleting it", b.id, b.name,
+                     options_.old_branch_retention.count());
+        planner_.delete_branch(tx, b);
+        ++deleted;
+      }
+    }
+  }
+  return deleted;
 }
 
 void Engine::run(Operation op) {

@@ -35,6 +35,9 @@ struct EngineOptions {
   std::chrono::milliseconds compute_start_timeout{60000};
   std::chrono::milliseconds compute_stop_timeout{30000};
   std::chrono::milliseconds expiry_interval{10000};
+  // Branches a finalized restore left behind ('<name> (old)') are deleted once unchanged this long;
+  // zero keeps them until a user deletes them.
+  std::chrono::seconds old_branch_retention{0};
 };
 
 class Engine final : public compute::EndpointResolver {
@@ -79,6 +82,7 @@ class Engine final : public compute::EndpointResolver {
   void dispatch_loop();
   void worker_loop();
   void expiry_loop();
+  size_t sweep_old_branches(catalog::Tx& tx, int64_t now);
   // Suspends active endpoints without connections for longer than their suspend_timeout_seconds
   // and keeps last_active current.
   void autosuspend_sweep();

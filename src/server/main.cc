@@ -52,6 +52,7 @@ struct Flags {
   int expiry_check_seconds = 10;
   int max_snapshots = 100;
   int max_root_branches = 25;
+  int64_t old_branch_retention_seconds = 0;  // 0: keep '(old)' branches until deleted
 };
 
 [[noreturn]] void die(const std::string& msg) {
@@ -122,6 +123,11 @@ int main(int argc, char** argv) {
                  "root branches a project may have (restores and their '(old)' backups count)")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  app.add_option("--old-branch-retention-seconds", f.old_branch_retention_seconds,
+                 "delete a branch left '(old)' by a finalized restore once it has been unchanged this long "
+                 "(0: never, as on Neon)")
+      ->check(CLI::Range(int64_t{0}, int64_t{10} * 365 * 86400))
+      ->capture_default_str();
   app.add_flag("--unsafe-no-fsync", f.unsafe_no_fsync,
                "skip fsync for clusters and clones (tests only: a power loss can lose data)");
   CLI11_PARSE(app, argc, argv);
@@ -184,6 +190,7 @@ int main(int argc, char** argv) {
   ops::EngineOptions eo;
   eo.workers = f.workers;
   eo.expiry_interval = std::chrono::seconds(f.expiry_check_seconds);
+  eo.old_branch_retention = std::chrono::seconds(f.old_branch_retention_seconds);
   ops::Engine engine(*catalog, storage, computes, installs, clock, eo);
   check(engine.recover());
 

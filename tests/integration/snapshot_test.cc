@@ -448,6 +448,31 @@ TEST(SnapshotTest, PointInTimeUnderWritesIsExactOrFails) {
   EXPECT_EQ(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(), taken.size());
 }
 
+// Off by default (the other tests keep their '(old)' branches); with a retention, a branch a
+// finalized restore replaced is deleted once unchanged that long, and nothing else is.
+TEST(SnapshotTest, OldBranchesAreDeletedAfterTheConfiguredRetention) {
+  Argond a({"--old-branch-retention-seconds", "2", "--expiry-check-seconds", "1"});
+  auto p = create_project(a);
+  const std::string info = conninfo(a, p, p.endpoint);
+  exec(info, "CREATE TABLE t (a int)");
+  const std::string s = snapshot(a, p, p.branch, "v1");
+  auto preview = restore(a, p, s, R"({"name":"preview"})");  // not finalized: not "old", kept
+  auto body = restore(a, p, s, fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p.branch));
+  const std::string restored = str(body.at("branch"), "id");
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch)).status, 200) << "kept right after";
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch)).status == 200 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch)).status, 404) << a.log_tail();
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches/{}", p.id, str(preview.at("branch"), "id"))).status, 200);
+  EXPECT_EQ(default_branch_id(a, p), restored);
+  EXPECT_EQ(columns(info), "a") << "the restored branch serves on";
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(), 1u);
+}
+
 TEST(SnapshotTest, BadRequestsChangeNothing) {
   Argond a;
   auto p = create_project(a);
