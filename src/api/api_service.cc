@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/crash_point.h"
 #include "common/random.h"
 
 namespace argon::api {
@@ -244,6 +245,7 @@ Status ApiService::ensure_api_key(std::string_view token, std::string_view name)
 
 Result<ApiService::Reply> ApiService::mutate(const std::function<Result<Reply>(Tx&)>& fn) {
   auto r = catalog_.transact(fn);
+  if (r) crash_point("api.committed");
   if (r) engine_.notify();
   return r;
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/crash_point.h"
 #include "common/pg_conn.h"
 #include "ops/actions.h"
 
@@ -62,7 +63,7 @@ Status Engine::recover() {
       return st;
     }
   }
-  std::set<std::string> referenced;
+  std::set<std::string> referenced, snapshots;
   std::vector<Branch> ready;
   auto st = catalog_.run([&](Tx& tx) -> Status {
     const int64_t now = clock_.now_ms();
@@ -90,6 +91,7 @@ Status Engine::recover() {
         if (!b.deleted && b.current_state == catalog::branch_state::kReady) ready.push_back(b);
       }
     }
+    for (const auto& s : tx.list_all_snapshots()) snapshots.insert(s.id);
     return {};
   });
   if (!st) return st;
@@ -97,6 +99,14 @@ Status Engine::recover() {
     if (!referenced.contains(id)) {
       spdlog::info("removing data directory of unknown branch {}", id);
       if (auto s = storage_.remove_branch(id); !s) return s;
+    }
+  }
+  // A snapshot directory without a catalog row: its row went (a failed capture, a finished
+  // delete) and a crash came before the directory did.
+  for (const auto& id : storage_.list_snapshot_dirs()) {
+    if (!snapshots.contains(id)) {
+      spdlog::info("removing data of unknown snapshot {}", id);
+      if (auto s = storage_.remove_snapshot(id); !s) return s;
     }
   }
   for (const auto& b : ready) {
@@ -110,6 +120,19 @@ Status Engine::recover() {
 }
 
 void Engine::start() {
+  // A finalized restore interrupted by a crash gates its target's endpoints again until its swap
+  // operation ends, as the API call did: no connection reaches the data being replaced.
+  (void)catalog_.transact([&](Tx& tx) -> Status {
+    for (const auto& op : tx.list_pending_operations()) {
+      if (op.action != action::kSwapBindingId) continue;
+      std::vector<std::string> ids;
+      for (const auto& ep : tx.list_branch_endpoints(param_string(parse_params(op.params_json), "target_branch_id"))) {
+        ids.push_back(ep.id);
+      }
+      hold_endpoints_until(op.id, ids);
+    }
+    return {};
+  });
   std::lock_guard lock(mu_);
   stopping_ = false;
   threads_.emplace_back([this] { dispatch_loop(); });
@@ -273,6 +296,7 @@ void Engine::run(Operation op) {
   } catch (const std::exception& e) {
     result = fail(ErrorCode::kInternal, "internal error", e.what());
   }
+  crash_point(fmt::format("{}.executed", op.action));
   const int64_t now = clock_.now_ms();
   op.updated_at = now;
   op.total_duration_ms = now - op.created_at;
@@ -937,6 +961,7 @@ Result<Engine::Outcome> Engine::create_snapshot(Operation& op) {
     (void)catalog_.run([&](Tx& tx) { return tx.delete_snapshot_row(snapshot_id); });
     return std::unexpected(st.error());
   }
+  crash_point("snapshot.captured");
   auto done = catalog_.run([&](Tx& tx) -> Status {
     auto s = tx.get_snapshot(op.project_id, snapshot_id, true);
     if (!s) return {};
@@ -1027,6 +1052,7 @@ Result<Engine::Outcome> Engine::finalize_restore(Operation& op) {
   if (serve) {
     if (auto st = ensure_compute(*restored); !st) return std::unexpected(st.error());
   }
+  crash_point("swap.new_started");
   const std::string reason = fmt::format(
       "terminating connection: branch {} was restored from a snapshot; reconnect to reach the restored data",
       target->name);
@@ -1034,6 +1060,7 @@ Result<Engine::Outcome> Engine::finalize_restore(Operation& op) {
     for (const auto& ep : *endpoints) control_->gate(ep.id);
     for (const auto& ep : *endpoints) control_->terminate(ep.id, reason);
   }
+  crash_point("swap.gated");
   auto swapped = catalog_.run([&](Tx& tx) -> Status {
     auto n = tx.get_branch(op.project_id, restored->id);
     auto t = tx.get_branch(op.project_id, target->id);
@@ -1076,6 +1103,7 @@ Result<Engine::Outcome> Engine::finalize_restore(Operation& op) {
     }
     return {};
   });
+  crash_point("swap.swapped");
   if (control_) {
     for (const auto& ep : *endpoints) control_->ungate(ep.id);
   }

@@ -50,6 +50,8 @@ class Engine final : public compute::EndpointResolver {
   // creates, stops stray postmasters, marks endpoints idle, requeues interrupted operations and
   // garbage-collects directories the catalog does not reference.
   Status recover();
+  // Starts the threads. Interrupted finalized restores gate their endpoints again first (needs
+  // set_connection_control before).
   void start();
   // Stops dispatching, waits for running operations, stops every compute cleanly.
   void stop();

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/crash_point.h"
 #include "storage/manifest.h"
 
 namespace argon::storage {
@@ -110,6 +111,7 @@ Status Storage::build_dir(const fs::path& final_dir,
   if (auto st = remove_tree(tmp); !st) return st;
   if (auto st = make_dir(tmp, 0711); !st) return st;
   Status st = fill(tmp / "pgdata");
+  if (st) crash_point("storage.filled");
   if (st) st = sync_fs(tmp);
   if (st) st = rename_durable(tmp, final_dir);
   if (!st) {
@@ -330,10 +332,10 @@ Status Storage::remove_dir(const fs::path& dir, std::string_view id) {
   return remove_tree(tmp);
 }
 
-std::vector<std::string> Storage::list_branch_dirs() const {
+std::vector<std::string> Storage::list_dirs(std::string_view sub) const {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(options_.data_dir / "branches", ec)) {
+  for (const auto& e : fs::directory_iterator(options_.data_dir / sub, ec)) {
     std::string name = e.path().filename().string();
     if (!name.starts_with(kTmpPrefix)) out.push_back(name);
   }

@@ -87,7 +87,8 @@ class Storage {
                                  std::optional<uint64_t> from = std::nullopt,
                                  std::optional<uint64_t> until = std::nullopt);
   // Ids of complete branch directories on disk.
-  std::vector<std::string> list_branch_dirs() const;
+  std::vector<std::string> list_branch_dirs() const { return list_dirs("branches"); }
+  std::vector<std::string> list_snapshot_dirs() const { return list_dirs("snapshots"); }
   // Removes leftovers of interrupted creates (".tmp-*").
   Status remove_temp_dirs();
 
@@ -97,6 +98,7 @@ class Storage {
   Result<CaptureInfo> capture_running(const std::filesystem::path& final_dir, const std::filesystem::path& src,
                                       PgConn& admin, int major);
   Status make_read_only(const std::filesystem::path& dir);
+  std::vector<std::string> list_dirs(std::string_view sub) const;
   Status remove_dir(const std::filesystem::path& dir, std::string_view id);
   // Builds `final_dir` via `fill(tmp_pgdata)`; no-op when final_dir exists.
   Status build_dir(const std::filesystem::path& final_dir,

@@ -103,6 +103,12 @@ void Argond::kill9() {
   pid_ = -1;
 }
 
+bool Argond::wait_exit(std::chrono::seconds timeout) {
+  if (!wait_for_exit(pid_, timeout)) return false;
+  pid_ = -1;
+  return true;
+}
+
 void Argond::terminate() {
   ::kill(pid_, SIGTERM);
   if (!wait_for_exit(pid_, 120s)) {

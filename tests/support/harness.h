@@ -41,6 +41,8 @@ class Argond {
 
   void start();
   void kill9();
+  // Waits for argond to exit by itself (a crash point); false if it still runs at the deadline.
+  bool wait_exit(std::chrono::seconds timeout);
   void terminate();  // SIGTERM and wait
   pid_t pid() const { return pid_; }
 

@@ -1,0 +1,13 @@
+// Named points where the crash-safety tests kill argond. When the environment variable
+// ARGON_CRASH_AT names a point, the process sends itself SIGKILL the first time it gets there:
+// exactly what `kill -9` at that moment would do, but at a step chosen rather than by timing.
+// Unset (always, outside those tests), a crash point costs one comparison.
+#pragma once
+
+#include <string_view>
+
+namespace argon {
+
+void crash_point(std::string_view name);
+
+}  // namespace argon
