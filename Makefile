@@ -35,6 +35,9 @@ fuzz: deps
 
 bench: build
 	@$(BUILD_DIR)/bin/argon_bench_branch
+	@$(BUILD_DIR)/bin/argon_bench_snapshot
+	@$(BUILD_DIR)/bin/argon_bench_restore
+	@$(BUILD_DIR)/bin/argon_bench_proxy
 
 clean:
 	rm -rf $(BUILD_DIR)
