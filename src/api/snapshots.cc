@@ -207,8 +207,15 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
     n.current_state = std::string(catalog::branch_state::kInit);
     n.pending_state = std::string(catalog::branch_state::kReady);
     // The name the new branch shows until a finalize hands it the target's.
-    n.name = name.value_or(fmt::format("{} (restored {})", s.name, format_time(now / 1000)));
-    ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, n.name));
+    if (name) {
+      n.name = *name;
+      ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, n.name));
+    } else {
+      // Generated, so it must not collide: two restores of one snapshot in the same second differ.
+      const std::string base = fmt::format("{} (restored {})", s.name, format_time(now / 1000));
+      n.name = base;
+      for (int i = 2; !check_branch_name_free(tx, p.id, n.name); ++i) n.name = fmt::format("{} {}", base, i);
+    }
     ARGON_RETURN_IF_ERROR(tx.put_branch(n));
     // Roles and databases as the snapshot recorded them (passwords for reveal_password); its
     // source branch may be long gone.

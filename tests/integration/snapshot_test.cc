@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <fstream>
 #include <thread>
 
@@ -471,6 +472,21 @@ TEST(SnapshotTest, OldBranchesAreDeletedAfterTheConfiguredRetention) {
   EXPECT_EQ(default_branch_id(a, p), restored);
   EXPECT_EQ(columns(info), "a") << "the restored branch serves on";
   EXPECT_EQ(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(), 1u);
+}
+
+// Restores without a name get generated ones, which never collide, even within one second.
+TEST(SnapshotTest, GeneratedRestoreNamesAreUnique) {
+  Argond a;
+  auto p = create_project(a);
+  const std::string s = snapshot(a, p, p.branch, "same");
+  std::set<std::string> names;
+  for (int i = 0; i < 3; ++i) {
+    auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, s), "{}");
+    ASSERT_EQ(r.status, 200) << r.raw;
+    names.insert(str(r.body.at("branch"), "name"));
+  }
+  EXPECT_EQ(names.size(), 3u);
+  a.wait_idle(p.id);
 }
 
 TEST(SnapshotTest, BadRequestsChangeNothing) {
