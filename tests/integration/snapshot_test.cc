@@ -331,15 +331,6 @@ std::string iso_now() {
   return fmt::format("{}.{:06d}Z", format_time(us / 1000000).substr(0, 19), us % 1000000);
 }
 
-std::string query_one(const std::string& info, const std::string& sql) {
-  auto c = PgConn::connect(info);
-  EXPECT_TRUE(c) << (c ? "" : c.error().message);
-  if (!c) return "?";
-  auto r = c->exec(sql);
-  EXPECT_TRUE(r) << (r ? "" : r.error().message);
-  return r ? r->value() : "?";
-}
-
 // `timestamp`/`lsn`: accepted when nothing committed on the branch after that point (the state then
 // is the state now), refused with a 409 saying so otherwise; never a different state.
 TEST(SnapshotTest, PointInTimeSnapshotsAreExactOrRefused) {
@@ -348,7 +339,7 @@ TEST(SnapshotTest, PointInTimeSnapshotsAreExactOrRefused) {
   const std::string info = conninfo(a, p, p.endpoint);
   exec(info, "CREATE TABLE t (a int); INSERT INTO t VALUES (1)");
   const std::string after_first = iso_now();
-  const std::string lsn_after_first = query_one(info, "SELECT pg_current_wal_insert_lsn()::text");
+  const std::string lsn_after_first = query_value(info, "SELECT pg_current_wal_insert_lsn()::text");
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
 
   // By LSN, first: a capture checkpoints, and WAL before the checkpoint can no longer answer.
@@ -382,7 +373,7 @@ TEST(SnapshotTest, PointInTimeSnapshotsAreExactOrRefused) {
                    fmt::format(R"({{"endpoint":{{"branch_id":"{}","type":"read_write"}}}})", check));
   ASSERT_EQ(ep.status, 201) << ep.raw;
   a.wait_operations(p.id, ep.body.at("operations"));
-  EXPECT_EQ(query_one(conninfo(a, p, str(ep.body.at("endpoint"), "id")), "SELECT string_agg(a::text, ',') FROM t"), "1");
+  EXPECT_EQ(query_value(conninfo(a, p, str(ep.body.at("endpoint"), "id")), "SELECT string_agg(a::text, ',') FROM t"), "1");
 
   // A stopped compute's WAL answers too.
   auto suspended = a.call("POST", fmt::format("/projects/{}/endpoints/{}/suspend", p.id, p.endpoint));
@@ -436,7 +427,7 @@ TEST(SnapshotTest, PointInTimeUnderWritesIsExactOrFails) {
                                  str(preview.at("branch"), "id")));
     ASSERT_EQ(ep.status, 201) << ep.raw;
     a.wait_operations(p.id, ep.body.at("operations"));
-    EXPECT_EQ(query_one(conninfo(a, p, str(ep.body.at("endpoint"), "id")),
+    EXPECT_EQ(query_value(conninfo(a, p, str(ep.body.at("endpoint"), "id")),
                         fmt::format("SELECT count(*) FROM w WHERE at > '{}'", t)),
               "0")
         << "snapshot " << id << " at " << t << " holds a row committed later";

@@ -120,6 +120,8 @@ void Argond::terminate() {
   pid_ = -1;
 }
 
+std::string Argond::api_url() const { return fmt::format("http://{}:{}/api/v2", host_, port_); }
+
 std::string Argond::log_tail() const { return tail_file(data_dir_ / "argond.stdout", 6000); }
 
 ApiReply Argond::call(const std::string& method, const std::string& path, const std::string& body,
@@ -191,7 +193,16 @@ PgConn Argond::connect(const std::string& branch_id, const std::string& dbname, 
   return std::move(*c);
 }
 
+std::string query_value(const std::string& conninfo, const std::string& sql) {
+  auto c = PgConn::connect(conninfo);
+  if (!c) throw std::runtime_error("connect: " + c.error().message);
+  auto r = c->exec(sql);
+  if (!r) throw std::runtime_error(sql + ": " + r.error().message);
+  return r->value();
+}
+
 const char* argond_path() { return ARGOND_PATH; }
+const char* argon_cli_path() { return ARGON_CLI_PATH; }
 
 TestProject create_project(Argond& a, const json::object& project) {
   auto r = a.post("/projects", json::object{{"project", project}});

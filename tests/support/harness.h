@@ -48,6 +48,7 @@ class Argond {
 
   const std::filesystem::path& data_dir() const { return data_dir_; }
   int proxy_port() const { return proxy_port_; }
+  std::string api_url() const;  // "http://127.0.0.1:<port>/api/v2"
   const std::string& key() const { return key_; }
 
   ApiReply call(const std::string& method, const std::string& path, const std::string& body = "",
@@ -102,8 +103,14 @@ struct StopAndJoin {
 // Median and 99th percentile (nearest rank) of samples; `samples` must not be empty.
 std::pair<double, double> p50_p99(std::vector<double> samples);
 
+// The first value of `sql` run over a new connection (libpq conninfo or URI); throws with the
+// reason when it cannot connect or the statement fails.
+std::string query_value(const std::string& conninfo, const std::string& sql);
+
 // The argond binary under test (this build's).
 const char* argond_path();
+// The `argon` CLI binary of this build.
+const char* argon_cli_path();
 
 // Number of postmaster processes whose data directory is under `dir`.
 int postmasters_under(const std::filesystem::path& dir);
