@@ -344,6 +344,8 @@ Commands::Commands(CLI::App& app) : s_(std::make_shared<State>()) {
     });
   }
 
+  add_workflow_commands(app, [s](std::function<Status(Session&)> fn) { s->action = std::move(fn); });
+
   // operations
   auto* operations = app.add_subcommand("operations", "list and show operations");
   operations->require_subcommand(1);

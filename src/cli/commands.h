@@ -25,6 +25,9 @@ int exit_code_for(const Error& e);
 // "24h", "30m", "7d", "90s" → seconds.
 Result<int64_t> parse_duration(const std::string& text);
 
+// The workflow commands (workflows.cc); `select` makes one the command to run.
+void add_workflow_commands(CLI::App& app, const std::function<void(std::function<Status(Session&)>)>& select);
+
 class Commands {
  public:
   explicit Commands(CLI::App& app);

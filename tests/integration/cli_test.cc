@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -171,6 +172,107 @@ TEST_F(CliTest, FailuresExitWithAReasonAndTheirCode) {
   // Nothing changed: the same two branches and two snapshots.
   EXPECT_EQ(ok({"--project-id", project, "-o", "json", "branches", "list"}).json().as_array().size(), 2u);
   EXPECT_EQ(ok({"--project-id", project, "-o", "json", "snapshots", "list"}).json().as_array().size(), 2u);
+}
+
+// The snapshot-promotion guide and the agent-versioning pattern, one command per phase, with the
+// data checked through the connection strings at each step.
+TEST_F(CliTest, WorkflowsFromTheGuides) {
+  auto created = ok({"-o", "json", "projects", "create", "--name", "shop"});
+  ok({"set-context", "--project-id", std::string(created.json().at("id").as_string())});
+  ok({"branches", "rename", "main", "prod"});
+  const std::string prod = trimmed(ok({"connection-string", "prod"}).out);
+  query_value(prod, "CREATE TABLE items (id int PRIMARY KEY, title text); INSERT INTO items VALUES (1, 'prod item')");
+
+  // Phase 1: dev as a second root branch.
+  const std::string dev = trimmed(ok({"setup-dev", "--from", "prod", "--name", "dev", "--protect-prod"}).out);
+  EXPECT_EQ(trimmed(ok({"connection-string", "dev"}).out), dev);
+  EXPECT_EQ(query_value(dev, "SELECT title FROM items"), "prod item");
+  auto dev_branch = ok({"-o", "json", "branches", "get", "dev"}).json();
+  EXPECT_FALSE(dev_branch.as_object().contains("parent_id")) << "a root branch";
+  EXPECT_TRUE(ok({"-o", "json", "branches", "get", "prod"}).json().at("protected").as_bool());
+  EXPECT_TRUE(ok({"-o", "json", "snapshots", "list"}).json().as_array().empty()) << "the baseline is deleted";
+
+  // Phase 2: a preview of dev; the change goes to dev.
+  const std::string feat = trimmed(ok({"preview", "create", "--from", "dev", "--name", "feat", "--expires-in", "2h"}).out);
+  EXPECT_EQ(query_value(feat, "SELECT count(*) FROM items"), "1");
+  EXPECT_NE(ok({"preview", "list", "--from", "dev"}).out.find("feat"), std::string::npos);
+  ok({"preview", "delete", "feat"});
+  query_value(dev, "ALTER TABLE items ADD COLUMN price numeric; INSERT INTO items VALUES (2, 'dev item', 5)");
+
+  // Phase 3: promote; prod's connection string now serves dev's schema and rows.
+  ok({"promote", "--from", "dev", "--to", "prod"});
+  EXPECT_EQ(query_value(prod, "SELECT string_agg(title, ',' ORDER BY id) FROM items"), "prod item,dev item");
+  EXPECT_EQ(trimmed(ok({"connection-string", "prod"}).out), prod);
+  auto prod_branch = ok({"-o", "json", "branches", "get", "prod"}).json();
+  EXPECT_TRUE(prod_branch.at("protected").as_bool());
+  EXPECT_TRUE(prod_branch.at("default").as_bool());
+  auto names = [&] {
+    std::vector<std::string> out;
+    const auto list = ok({"-o", "json", "branches", "list"}).json();
+    for (const auto& b : list.as_array()) out.emplace_back(b.at("name").as_string());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(names(), (std::vector<std::string>{"dev", "prod"})) << "the backup is cleaned up";
+  auto snaps = ok({"-o", "json", "snapshots", "list"}).json().as_array();
+  ASSERT_EQ(snaps.size(), 1u) << "only the rollback point is kept";
+  EXPECT_NE(std::string(snaps[0].at("name").as_string()).find("prod_snap_"), std::string::npos);
+
+  // Phase 4: refresh dev from prod.
+  query_value(prod, "INSERT INTO items VALUES (3, 'sold', 1)");
+  query_value(dev, "CREATE TABLE scratch (x int)");
+  ok({"refresh", "dev", "--from", "prod"});
+  EXPECT_EQ(query_value(dev, "SELECT count(*) FROM items"), "3");
+  EXPECT_EQ(query_value(dev, "SELECT to_regclass('scratch') IS NULL"), "t");
+  EXPECT_EQ(names(), (std::vector<std::string>{"dev", "prod"}));
+
+  // Phase 5: roll prod back to before the promotion.
+  ok({"rollback", "prod"});
+  EXPECT_EQ(query_value(prod, "SELECT string_agg(title, ',' ORDER BY id) FROM items"), "prod item");
+  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items'"), "2");
+  EXPECT_EQ(names(), (std::vector<std::string>{"dev", "prod"}));
+
+  // The write-loss guard, and resuming an interrupted promotion: the first run stops at the
+  // candidate (it does not exist yet), prod takes a write, the re-run refuses to drop it.
+  auto stopped = run({"promote", "--from", "cand", "--to", "prod"});
+  EXPECT_EQ(stopped.exit, 3) << stopped.err;
+  EXPECT_NE(stopped.err.find("step 4/7"), std::string::npos) << stopped.err;
+  EXPECT_NE(stopped.err.find("run the same command again"), std::string::npos) << stopped.err;
+  query_value(prod, "INSERT INTO items VALUES (4, 'late write')");
+  ok({"branches", "create", "--name", "cand", "--parent", "dev"});
+  auto refused = run({"promote", "--from", "cand", "--to", "prod"});
+  EXPECT_EQ(refused.exit, 1) << refused.err;
+  EXPECT_NE(refused.err.find("done in an earlier run"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("committed on the target after its rollback snapshot"), std::string::npos) << refused.err;
+  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM items WHERE id = 4"), "1") << "nothing was replaced";
+  ok({"promote", "--from", "cand", "--to", "prod", "--accept-prod-write-loss"});
+  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM items"), "3") << "cand's data: dev's three rows";
+
+  // Checkpoints of the active (default) branch: the history survives in-place restores.
+  query_value(prod, "CREATE TABLE contacts (id int)");
+  ok({"checkpoint", "save", "v1"});
+  query_value(prod, "ALTER TABLE contacts ADD COLUMN email text");
+  ok({"checkpoint", "save", "v2"});
+  EXPECT_EQ(run({"checkpoint", "save", "v2"}).exit, 1) << "names are unique";
+  ok({"checkpoint", "restore", "v1"});
+  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts'"), "1");
+  const std::string v2 = trimmed(ok({"checkpoint", "preview", "v2"}).out);
+  EXPECT_EQ(query_value(v2, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts'"), "2");
+  ok({"preview", "delete", "checkpoint-preview-v2"});
+  ok({"checkpoint", "restore", "v2"});
+  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts'"), "2");
+  auto listed = ok({"checkpoint", "list"}).out;
+  EXPECT_NE(listed.find("v1"), std::string::npos);
+  EXPECT_NE(listed.find("v2"), std::string::npos);
+
+  // cleanup finds the backup an in-place restore left.
+  ok({"checkpoint", "restore", "v1", "--keep-backup"});
+  auto dry = ok({"cleanup", "--dry-run"});
+  EXPECT_NE(dry.err.find("would delete branch prod (old)"), std::string::npos) << dry.err;
+  EXPECT_EQ(names().size(), 4u) << "a dry run deletes nothing";
+  ok({"cleanup"});
+  EXPECT_EQ(names(), (std::vector<std::string>{"cand", "dev", "prod"}));
+  EXPECT_EQ(trimmed(ok({"connection-string", "prod"}).out), prod);
 }
 
 }  // namespace
