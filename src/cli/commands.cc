@@ -344,6 +344,79 @@ Commands::Commands(CLI::App& app) : s_(std::make_shared<State>()) {
     });
   }
 
+  auto* ecreate = endpoints->add_subcommand("create", "give a branch a read-write compute");
+  ecreate->add_option("--branch", s->ref, "branch id or name (default: the default branch)");
+  on(ecreate, [s](Session& ss) -> Status {
+    ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
+    ARGON_ASSIGN_OR_RETURN(auto b, ss.find_branch_or_default(s->ref));
+    json::object body{{"endpoint", {{"branch_id", field(b, "id")}, {"type", "read_write"}}}};
+    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("POST", fmt::format("/projects/{}/endpoints", project), json::value(body)));
+    ARGON_RETURN_IF_ERROR(ss.settle(r, "creating an endpoint for " + field(b, "name")));
+    print(ss.format(), kEndpointColumns, r.at("endpoint"));
+    return {};
+  });
+  auto* edelete = endpoints->add_subcommand("delete", "delete an endpoint (the branch's data stays)");
+  edelete->add_option("endpoint", s->ref, "endpoint id")->required();
+  on(edelete, [s](Session& ss) -> Status {
+    ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
+    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("DELETE", fmt::format("/projects/{}/endpoints/{}", project, s->ref)));
+    ARGON_RETURN_IF_ERROR(ss.settle(r, "deleting endpoint " + s->ref));
+    say(fmt::format("endpoint {} deleted", s->ref));
+    return {};
+  });
+
+  // roles and databases of a branch (default: the default branch)
+  struct Kind {
+    const char* command;
+    const char* collection;
+    const char* one;
+    std::vector<Column> columns;
+  };
+  for (const Kind& k : {Kind{"roles", "roles", "role", {{"NAME", "name"}, {"PROTECTED", "protected"}, {"CREATED", "created_at"}}},
+                        Kind{"databases", "databases", "database",
+                             {{"NAME", "name"}, {"OWNER", "owner_name"}, {"CREATED", "created_at"}}}}) {
+    auto* group = app.add_subcommand(k.command, fmt::format("list, create and delete a branch's {}", k.command));
+    group->require_subcommand(1);
+    auto path = [s, k](Session& ss) -> Result<std::string> {
+      ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
+      ARGON_ASSIGN_OR_RETURN(auto b, ss.find_branch_or_default(s->parent));
+      return fmt::format("/projects/{}/branches/{}/{}", project, field(b, "id"), k.collection);
+    };
+    auto* list = group->add_subcommand("list", fmt::format("list {}", k.command));
+    list->add_option("--branch", s->parent, "branch id or name (default: the default branch)");
+    on(list, [k, path](Session& ss) -> Status {
+      ARGON_ASSIGN_OR_RETURN(auto p, path(ss));
+      ARGON_ASSIGN_OR_RETURN(auto r, ss.api().get(p));
+      print(ss.format(), k.columns, r.at(k.collection));
+      return {};
+    });
+    auto* create = group->add_subcommand("create", fmt::format("create a {}", k.one));
+    create->add_option("name", s->name, "its name")->required();
+    create->add_option("--branch", s->parent, "branch id or name (default: the default branch)");
+    if (std::string_view(k.one) == "database") create->add_option("--owner", s->role, "owning role")->capture_default_str();
+    on(create, [s, k, path](Session& ss) -> Status {
+      ARGON_ASSIGN_OR_RETURN(auto p, path(ss));
+      json::object obj{{"name", s->name}};
+      if (std::string_view(k.one) == "database") obj["owner_name"] = s->role;
+      ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("POST", p, json::value(json::object{{k.one, obj}})));
+      ARGON_RETURN_IF_ERROR(ss.settle(r, fmt::format("creating {} {}", k.one, s->name)));
+      print(ss.format(), k.columns, r.at(k.one));
+      return {};
+    });
+    auto* remove = group->add_subcommand("delete", fmt::format("delete a {}", k.one));
+    remove->add_option("name", s->name, "its name")->required();
+    remove->add_option("--branch", s->parent, "branch id or name (default: the default branch)");
+    on(remove, [s, k, path](Session& ss) -> Status {
+      ARGON_ASSIGN_OR_RETURN(auto p, path(ss));
+      boost::urls::url u(p);
+      u.segments().push_back(s->name);
+      ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("DELETE", std::string(u.buffer())));
+      ARGON_RETURN_IF_ERROR(ss.settle(r, fmt::format("deleting {} {}", k.one, s->name)));
+      say(fmt::format("{} {} deleted", k.one, s->name));
+      return {};
+    });
+  }
+
   add_workflow_commands(app, [s](std::function<Status(Session&)> fn) { s->action = std::move(fn); });
 
   // operations

@@ -87,6 +87,16 @@ Result<json::value> Session::find(const std::string& ref, const std::string& col
 Result<json::value> Session::find_branch(const std::string& ref) { return find(ref, "branches", "branch"); }
 Result<json::value> Session::find_snapshot(const std::string& ref) { return find(ref, "snapshots", "snapshot"); }
 
+Result<json::value> Session::find_branch_or_default(const std::string& ref) {
+  if (!ref.empty()) return find_branch(ref);
+  ARGON_ASSIGN_OR_RETURN(auto project, project_id());
+  ARGON_ASSIGN_OR_RETURN(auto list, api_.get(fmt::format("/projects/{}/branches", project)));
+  for (const auto& b : list.at("branches").as_array()) {
+    if (b.as_object().contains("default") && b.at("default").is_bool() && b.at("default").as_bool()) return b;
+  }
+  return fail(ErrorCode::kNotFound, fmt::format("project {} has no default branch", project));
+}
+
 Status Session::settle(const json::value& reply, const std::string& what, const std::string& project) {
   if (!wait_ || !reply.is_object() || !reply.as_object().contains("operations")) return {};
   std::string id = project;

@@ -45,6 +45,8 @@ class Session {
   // kNotFound, and so is a name several share (the message lists their ids).
   Result<boost::json::value> find_branch(const std::string& ref);
   Result<boost::json::value> find_snapshot(const std::string& ref);
+  // find_branch, or the project's default branch when `ref` is empty.
+  Result<boost::json::value> find_branch_or_default(const std::string& ref);
 
   // Waits for a reply's `operations` unless --no-wait, with progress titled `what`. `project`
   // defaults to the session's.

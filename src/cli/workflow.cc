@@ -1,10 +1,12 @@
 #include "cli/workflow.h"
 
 #include <chrono>
+#include <ctime>
 
 #include <fmt/format.h>
 
 #include "cli/output.h"
+#include "common/clock.h"
 #include "common/file_util.h"
 
 namespace argon::cli {
@@ -27,8 +29,12 @@ Workflow::Workflow(Session&, const std::string& project, const std::string& id, 
     if (!ec && v.is_object() && v.as_object().contains("steps") && v.at("steps").is_object()) {
       done_ = v.at("steps").as_object();
       resumed_ = !done_.empty();
+      if (v.as_object().contains("started_at") && v.at("started_at").is_string()) {
+        started_at_ = std::string(v.at("started_at").as_string());
+      }
     }
   }
+  if (started_at_.empty()) started_at_ = format_time(std::time(nullptr));
   if (resumed_) say(fmt::format("continuing an unfinished run ({} step(s) done before)", done_.size()));
 }
 
@@ -59,7 +65,9 @@ Result<json::value> Workflow::step(const std::string& key, const std::string& ti
 Status Workflow::save() {
   std::error_code ec;
   fs::create_directories(path_.parent_path(), ec);
-  return write_file_atomic(path_, json::serialize(json::object{{"command", command_}, {"steps", done_}}) + "\n", 0600);
+  return write_file_atomic(
+      path_, json::serialize(json::object{{"command", command_}, {"started_at", started_at_}, {"steps", done_}}) + "\n",
+      0600);
 }
 
 void Workflow::finish() {

@@ -33,6 +33,8 @@ class Workflow {
   void finish();
   // Whether an earlier run of this workflow left a journal (it is being resumed).
   bool resumed() const { return resumed_; }
+  // When the first run of this workflow began (RFC 3339): anything it created is no older.
+  const std::string& started_at() const { return started_at_; }
 
  private:
   Status save();
@@ -44,6 +46,7 @@ class Workflow {
   int next_ = 0;
   bool resumed_ = false;
   boost::json::object done_;
+  std::string started_at_;
 };
 
 }  // namespace argon::cli

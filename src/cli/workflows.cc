@@ -51,6 +51,20 @@ class Project {
     ARGON_ASSIGN_OR_RETURN(auto r, ss_.api().get(fmt::format("/projects/{}/snapshots", id_)));
     return r.at("snapshots").as_array();
   }
+  // As snapshot(), but an interrupted run's snapshot (same name and branch, taken since `since`) is
+  // reused, once the operations still running have ended, instead of taking a second one.
+  Result<json::value> snapshot_once(const std::string& branch_id, const std::string& name,
+                                    std::optional<int64_t> expires_in, const std::string& since) {
+    ARGON_ASSIGN_OR_RETURN(auto all, snapshots());
+    for (const auto& s : all) {
+      if (field(s, "name") == name && field(s, "source_branch_id") == branch_id && field(s, "created_at") >= since) {
+        ARGON_RETURN_IF_ERROR(settle_pending("snapshot " + name));
+        say(fmt::format("      using snapshot {} that an interrupted run took", field(s, "id")));
+        return s;
+      }
+    }
+    return snapshot(branch_id, name, expires_in);
+  }
   Result<json::value> snapshot(const std::string& branch_id, const std::string& name, std::optional<int64_t> expires_in) {
     boost::urls::url u(fmt::format("/projects/{}/branches/{}/snapshot", id_, branch_id));
     u.params().append({"name", name});
@@ -96,9 +110,11 @@ class Project {
     ARGON_ASSIGN_OR_RETURN(auto r, ss_.api().get(std::string(u.buffer())));
     return field(r, "uri");
   }
-  // The branch a finalized restore of `snapshot_id` made, if one did (an interrupted step may
-  // have been accepted without the CLI hearing back).
+  // The branch a finalized restore of `snapshot_id` made in place of `replaced_id`, if one did: an
+  // interrupted step may have been accepted without the CLI hearing back, and may still be
+  // running, so the project's operations are waited for first.
   Result<std::optional<json::value>> restored_from(const std::string& snapshot_id, const std::string& replaced_id) {
+    ARGON_RETURN_IF_ERROR(settle_pending("operations an interrupted run started"));
     ARGON_ASSIGN_OR_RETURN(auto all, branches());
     for (const auto& b : all) {
       if (field(b, "restored_from") == snapshot_id && field(b, "restored_as") == replaced_id) return b;
@@ -107,6 +123,14 @@ class Project {
   }
 
  private:
+  Status settle_pending(const std::string& what) {
+    ARGON_ASSIGN_OR_RETURN(auto ops, ss_.api().get(fmt::format("/projects/{}/operations", id_)));
+    json::array pending;
+    for (const auto& o : ops.at("operations").as_array()) {
+      if (field(o, "status") == "running" || field(o, "status") == "scheduling") pending.push_back(o);
+    }
+    return wait(json::value(json::object{{"operations", pending}}), what);
+  }
   Status wait(const json::value& reply, const std::string& what) {
     TerminalProgress progress(what);
     return ss_.api().wait(id_, reply.at("operations"), progress);
@@ -210,12 +234,14 @@ void add_workflow_commands(CLI::App& app, const std::function<void(std::function
                                                [&] { return write_position(target_uri); }));
       ARGON_ASSIGN_OR_RETURN(auto rollback, wf.step("rollback", fmt::format("snapshot {} (the rollback point)", target_name),
                                                     [&] {
-        return p.snapshot(field(target, "id"), fmt::format("{}_snap_{}_pre-promotion", target_name, today()), retention);
+        return p.snapshot_once(field(target, "id"), fmt::format("{}_snap_{}_pre-promotion", target_name, today()),
+                               retention, wf.started_at());
       }));
       wf.set_undo(fmt::format("argon snapshots delete {}  (nothing else has changed yet)", field(rollback, "id")));
       ARGON_ASSIGN_OR_RETURN(auto candidate, wf.step("candidate", fmt::format("snapshot {} (the candidate)", a->from), [&]() -> Result<json::value> {
         ARGON_ASSIGN_OR_RETURN(auto from, p.branch(a->from));
-        return p.snapshot(field(from, "id"), fmt::format("{}_snap_{}_candidate", field(from, "name"), today()), 86400);
+        return p.snapshot_once(field(from, "id"), fmt::format("{}_snap_{}_candidate", field(from, "name"), today()),
+                               86400, wf.started_at());
       }));
       ARGON_ASSIGN_OR_RETURN(auto restored, wf.step("restore", fmt::format("restore the candidate onto {}", target_name),
                                                     [&]() -> Result<json::value> {
@@ -271,8 +297,8 @@ void add_workflow_commands(CLI::App& app, const std::function<void(std::function
     select([a](Session& ss) -> Status {
       ARGON_ASSIGN_OR_RETURN(auto pid, ss.project_id());
       Project p(ss, pid);
-      ARGON_ASSIGN_OR_RETURN(auto target, p.branch(a->branch));
-      const std::string name = field(target, "name");
+      ARGON_ASSIGN_OR_RETURN(auto current, p.branch(a->branch));
+      const std::string name = field(current, "name");
       json::value snap;
       if (!a->snapshot.empty()) {
         ARGON_ASSIGN_OR_RETURN(snap, ss.find_snapshot(a->snapshot));
@@ -292,7 +318,9 @@ void add_workflow_commands(CLI::App& app, const std::function<void(std::function
         }
       }
       Workflow wf(ss, pid, fmt::format("rollback-{}-{}", name, field(snap, "id")),
-                  fmt::format("argon rollback '{}' --to {}", name, field(snap, "id")), 2, false);
+                  fmt::format("argon rollback '{}' --to {}", name, field(snap, "id")), 3, false);
+      // By id from the journal on a re-run: once restored, the name belongs to the new branch.
+      ARGON_ASSIGN_OR_RETURN(auto target, wf.step("target", "look up " + name, [&] { return json::value(current); }));
       ARGON_ASSIGN_OR_RETURN(auto restored, wf.step("restore", fmt::format("restore {} onto {}", field(snap, "name"), name),
                                                     [&]() -> Result<json::value> {
         ARGON_ASSIGN_OR_RETURN(auto earlier, p.restored_from(field(snap, "id"), field(target, "id")));
@@ -322,11 +350,12 @@ void add_workflow_commands(CLI::App& app, const std::function<void(std::function
       ARGON_ASSIGN_OR_RETURN(auto pid, ss.project_id());
       Project p(ss, pid);
       Workflow wf(ss, pid, fmt::format("refresh-{}-from-{}", a->branch, a->from),
-                  fmt::format("argon refresh '{}' --from '{}'", a->branch, a->from), 3, false);
-      ARGON_ASSIGN_OR_RETURN(auto target, p.branch(a->branch));
+                  fmt::format("argon refresh '{}' --from '{}'", a->branch, a->from), 4, false);
+      ARGON_ASSIGN_OR_RETURN(auto target, wf.step("target", "look up " + a->branch, [&] { return p.branch(a->branch); }));
       ARGON_ASSIGN_OR_RETURN(auto snap, wf.step("snapshot", fmt::format("snapshot {}", a->from), [&]() -> Result<json::value> {
         ARGON_ASSIGN_OR_RETURN(auto from, p.branch(a->from));
-        return p.snapshot(field(from, "id"), fmt::format("{}_snap_{}_refresh", field(from, "name"), today()), 86400);
+        return p.snapshot_once(field(from, "id"), fmt::format("{}_snap_{}_refresh", field(from, "name"), today()), 86400,
+                               wf.started_at());
       }));
       ARGON_ASSIGN_OR_RETURN(auto restored, wf.step("restore", fmt::format("restore it onto {}", a->branch),
                                                     [&]() -> Result<json::value> {
@@ -368,8 +397,8 @@ void add_workflow_commands(CLI::App& app, const std::function<void(std::function
         if (p.branch(a->name)) {
           return fail(ErrorCode::kConflict, fmt::format("a branch named '{}' already exists", a->name));
         }
-        return p.snapshot(field(from, "id"), fmt::format("{}_snap_{}_baseline", field(from, "name"), today()),
-                          std::nullopt);
+        return p.snapshot_once(field(from, "id"), fmt::format("{}_snap_{}_baseline", field(from, "name"), today()),
+                               std::nullopt, wf.started_at());
       }));
       ARGON_ASSIGN_OR_RETURN(auto dev, wf.step("restore", fmt::format("restore it as a new root branch '{}'", a->name),
                                                [&]() -> Result<json::value> {

@@ -2,7 +2,10 @@
 // the connection strings it prints, and the failure paths with their documented exit codes.
 #include <fcntl.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <thread>
 
 #include <algorithm>
 #include <fstream>
@@ -39,6 +42,9 @@ class CliTest : public ::testing::Test {
   // Runs `argon args...` with the test argond's URL and key in the environment (as a user would
   // export them) and a private config directory.
   CliResult run(std::vector<std::string> args, std::vector<std::string> env_extra = {}) {
+    return finish(start(std::move(args), std::move(env_extra)));
+  }
+  pid_t start(std::vector<std::string> args, std::vector<std::string> env_extra = {}) {
     std::vector<std::string> argv = {argon_cli_path()};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<std::string> env = {"ARGON_API_HOST=" + a_.api_url(), "ARGON_API_KEY=" + a_.key(),
@@ -58,6 +64,10 @@ class CliTest : public ::testing::Test {
       ::execve(a[0], a.data(), en.data());
       ::_exit(127);
     }
+    return pid;
+  }
+  CliResult finish(pid_t pid) {
+    const fs::path out = dir_ / "out", err = dir_ / "err";
     int status = 0;
     ::waitpid(pid, &status, 0);
     auto slurp = [](const fs::path& p) {
@@ -127,6 +137,15 @@ TEST_F(CliTest, ResourceCommandsByIdAndName) {
   ok({"snapshots", "delete", "version-1"});
   EXPECT_TRUE(ok({"-o", "json", "snapshots", "list"}).json().as_array().empty());
   EXPECT_EQ(query_value(main_uri, "SELECT v FROM t"), "v1") << "restored data outlives its snapshot";
+
+  // Roles and databases, applied inside Postgres.
+  ok({"roles", "create", "app"});
+  ok({"databases", "create", "appdb", "--owner", "app"});
+  EXPECT_NE(ok({"databases", "list"}).out.find("appdb"), std::string::npos);
+  EXPECT_EQ(query_value(main_uri, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'appdb'"), "app");
+  ok({"databases", "delete", "appdb"});
+  ok({"roles", "delete", "app"});
+  EXPECT_EQ(query_value(main_uri, "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"), "0");
 
   auto ops = ok({"-o", "json", "operations", "list"}).json();
   ASSERT_FALSE(ops.as_array().empty());
@@ -273,6 +292,55 @@ TEST_F(CliTest, WorkflowsFromTheGuides) {
   ok({"cleanup"});
   EXPECT_EQ(names(), (std::vector<std::string>{"cand", "dev", "prod"}));
   EXPECT_EQ(trimmed(ok({"connection-string", "prod"}).out), prod);
+}
+
+// Ctrl-C in the middle of a promotion, at the restore step, then the same command again: it
+// finishes, and nothing is doubled or left behind.
+TEST_F(CliTest, AnInterruptedPromotionFinishesWhenRunAgain) {
+  auto created = ok({"-o", "json", "projects", "create", "--name", "shop"});
+  ok({"set-context", "--project-id", std::string(created.json().at("id").as_string())});
+  const std::string prod = trimmed(ok({"connection-string", "main"}).out);
+  query_value(prod, "CREATE TABLE t (v text); INSERT INTO t VALUES ('prod')");
+  const std::string dev = trimmed(ok({"setup-dev", "--from", "main", "--name", "dev"}).out);
+  query_value(dev, "UPDATE t SET v = 'dev'");
+
+  int round = 0;
+  // Before the rollback snapshot; before the restore call; after the restore was accepted.
+  for (const char* at : {"[3/7]", "[5/7]", "restore: waiting"}) {
+    SCOPED_TRACE(at);
+    ++round;
+    pid_t pid = start({"promote", "--from", "dev", "--to", "main"});
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::string err;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::ifstream in(dir_ / "err");
+      err.assign(std::istreambuf_iterator<char>(in), {});
+      if (err.find(at) != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ::kill(pid, SIGINT);
+    auto interrupted = finish(pid);
+    EXPECT_NE(interrupted.exit, 0) << interrupted.err;
+    auto again = ok({"promote", "--from", "dev", "--to", "main"});
+    EXPECT_NE(again.err.find("done in an earlier run"), std::string::npos) << again.err;
+    EXPECT_EQ(query_value(prod, "SELECT v FROM t"), query_value(dev, "SELECT v FROM t"));
+    std::vector<std::string> branches, snapshots;
+    const auto bl = ok({"-o", "json", "branches", "list"}).json();
+    for (const auto& b : bl.as_array()) branches.emplace_back(b.at("name").as_string());
+    const auto sl = ok({"-o", "json", "snapshots", "list"}).json();
+    for (const auto& s : sl.as_array()) snapshots.emplace_back(s.at("name").as_string());
+    std::sort(branches.begin(), branches.end());
+    EXPECT_EQ(branches, (std::vector<std::string>{"dev", "main"})) << again.err;
+    EXPECT_EQ(std::count_if(snapshots.begin(), snapshots.end(), [](const std::string& n) {
+                return n.find("_pre-promotion") != std::string::npos;
+              }),
+              round)
+        << "one rollback snapshot per promotion";
+    EXPECT_EQ(std::count_if(snapshots.begin(), snapshots.end(),
+                            [](const std::string& n) { return n.find("_candidate") != std::string::npos; }),
+              0);
+    query_value(dev, fmt::format("UPDATE t SET v = 'dev {}'", round));
+  }
 }
 
 }  // namespace
