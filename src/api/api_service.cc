@@ -76,6 +76,7 @@ ApiService::ApiService(catalog::Catalog& catalog, ops::Engine& engine, IdGenerat
   add("DELETE", b, &ApiService::delete_branch);
   add("POST", b + "/set_as_default", &ApiService::set_default_branch);
   add("POST", b + "/set_as_primary", &ApiService::set_default_branch);
+  add("POST", b + "/restore", &ApiService::restore_branch);
   add("GET", b + "/endpoints", &ApiService::list_branch_endpoints);
   add("GET", b + "/roles", &ApiService::list_roles);
   add("POST", b + "/roles", &ApiService::create_role);

@@ -118,6 +118,7 @@ class ApiService {
   Result<Reply> update_branch(Ctx&);
   Result<Reply> delete_branch(Ctx&);
   Result<Reply> set_default_branch(Ctx&);
+  Result<Reply> restore_branch(Ctx&);
   Result<Reply> list_branch_endpoints(Ctx&);
   // Endpoints.
   Result<Reply> list_endpoints(Ctx&);

@@ -296,6 +296,90 @@ Result<ApiService::Reply> ApiService::set_default_branch(Ctx& c) {
   });
 }
 
+// POST /branches/{id}/restore: the branch, keeping its id, name and endpoints, takes the state of
+// `source_branch_id` at its head (reset from parent is this with the parent as source). A past
+// `source_lsn`/`source_timestamp` is accepted when it is the head (nothing committed after it),
+// as for snapshots; restoring a branch to its own past is not available.
+Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+  Fields f(&body, "");
+  ARGON_ASSIGN_OR_RETURN(auto source_id, f.string("source_branch_id", 1, 60));
+  ARGON_ASSIGN_OR_RETURN(auto preserve, f.string("preserve_under_name", 1, 256));
+  ARGON_ASSIGN_OR_RETURN(auto lsn_text, f.string("source_lsn", 1, 64));
+  ARGON_ASSIGN_OR_RETURN(auto time_text, f.string("source_timestamp", 1, 64));
+  if (!source_id) return fail(ErrorCode::kBadRequest, "source_branch_id: required");
+  if (lsn_text && time_text) return fail(ErrorCode::kBadRequest, "source_lsn and source_timestamp cannot be combined");
+  storage::PointInTime point;
+  if (lsn_text && !(point.lsn = storage::parse_lsn(*lsn_text))) {
+    return fail(ErrorCode::kBadRequest, "source_lsn: must be an LSN such as 0/1A2B3C8");
+  }
+  if (time_text && !(point.time_us = parse_time_us(*time_text))) {
+    return fail(ErrorCode::kBadRequest, "source_timestamp: must be an RFC 3339 time");
+  }
+  const int64_t now = clock_.now_ms();
+  if (point.lsn || point.time_us) {
+    ARGON_ASSIGN_OR_RETURN(auto source, catalog_.transact([&](Tx& tx) -> Result<catalog::Branch> {
+      ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+      return find_branch(tx, p, *source_id);
+    }));
+    ARGON_ASSIGN_OR_RETURN(auto history, engine_.branch_wal_history(source));
+    ARGON_RETURN_IF_ERROR(storage::point_is_current(history, point, now * 1000 + 999, source.created_at * 1000));
+  }
+  return mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
+    if (*source_id == b.id) {
+      return fail(ErrorCode::kBadRequest,
+                  "source_branch_id: restoring a branch to its own past is not available on this server; take a "
+                  "snapshot and restore it instead");
+    }
+    ARGON_ASSIGN_OR_RETURN(auto source, find_branch(tx, p, *source_id));
+    if (b.current_state != catalog::branch_state::kReady || source.current_state != catalog::branch_state::kReady) {
+      return fail(ErrorCode::kLocked, "the branch or its source is still being created; retry once its operations finish");
+    }
+    std::vector<catalog::Branch> children;
+    for (const auto& other : tx.list_branches(p.id)) {
+      if (other.parent_id == b.id) children.push_back(other);
+    }
+    if (!children.empty() && !preserve) {
+      return fail(ErrorCode::kBadRequest,
+                  fmt::format("preserve_under_name: required, because branch {} has {} child branch{} (they move to "
+                              "the preserved branch)",
+                              b.id, children.size(), children.size() == 1 ? "" : "es"));
+    }
+    json::object params{{"source", "reset"}, {"source_branch_id", source.id}};
+    if (preserve) {
+      ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, *preserve));
+      catalog::Branch keep;
+      keep.id = ids_.make("br");
+      keep.project_id = p.id;
+      keep.name = *preserve;
+      keep.parent_id = b.parent_id;
+      keep.parent_timestamp = b.parent_timestamp;
+      keep.init_source = "parent-data";
+      keep.current_state = std::string(catalog::branch_state::kInit);
+      keep.pending_state = std::string(catalog::branch_state::kReady);
+      keep.created_at = keep.updated_at = keep.state_changed_at = now;
+      ARGON_RETURN_IF_ERROR(tx.put_branch(keep));
+      ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, b.id, keep.id, now));
+      for (auto child : children) {
+        child.parent_id = keep.id;
+        child.updated_at = now;
+        ARGON_RETURN_IF_ERROR(tx.put_branch(child));
+      }
+      params["preserve_branch_id"] = keep.id;
+    }
+    // The catalog's roles and databases become the source's, as its data will be.
+    for (const auto& r : tx.list_roles(b.id, true)) ARGON_RETURN_IF_ERROR(tx.delete_role_row(b.id, r.name));
+    for (const auto& d : tx.list_databases(b.id, true)) ARGON_RETURN_IF_ERROR(tx.delete_database_row(d.id));
+    ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, source.id, b.id, now));
+    b.updated_at = now;
+    ARGON_RETURN_IF_ERROR(tx.put_branch(b));
+    auto op = engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt, params);
+    return Reply{200, json::object{{"branch", branch_json(b)}, {"operations", ops_json({op})}}};
+  });
+}
+
 Result<ApiService::Reply> ApiService::list_branch_endpoints(Ctx& c) {
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));

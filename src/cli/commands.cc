@@ -70,6 +70,15 @@ Result<json::value> current_branch(Session& ss, const json::value& reply) {
   return r.at("branch");
 }
 
+// POST that answers with a branch and operations: waits (unless --no-wait) and prints the branch.
+Status post_and_show_branch(Session& ss, const std::string& path, const json::value& body, const std::string& what) {
+  ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("POST", path, body));
+  ARGON_RETURN_IF_ERROR(ss.settle(r, what));
+  ARGON_ASSIGN_OR_RETURN(auto now, current_branch(ss, r));
+  print(ss.format(), kBranchColumns, now);
+  return {};
+}
+
 }  // namespace
 
 // Option storage lives here, so the callbacks CLI11 runs during parsing can fill it.
@@ -184,11 +193,8 @@ Commands::Commands(CLI::App& app) : s_(std::make_shared<State>()) {
     }
     json::object body{{"branch", branch}};
     if (!s->no_compute) body["endpoints"] = json::array{json::object{{"type", "read_write"}}};
-    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("POST", fmt::format("/projects/{}/branches", project), json::value(body)));
-    ARGON_RETURN_IF_ERROR(ss.settle(r, "creating branch " + s->name));
-    ARGON_ASSIGN_OR_RETURN(auto now, current_branch(ss, r));
-    print(ss.format(), kBranchColumns, now);
-    return {};
+    return post_and_show_branch(ss, fmt::format("/projects/{}/branches", project), json::value(body),
+                                "creating branch " + s->name);
   });
   // PATCH /branches/{id} with one field, after resolving the reference.
   auto patch_branch = [](Session& ss, const std::string& ref, json::object fields) -> Status {
@@ -237,6 +243,22 @@ Commands::Commands(CLI::App& app) : s_(std::make_shared<State>()) {
                                                                      field(b, "id"))));
     print(ss.format(), kBranchColumns, r.at("branch"));
     return {};
+  });
+  auto* breset = branches->add_subcommand(
+      "reset-from-parent", "replace a branch's data with its parent's current state (same id and connection string)");
+  breset->add_option("branch", s->ref, "branch id or name")->required();
+  breset->add_option("--preserve-under-name", s->name, "keep the current state as a branch of this name");
+  on(breset, [s](Session& ss) -> Status {
+    ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
+    ARGON_ASSIGN_OR_RETURN(auto b, ss.find_branch(s->ref));
+    if (field(b, "parent_id") == "-") {
+      return fail(ErrorCode::kBadRequest, fmt::format("branch {} is a root branch: it has no parent to reset from",
+                                                      field(b, "name")));
+    }
+    json::object body{{"source_branch_id", field(b, "parent_id")}};
+    if (!s->name.empty()) body["preserve_under_name"] = s->name;
+    return post_and_show_branch(ss, fmt::format("/projects/{}/branches/{}/restore", project, field(b, "id")),
+                                json::value(body), "resetting " + field(b, "name"));
   });
   auto* bdelete = branches->add_subcommand("delete", "delete a branch and its computes");
   bdelete->add_option("branch", s->ref, "branch id or name")->required();
@@ -314,13 +336,8 @@ Commands::Commands(CLI::App& app) : s_(std::make_shared<State>()) {
     } else if (!s->name.empty()) {
       body["name"] = s->name;
     }
-    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("POST", fmt::format("/projects/{}/snapshots/{}/restore", project,
-                                                                     field(snap, "id")),
-                                                 json::value(body)));
-    ARGON_RETURN_IF_ERROR(ss.settle(r, "restoring " + field(snap, "name")));
-    ARGON_ASSIGN_OR_RETURN(auto now, current_branch(ss, r));
-    print(ss.format(), kBranchColumns, now);
-    return {};
+    return post_and_show_branch(ss, fmt::format("/projects/{}/snapshots/{}/restore", project, field(snap, "id")),
+                                json::value(body), "restoring " + field(snap, "name"));
   });
 
   // endpoints

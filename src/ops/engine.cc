@@ -455,6 +455,7 @@ Result<Engine::Outcome> Engine::execute(Operation& op) {
   if (op.action == action::kCreateTimeline && snapshot_op) return create_snapshot(op);
   if (op.action == action::kDeleteTimeline && snapshot_op) return delete_snapshot(op);
   if (op.action == action::kSwapBindingId) return finalize_restore(op);
+  if (op.action == action::kCreateTimeline && param_string(params, "source") == "reset") return reset_branch(op);
   if (op.action == action::kCreateTimeline) return create_timeline(op);
   if (op.action == action::kStartCompute) return start_compute(op);
   if (op.action == action::kSuspendCompute) return suspend_compute(op);
@@ -1109,6 +1110,120 @@ Result<Engine::Outcome> Engine::finalize_restore(Operation& op) {
   }
   if (!swapped) return std::unexpected(swapped.error());
   if (auto st = computes_.stop(target->id, options_.compute_stop_timeout); !st) return std::unexpected(st.error());
+  return Outcome::kDone;
+}
+
+// POST /branches/{id}/restore from another branch's head (reset from parent): the branch keeps its
+// id and endpoints and gets a consistent copy of the source's current state. The copy is built
+// beside it; then its clients are gated and told why, its compute stops, the two directories are
+// exchanged atomically, the old data goes to the preserve branch (or away), and the compute
+// starts again if it ran. Interrupted anywhere, it runs again from where it stopped.
+Result<Engine::Outcome> Engine::reset_branch(Operation& op) {
+  const auto params = parse_params(op.params_json);
+  const std::string source_id = param_string(params, "source_branch_id");
+  const std::string preserve = param_string(params, "preserve_branch_id");
+  const std::optional<std::string> preserve_id = preserve.empty() ? std::nullopt : std::optional(preserve);
+  auto loaded = catalog_.transact([&](Tx& tx) -> Result<std::pair<std::optional<Branch>, std::optional<Branch>>> {
+    return std::pair{tx.get_branch(op.project_id, op.branch_id.value_or("")), tx.get_branch(op.project_id, source_id)};
+  });
+  if (!loaded) return std::unexpected(loaded.error());
+  auto& [branch, source] = *loaded;
+  if (!branch) return Outcome::kSkipped;
+  auto major = project_pg_major(op.project_id);
+  if (!major) return std::unexpected(major.error());
+  auto endpoints = catalog_.transact([&](Tx& tx) -> Result<std::vector<Endpoint>> {
+    return tx.list_branch_endpoints(branch->id);
+  });
+  if (!endpoints) return std::unexpected(endpoints.error());
+  bool serve = computes_.running(branch->id);
+  for (const auto& ep : *endpoints) serve |= !ep.disabled && ep.current_state == catalog::endpoint_state::kActive;
+
+  std::optional<std::string> lsn;
+  if (!storage_.reset_exchanged(branch->id, op.id)) {
+    Status st;
+    if (!source) {
+      st = fail(ErrorCode::kConflict, fmt::format("branch {}, the source of the reset, no longer exists", source_id));
+    } else if (computes_.running(source->id)) {
+      auto conn = PgConn::connect(computes_.admin_conninfo(source->id));
+      if (!conn) {
+        st = std::unexpected(conn.error());
+      } else {
+        auto info = storage_.capture_reset_from_running(branch->id, storage_.branch_pgdata(source->id), *conn, *major, op.id);
+        if (!info) st = std::unexpected(info.error());
+        else lsn = info->stop_lsn;
+      }
+    } else {
+      auto stats = storage_.capture_reset_from_stopped(branch->id, storage_.branch_pgdata(source->id), op.id);
+      if (!stats) st = std::unexpected(stats.error());
+    }
+    if (!st) {
+      (void)storage_.abandon_reset(branch->id);
+      if (preserve_id) {
+        (void)catalog_.run([&](Tx& tx) -> Status {
+          for (auto child : tx.list_branches(op.project_id)) {
+            if (child.parent_id == *preserve_id) {
+              child.parent_id = branch->id;  // the children come back
+              (void)tx.put_branch(child);
+            }
+          }
+          return tx.delete_branch_row(*preserve_id);
+        });
+      }
+      return std::unexpected(st.error());
+    }
+    crash_point("reset.captured");
+    const std::string reason = fmt::format(
+        "terminating connection: branch {} was reset from branch {}; reconnect to reach its new data", branch->name,
+        source->name);
+    if (control_) {
+      for (const auto& ep : *endpoints) control_->gate(ep.id);
+      for (const auto& ep : *endpoints) control_->terminate(ep.id, reason);
+    }
+    if (auto s = computes_.stop(branch->id, options_.compute_stop_timeout); !s) {
+      if (control_) for (const auto& ep : *endpoints) control_->ungate(ep.id);
+      return std::unexpected(s.error());
+    }
+    if (auto s = storage_.exchange_reset(branch->id); !s) {
+      if (control_) for (const auto& ep : *endpoints) control_->ungate(ep.id);
+      return std::unexpected(s.error());
+    }
+    crash_point("reset.exchanged");
+  }
+  Status st = storage_.finish_reset(branch->id, preserve_id);
+  if (st && serve) st = ensure_compute(*branch);
+  if (control_) for (const auto& ep : *endpoints) control_->ungate(ep.id);
+  if (!st) return std::unexpected(st.error());
+  auto done = catalog_.run([&](Tx& tx) -> Status {
+    const int64_t now = clock_.now_ms();
+    auto b = tx.get_branch(op.project_id, branch->id);
+    if (b) {
+      b->parent_timestamp = now;
+      if (lsn) b->parent_lsn = lsn;
+      if (b->ttl_interval_seconds) b->expires_at = now + *b->ttl_interval_seconds * 1000;  // the TTL restarts
+      b->current_state = catalog::branch_state::kReady;
+      b->pending_state.reset();
+      b->state_changed_at = b->updated_at = now;
+      ARGON_RETURN_IF_ERROR(tx.put_branch(*b));
+      const bool running = computes_.running(b->id);
+      for (auto ep : tx.list_branch_endpoints(b->id)) {
+        ep.current_state = std::string(running ? catalog::endpoint_state::kActive : catalog::endpoint_state::kIdle);
+        ep.pending_state.reset();
+        if (running) ep.started_at = ep.last_active = now;
+        ep.updated_at = now;
+        ARGON_RETURN_IF_ERROR(tx.put_endpoint(ep));
+      }
+    }
+    if (preserve_id) {
+      if (auto pb = tx.get_branch(op.project_id, *preserve_id)) {
+        pb->current_state = catalog::branch_state::kReady;
+        pb->pending_state.reset();
+        pb->state_changed_at = pb->updated_at = now;
+        ARGON_RETURN_IF_ERROR(tx.put_branch(*pb));
+      }
+    }
+    return {};
+  });
+  if (!done) return std::unexpected(done.error());
   return Outcome::kDone;
 }
 

@@ -105,6 +105,7 @@ class Engine final : public compute::EndpointResolver {
   Status verify_no_commit(const std::string& project_id, const std::string& branch_id,
                           const std::filesystem::path& pgdata, uint64_t from, std::optional<uint64_t> until);
   Result<Outcome> finalize_restore(catalog::Operation& op);
+  Result<Outcome> reset_branch(catalog::Operation& op);
 
   // Starts the compute serving `branch` (idempotent) and creates missing roles/databases.
   Status ensure_compute(const catalog::Branch& branch);

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -322,6 +324,60 @@ Status Storage::remove_snapshot(std::string_view id) {
 
 Status Storage::remove_branch(std::string_view id) { return remove_dir(branch_dir(id), id); }
 
+namespace {
+constexpr const char* kResetPrefix = ".reset-";
+constexpr const char* kResetMarker = "reset-op";
+}  // namespace
+
+Result<CloneStats> Storage::capture_reset_from_stopped(std::string_view id, const fs::path& src, const std::string& op_id) {
+  const fs::path dir = options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+  auto stats = capture_stopped(dir, src, false);
+  if (!stats) return stats;
+  if (auto st = write_file_atomic(dir / kResetMarker, op_id, 0600); !st) return std::unexpected(st.error());
+  return stats;
+}
+
+Result<CaptureInfo> Storage::capture_reset_from_running(std::string_view id, const fs::path& src, PgConn& admin,
+                                                        int major, const std::string& op_id) {
+  const fs::path dir = options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+  auto info = capture_running(dir, src, admin, major);
+  if (!info) return info;
+  if (auto st = write_file_atomic(dir / kResetMarker, op_id, 0600); !st) return std::unexpected(st.error());
+  return info;
+}
+
+bool Storage::reset_exchanged(std::string_view id, const std::string& op_id) const {
+  auto marker = read_file(branch_dir(id) / kResetMarker);
+  return marker && *marker == op_id;
+}
+
+Status Storage::exchange_reset(std::string_view id) {
+  const fs::path staged = options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, branch_dir(id).c_str(), RENAME_EXCHANGE) != 0) {
+    return fail(ErrorCode::kInternal, fmt::format("cannot exchange {} with {}: {}", staged.string(),
+                                                  branch_dir(id).string(), std::strerror(errno)));
+  }
+  return fsync_path(branch_dir(id).parent_path());
+}
+
+Status Storage::finish_reset(std::string_view id, const std::optional<std::string>& preserve_id) {
+  const fs::path old = options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+  std::error_code ec;
+  if (fs::exists(old, ec)) {
+    if (preserve_id) {
+      if (auto st = rename_durable(old, branch_dir(*preserve_id)); !st) return st;
+    } else if (auto st = remove_tree(old); !st) {
+      return st;
+    }
+  }
+  fs::remove(branch_dir(id) / kResetMarker, ec);
+  return {};
+}
+
+Status Storage::abandon_reset(std::string_view id) {
+  return remove_tree(options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id)));
+}
+
 Status Storage::remove_dir(const fs::path& dir, std::string_view id) {
   // Rename first so a crash mid-removal leaves a temp dir (cleaned at start), never half a branch.
   std::error_code ec;
@@ -337,7 +393,7 @@ std::vector<std::string> Storage::list_dirs(std::string_view sub) const {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(options_.data_dir / sub, ec)) {
     std::string name = e.path().filename().string();
-    if (!name.starts_with(kTmpPrefix)) out.push_back(name);
+    if (!name.starts_with('.')) out.push_back(name);  // .tmp-* (unfinished) and .reset-* (a reset's)
   }
   return out;
 }

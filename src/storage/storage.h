@@ -65,6 +65,22 @@ class Storage {
                                                  PgConn& admin, int major);
   Status remove_branch(std::string_view branch_id);
 
+  // A branch reset in place (same id) to another branch's current state. The new data is built
+  // beside the branch (branches/.reset-<id>, with a `reset-op` file naming the operation), then
+  // exchanged with the branch's directory in one atomic rename; the old data is left at
+  // .reset-<id> until finish_reset moves it to a branch that preserves it, or removes it. Every
+  // step is idempotent, so an operation interrupted anywhere can run again.
+  Result<CloneStats> capture_reset_from_stopped(std::string_view branch_id, const std::filesystem::path& src_pgdata,
+                                                const std::string& op_id);
+  Result<CaptureInfo> capture_reset_from_running(std::string_view branch_id, const std::filesystem::path& src_pgdata,
+                                                 PgConn& admin, int major, const std::string& op_id);
+  // True once the exchange for `op_id` has happened.
+  bool reset_exchanged(std::string_view branch_id, const std::string& op_id) const;
+  Status exchange_reset(std::string_view branch_id);
+  Status finish_reset(std::string_view branch_id, const std::optional<std::string>& preserve_branch_id);
+  // Removes what an abandoned reset built (before its exchange).
+  Status abandon_reset(std::string_view branch_id);
+
   // Snapshots: the same captures into <data-dir>/snapshots/<id>, made read-only once complete. A
   // branch restored from one is a writable clone of it.
   std::filesystem::path snapshot_dir(std::string_view snapshot_id) const;

@@ -140,6 +140,20 @@ test('endpoints list, suspend and start through `neonctl api`', async () => {
   assert.equal(argond.sql(mainBranch, 'select 1'), '1');
 });
 
+test('branches reset --parent gives a branch its parent\'s current data, same id', async () => {
+  const created = neonctl(['branches', 'create', '--project-id', projectId, '--name', 'kid', '-o', 'json']).json;
+  const kidId = created.branch.id;
+  await waitProject('branch creation');
+  argond.sql(mainBranch, 'CREATE TABLE reset_probe (v int); INSERT INTO reset_probe VALUES (42)', 'neondb');
+  assert.equal(argond.sql(kidId, "SELECT to_regclass('reset_probe') IS NULL", 'neondb'), 't');
+  const reset = neonctl(['branches', 'reset', 'kid', '--parent', '--project-id', projectId, '-o', 'json']).json;
+  assert.equal(reset.id, kidId);
+  await waitProject('branch reset');
+  assert.equal(argond.sql(kidId, 'SELECT v FROM reset_probe', 'neondb'), '42');
+  neonctl(['branches', 'delete', 'kid', '--project-id', projectId]);
+  await waitProject('branch deletion');
+});
+
 test('projects delete removes it', () => {
   neonctl(['projects', 'delete', projectId]);
   const r = neonctl(['projects', 'get', projectId], { expectFailure: true });

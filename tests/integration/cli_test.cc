@@ -343,5 +343,36 @@ TEST_F(CliTest, AnInterruptedPromotionFinishesWhenRunAgain) {
   }
 }
 
+// reset-from-parent (POST /branches/{id}/restore from the parent's head): same id and connection
+// string, the parent's current data, the old state kept under another name with the children.
+TEST_F(CliTest, ResetFromParentKeepsTheBranchAndItsConnectionString) {
+  auto created = ok({"-o", "json", "projects", "create", "--name", "reset"});
+  ok({"set-context", "--project-id", std::string(created.json().at("id").as_string())});
+  const std::string main_uri = trimmed(ok({"connection-string", "main"}).out);
+  query_value(main_uri, "CREATE TABLE t (v text); INSERT INTO t VALUES ('parent v1')");
+  ok({"branches", "create", "--name", "dev", "--parent", "main"});
+  ok({"branches", "create", "--name", "dev-child", "--parent", "dev", "--no-compute"});
+  const std::string dev_id(ok({"-o", "json", "branches", "get", "dev"}).json().at("id").as_string());
+  const std::string dev_uri = trimmed(ok({"connection-string", "dev"}).out);
+  query_value(dev_uri, "INSERT INTO t VALUES ('dev only')");
+  query_value(main_uri, "UPDATE t SET v = 'parent v2'");
+
+  auto refused = run({"branches", "reset-from-parent", "dev"});
+  EXPECT_EQ(refused.exit, 2) << refused.err;
+  EXPECT_NE(refused.err.find("preserve_under_name"), std::string::npos) << refused.err;
+  EXPECT_EQ(run({"branches", "reset-from-parent", "main"}).exit, 2) << "a root branch has no parent";
+
+  auto reset = ok({"-o", "json", "branches", "reset-from-parent", "dev", "--preserve-under-name", "dev-before"}).json();
+  EXPECT_EQ(reset.at("id").as_string(), dev_id) << "the branch keeps its id";
+  EXPECT_EQ(trimmed(ok({"connection-string", "dev"}).out), dev_uri);
+  EXPECT_EQ(query_value(dev_uri, "SELECT string_agg(v, ',' ORDER BY v) FROM t"), "parent v2");
+  const std::string before_id(ok({"-o", "json", "branches", "get", "dev-before"}).json().at("id").as_string());
+  EXPECT_EQ(ok({"-o", "json", "branches", "get", "dev-child"}).json().at("parent_id").as_string(), before_id)
+      << "the children move to the preserved branch";
+  ok({"endpoints", "create", "--branch", "dev-before"});
+  EXPECT_EQ(query_value(trimmed(ok({"connection-string", "dev-before"}).out), "SELECT string_agg(v, ',' ORDER BY v) FROM t"),
+            "dev only,parent v1");
+}
+
 }  // namespace
 }  // namespace argon::testing

@@ -68,7 +68,7 @@ class SnapshotCrashTest : public ::testing::TestWithParam<std::string> {
 
   // Restarts argond so that it kills itself at `point`, makes `call`, waits for the crash, and
   // starts it again normally; returns once the project's operations are all done.
-  void crash_during(const std::string& point, const std::function<void()>& call) {
+  void crash_during(const std::string& point, const std::function<void()>& call, const std::string& main_before = "v2") {
     a_->terminate();
     ::setenv("ARGON_CRASH_AT", point.c_str(), 1);
     a_->start();
@@ -76,7 +76,7 @@ class SnapshotCrashTest : public ::testing::TestWithParam<std::string> {
     info_ = fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
                         "options=endpoint={} connect_timeout=60",
                         a_->proxy_port(), p_.password, p_.endpoint);
-    EXPECT_EQ(state(), "v2") << "the compute runs before the call";
+    EXPECT_EQ(state(), main_before) << "the compute runs before the call";
     try {
       call();
     } catch (const std::exception& e) {
@@ -189,6 +189,42 @@ INSTANTIATE_TEST_SUITE_P(
       for (auto& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
       return n;
     });
+
+// A reset of a child from its parent (POST /branches/{id}/restore), killed at each step: afterwards
+// the child has the parent's data, keeps its id, and nothing is leaked.
+class ResetCrashTest : public SnapshotCrashTest {};
+
+TEST_P(ResetCrashTest, FinishesAfterRestart) {
+  const std::string point = GetParam();
+  auto kid = a_->post(fmt::format("/projects/{}/branches", p_.id),
+                      {{"branch", {{"name", "kid"}, {"parent_id", p_.branch}}}, {"endpoints", {{{"type", "read_write"}}}}});
+  ASSERT_EQ(kid.status, 201) << kid.raw;
+  a_->wait_operations(p_.id, kid.body.at("operations"));
+  const std::string kid_id = str(kid.body.at("branch"), "id");
+  const std::string kid_ep = str(kid.body.at("endpoints").as_array()[0], "id");
+  exec("UPDATE t SET v = 'v3'");  // main moves on; kid still has v2
+  crash_during(point, [&] {
+    a_->call("POST", fmt::format("/projects/{}/branches/{}/restore", p_.id, kid_id),
+             fmt::format(R"({{"source_branch_id":"{}"}})", p_.branch));
+  }, "v3");
+  const std::string kid_info = fmt::format(
+      "host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require options=endpoint={} "
+      "connect_timeout=60",
+      a_->proxy_port(), p_.password, kid_ep);
+  EXPECT_EQ(query_value(kid_info, "SELECT v FROM t"), "v3") << point << "\n" << a_->log_tail();
+  EXPECT_EQ(a_->get(fmt::format("/projects/{}/branches/{}", p_.id, kid_id)).status, 200) << "same id";
+  expect_nothing_leaked();
+}
+
+INSTANTIATE_TEST_SUITE_P(EachStep, ResetCrashTest,
+                         ::testing::Values(std::string("api.committed"), std::string("storage.filled"),
+                                           std::string("reset.captured"), std::string("reset.exchanged"),
+                                           std::string("create_timeline.executed")),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (auto& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return n;
+                         });
 
 }  // namespace
 }  // namespace argon::testing
