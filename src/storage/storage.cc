@@ -322,7 +322,10 @@ Status Storage::remove_snapshot(std::string_view id) {
   return remove_dir(dir, id);
 }
 
-Status Storage::remove_branch(std::string_view id) { return remove_dir(branch_dir(id), id); }
+Status Storage::remove_branch(std::string_view id) {
+  if (auto st = abandon_reset(id); !st) return st;  // a reset that the deletion overtook
+  return remove_dir(branch_dir(id), id);
+}
 
 namespace {
 constexpr const char* kResetPrefix = ".reset-";
