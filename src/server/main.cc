@@ -1,6 +1,7 @@
 // argond: wires the subsystems together and runs until SIGTERM/SIGINT. No logic of its own.
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -91,6 +92,9 @@ bool is_loopback(const std::string& host) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Whatever argond or its children create is private unless made otherwise on purpose (the
+  // directories the Postgres user must traverse get their modes explicitly).
+  ::umask(077);
   Flags f;
   CLI::App app{"argond: self-hosted PostgreSQL branching, snapshots and a Neon-compatible API"};
   app.add_option("--data-dir", f.data_dir, "data directory (catalog, clusters, logs)")->capture_default_str();
