@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -174,7 +175,33 @@ Result<CaptureInfo> Storage::create_branch_from_running(std::string_view id, con
   return capture_running(branch_dir(id), src, admin, major);
 }
 
+// Before a clone: room for it (all of it with the copy driver; blocks are shared with reflink)
+// plus a margin that keeps the computes on this filesystem able to write WAL. Running out of
+// space midway would also take the serving branch down: Postgres stops when it cannot write WAL.
+Status Storage::check_space(const fs::path& final_dir, const fs::path& src) {
+  constexpr uint64_t kMargin = 64ull << 20;
+  std::error_code ec;
+  if (fs::exists(final_dir, ec)) return {};  // already built (a re-run)
+  uint64_t need = kMargin;
+  if (driver_->name() != "reflink") {
+    for (auto it = fs::recursive_directory_iterator(src, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      std::error_code fe;
+      if (it->is_regular_file(fe)) need += it->file_size(fe);
+    }
+  }
+  struct statvfs v{};
+  if (::statvfs(options_.data_dir.c_str(), &v) != 0) return {};
+  const uint64_t free = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  if (free >= need) return {};
+  return fail(ErrorCode::kConflict,
+              fmt::format("not enough free space in {}: this copy needs about {} MB (with {} MB kept free for the "
+                          "computes' WAL) and {} MB are free",
+                          options_.data_dir.string(), need >> 20, kMargin >> 20, free >> 20));
+}
+
 Result<CloneStats> Storage::capture_stopped(const fs::path& final_dir, const fs::path& src, bool writable) {
+  ARGON_RETURN_IF_ERROR(check_space(final_dir, src));
   CloneStats out;
   auto st = build_dir(final_dir, [&](const fs::path& tmp_pgdata) -> Status {
     CloneOptions opts;
@@ -195,6 +222,7 @@ Result<CloneStats> Storage::capture_stopped(const fs::path& final_dir, const fs:
 
 Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs::path& src, PgConn& admin,
                                              int major) {
+  ARGON_RETURN_IF_ERROR(check_space(final_dir, src));
   CaptureInfo info;
   auto st = build_dir(final_dir, [&](const fs::path& tmp_pgdata) -> Status {
     const bool v15 = major >= 15;
@@ -212,6 +240,9 @@ Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs
     opts.filter = base_backup_filter;
     opts.tolerate_vanished = true;
     auto stats = clone_tree(*driver_, src, tmp_pgdata, opts);
+    // A copy that failed (a full disk) goes before the backup stops: stopping writes WAL, and the
+    // source may share the filesystem.
+    if (!stats) (void)remove_tree(tmp_pgdata);
     auto stopped = stop();
     if (!stats) return std::unexpected(stats.error());
     if (!stopped) return std::unexpected(stopped.error());
