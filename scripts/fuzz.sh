@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for a bounded time on its
 # checked-in corpus. libFuzzer needs clang; the rest of Argon builds with g++. New inputs go to a
-# temporary directory; copy interesting ones into tests/fuzz/corpus/ by hand.
-#   FUZZ_SECONDS (default 60) per target.
+# temporary directory; copy interesting ones into tests/fuzz/corpus/<target>/ by hand.
+#   scripts/fuzz.sh [pgwire] [api_input]   (default: all); FUZZ_SECONDS (default 60) per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CXX=${FUZZ_CXX:-clang++-16}
@@ -12,12 +12,33 @@ mkdir -p "$out"
 # clang 16 implements what libstdc++ 12's <expected> needs but still reports __cpp_concepts 201907,
 # which hides std::expected; raising the macro for this build only makes it visible.
 flags=(-std=c++2b -Wno-builtin-macro-redefined -U__cpp_concepts -D__cpp_concepts=202002L -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc)
-sources=(src/pgwire/startup_packet.cc src/pgwire/message_framer.cc src/pgwire/messages.cc src/pgwire/scram.cc
-         src/proxy/endpoint_hint.cc src/common/error.cc src/common/random.cc)
-"$CXX" "${flags[@]}" tests/fuzz/pgwire_fuzz.cc "${sources[@]}" -lfmt -lcrypto -o "$out/pgwire_fuzz"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-"$out/pgwire_fuzz" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-  "$work" tests/fuzz/corpus/pgwire 2>&1 | grep -E '^(stat::|Done|#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY|INFO: Running)|runtime error' || true
-# grep above only trims the output; the fuzzer's own exit status decides.
-exit "${PIPESTATUS[0]}"
+
+build() {
+  case "$1" in
+    pgwire)
+      "$CXX" "${flags[@]}" tests/fuzz/pgwire_fuzz.cc src/pgwire/startup_packet.cc src/pgwire/message_framer.cc \
+        src/pgwire/messages.cc src/pgwire/scram.cc src/proxy/endpoint_hint.cc src/common/error.cc src/common/random.cc \
+        -lfmt -lcrypto -o "$out/pgwire_fuzz" ;;
+    api_input)
+      "$CXX" "${flags[@]}" tests/fuzz/api_input_fuzz.cc src/api/input.cc src/common/clock.cc src/common/error.cc \
+        -lboost_json -lboost_url -lfmt -o "$out/api_input_fuzz" ;;
+    *) echo "fuzz: unknown target $1" >&2; return 2 ;;
+  esac
+}
+
+status=0
+for target in "${@:-pgwire api_input}"; do
+  for t in $target; do
+    build "$t"
+    work=$(mktemp -d)
+    echo "fuzz: $t for ${FUZZ_SECONDS:-60} s"
+    set +e
+    "$out/${t}_fuzz" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      "$work" "tests/fuzz/corpus/$t" 2>&1 | grep -E '^(stat::|Done|#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY|INFO: Running)|runtime error'
+    rc=${PIPESTATUS[0]}  # grep only trims the output; the fuzzer's own exit status decides
+    set -e
+    rm -rf "$work"
+    ((rc == 0)) || status=$rc
+  done
+done
+exit "$status"
