@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,8 +63,13 @@ void Argond::start() {
   if (!durable_) argv.push_back("--unsafe-no-fsync");
   for (const auto& f : flags_) argv.push_back(f);
   ::truncate(out.c_str(), 0);
+  const pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ == 0) {
+    // A test process that dies (a crash, a kill) takes its argond along instead of leaving it
+    // running; SIGTERM, so that argond still stops its computes.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);
     int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
