@@ -93,8 +93,10 @@ struct Commands::State {
   int pg_version = 15;
 };
 
-Commands::Commands(CLI::App& app) : s_(std::make_shared<State>()) {
-  auto s = s_;
+Commands::~Commands() = default;
+
+Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
+  State* s = s_.get();  // owned by this object; the callbacks it registers never outlive it
   app.require_subcommand(1);
   app.fallthrough();  // global options may also come after the command, as with neonctl
   app.add_option("--api-host", s->globals.api_host,

@@ -31,12 +31,13 @@ void add_workflow_commands(CLI::App& app, const std::function<void(std::function
 class Commands {
  public:
   explicit Commands(CLI::App& app);
+  ~Commands();
   // Runs the command parsing chose.
   Status run();
 
  private:
   struct State;
-  std::shared_ptr<State> s_;
+  std::unique_ptr<State> s_;
 };
 
 }  // namespace argon::cli

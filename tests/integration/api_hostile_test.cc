@@ -178,7 +178,9 @@ TEST(ApiHostileTest, OversizedDeepSlowAndManyClientsGetCleanAnswersWithinBounds)
   const long rss_after = proc_value(a.pid(), "VmRSS");
   std::printf("argond RSS: %ld kB before, %ld kB with 1,000 requests in flight, %ld kB after; fds %ld -> %ld\n",
               rss_before, rss_peak, rss_after, fds_before, fds_after);
+#ifndef __SANITIZE_ADDRESS__  // ASan's quarantine holds freed memory on purpose
   EXPECT_LT(rss_after - rss_before, 64 * 1024) << "kB";
+#endif
 }
 
 }  // namespace
