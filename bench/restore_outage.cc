@@ -53,10 +53,7 @@ int main(int argc, char** argv) {
     const auto& project = created.id;
     const auto& endpoint = created.endpoint;
     const auto& password = created.password;
-    const std::string info = fmt::format(
-        "host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require options=endpoint={} "
-        "connect_timeout=30",
-        a.proxy_port(), password, endpoint);
+    const std::string info = a.owner_conninfo(password, endpoint);
 
     // Two versions that differ in one value: v = 'A' or 'B'.
     {

@@ -50,9 +50,7 @@ TEST(DiskFullTest, ClonesThatDoNotFitFailCleanlyAndTheBranchKeepsServing) {
   }
   Argond a({"--clone-driver", "copy"}, image.mount_point() / "argon");
   auto p = create_project(a, {{"name", "full"}});
-  const std::string info = fmt::format(
-      "host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require options=endpoint={}",
-      a.proxy_port(), p.password, p.endpoint);
+  const std::string info = a.owner_conninfo(p.password, p.endpoint);
   query_value(info, "CREATE TABLE t (v text); INSERT INTO t VALUES ('kept')");
   auto snap = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=before", p.id, p.branch));
   ASSERT_EQ(snap.status, 200) << snap.raw;

@@ -25,9 +25,7 @@ std::string slurp(const fs::path& p) {
 TEST(IsolationTest, ComputesDataAndSecretsStayPrivate) {
   Argond a;
   auto p = create_project(a, {{"name", "private"}});
-  const std::string info = fmt::format(
-      "host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require options=endpoint={}",
-      a.proxy_port(), p.password, p.endpoint);
+  const std::string info = a.owner_conninfo(p.password, p.endpoint);
   // Exercise the paths that handle secrets: a login through the proxy, reveal_password, a reset.
   EXPECT_EQ(query_value(info, "SELECT current_user"), "neondb_owner");
   EXPECT_EQ(query_value(info, "SHOW listen_addresses"), "") << "the compute listens on no TCP port";

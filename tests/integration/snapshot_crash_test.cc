@@ -43,9 +43,7 @@ class SnapshotCrashTest : public ::testing::TestWithParam<std::string> {
     ::signal(SIGPIPE, SIG_IGN);  // writing a request to the argond that just died
     a_ = std::make_unique<Argond>();
     p_ = create_project(*a_, {{"name", "crash"}});
-    info_ = fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
-                        "options=endpoint={} connect_timeout=60",
-                        a_->proxy_port(), p_.password, p_.endpoint);
+    info_ = a_->owner_conninfo(p_.password, p_.endpoint);
     exec("CREATE TABLE t (v text); INSERT INTO t VALUES ('v1')");
     auto s = a_->call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=v1", p_.id, p_.branch));
     ASSERT_EQ(s.status, 200) << s.raw;
@@ -73,9 +71,7 @@ class SnapshotCrashTest : public ::testing::TestWithParam<std::string> {
     ::setenv("ARGON_CRASH_AT", point.c_str(), 1);
     a_->start();
     ::unsetenv("ARGON_CRASH_AT");
-    info_ = fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
-                        "options=endpoint={} connect_timeout=60",
-                        a_->proxy_port(), p_.password, p_.endpoint);
+    info_ = a_->owner_conninfo(p_.password, p_.endpoint);
     EXPECT_EQ(state(), main_before) << "the compute runs before the call";
     try {
       call();
@@ -85,9 +81,7 @@ class SnapshotCrashTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(a_->wait_exit(120s)) << "argond never reached " << point << "\n" << a_->log_tail();
     for (int i = 0; i < 200 && postmasters_under(a_->data_dir()) > 0; ++i) std::this_thread::sleep_for(25ms);
     a_->start();
-    info_ = fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
-                        "options=endpoint={} connect_timeout=60",
-                        a_->proxy_port(), p_.password, p_.endpoint);
+    info_ = a_->owner_conninfo(p_.password, p_.endpoint);
     a_->wait_idle(p_.id);
   }
 
@@ -207,10 +201,7 @@ TEST_P(ResetCrashTest, FinishesAfterRestart) {
     a_->call("POST", fmt::format("/projects/{}/branches/{}/restore", p_.id, kid_id),
              fmt::format(R"({{"source_branch_id":"{}"}})", p_.branch));
   }, "v3");
-  const std::string kid_info = fmt::format(
-      "host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require options=endpoint={} "
-      "connect_timeout=60",
-      a_->proxy_port(), p_.password, kid_ep);
+  const std::string kid_info = a_->owner_conninfo(p_.password, kid_ep);
   EXPECT_EQ(query_value(kid_info, "SELECT v FROM t"), "v3") << point << "\n" << a_->log_tail();
   EXPECT_EQ(a_->get(fmt::format("/projects/{}/branches/{}", p_.id, kid_id)).status, 200) << "same id";
   expect_nothing_leaked();

@@ -28,9 +28,7 @@ using Project = TestProject;
 Project create_project(Argond& a) { return argon::testing::create_project(a, {{"name", "agent"}}); }
 
 std::string conninfo(const Argond& a, const Project& p, const std::string& endpoint) {
-  return fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
-                     "options=endpoint={} connect_timeout=30",
-                     a.proxy_port(), p.password, endpoint);
+  return a.owner_conninfo(p.password, endpoint);
 }
 
 // Columns of table `t` as "a,b,c", or "-" when there is no such table.

@@ -128,6 +128,12 @@ void Argond::terminate() {
 
 std::string Argond::api_url() const { return fmt::format("http://{}:{}/api/v2", host_, port_); }
 
+std::string Argond::owner_conninfo(const std::string& password, const std::string& endpoint) const {
+  return fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
+                     "options=endpoint={} connect_timeout=60",
+                     proxy_port_, password, endpoint);
+}
+
 std::string Argond::log_tail() const { return tail_file(data_dir_ / "argond.stdout", 6000); }
 
 ApiReply Argond::call(const std::string& method, const std::string& path, const std::string& body,

@@ -49,6 +49,9 @@ class Argond {
   const std::filesystem::path& data_dir() const { return data_dir_; }
   int proxy_port() const { return proxy_port_; }
   std::string api_url() const;  // "http://127.0.0.1:<port>/api/v2"
+  // libpq conninfo for `password`'s owner role (neondb_owner) through the proxy with TLS, the
+  // endpoint named in the startup options.
+  std::string owner_conninfo(const std::string& password, const std::string& endpoint) const;
   const std::string& key() const { return key_; }
 
   ApiReply call(const std::string& method, const std::string& path, const std::string& body = "",
