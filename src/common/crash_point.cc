@@ -3,21 +3,41 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <charconv>
 #include <cstdlib>
 #include <string>
 
 namespace argon {
 
-void crash_point(std::string_view name) {
-  static const std::string target = [] {
-    const char* v = std::getenv("ARGON_CRASH_AT");
-    return std::string(v ? v : "");
-  }();
-  if (!target.empty() && target == name) {
-    static const char msg[] = "argond: ARGON_CRASH_AT reached; SIGKILL\n";
-    (void)!::write(2, msg, sizeof msg - 1);
-    ::kill(::getpid(), SIGKILL);
+namespace {
+
+struct Target {
+  std::string name;
+  long hit = 1;  // "name#3": the third time the point is reached
+};
+
+Target read_target() {
+  const char* v = std::getenv("ARGON_CRASH_AT");
+  Target t{v ? v : "", 1};
+  if (auto hash = t.name.find('#'); hash != std::string::npos) {
+    const std::string n = t.name.substr(hash + 1);
+    std::from_chars(n.data(), n.data() + n.size(), t.hit);
+    t.name.resize(hash);
   }
+  return t;
+}
+
+}  // namespace
+
+void crash_point(std::string_view name) {
+  static const Target target = read_target();
+  static std::atomic<long> hits{0};
+  if (target.name.empty() || target.name != name) return;
+  if (hits.fetch_add(1) + 1 < target.hit) return;
+  static const char msg[] = "argond: ARGON_CRASH_AT reached; SIGKILL\n";
+  (void)!::write(2, msg, sizeof msg - 1);
+  ::kill(::getpid(), SIGKILL);
 }
 
 }  // namespace argon

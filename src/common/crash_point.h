@@ -1,6 +1,7 @@
 // Named points where the crash-safety tests kill argond. When the environment variable
 // ARGON_CRASH_AT names a point, the process sends itself SIGKILL the first time it gets there:
 // exactly what `kill -9` at that moment would do, but at a step chosen rather than by timing.
+// "name#N" waits for the N-th time the point is reached.
 // Unset (always, outside those tests), a crash point costs one comparison.
 #pragma once
 

@@ -886,6 +886,7 @@ Status Engine::sync_from_compute(const Branch& branch) {
 Result<Engine::Outcome> Engine::delete_timeline(Operation& op) {
   const std::string id = op.branch_id.value_or("");
   if (auto st = computes_.stop(id, options_.compute_stop_timeout); !st) return std::unexpected(st.error());
+  crash_point("delete.stopped");
   if (auto st = storage_.remove_branch(id); !st) return std::unexpected(st.error());
   auto st = catalog_.run([&](Tx& tx) -> Status {
     for (const auto& ep : tx.list_all_endpoints()) {
@@ -1249,6 +1250,7 @@ void Engine::finish_deleted_projects() {
       if (pending) continue;
       spdlog::info("project {} deleted", p.id);
       (void)tx.delete_project_operations(p.id);
+      crash_point("project.removing");  // inside the transaction: it must roll back whole
       (void)tx.delete_project_row(p.id);
     }
     return {};

@@ -419,6 +419,7 @@ Status Storage::remove_dir(const fs::path& dir, std::string_view id) {
   fs::path tmp = dir.parent_path() / (std::string(kTmpPrefix) + "rm-" + std::string(id));
   if (auto st = remove_tree(tmp); !st) return st;
   if (auto st = rename_durable(dir, tmp); !st) return st;
+  crash_point("storage.renamed");
   return remove_tree(tmp);
 }
 
