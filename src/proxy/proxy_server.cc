@@ -3,10 +3,12 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <array>
+#include <cerrno>
 #include <climits>
 #include <atomic>
 #include <map>
@@ -59,6 +61,15 @@ constexpr auto kPollInterval = 10ms;
 constexpr auto kTerminateDrain = 1s;
 constexpr std::size_t kAdminPoolPerCompute = 4;
 constexpr auto kAdminIdleLimit = 30s;
+constexpr auto kAdminSweepInterval = 2s;
+
+// An idle admin session is never sent anything: readable means the compute closed it or is
+// shutting down (a FATAL), so it is of no more use and only holds a descriptor.
+bool still_idle(unix_socket& s) {
+  char byte;
+  const ssize_t n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
 
 // Writes what the kernel takes at once without a trip through the scheduler (the usual case for
 // relayed messages, which fit the socket buffer), and only waits for the rest. The socket must be
@@ -103,7 +114,7 @@ struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& io_, ProxyOptions options_, std::shared_ptr<TlsContext> tls_,
        compute::EndpointResolver& resolver_, const Clock& clock_)
       : io(io_), options(std::move(options_)), tls(std::move(tls_)), resolver(resolver_), clock(clock_),
-        acceptor(io_) {}
+        acceptor(io_), admin_sweep(asio::make_strand(io_)) {}
 
   bool reserved(std::string_view role) const {
     return role == options.admin_user || (options.reserved_role && options.reserved_role(role));
@@ -122,6 +133,10 @@ struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
   };
   std::unique_ptr<unix_socket> take_admin(const fs::path& socket_dir);
   void put_admin(const fs::path& socket_dir, std::unique_ptr<unix_socket> s);
+  // Closes idle admin sessions that are too old or whose compute went away; admin_mu held.
+  void prune_admins();
+  // Prunes every kAdminSweepInterval, so a stopped or deleted compute's sessions go soon.
+  awaitable<void> sweep_admins();
   std::mutex admin_mu;
   std::map<fs::path, std::vector<IdleAdmin>> idle_admins;
 
@@ -131,6 +146,7 @@ struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
   compute::EndpointResolver& resolver;
   const Clock& clock;
   tcp::acceptor acceptor;
+  asio::steady_timer admin_sweep;  // on its own strand: sweep_admins and stop() both touch it
   std::atomic<int> open_connections{0};
   std::atomic<bool> stopping{false};
 
@@ -636,20 +652,39 @@ std::unique_ptr<unix_socket> ProxyServer::Impl::take_admin(const fs::path& socke
   while (it != idle_admins.end() && !it->second.empty()) {
     IdleAdmin idle = std::move(it->second.back());
     it->second.pop_back();
-    if (now - idle.since < kAdminIdleLimit) return std::move(idle.socket);
+    if (now - idle.since < kAdminIdleLimit && still_idle(*idle.socket)) return std::move(idle.socket);
   }
   return nullptr;
 }
 
 void ProxyServer::Impl::put_admin(const fs::path& socket_dir, std::unique_ptr<unix_socket> s) {
   std::lock_guard l(admin_mu);
+  prune_admins();
+  auto& pool = idle_admins[socket_dir];
+  if (pool.size() < kAdminPoolPerCompute) pool.push_back({std::move(s), std::chrono::steady_clock::now()});
+}
+
+void ProxyServer::Impl::prune_admins() {
   const auto now = std::chrono::steady_clock::now();
   for (auto it = idle_admins.begin(); it != idle_admins.end();) {
-    std::erase_if(it->second, [&](const IdleAdmin& a) { return now - a.since >= kAdminIdleLimit; });
+    std::erase_if(it->second, [&](IdleAdmin& a) { return now - a.since >= kAdminIdleLimit || !still_idle(*a.socket); });
     it = it->second.empty() ? idle_admins.erase(it) : std::next(it);
   }
-  auto& pool = idle_admins[socket_dir];
-  if (pool.size() < kAdminPoolPerCompute) pool.push_back({std::move(s), now});
+}
+
+awaitable<void> ProxyServer::Impl::sweep_admins() {
+  auto self = shared_from_this();
+  while (!stopping) {
+    admin_sweep.expires_after(kAdminSweepInterval);
+    boost::system::error_code ec;
+    co_await admin_sweep.async_wait(asio::redirect_error(use_awaitable, ec));
+    std::lock_guard l(admin_mu);
+    if (stopping) {
+      idle_admins.clear();
+    } else {
+      prune_admins();
+    }
+  }
 }
 
 awaitable<Result<RoleSecret>> ProxyServer::Impl::role_secret(const fs::path& socket_dir, const std::string& role) {
@@ -745,6 +780,7 @@ Result<int> ProxyServer::listen() {
 
 void ProxyServer::start() {
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
+  asio::co_spawn(impl_->admin_sweep.get_executor(), impl_->sweep_admins(), asio::detached);
 }
 
 void ProxyServer::stop() {
@@ -753,6 +789,7 @@ void ProxyServer::stop() {
     boost::system::error_code ec;
     impl->acceptor.close(ec);
   });
+  asio::post(impl_->admin_sweep.get_executor(), [impl = impl_] { impl->admin_sweep.cancel(); });
   std::set<std::shared_ptr<Session>> all;
   {
     std::lock_guard l(impl_->mu);

@@ -21,21 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-int open_fds(pid_t pid) {
-  int n = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator(fmt::format("/proc/{}/fd", pid))) ++n;
-  return n;
-}
-
-long rss_kb(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
-  }
-  return -1;
-}
-
 TEST(ProxyLoadTest, FiveHundredConcurrentConnectionsLeaveNothingBehind) {
   rlimit lim{};
   ::getrlimit(RLIMIT_NOFILE, &lim);
@@ -108,14 +93,16 @@ TEST(ProxyLoadTest, FiveHundredConcurrentConnectionsLeaveNothingBehind) {
     fds_after = open_fds(a.pid());
   } while (fds_after > fds_before && std::chrono::steady_clock::now() < deadline);
   long rss_after = rss_kb(a.pid());
-  while (rss_after - rss_before > 16 * 1024 && std::chrono::steady_clock::now() < deadline) {
+  while (kRssBoundsApply && rss_after - rss_before > 16 * 1024 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(200ms);
     rss_after = rss_kb(a.pid());
   }
   std::printf("argond: fds %d -> %d, RSS %ld kB -> %ld kB after 500 connections\n", fds_before, fds_after,
               rss_before, rss_after);
   EXPECT_LE(fds_after, fds_before);
-  EXPECT_LT(rss_after - rss_before, 16 * 1024) << "more than 16 MB retained after the connections closed";
+  if (kRssBoundsApply) {
+    EXPECT_LT(rss_after - rss_before, 16 * 1024) << "more than 16 MB retained after the connections closed";
+  }
 
   // A second round of 500 must not grow memory again (no per-connection leak).
   std::atomic<int> ok2{0}, peak2{0};
@@ -123,12 +110,14 @@ TEST(ProxyLoadTest, FiveHundredConcurrentConnectionsLeaveNothingBehind) {
   EXPECT_EQ(ok2.load(), 500);
   long rss_second = rss_kb(a.pid());
   deadline = std::chrono::steady_clock::now() + 30s;
-  while (rss_second - rss_after > 8 * 1024 && std::chrono::steady_clock::now() < deadline) {
+  while (kRssBoundsApply && rss_second - rss_after > 8 * 1024 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(200ms);
     rss_second = rss_kb(a.pid());
   }
   std::printf("argond: RSS after a second round of 500: %ld kB\n", rss_second);
-  EXPECT_LT(rss_second - rss_after, 8 * 1024) << "memory grew by more than 8 MB over another 500 connections";
+  if (kRssBoundsApply) {
+    EXPECT_LT(rss_second - rss_after, 8 * 1024) << "memory grew by more than 8 MB over another 500 connections";
+  }
   EXPECT_LE(open_fds(a.pid()), fds_before);
 }
 

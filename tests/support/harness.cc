@@ -58,7 +58,7 @@ void Argond::start() {
   fs::create_directories(data_dir_);
   ::chmod(data_dir_.c_str(), 0711);
   fs::path out = data_dir_ / "argond.stdout";
-  std::vector<std::string> argv = {ARGOND_PATH, "--data-dir", data_dir_.string(), "--listen", "127.0.0.1:0",
+  std::vector<std::string> argv = {argond_path(), "--data-dir", data_dir_.string(), "--listen", "127.0.0.1:0",
                                    "--proxy-listen", "127.0.0.1:0", "--log-level", "debug"};
   if (!durable_) argv.push_back("--unsafe-no-fsync");
   for (const auto& f : flags_) argv.push_back(f);
@@ -213,7 +213,10 @@ std::string query_value(const std::string& conninfo, const std::string& sql) {
   return r->value();
 }
 
-const char* argond_path() { return ARGOND_PATH; }
+const char* argond_path() {
+  const char* other = std::getenv("ARGON_ARGOND");
+  return other && *other ? other : ARGOND_PATH;
+}
 const char* argon_cli_path() { return ARGON_CLI_PATH; }
 
 TestProject create_project(Argond& a, const json::object& project) {
@@ -236,6 +239,22 @@ std::pair<double, double> p50_p99(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))]; };
   return {at(0.50), at(0.99)};
+}
+
+int open_fds(pid_t pid) {
+  int n = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(fmt::format("/proc/{}/fd", pid), ec), end; !ec && it != end; it.increment(ec)) ++n;
+  return n;
+}
+
+long rss_kb(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  }
+  return -1;
 }
 
 int postmasters_under(const fs::path& dir) {

@@ -110,10 +110,23 @@ std::pair<double, double> p50_p99(std::vector<double> samples);
 // reason when it cannot connect or the statement fails.
 std::string query_value(const std::string& conninfo, const std::string& sql);
 
-// The argond binary under test (this build's).
+// The argond binary under test: this build's, or $ARGON_ARGOND (scripts/sanitize.sh runs these
+// tests against a TSan build of argond).
 const char* argond_path();
 // The `argon` CLI binary of this build.
 const char* argon_cli_path();
+
+// Under AddressSanitizer freed memory waits in a quarantine on purpose, so an RSS bound says nothing
+// there (LeakSanitizer looks for leaks instead); tests skip their RSS bounds in that build.
+#ifdef __SANITIZE_ADDRESS__
+inline constexpr bool kRssBoundsApply = false;
+#else
+inline constexpr bool kRssBoundsApply = true;
+#endif
+
+// Open descriptors and resident memory (kB) of a process, from /proc.
+int open_fds(pid_t pid);
+long rss_kb(pid_t pid);
 
 // Number of postmaster processes whose data directory is under `dir`.
 int postmasters_under(const std::filesystem::path& dir);
