@@ -15,23 +15,6 @@ using catalog::Tx;
 
 namespace {
 
-std::vector<std::string> split_path(std::string_view path) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    if (j > i) out.emplace_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
-bool valid_id(std::string_view s) {
-  if (s.empty() || s.size() > 60) return false;
-  return s.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string_view::npos;
-}
-
 HttpResponse error_response(const Error& e, const std::string& request_id) {
   HttpResponse r;
   r.status = http_status(e.code);
@@ -106,7 +89,8 @@ ApiService::ApiService(catalog::Catalog& catalog, ops::Engine& engine, IdGenerat
 }
 
 void ApiService::add(std::string method, std::string pattern, Handler h) {
-  routes_.push_back(Route{std::move(method), split_path(pattern), h});
+  router_.add(std::move(method), pattern, static_cast<int>(handlers_.size()));
+  handlers_.push_back(h);
 }
 
 HttpResponse ApiService::handle(const HttpRequest& req) {
@@ -128,65 +112,26 @@ HttpResponse ApiService::handle(const HttpRequest& req) {
     return r;
   }
 
-  auto segments = split_path(parsed->encoded_path());
-  const Route* match = nullptr;
-  bool path_matched = false;
-  std::map<std::string, std::string> captures;
-  for (const auto& route : routes_) {
-    if (route.segments.size() != segments.size()) continue;
-    std::map<std::string, std::string> caps;
-    bool ok = true;
-    for (size_t i = 0; i < segments.size() && ok; ++i) {
-      const auto& pat = route.segments[i];
-      if (pat.front() == '{') {
-        auto decoded = boost::urls::make_pct_string_view(segments[i]);
-        if (!decoded) {
-          ok = false;
-          break;
-        }
-        caps[pat.substr(1, pat.size() - 2)] = decoded->decode();
-      } else {
-        ok = pat == segments[i];
-      }
-    }
-    if (!ok) continue;
-    path_matched = true;
-    if (route.method == req.method) {
-      match = &route;
-      captures = std::move(caps);
-      break;
-    }
-  }
-  if (!match) {
-    Error e = path_matched
+  auto match = router_.match(req.method, parsed->encoded_path());
+  if (match.route < 0) {
+    Error e = match.path_known
                   ? Error(ErrorCode::kBadRequest, fmt::format("method {} is not allowed on {}", req.method, path))
                   : Error(ErrorCode::kNotFound, fmt::format("no API route {} {}", req.method, path));
     auto r = error_response(e, request_id);
-    if (path_matched) r.status = 405;
+    if (match.path_known) r.status = 405;
     return r;
   }
   if (auto st = authenticate(req); !st) return error_response(st.error(), request_id);
-
   // Path ids have Neon's shape; anything else cannot exist.
-  for (const auto& [name, value] : captures) {
-    const bool is_name = name == "role_name" || name == "database_name";
-    if (!is_name && name != "key_id" && name != "operation_id" && !valid_id(value)) {
-      return error_response(
-          Error(ErrorCode::kNotFound, fmt::format("{} '{}' not found", name, value.substr(0, 64))),
-          request_id);
-    }
-    if (is_name && (value.empty() || value.size() > 63)) {
-      return error_response(Error(ErrorCode::kNotFound, fmt::format("{} not found", name)), request_id);
-    }
-  }
+  if (auto st = Router::check_captures(match.captures); !st) return error_response(st.error(), request_id);
 
-  Ctx ctx{req, std::move(captures), {}};
+  Ctx ctx{req, std::move(match.captures), {}};
   for (auto param : parsed->params()) {
     ctx.query.emplace(std::string(param.key), std::string(param.value));
   }
   Result<Reply> result = fail(ErrorCode::kInternal, "no handler");
   try {
-    result = (this->*(match->handler))(ctx);
+    result = (this->*(handlers_[static_cast<size_t>(match.route)]))(ctx);
   } catch (const std::exception& ex) {
     spdlog::error("{} {} failed: {}", req.method, path, ex.what());
     result = fail(ErrorCode::kInternal, "internal error", ex.what());

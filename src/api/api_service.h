@@ -13,6 +13,7 @@
 
 #include "api/http_types.h"
 #include "api/input.h"
+#include "api/router.h"
 #include "api/serialize.h"
 #include "catalog/catalog.h"
 #include "common/clock.h"
@@ -62,12 +63,6 @@ class ApiService {
     boost::json::value body;
   };
   using Handler = Result<Reply> (ApiService::*)(Ctx&);
-  struct Route {
-    std::string method;
-    std::vector<std::string> segments;  // "{name}" captures
-    Handler handler;
-  };
-
   void add(std::string method, std::string pattern, Handler h);
   Status authenticate(const HttpRequest& req);
   // Runs `fn` in a catalog transaction and wakes the engine if it committed.
@@ -155,7 +150,8 @@ class ApiService {
   const Clock& clock_;
   const PgInstalls& pg_;
   ApiOptions options_;
-  std::vector<Route> routes_;
+  Router router_;
+  std::vector<Handler> handlers_;  // by route id
 };
 
 }  // namespace argon::api
