@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -15,6 +16,31 @@ namespace argon::compute {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+
+namespace {
+
+// PostgreSQL's own reason for a failed start: the message of the last FATAL or PANIC line the
+// compute logged after offset `from` (where this start began; at most the last 8 kB), or "".
+std::string start_failure_reason(const fs::path& log, std::streamoff from) {
+  std::ifstream in(log, std::ios::binary);
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size <= from) return "";
+  in.seekg(std::max<std::streamoff>(from, size - 8192));
+  std::string line, reason;
+  while (std::getline(in, line)) {
+    for (const char* level : {"FATAL:", "PANIC:"}) {
+      if (auto at = line.find(level); at != std::string::npos) {
+        reason = line.substr(at);
+        const auto text = reason.find_first_not_of(' ', std::string_view(level).size());
+        reason = std::string(level) + " " + (text == std::string::npos ? "" : reason.substr(text));
+      }
+    }
+  }
+  return reason;
+}
+
+}  // namespace
 
 ComputeManager::ComputeManager(ProcessRunner& runner, OsUser pg_user, bool fsync)
     : runner_(runner), pg_user_(std::move(pg_user)), fsync_(fsync) {
@@ -117,6 +143,8 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
   // recovery on the next start makes them consistent. The supervisor never leaves orphans.
   ps.parent_death_signal = SIGQUIT;
 
+  std::error_code size_ec;
+  const auto log_from = static_cast<std::streamoff>(fs::file_size(spec.log_file, size_ec));
   auto pid = runner_.spawn(ps);
   if (!pid) return std::unexpected(pid.error());
   {
@@ -133,8 +161,11 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
       auto it = procs_.find(spec.id);
       if (it == procs_.end() || it->second.exit_code) {
         if (it != procs_.end()) procs_.erase(it);
+        const std::string reason = start_failure_reason(spec.log_file, size_ec ? 0 : log_from);
         return fail(ErrorCode::kInternal,
-                    fmt::format("compute {} failed to start; see {}", spec.id, spec.log_file.string()),
+                    reason.empty() ? fmt::format("compute {} failed to start; see {}", spec.id, spec.log_file.string())
+                                   : fmt::format("compute {} failed to start: {} (log: {})", spec.id, reason,
+                                                 spec.log_file.string()),
                     tail_file(spec.log_file, 1500));
       }
     }
