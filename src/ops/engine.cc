@@ -944,7 +944,15 @@ Result<Engine::Outcome> Engine::create_snapshot(Operation& op) {
       } else {
         lsn = info->stop_lsn;
         bytes = info->stats.bytes;
-        if (wal_end) st = verify_no_commit(op.project_id, branch->id, pgdata, *wal_end, storage::parse_lsn(info->stop_lsn));
+        if (wal_end) {
+          // Up to the backup's end in the branch's own WAL (the slot kept it); after it, in the WAL
+          // the snapshot copied: a restore replays all of that, not only up to the stop LSN.
+          const auto stop = storage::parse_lsn(info->stop_lsn);
+          st = verify_no_commit(op.project_id, branch->id, pgdata, *wal_end, stop);
+          if (st && stop) {
+            st = verify_no_commit(op.project_id, branch->id, storage_.snapshot_pgdata(snapshot_id), *stop, std::nullopt);
+          }
+        }
       }
     }
   } else {
