@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 DATA_DIR ?= $(CURDIR)/.argon
 
-.PHONY: deps build run test unit integration compat fuzz bench clean
+.PHONY: deps build run test unit integration compat fuzz asan tsan bench clean
 
 # The compatibility tests need Node.js and npm, the fuzz targets clang; only test targets install them.
 test compat fuzz: export ARGON_TEST_DEPS = 1
@@ -32,6 +32,12 @@ compat: build
 
 fuzz: deps
 	@scripts/fuzz.sh
+
+asan: build
+	@scripts/sanitize.sh address
+
+tsan: build
+	@scripts/sanitize.sh thread
 
 bench: build
 	@$(BUILD_DIR)/bin/argon_bench_branch

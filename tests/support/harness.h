@@ -116,13 +116,10 @@ const char* argond_path();
 // The `argon` CLI binary of this build.
 const char* argon_cli_path();
 
-// Under AddressSanitizer freed memory waits in a quarantine on purpose, so an RSS bound says nothing
-// there (LeakSanitizer looks for leaks instead); tests skip their RSS bounds in that build.
-#ifdef __SANITIZE_ADDRESS__
-inline constexpr bool kRssBoundsApply = false;
-#else
-inline constexpr bool kRssBoundsApply = true;
-#endif
+// Whether a bound on argond's RSS means anything: not under a sanitizer, whose quarantine (ASan)
+// or shadow memory (TSan) holds memory on purpose; LeakSanitizer looks for leaks there instead.
+// False for this build under ASan, and when $ARGON_ARGOND names another argond (the TSan one).
+bool rss_bounds_apply();
 
 // Open descriptors and resident memory (kB) of a process, from /proc.
 int open_fds(pid_t pid);
