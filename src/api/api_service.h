@@ -83,7 +83,8 @@ class ApiService {
   boost::json::array connection_uris(catalog::Tx& tx, const catalog::Branch& b,
                                      const std::optional<catalog::Endpoint>& ep);
   catalog::Endpoint new_endpoint(const catalog::Project& p, const std::string& branch_id);
-  Status apply_endpoint_fields(const Fields& f, catalog::Endpoint& e);
+  // `pg_major`: the project's PostgreSQL, which judges settings.pg_settings.
+  Status apply_endpoint_fields(const Fields& f, catalog::Endpoint& e, int pg_major);
   // Copies the catalog's roles (with passwords) and databases of a branch or snapshot to another.
   Status copy_roles_and_databases(catalog::Tx& tx, const std::string& from_id, const std::string& to_id,
                                   int64_t now);

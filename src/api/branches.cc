@@ -187,7 +187,7 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
     std::optional<catalog::Endpoint> rw;
     for (auto& req : eps) {
       catalog::Endpoint e = new_endpoint(p, b.id);
-      ARGON_RETURN_IF_ERROR(apply_endpoint_fields(req.fields, e));
+      ARGON_RETURN_IF_ERROR(apply_endpoint_fields(req.fields, e, p.pg_version));
       ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
       if (!e.disabled) ops.push_back(engine_.planner().start_endpoint(tx, e));
       eps_json.push_back(endpoint_json(e, options_.address));

@@ -54,7 +54,7 @@ catalog::Endpoint ApiService::new_endpoint(const catalog::Project& p, const std:
   return e;
 }
 
-Status ApiService::apply_endpoint_fields(const Fields& f, catalog::Endpoint& e) {
+Status ApiService::apply_endpoint_fields(const Fields& f, catalog::Endpoint& e, int pg_major) {
   ARGON_ASSIGN_OR_RETURN(auto min_cu, f.number("autoscaling_limit_min_cu", 0.25, 64));
   ARGON_ASSIGN_OR_RETURN(auto max_cu, f.number("autoscaling_limit_max_cu", 0.25, 64));
   ARGON_ASSIGN_OR_RETURN(auto settings, f.object_text("settings"));
@@ -72,7 +72,10 @@ Status ApiService::apply_endpoint_fields(const Fields& f, catalog::Endpoint& e) 
     return fail(ErrorCode::kBadRequest, fmt::format("{}: must be k8s-pod or k8s-neonvm", f.path("provisioner")));
   }
   (void)pooler_enabled;  // the proxy is the pooler here
-  if (settings) ARGON_RETURN_IF_ERROR(validate_settings(*settings));
+  if (settings) {
+    ARGON_RETURN_IF_ERROR(validate_settings(*settings));
+    ARGON_RETURN_IF_ERROR(engine_.check_pg_settings(pg_major, *settings, f.path("settings.pg_settings")));
+  }
   const double lo = min_cu.value_or(e.autoscaling_limit_min_cu);
   const double hi = max_cu.value_or(std::max(lo, e.autoscaling_limit_max_cu));
   if (hi < lo) {
@@ -127,7 +130,7 @@ Result<ApiService::Reply> ApiService::create_endpoint(Ctx& c) {
       }
     }
     catalog::Endpoint e = new_endpoint(p, b->id);
-    ARGON_RETURN_IF_ERROR(apply_endpoint_fields(f, e));
+    ARGON_RETURN_IF_ERROR(apply_endpoint_fields(f, e, p.pg_version));
     ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
     std::vector<catalog::Operation> ops;
     if (!e.disabled) ops.push_back(engine_.planner().start_endpoint(tx, e));
@@ -152,7 +155,7 @@ Result<ApiService::Reply> ApiService::update_endpoint(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto e, find_endpoint(tx, p, c.param("endpoint_id")));
     const catalog::Endpoint before = e;
-    ARGON_RETURN_IF_ERROR(apply_endpoint_fields(f, e));
+    ARGON_RETURN_IF_ERROR(apply_endpoint_fields(f, e, p.pg_version));
     if (branch_id && *branch_id != e.branch_id) {
       auto b = tx.get_branch(p.id, *branch_id);
       if (!b) {

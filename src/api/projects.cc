@@ -59,6 +59,10 @@ Result<ApiService::Reply> ApiService::create_project(Ctx& c) {
                 fmt::format("project.pg_version: PostgreSQL {} is not installed on this server; "
                             "available: {}", version, pg_.majors_list()));
   }
+  if (endpoint_settings) {
+    ARGON_RETURN_IF_ERROR(
+        engine_.check_pg_settings(version, *endpoint_settings, "project.default_endpoint_settings.pg_settings"));
+  }
   const std::string database = db_name.value_or("neondb");
   const std::string role = role_name.value_or(database + "_owner");
   if (reserved_role(role)) {
@@ -136,7 +140,11 @@ Result<ApiService::Reply> ApiService::update_project(Ctx& c) {
     if (name) p.name = *name;
     if (retention) p.history_retention_seconds = *retention;
     if (settings) p.settings_json = *settings;
-    if (endpoint_settings) p.default_endpoint_settings_json = *endpoint_settings;
+    if (endpoint_settings) {
+      ARGON_RETURN_IF_ERROR(engine_.check_pg_settings(p.pg_version, *endpoint_settings,
+                                                      "project.default_endpoint_settings.pg_settings"));
+      p.default_endpoint_settings_json = *endpoint_settings;
+    }
     p.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_project(p));
     return Reply{200, json::object{{"project", project_json(p, options_.address)},

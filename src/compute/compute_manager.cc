@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/file_util.h"
 #include "common/pg_conn.h"
 
 namespace argon::compute {
@@ -19,25 +21,36 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// PostgreSQL's own reason for a failed start: the message of the last FATAL or PANIC line the
-// compute logged after offset `from` (where this start began; at most the last 8 kB), or "".
+// The message of the last FATAL or PANIC line in PostgreSQL's output `text`, or "".
+std::string fatal_reason(std::string_view text) {
+  std::string reason;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    const std::string_view line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    for (std::string_view level : {"FATAL:", "PANIC:"}) {
+      if (auto at = line.find(level); at != std::string_view::npos) {
+        std::string_view rest = line.substr(at + level.size());
+        rest.remove_prefix(std::min(rest.find_first_not_of(' '), rest.size()));
+        reason = fmt::format("{} {}", level, rest);
+      }
+    }
+  }
+  return reason;
+}
+
+// PostgreSQL's own reason for a failed start: the last FATAL or PANIC the compute logged after
+// offset `from` (where this start began; at most the last 8 kB), or "".
 std::string start_failure_reason(const fs::path& log, std::streamoff from) {
   std::ifstream in(log, std::ios::binary);
   in.seekg(0, std::ios::end);
   const std::streamoff size = in.tellg();
   if (size <= from) return "";
   in.seekg(std::max<std::streamoff>(from, size - 8192));
-  std::string line, reason;
-  while (std::getline(in, line)) {
-    for (const char* level : {"FATAL:", "PANIC:"}) {
-      if (auto at = line.find(level); at != std::string::npos) {
-        reason = line.substr(at);
-        const auto text = reason.find_first_not_of(' ', std::string_view(level).size());
-        reason = std::string(level) + " " + (text == std::string::npos ? "" : reason.substr(text));
-      }
-    }
-  }
-  return reason;
+  const std::string tail((std::istreambuf_iterator<char>(in)), {});
+  return fatal_reason(tail);
 }
 
 }  // namespace
@@ -181,6 +194,35 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
   }
   spdlog::info("compute {} ready", spec.id);
   return {};
+}
+
+Status ComputeManager::check_settings(const PgInstall& pg,
+                                      const std::vector<std::pair<std::string, std::string>>& settings,
+                                      const fs::path& scratch_dir) {
+  if (settings.empty()) return {};
+  std::error_code ec;
+  fs::create_directories(scratch_dir, ec);
+  if (!fs::exists(scratch_dir / "postgresql.conf")) {
+    if (auto st = write_file_atomic(scratch_dir / "postgresql.conf", "", 0600); !st) return st;
+  }
+  static std::atomic<uint64_t> counter{0};
+  ProcessSpec ps;
+  ps.argv = {pg.bin("postgres").string(), "-C", settings.front().first, "-D", scratch_dir.string()};
+  for (const auto& [k, v] : settings) {
+    ps.argv.push_back("-c");
+    ps.argv.push_back(fmt::format("{}={}", k, v));
+  }
+  ps.env = {"LC_ALL=C.UTF-8", "LANG=C.UTF-8", "PGTZ=UTC"};
+  ps.log_file = scratch_dir / fmt::format("check-{}.out", counter.fetch_add(1));
+  auto rc = runner_.run(ps, 10s);
+  auto out = read_file(ps.log_file);
+  fs::remove(ps.log_file, ec);
+  if (!rc) return std::unexpected(rc.error());
+  if (*rc == 0) return {};
+  const std::string reason = out ? fatal_reason(*out) : "";
+  return fail(ErrorCode::kBadRequest,
+              reason.empty() ? fmt::format("PostgreSQL {} refuses them (postgres -C exited {})", pg.version, *rc)
+                             : fmt::format("PostgreSQL {} refuses them: {}", pg.version, reason));
 }
 
 Status ComputeManager::stop(std::string_view id, std::chrono::milliseconds timeout) {

@@ -49,6 +49,11 @@ class ComputeManager {
 
   // Idempotent: a running compute is left as is. Blocks until it accepts connections.
   Status start(const ComputeSpec& spec, std::chrono::milliseconds timeout);
+  // PostgreSQL's verdict on `settings` without starting anything: `postgres -C` over an empty
+  // configuration in `scratch_dir` checks names, values, units and ranges (not the checks that
+  // need a running server, such as wal_level against max_wal_senders). The error is its FATAL.
+  Status check_settings(const PgInstall& pg, const std::vector<std::pair<std::string, std::string>>& settings,
+                        const std::filesystem::path& scratch_dir);
   // Idempotent clean shutdown; escalates to immediate shutdown after `timeout`.
   Status stop(std::string_view id, std::chrono::milliseconds timeout);
   void stop_all(std::chrono::milliseconds timeout);

@@ -997,6 +997,27 @@ Result<storage::WalHistory> Engine::branch_wal_history(const Branch& branch) {
   return storage_.wal_history(*pg, storage_.branch_pgdata(branch.id));
 }
 
+Status Engine::check_pg_settings(int pg_major, const std::string& settings_json, std::string_view field) {
+  std::error_code ec;
+  auto v = json::parse(settings_json, ec);
+  const json::object* pg_settings = nullptr;
+  if (!ec && v.is_object()) {
+    if (auto* p = v.as_object().if_contains("pg_settings"); p && p->is_object()) pg_settings = &p->as_object();
+  }
+  if (!pg_settings || pg_settings->empty()) return {};
+  const PgInstall* pg = pg_.find(pg_major);
+  if (!pg) return fail(ErrorCode::kInternal, fmt::format("PostgreSQL {} is not installed on this server", pg_major));
+  std::vector<std::pair<std::string, std::string>> settings;
+  for (const auto& [k, val] : *pg_settings) {
+    if (val.is_string()) settings.emplace_back(std::string(k), std::string(val.as_string()));
+  }
+  auto st = computes_.check_settings(*pg, settings, storage_.data_dir() / "run" / ".settings-check");
+  if (!st && st.error().code == ErrorCode::kBadRequest) {
+    return fail(ErrorCode::kBadRequest, fmt::format("{}: {}", field, st.error().message));
+  }
+  return st;
+}
+
 // A snapshot asked for at a point in time was accepted because nothing had committed on the branch
 // after that point by the API call, which saw the branch's WAL end at `wal_end`. Anything committed
 // in `pgdata`'s WAL from `from` (to `until`) means the point is no longer the state captured.

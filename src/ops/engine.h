@@ -75,6 +75,9 @@ class Engine final : public compute::EndpointResolver {
   // What a branch's WAL says about its last commit (storage/wal_history.h), for a snapshot asked for
   // at a point in time. Runs PostgreSQL's tools: tens of milliseconds.
   Result<storage::WalHistory> branch_wal_history(const catalog::Branch& branch);
+  // A 400 naming `field` when PostgreSQL `pg_major` refuses the pg_settings in `settings_json` (an
+  // object that may hold "pg_settings"), asked of `postgres -C` without starting anything.
+  Status check_pg_settings(int pg_major, const std::string& settings_json, std::string_view field);
   // Test and shutdown aid: true when no operation is pending or running.
   bool idle();
 
