@@ -32,6 +32,18 @@ std::string param_string(const json::object& o, std::string_view key) {
   return {};
 }
 
+// An endpoint's settings (JSON text) as the `-c name=value` pairs of its "pg_settings".
+std::vector<std::pair<std::string, std::string>> pg_settings_of(const std::string& settings_json) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const auto settings = parse_params(settings_json);
+  if (auto* pg = settings.if_contains("pg_settings"); pg && pg->is_object()) {
+    for (const auto& [k, v] : pg->as_object()) {
+      if (v.is_string()) out.emplace_back(std::string(k), std::string(v.as_string()));
+    }
+  }
+  return out;
+}
+
 int64_t param_int(const json::object& o, std::string_view key) {
   if (auto* v = o.if_contains(key); v && v->is_int64()) return v->as_int64();
   return 0;
@@ -495,21 +507,11 @@ Status Engine::ensure_compute(const Branch& branch) {
                             branch.id));
   }
   auto spec = compute_spec(branch, *major);
-  // The endpoint's settings.pg_settings become `-c name=value` (validated by the api).
+  // The endpoint's settings.pg_settings become `-c name=value` (checked by the api).
   auto eps = catalog_.transact([&](Tx& tx) -> Result<std::vector<Endpoint>> {
     return tx.list_branch_endpoints(branch.id);
   });
-  if (eps && !eps->empty()) {
-    std::error_code ec;
-    auto settings = json::parse(eps->front().settings_json, ec);
-    if (!ec && settings.is_object()) {
-      if (auto* pg = settings.as_object().if_contains("pg_settings"); pg && pg->is_object()) {
-        for (const auto& [k, v] : pg->as_object()) {
-          if (v.is_string()) spec.settings.emplace_back(std::string(k), std::string(v.as_string()));
-        }
-      }
-    }
-  }
+  if (eps && !eps->empty()) spec.settings = pg_settings_of(eps->front().settings_json);
   return computes_.start(spec, options_.compute_start_timeout);
 }
 
@@ -998,19 +1000,10 @@ Result<storage::WalHistory> Engine::branch_wal_history(const Branch& branch) {
 }
 
 Status Engine::check_pg_settings(int pg_major, const std::string& settings_json, std::string_view field) {
-  std::error_code ec;
-  auto v = json::parse(settings_json, ec);
-  const json::object* pg_settings = nullptr;
-  if (!ec && v.is_object()) {
-    if (auto* p = v.as_object().if_contains("pg_settings"); p && p->is_object()) pg_settings = &p->as_object();
-  }
-  if (!pg_settings || pg_settings->empty()) return {};
+  const auto settings = pg_settings_of(settings_json);
+  if (settings.empty()) return {};
   const PgInstall* pg = pg_.find(pg_major);
   if (!pg) return fail(ErrorCode::kInternal, fmt::format("PostgreSQL {} is not installed on this server", pg_major));
-  std::vector<std::pair<std::string, std::string>> settings;
-  for (const auto& [k, val] : *pg_settings) {
-    if (val.is_string()) settings.emplace_back(std::string(k), std::string(val.as_string()));
-  }
   auto st = computes_.check_settings(*pg, settings, storage_.data_dir() / "run" / ".settings-check");
   if (!st && st.error().code == ErrorCode::kBadRequest) {
     return fail(ErrorCode::kBadRequest, fmt::format("{}: {}", field, st.error().message));

@@ -133,9 +133,8 @@ struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
   };
   std::unique_ptr<unix_socket> take_admin(const fs::path& socket_dir);
   void put_admin(const fs::path& socket_dir, std::unique_ptr<unix_socket> s);
-  // Closes idle admin sessions that are too old or whose compute went away; admin_mu held.
-  void prune_admins();
-  // Prunes every kAdminSweepInterval, so a stopped or deleted compute's sessions go soon.
+  // Every kAdminSweepInterval, closes idle admin sessions that are too old or whose compute went
+  // away (off the login path: a check of every pooled socket costs a system call each).
   awaitable<void> sweep_admins();
   std::mutex admin_mu;
   std::map<fs::path, std::vector<IdleAdmin>> idle_admins;
@@ -659,17 +658,8 @@ std::unique_ptr<unix_socket> ProxyServer::Impl::take_admin(const fs::path& socke
 
 void ProxyServer::Impl::put_admin(const fs::path& socket_dir, std::unique_ptr<unix_socket> s) {
   std::lock_guard l(admin_mu);
-  prune_admins();
-  auto& pool = idle_admins[socket_dir];
+  auto& pool = idle_admins[socket_dir];  // sweep_admins closes the old and the dead
   if (pool.size() < kAdminPoolPerCompute) pool.push_back({std::move(s), std::chrono::steady_clock::now()});
-}
-
-void ProxyServer::Impl::prune_admins() {
-  const auto now = std::chrono::steady_clock::now();
-  for (auto it = idle_admins.begin(); it != idle_admins.end();) {
-    std::erase_if(it->second, [&](IdleAdmin& a) { return now - a.since >= kAdminIdleLimit || !still_idle(*a.socket); });
-    it = it->second.empty() ? idle_admins.erase(it) : std::next(it);
-  }
 }
 
 awaitable<void> ProxyServer::Impl::sweep_admins() {
@@ -679,10 +669,12 @@ awaitable<void> ProxyServer::Impl::sweep_admins() {
     boost::system::error_code ec;
     co_await admin_sweep.async_wait(asio::redirect_error(use_awaitable, ec));
     std::lock_guard l(admin_mu);
-    if (stopping) {
-      idle_admins.clear();
-    } else {
-      prune_admins();
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = idle_admins.begin(); it != idle_admins.end();) {
+      std::erase_if(it->second, [&](IdleAdmin& a) {
+        return stopping || now - a.since >= kAdminIdleLimit || !still_idle(*a.socket);
+      });
+      it = it->second.empty() ? idle_admins.erase(it) : std::next(it);
     }
   }
 }

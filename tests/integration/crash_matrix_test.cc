@@ -25,8 +25,6 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
-
 // A list from the API, by value (a range-for over a temporary reply's member would dangle).
 json::array list(Argond& a, const std::string& path, const char* key) {
   auto r = a.get(path);
@@ -439,11 +437,13 @@ TEST(RandomKillTest, EveryOperationSurvivesKillsAtRandomMoments) {
   const int max_delay_ms[] = {500, 400, 600, 400, 150, 300};  // about each operation's duration
   for (int round = 0; round < rounds && !::testing::Test::HasFatalFailure(); ++round) {
     Kind kind = static_cast<Kind>(std::discrete_distribution<int>({3, 3, 2, 2, 2, 1})(rng));
+    std::set<std::string> parents;
+    for (const auto& b : branches(p.id)) {
+      if (b.as_object().contains("parent_id")) parents.insert(str(b, "parent_id"));
+    }
     std::vector<std::string> leaves;  // kids without children: the ones a delete may take
     for (const auto& [id, kid] : kids) {
-      bool parent = false;
-      for (const auto& b : branches(p.id)) parent |= b.as_object().contains("parent_id") && str(b, "parent_id") == id;
-      if (!parent) leaves.push_back(id);
+      if (!parents.contains(id)) leaves.push_back(id);
     }
     if (kids.size() >= 4 && !leaves.empty()) kind = kDelete;
     if ((kind == kRestore || kind == kPreview) && snapshots.empty()) kind = kSnapshot;

@@ -21,8 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
-
 // Leaves about `free_mb` free on the filesystem of `dir`.
 fs::path fill_disk(const fs::path& dir, uint64_t free_mb) {
   struct statvfs v{};

@@ -22,8 +22,6 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
-
 using Project = TestProject;
 
 Project create_project(Argond& a, json::object extra = {}) {

@@ -21,8 +21,6 @@ namespace {
 
 namespace json = boost::json;
 
-std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
-
 using Project = TestProject;
 
 Project create_project(Argond& a) { return argon::testing::create_project(a, {{"name", "agent"}}); }

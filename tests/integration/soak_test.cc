@@ -26,8 +26,6 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
-
 // A write is writer * 1e9 + seq; a set of writes is a sorted vector.
 using Writes = std::vector<int64_t>;
 constexpr int64_t kPerWriter = 1'000'000'000;

@@ -219,14 +219,15 @@ const char* argond_path() {
 }
 const char* argon_cli_path() { return ARGON_CLI_PATH; }
 
+std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
+
 TestProject create_project(Argond& a, const json::object& project) {
   auto r = a.post("/projects", json::object{{"project", project}});
   if (r.status != 201) throw std::runtime_error(fmt::format("create project: HTTP {} {}", r.status, r.raw));
-  auto text = [](const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); };
   const auto& conn = r.body.at("connection_uris").at(0);
-  TestProject p{text(r.body.at("project"), "id"), text(r.body.at("branch"), "id"),
-                text(r.body.at("endpoints").at(0), "id"), text(conn.at("connection_parameters"), "password"),
-                text(conn, "connection_uri")};
+  TestProject p{str(r.body.at("project"), "id"), str(r.body.at("branch"), "id"),
+                str(r.body.at("endpoints").at(0), "id"), str(conn.at("connection_parameters"), "password"),
+                str(conn, "connection_uri")};
   for (const auto& status : a.wait_operations(p.id, r.body.at("operations"))) {
     if (status != "finished") {
       throw std::runtime_error(fmt::format("project creation ended {}\n{}", status, a.log_tail()));

@@ -84,6 +84,9 @@ class Argond {
   int proxy_port_ = 0;
 };
 
+// The string member `key` of a JSON object from the API (throws when missing or not a string).
+std::string str(const boost::json::value& v, std::string_view key);
+
 // What tests and benchmarks need of a new project.
 struct TestProject {
   std::string id, branch, endpoint, password, uri;
