@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/file_util.h"
 #include "common/process_runner.h"
 #include "common/random.h"
 
@@ -257,23 +258,22 @@ int open_fds(pid_t pid) {
   return n;
 }
 
+// Files under /proc are read with read(2): a process that exits meanwhile makes the read fail
+// (ESRCH), which iostreams would turn into an exception.
 long rss_kb(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
-  }
-  return -1;
+  const auto status = read_file(fmt::format("/proc/{}/status", pid));
+  if (!status) return -1;
+  const size_t at = status->find("\nVmRSS:");
+  return at == std::string::npos ? -1 : std::stol(status->substr(at + 7));
 }
 
 int postmasters_under(const fs::path& dir) {
   int n = 0;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string name = e.path().filename().string();
+  for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(in)), {});
+    std::string cmd = read_file(it->path() / "cmdline").value_or("");
     for (auto& c : cmd) {
       if (c == '\0') c = ' ';
     }
