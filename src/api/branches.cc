@@ -313,11 +313,11 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
   if (lsn_text && !(point.lsn = storage::parse_lsn(*lsn_text))) {
     return fail(ErrorCode::kBadRequest, "source_lsn: must be an LSN such as 0/1A2B3C8");
   }
-  if (time_text && !(point.time_us = parse_time_us(*time_text))) {
+  if (time_text && !(point.time = parse_time_span(*time_text))) {
     return fail(ErrorCode::kBadRequest, "source_timestamp: must be an RFC 3339 time");
   }
   const int64_t now = clock_.now_ms();
-  if (point.lsn || point.time_us) {
+  if (point.lsn || point.time) {
     ARGON_ASSIGN_OR_RETURN(auto source, catalog_.transact([&](Tx& tx) -> Result<catalog::Branch> {
       ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
       return find_branch(tx, p, *source_id);

@@ -54,8 +54,8 @@ Result<SnapshotParams> snapshot_params(const HttpRequest& req, const QueryParam&
   ARGON_ASSIGN_OR_RETURN(auto lsn, text("lsn", 64));
   if (timestamp && lsn) return fail(ErrorCode::kBadRequest, "timestamp and lsn cannot be combined");
   if (timestamp) {
-    out.point.time_us = parse_time_us(*timestamp);
-    if (!out.point.time_us) return fail(ErrorCode::kBadRequest, "timestamp: must be an RFC 3339 time");
+    out.point.time = parse_time_span(*timestamp);
+    if (!out.point.time) return fail(ErrorCode::kBadRequest, "timestamp: must be an RFC 3339 time");
   }
   if (lsn) {
     out.point.lsn = storage::parse_lsn(*lsn);
@@ -82,7 +82,7 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
   // after it (the branch's WAL tells). Anything else would silently hand back a different state.
   // The operation checks again that nothing committed between this call and the capture.
   std::optional<std::string> wal_end;
-  if (params.point.time_us || params.point.lsn) {
+  if (params.point.time || params.point.lsn) {
     ARGON_ASSIGN_OR_RETURN(auto b, catalog_.transact([&](Tx& tx) -> Result<catalog::Branch> {
       ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
       return find_branch(tx, p, c.param("branch_id"));
@@ -106,7 +106,7 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
     s.source_branch_id = b.id;
     s.name = params.name.value_or(fmt::format("{} {}", b.name, format_time(now / 1000)));
     s.expires_at = params.expires_at;
-    s.timestamp = params.point.time_us ? *params.point.time_us / 1000 : now;
+    s.timestamp = params.point.time ? params.point.time->first_us / 1000 : now;
     if (params.point.lsn) s.lsn = storage::format_lsn(*params.point.lsn);
     s.created_at = s.updated_at = now;
     ARGON_RETURN_IF_ERROR(tx.put_snapshot(s));

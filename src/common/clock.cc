@@ -60,6 +60,12 @@ std::optional<int64_t> parse_time(std::string_view s) {
 }
 
 std::optional<int64_t> parse_time_us(std::string_view s) {
+  auto span = parse_time_span(s);
+  if (!span) return std::nullopt;
+  return span->first_us;
+}
+
+std::optional<TimeSpan> parse_time_span(std::string_view s) {
   size_t pos = 0;
   int year, month, day, hour, minute, second;
   if (!read_digits(s, pos, 4, year) || !expect(s, pos, '-') || !read_digits(s, pos, 2, month) ||
@@ -72,11 +78,15 @@ std::optional<int64_t> parse_time_us(std::string_view s) {
     return std::nullopt;
   }
   int64_t micros = 0;
+  int64_t unit = 1'000'000;
   if (pos < s.size() && s[pos] == '.') {
     ++pos;
     size_t start = pos;
-    for (int64_t scale = 100'000; pos < s.size() && s[pos] >= '0' && s[pos] <= '9'; ++pos, scale /= 10) {
-      micros += (s[pos] - '0') * scale;
+    for (; pos < s.size() && s[pos] >= '0' && s[pos] <= '9'; ++pos) {
+      if (unit > 1) {
+        unit /= 10;
+        micros += (s[pos] - '0') * unit;
+      }
     }
     if (pos == start) return std::nullopt;
   }
@@ -96,7 +106,7 @@ std::optional<int64_t> parse_time_us(std::string_view s) {
   }
   if (pos != s.size()) return std::nullopt;
   int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  return (days * 86400 + hour * 3600 + minute * 60 + second - offset) * 1'000'000 + micros;
+  return TimeSpan{(days * 86400 + hour * 3600 + minute * 60 + second - offset) * 1'000'000 + micros, unit};
 }
 
 }  // namespace argon

@@ -30,5 +30,13 @@ std::string format_time(int64_t epoch_seconds);
 // (the fraction dropped), or microseconds (the fraction kept to six digits).
 std::optional<int64_t> parse_time(std::string_view text);
 std::optional<int64_t> parse_time_us(std::string_view text);
+// A written time names an interval as long as its last digit: "…:25.123Z" is the millisecond
+// 25.123000-25.123999, "…:25Z" the whole second. `unit_us` is that length (1 from six digits on).
+struct TimeSpan {
+  int64_t first_us = 0;
+  int64_t unit_us = 1;
+  int64_t last_us() const { return first_us + unit_us - 1; }
+};
+std::optional<TimeSpan> parse_time_span(std::string_view text);
 
 }  // namespace argon

@@ -185,9 +185,12 @@ Status point_is_current(const WalHistory& h, const PointInTime& point, int64_t n
   constexpr const char* kNotAvailable =
       "; point-in-time capture is not available for it (only a point after the branch's last commit can be "
       "captured exactly); omit timestamp and lsn to snapshot the current state";
-  if (point.time_us) {
-    const int64_t t = *point.time_us;
-    if (t > now_us) return fail(ErrorCode::kBadRequest, fmt::format("timestamp: {} is in the future", format_us(t)));
+  if (point.time) {
+    // The first instant the time names must have come; its last one is what commits compare to.
+    const int64_t first = point.time->first_us, t = point.time->last_us();
+    if (first > now_us) {
+      return fail(ErrorCode::kBadRequest, fmt::format("timestamp: {} is in the future", format_us(first)));
+    }
     if (t < branch_created_us) {
       return fail(ErrorCode::kBadRequest, fmt::format("timestamp: {} is before the branch was created ({})",
                                                       format_us(t), format_us(branch_created_us)));

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/pg_install.h"
 #include "common/process_runner.h"
@@ -49,9 +50,11 @@ Result<WalHistory> read_wal_history(const PgInstall& pg, ProcessRunner& runner, 
                                     std::optional<uint64_t> from, std::optional<uint64_t> until,
                                     const std::filesystem::path& scratch);
 
-// A point in a branch's history asked for by a snapshot: a time (µs) or an LSN.
+// A point in a branch's history asked for by a snapshot: a time or an LSN. A time is the interval
+// its text names (parse_time_span): "10:32:13.197Z", stamped by a client's millisecond clock just
+// after a commit at 10:32:13.197010, includes that commit.
 struct PointInTime {
-  std::optional<int64_t> time_us;
+  std::optional<TimeSpan> time;
   std::optional<uint64_t> lsn;
 };
 // Whether the state now is exactly the state at `point`. An error says why not in words for the

@@ -59,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::string value = param.value;
       (void)api::parse_int_param(value, param.key, 1, 10000);
       (void)api::parse_cursor(value, "o");
-      if (auto t = parse_time_us(value)) (void)format_time(*t / 1'000'000);
+      if (auto t = parse_time_span(value)) (void)format_time(t->last_us() / 1'000'000);
     }
   }
   if (auto body = api::parse_body(req)) fuzz_fields(api::Fields(&*body, ""), 0);

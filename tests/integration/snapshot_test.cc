@@ -378,6 +378,32 @@ TEST(SnapshotTest, PointInTimeSnapshotsAreExactOrRefused) {
   EXPECT_EQ(idle.status, 200) << idle.raw;
   auto stale = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn={}", p.id, p.branch, lsn_after_first));
   EXPECT_EQ(stale.status, 409) << stale.raw;
+
+  // A client with a millisecond clock (JavaScript's toISOString) stamps "now" right after its
+  // commit, in the same millisecond: the stamp names that millisecond, so it covers the commit.
+  const auto us_now = [] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  std::string stamp;
+  PGconn* writer = PQconnectdb(info.c_str());
+  ASSERT_EQ(PQstatus(writer), CONNECTION_OK) << PQerrorMessage(writer);
+  for (int i = 0; i < 200 && stamp.empty(); ++i) {
+    const int64_t before = us_now();
+    PGresult* r = PQexec(writer, "INSERT INTO t VALUES (10)");
+    const int64_t after = us_now();
+    ASSERT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQerrorMessage(writer);
+    PQclear(r);
+    if (before / 1000 == after / 1000) {
+      stamp = fmt::format("{}.{:03d}Z", format_time(after / 1000000).substr(0, 19), after / 1000 % 1000);
+    }
+  }
+  PQfinish(writer);
+  if (stamp.empty()) GTEST_SKIP() << "no insert here took less than a millisecond";
+  auto same_ms = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot", p.id, p.branch),
+                        fmt::format(R"({{"name":"same-ms","timestamp":"{}"}})", stamp));
+  ASSERT_EQ(same_ms.status, 200) << stamp << " " << same_ms.raw;
+  for (const auto& s : a.wait_operations(p.id, same_ms.body.at("operations"))) EXPECT_EQ(s, "finished");
 }
 
 // With a writer committing now and then, a snapshot "at now" is refused by the call, or

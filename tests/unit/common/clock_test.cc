@@ -24,6 +24,18 @@ TEST(ClockTest, KeepsTheFractionToTheMicrosecondWhenAsked) {
   EXPECT_EQ(parse_time("1969-12-31T23:59:59.5Z"), -1);  // whole seconds round down
 }
 
+TEST(ClockTest, AWrittenTimeNamesTheIntervalOfItsLastDigit) {
+  auto ms = parse_time_span("2022-11-23T17:42:25.123Z");  // JavaScript's toISOString()
+  ASSERT_TRUE(ms);
+  EXPECT_EQ(ms->first_us, 1669225345123000);
+  EXPECT_EQ(ms->last_us(), 1669225345123999);
+  EXPECT_EQ(parse_time_span("2022-11-23T17:42:25Z")->last_us(), 1669225345999999);
+  EXPECT_EQ(parse_time_span("2022-11-23T17:42:25.5+01:00")->unit_us, 100000);
+  EXPECT_EQ(parse_time_span("2022-11-23T17:42:25.123456Z")->unit_us, 1);
+  EXPECT_EQ(parse_time_span("2022-11-23T17:42:25.1234567Z")->unit_us, 1);
+  EXPECT_FALSE(parse_time_span("2022-11-23T17:42:25.Z"));
+}
+
 TEST(ClockTest, RejectsMalformedTimes) {
   for (const char* bad : {"", "yesterday", "2022-11-23", "2022-13-01T00:00:00Z",
                           "2022-11-23T17:42:25", "2022-11-23T17:42:25Zjunk", "2022-11-23T25:00:00Z",

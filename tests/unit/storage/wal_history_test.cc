@@ -76,6 +76,9 @@ TEST(WalHistoryTest, WalEndingAtASegmentBoundaryEndsThere) {
   EXPECT_EQ(h->end_lsn, 0x103000000u);
 }
 
+// A time written to the microsecond, or to `unit_us`.
+PointInTime at(int64_t us, int64_t unit_us = 1) { return {.time = TimeSpan{us, unit_us}}; }
+
 class PointTest : public ::testing::Test {
  protected:
   WalHistory h_{.redo_lsn = 0x1000, .checkpoint_time_us = 100 * kSec, .end_lsn = 0x5000,
@@ -89,22 +92,43 @@ class PointTest : public ::testing::Test {
 };
 
 TEST_F(PointTest, TimestampAfterTheLastCommitIsExact) {
-  EXPECT_TRUE(point_is_current(h_, {.time_us = 200 * kSec}, now_, created_));
-  EXPECT_TRUE(point_is_current(h_, {.time_us = 250 * kSec}, now_, created_));
-  EXPECT_TRUE(point_is_current(h_, {.time_us = now_}, now_, created_));
+  EXPECT_TRUE(point_is_current(h_, at(200 * kSec), now_, created_));
+  EXPECT_TRUE(point_is_current(h_, at(250 * kSec), now_, created_));
+  EXPECT_TRUE(point_is_current(h_, at(now_), now_, created_));
 }
 
 TEST_F(PointTest, TimestampBeforeTheLastCommitIsRefused) {
-  EXPECT_EQ(code({.time_us = 200 * kSec - 1}), ErrorCode::kConflict);
-  EXPECT_EQ(code({.time_us = now_ + 1}), ErrorCode::kBadRequest);
-  EXPECT_EQ(code({.time_us = created_ - 1}), ErrorCode::kBadRequest);
+  EXPECT_EQ(code(at(200 * kSec - 1)), ErrorCode::kConflict);
+  EXPECT_EQ(code(at(now_ + 1)), ErrorCode::kBadRequest);
+  EXPECT_EQ(code(at(created_ - 1)), ErrorCode::kBadRequest);
+}
+
+TEST_F(PointTest, ATimeCoversTheIntervalOfItsLastDigit) {
+  // "…:00.199Z" from a millisecond clock, read just after a commit at 200.000000 s: not yet.
+  EXPECT_EQ(code(at(200 * kSec - 1000, 1000)), ErrorCode::kConflict);
+  // A commit at 200.000000 s is inside the millisecond "…:00.200Z" and inside the second "…:00Z".
+  EXPECT_TRUE(point_is_current(h_, at(200 * kSec, 1000), now_, created_));
+  h_.last_commit_time_us = 200 * kSec + 999;
+  EXPECT_TRUE(point_is_current(h_, at(200 * kSec, 1000), now_, created_));
+  h_.last_commit_time_us = 200 * kSec + 1000;
+  EXPECT_EQ(code(at(200 * kSec, 1000)), ErrorCode::kConflict);
+  EXPECT_TRUE(point_is_current(h_, at(200 * kSec, kSec), now_, created_));
+  // The millisecond now is running is not in the future; the next one is.
+  EXPECT_TRUE(point_is_current(h_, at(now_, 1000), now_, created_));
+  EXPECT_EQ(code(at(now_ + 1, 1000)), ErrorCode::kBadRequest);
+  // The second the branch was created in is not before it; the second before is.
+  h_.last_commit_time_us.reset();
+  h_.checkpoint_time_us = 40 * kSec;
+  EXPECT_TRUE(point_is_current(h_, at(50 * kSec, kSec), now_, 50 * kSec + kSec / 2));
+  EXPECT_EQ(point_is_current(h_, at(49 * kSec, kSec), now_, 50 * kSec + kSec / 2).error().code,
+            ErrorCode::kBadRequest);
 }
 
 TEST_F(PointTest, WithNoCommitReadTheCheckpointTimeBounds) {
   h_.last_commit_lsn.reset();
   h_.last_commit_time_us.reset();
-  EXPECT_TRUE(point_is_current(h_, {.time_us = 100 * kSec}, now_, created_));
-  EXPECT_EQ(code({.time_us = 100 * kSec - 1}), ErrorCode::kConflict);
+  EXPECT_TRUE(point_is_current(h_, at(100 * kSec), now_, created_));
+  EXPECT_EQ(code(at(100 * kSec - 1)), ErrorCode::kConflict);
   EXPECT_TRUE(point_is_current(h_, {.lsn = 0x1000}, now_, created_));
   EXPECT_EQ(code({.lsn = 0xfff}), ErrorCode::kConflict);
 }
