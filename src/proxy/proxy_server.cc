@@ -15,9 +15,11 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -140,6 +142,8 @@ struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
   std::map<fs::path, std::vector<IdleAdmin>> idle_admins;
 
   asio::io_context& io;
+  std::vector<asio::io_context*> loops;  // ProxyServer::Loops, set before accepting starts
+  std::size_t next_loop = 0;             // accept_loop's round robin
   ProxyOptions options;
   std::shared_ptr<TlsContext> tls;
   compute::EndpointResolver& resolver;
@@ -155,8 +159,8 @@ struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
   std::set<std::shared_ptr<Session>> sessions;  // every open client connection
 };
 
-// One client connection, from the first byte to the end of the relay. All of its I/O runs on its own
-// strand; terminate() reaches it by posting to that strand.
+// One client connection, from the first byte to the end of the relay. All of its I/O runs on one
+// single-threaded loop; terminate() reaches it by posting to that loop.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(std::shared_ptr<ProxyServer::Impl> proxy, tcp::socket socket)
@@ -684,7 +688,8 @@ awaitable<Result<RoleSecret>> ProxyServer::Impl::role_secret(const fs::path& soc
     auto s = take_admin(socket_dir);
     const bool pooled = s != nullptr;
     if (!s) {
-      // Not bound to any connection's strand: whichever connection takes it next uses it alone.
+      // On the proxy's own io_context, not a connection's loop: whichever connection takes it next
+      // uses it alone.
       s = std::make_unique<unix_socket>(io);
       auto opened = co_await open_admin_session(*s, socket_dir, options.admin_user);
       if (!opened) co_return std::unexpected(opened.error());
@@ -712,8 +717,10 @@ awaitable<void> ProxyServer::Impl::accept_loop() {
   auto self = shared_from_this();
   while (!stopping) {
     boost::system::error_code ec;
-    auto strand = asio::make_strand(io);
-    tcp::socket socket = co_await acceptor.async_accept(strand, asio::redirect_error(use_awaitable, ec));
+    // The connection's loop: one thread runs it, so the connection needs no strand, and a relayed
+    // message is read and written on the thread that saw it arrive (no hand-off between threads).
+    asio::io_context& loop = *loops[next_loop++ % loops.size()];
+    tcp::socket socket = co_await acceptor.async_accept(loop, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (stopping || ec == asio::error::operation_aborted) co_return;
       spdlog::warn("proxy: accept failed: {}", ec.message());
@@ -738,7 +745,7 @@ awaitable<void> ProxyServer::Impl::accept_loop() {
       sessions.insert(session);
     }
     ++open_connections;
-    asio::co_spawn(strand, session->run(), [this, session](std::exception_ptr) {
+    asio::co_spawn(loop, session->run(), [this, session](std::exception_ptr) {
       // After a burst, hand the buffers of closed connections back to the OS instead of keeping
       // them in malloc's per-thread arenas.
       if (--open_connections == 0) ::malloc_trim(0);
@@ -746,11 +753,37 @@ awaitable<void> ProxyServer::Impl::accept_loop() {
   }
 }
 
+struct ProxyServer::Loops {
+  explicit Loops(int n) {
+    for (int i = 0; i < n; ++i) {
+      contexts.push_back(std::make_unique<asio::io_context>(1));
+      guards.emplace_back(contexts.back()->get_executor());
+    }
+  }
+  void start() {
+    for (auto& c : contexts) threads.emplace_back([&c] { c->run(); });
+  }
+  ~Loops() {
+    for (auto& c : contexts) c->stop();
+    for (auto& t : threads) t.join();
+  }
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::vector<std::thread> threads;
+};
+
 ProxyServer::ProxyServer(asio::io_context& io, ProxyOptions options, std::shared_ptr<TlsContext> tls,
                          compute::EndpointResolver& resolver, const Clock& clock)
-    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(tls), resolver, clock)) {}
+    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(tls), resolver, clock)) {
+  loops_ = std::make_unique<Loops>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  for (auto& c : loops_->contexts) impl_->loops.push_back(c.get());
+}
 
-ProxyServer::~ProxyServer() { stop(); }
+ProxyServer::~ProxyServer() {
+  stop();
+  // Joins the loops' threads; the connections still on them are destroyed with their loop.
+  loops_.reset();
+}
 
 Result<int> ProxyServer::listen() {
   boost::system::error_code ec;
@@ -771,6 +804,7 @@ Result<int> ProxyServer::listen() {
 }
 
 void ProxyServer::start() {
+  loops_->start();
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
   asio::co_spawn(impl_->admin_sweep.get_executor(), impl_->sweep_admins(), asio::detached);
 }

@@ -39,15 +39,20 @@ struct ProxyOptions {
 
 class ProxyServer final : public compute::ConnectionControl {
  public:
-  // `tls` may be null (plaintext only). The resolver and clock outlive the proxy.
+  // `tls` may be null (plaintext only). The resolver and clock outlive the proxy. `io` carries the
+  // listening socket and the proxy's housekeeping. Connections run on the proxy's own event loops,
+  // one per core, each a single-threaded io_context on its own thread; a connection stays on one
+  // loop from accept to close.
   ProxyServer(boost::asio::io_context& io, ProxyOptions options, std::shared_ptr<TlsContext> tls,
               compute::EndpointResolver& resolver, const Clock& clock);
   ~ProxyServer() override;
 
   // Binds the listening socket; returns the bound port.
   Result<int> listen();
+  // Starts the loops' threads and accepting.
   void start();
-  // Stops accepting and closes every client connection (argond shutdown).
+  // Stops accepting and closes every client connection (argond shutdown); the loops run on until
+  // the proxy is destroyed, so the connections can say why they close.
   void stop();
 
   void gate(const std::string& endpoint_id) override;
@@ -56,9 +61,11 @@ class ProxyServer final : public compute::ConnectionControl {
   std::map<std::string, compute::EndpointActivity> activity() const override;
 
   struct Impl;
+  struct Loops;
 
  private:
   std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Loops> loops_;  // stopped, joined and destroyed before impl_
 };
 
 }  // namespace argon::proxy
