@@ -30,6 +30,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
@@ -143,6 +144,7 @@ struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
 
   asio::io_context& io;
   std::vector<asio::io_context*> loops;  // ProxyServer::Loops, set before accepting starts
+  asio::thread_pool* blocking = nullptr;  // ProxyServer::Loops: for calls that may block
   std::size_t next_loop = 0;             // accept_loop's round robin
   ProxyOptions options;
   std::shared_ptr<TlsContext> tls;
@@ -266,6 +268,16 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<void> relay();
   awaitable<void> client_to_backend();
   awaitable<void> backend_to_client();
+  // The resolver's answer, asked on the proxy's blocking pool: it reads the catalog, which may
+  // wait for another transaction, and the other connections on this loop must not wait with it.
+  awaitable<Result<std::optional<compute::ComputeTarget>>> wake() {
+    co_return co_await asio::co_spawn(
+        *proxy_->blocking,
+        [this]() -> awaitable<Result<std::optional<compute::ComputeTarget>>> {
+          co_return proxy_->resolver.wake(endpoint_id_);
+        },
+        use_awaitable);
+  }
   awaitable<void> sleep(std::chrono::milliseconds d) {
     asio::steady_timer t(executor_, d);
     co_await t.async_wait(use_awaitable);
@@ -465,7 +477,7 @@ awaitable<Status> Session::enter_endpoint() {
 awaitable<Result<compute::ComputeTarget>> Session::wait_for_compute() {
   const auto deadline = std::chrono::steady_clock::now() + proxy_->options.wake_timeout;
   for (;;) {
-    auto r = proxy_->resolver.wake(endpoint_id_);
+    auto r = co_await wake();
     if (!r) co_return std::unexpected(r.error());
     if (*r) co_return std::move(**r);
     if (terminating_) co_return fail(ErrorCode::kUnavailable, terminate_reason_);
@@ -766,7 +778,9 @@ struct ProxyServer::Loops {
   ~Loops() {
     for (auto& c : contexts) c->stop();
     for (auto& t : threads) t.join();
+    blocking.join();  // a wake under way finishes; its answer is dropped with its loop
   }
+  asio::thread_pool blocking{2};
   std::vector<std::unique_ptr<asio::io_context>> contexts;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   std::vector<std::thread> threads;
@@ -777,6 +791,7 @@ ProxyServer::ProxyServer(asio::io_context& io, ProxyOptions options, std::shared
     : impl_(std::make_shared<Impl>(io, std::move(options), std::move(tls), resolver, clock)) {
   loops_ = std::make_unique<Loops>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   for (auto& c : loops_->contexts) impl_->loops.push_back(c.get());
+  impl_->blocking = &loops_->blocking;
 }
 
 ProxyServer::~ProxyServer() {
