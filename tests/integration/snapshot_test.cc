@@ -321,11 +321,16 @@ TEST(SnapshotTest, ADamagedSnapshotIsRefusedAndTheTargetKeepsServing) {
 }
 
 // RFC 3339 with microseconds, as a client stamps "now".
-std::string iso_now() {
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::system_clock::now().time_since_epoch()).count();
-  return fmt::format("{}.{:06d}Z", format_time(us / 1000000).substr(0, 19), us % 1000000);
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
+// RFC 3339 in UTC with microseconds, or with milliseconds as JavaScript's toISOString() writes it.
+std::string iso_time(int64_t us, bool millis = false) {
+  const std::string seconds = format_time(us / 1000000).substr(0, 19);
+  return millis ? fmt::format("{}.{:03d}Z", seconds, us / 1000 % 1000) : fmt::format("{}.{:06d}Z", seconds, us % 1000000);
+}
+std::string iso_now() { return iso_time(now_us()); }
 
 // `timestamp`/`lsn`: accepted when nothing committed on the branch after that point (the state then
 // is the state now), refused with a 409 saying so otherwise; never a different state.
@@ -381,21 +386,17 @@ TEST(SnapshotTest, PointInTimeSnapshotsAreExactOrRefused) {
 
   // A client with a millisecond clock (JavaScript's toISOString) stamps "now" right after its
   // commit, in the same millisecond: the stamp names that millisecond, so it covers the commit.
-  const auto us_now = [] {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch()).count();
-  };
   std::string stamp;
   PGconn* writer = PQconnectdb(info.c_str());
   ASSERT_EQ(PQstatus(writer), CONNECTION_OK) << PQerrorMessage(writer);
   for (int i = 0; i < 200 && stamp.empty(); ++i) {
-    const int64_t before = us_now();
+    const int64_t before = now_us();
     PGresult* r = PQexec(writer, "INSERT INTO t VALUES (10)");
-    const int64_t after = us_now();
+    const int64_t after = now_us();
     ASSERT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQerrorMessage(writer);
     PQclear(r);
     if (before / 1000 == after / 1000) {
-      stamp = fmt::format("{}.{:03d}Z", format_time(after / 1000000).substr(0, 19), after / 1000 % 1000);
+      stamp = iso_time(after, /*millis=*/true);
     }
   }
   PQfinish(writer);
