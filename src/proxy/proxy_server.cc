@@ -263,7 +263,10 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<Status> enter_endpoint();
   awaitable<Result<compute::ComputeTarget>> wait_for_compute();
   awaitable<Status> authenticate(const RoleSecret& secret, const std::optional<std::string>& cleartext);
-  awaitable<Status> login_to_compute(const compute::ComputeTarget& target);
+  // Connects backend_ and logs in to the compute as the client's role and database.
+  awaitable<Result<ComputeLogin>> start_backend(const compute::ComputeTarget& target, const RoleSecret& secret);
+  // Passes the compute's refusal on, or keeps its cancel key and greeting for the client.
+  awaitable<Status> login_to_compute(const compute::ComputeTarget& target, Result<ComputeLogin> login);
   awaitable<void> forward_cancel(const pgwire::CancelRequest& c);
   awaitable<void> relay();
   awaitable<void> client_to_backend();
@@ -437,11 +440,13 @@ awaitable<Status> Session::handshake() {
   if (!target) co_return std::unexpected(target.error());
   auto secret = co_await proxy_->role_secret(target->socket_dir, user_);
   if (!secret) co_return std::unexpected(secret.error());
-  auto authed = co_await authenticate(*secret, cleartext);
+  // The compute starts the client's backend while the client works out its SCRAM proof, so the two
+  // waits overlap. The backend is never handed to a client that fails authentication: it is closed.
+  auto [authed, login] = co_await (authenticate(*secret, cleartext) && start_backend(*target, *secret));
   if (!authed) co_return authed;
-  auto logged_in = co_await login_to_compute(*target);
-  if (!logged_in) co_return logged_in;
   if (terminating_) co_return fail(ErrorCode::kUnavailable, terminate_reason_);
+  auto logged_in = co_await login_to_compute(*target, std::move(login));
+  if (!logged_in) co_return logged_in;
   {
       const std::string out = pgwire::authentication_ok() + backend_greeting_;
       co_await write(out);
@@ -541,8 +546,16 @@ awaitable<Status> Session::authenticate(const RoleSecret& secret, const std::opt
   co_return Status{};
 }
 
-awaitable<Status> Session::login_to_compute(const compute::ComputeTarget& target) {
-  auto login = co_await open_compute_session(backend_, target.socket_dir, startup_);
+awaitable<Result<ComputeLogin>> Session::start_backend(const compute::ComputeTarget& target,
+                                                       const RoleSecret& secret) {
+  // authenticate() turns such a role away, and no backend is started for it.
+  if (!secret.exists || !secret.can_login || secret.expired) {
+    co_return fail(ErrorCode::kForbidden, fmt::format("role \"{}\" is not permitted to log in", user_));
+  }
+  co_return co_await open_compute_session(backend_, target.socket_dir, startup_);
+}
+
+awaitable<Status> Session::login_to_compute(const compute::ComputeTarget& target, Result<ComputeLogin> login) {
   if (!login) co_return std::unexpected(login.error());
   if (login->error) {
     // The compute refused (unknown database, too many connections, ...): the client gets its words.

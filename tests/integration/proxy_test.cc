@@ -129,6 +129,26 @@ TEST(ProxyTest, PasswordsAreCheckedAgainstPostgresAndChangesCountAtOnce) {
   auto ghost = PgConn::connect(conninfo(a, fmt::format("user=ghost password=x sslmode=require options=endpoint={}", p.endpoint)));
   ASSERT_FALSE(ghost);
   EXPECT_NE(ghost.error().message.find("password authentication failed"), std::string::npos);
+
+  // The proxy starts the client's backend while the client computes its proof. A wrong password
+  // still gets only the password error (not what the compute says of the database), and the
+  // backend started for it is closed.
+  for (int i = 0; i < 10; ++i) {
+    auto r = PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password=wrong dbname=nope sslmode=require "
+                                                     "options=endpoint={}",
+                                                     p.endpoint)));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("password authentication failed"), std::string::npos) << r.error().message;
+  }
+  auto backends = [&] {
+    auto rows = ok->exec(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
+        "AND usename = 'neondb_owner'");
+    return rows ? rows->value(0, 0) : std::string("query failed: " + rows.error().message);
+  };
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (backends() != "0" && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(backends(), "0") << "a failed login left its backend open";
 }
 
 TEST(ProxyTest, RefusalsAreErrorResponsesThatSayWhatToDo) {
