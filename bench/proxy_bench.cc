@@ -2,7 +2,9 @@
 //   - pgbench -S throughput through the Argon proxy (TLS and plaintext), directly on the compute's
 //     unix socket, and through PgBouncer (session mode, SCRAM, same TLS certificate);
 //   - connection setup latency (connect + SELECT 1 + close), p50/p99, over the same paths;
-//   - wake latency: connect + first query on a suspended endpoint, p50/p99.
+//   - wake latency: connect + first query on a suspended endpoint, p50/p99;
+//   - the same throughput and latency on a plain PostgreSQL cluster with no proxy, over its unix
+//     socket, loopback TCP and TLS: what TCP and TLS cost on this machine by themselves.
 // Needs root (PgBouncer and Postgres run as the postgres user) and this build's argond.
 //
 // Throughput runs go round-robin over the paths, --rounds times, and the median is reported, so a
@@ -104,6 +106,45 @@ double connect_and_query_ms(const std::string& conninfo) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
+passwd* postgres_user() {
+  passwd* pw = ::getpwnam("postgres");
+  if (!pw) throw std::runtime_error("no postgres user");
+  return pw;
+}
+
+// Gives `dir` and everything in it to the postgres user.
+void chown_to_postgres(const fs::path& dir) {
+  passwd* pw = postgres_user();
+  for (const auto& e : fs::recursive_directory_iterator(dir)) (void)::chown(e.path().c_str(), pw->pw_uid, pw->pw_gid);
+  (void)::chown(dir.c_str(), pw->pw_uid, pw->pw_gid);
+}
+
+// Starts argv[0] as the postgres user; its output goes to `log`.
+pid_t spawn_as_postgres(const std::vector<std::string>& argv, const fs::path& log) {
+  passwd* pw = postgres_user();
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) ::_exit(126);
+    if (FILE* f = std::freopen(log.c_str(), "a", stdout)) {
+      (void)f;
+      ::dup2(STDOUT_FILENO, STDERR_FILENO);
+    }
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  if (pid < 0) throw std::runtime_error("fork failed");
+  return pid;
+}
+
+void stop_child(pid_t pid, int signal) {
+  if (pid <= 0) return;
+  ::kill(pid, signal);
+  ::waitpid(pid, nullptr, 0);
+}
+
 // PgBouncer in session mode in front of the compute's socket, as the postgres user.
 class Bouncer {
  public:
@@ -111,8 +152,6 @@ class Bouncer {
           const fs::path& key, int port)
       : dir_(dir), port_(port) {
     fs::create_directories(dir);
-    passwd* pw = ::getpwnam("postgres");
-    if (!pw) throw std::runtime_error("no postgres user");
     // The certificate and key copies must be readable by the postgres user.
     fs::copy_file(cert, dir / "server.crt", fs::copy_options::overwrite_existing);
     fs::copy_file(key, dir / "server.key", fs::copy_options::overwrite_existing);
@@ -124,22 +163,61 @@ class Bouncer {
         "max_client_conn = 1000\ndefault_pool_size = 100\nlogfile = {}/pgbouncer.log\npidfile = {}/pgbouncer.pid\n"
         "client_tls_sslmode = allow\nclient_tls_cert_file = {}/server.crt\nclient_tls_key_file = {}/server.key\n",
         compute_socket_dir.string(), port, dir.string(), dir.string(), dir.string(), dir.string(), dir.string());
-    for (const auto& e : fs::recursive_directory_iterator(dir)) (void)::chown(e.path().c_str(), pw->pw_uid, pw->pw_gid);
-    (void)::chown(dir.c_str(), pw->pw_uid, pw->pw_gid);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      if (::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) ::_exit(126);
-      ::execl("/usr/sbin/pgbouncer", "pgbouncer", "-q", (dir / "pgbouncer.ini").c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
+    chown_to_postgres(dir);
+    pid_ = spawn_as_postgres({"/usr/sbin/pgbouncer", "-q", (dir / "pgbouncer.ini").string()}, dir / "stdout.log");
   }
-  ~Bouncer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
+  ~Bouncer() { stop_child(pid_, SIGTERM); }
   int port() const { return port_; }
+
+ private:
+  fs::path dir_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+// A plain PostgreSQL cluster of the compute's version, listening on loopback TCP (with TLS, the
+// proxy's certificate) as well as on its unix socket, with no proxy in front. It shows what TCP and
+// TLS cost on this machine by themselves: a ceiling for any proxy that clients reach over TCP.
+// Local connections are trusted, as on the compute; TCP ones use SCRAM, as through the proxy.
+class ReferencePostgres {
+ public:
+  ReferencePostgres(const fs::path& dir, const fs::path& bindir, const std::string& password, const fs::path& cert,
+                    const fs::path& key, int port)
+      : dir_(dir), port_(port) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::copy_file(cert, dir / "server.crt");
+    fs::copy_file(key, dir / "server.key");
+    fs::permissions(dir / "server.key", fs::perms::owner_read | fs::perms::owner_write);
+    std::ofstream(dir / "pwfile") << password << "\n";
+    chown_to_postgres(dir);
+    pid_t initdb = spawn_as_postgres({(bindir / "initdb").string(), "-D", (dir / "data").string(), "-U", "postgres",
+                                      "--auth-local=trust", "--auth-host=scram-sha-256",
+                                      "--pwfile=" + (dir / "pwfile").string()},
+                                     dir / "initdb.log");
+    int status = 0;
+    ::waitpid(initdb, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      throw std::runtime_error("initdb of the reference cluster failed; see " + (dir / "initdb.log").string());
+    }
+    pid_ = spawn_as_postgres({(bindir / "postgres").string(), "-D", (dir / "data").string(), "-c",
+                              "listen_addresses=127.0.0.1", "-c", fmt::format("port={}", port), "-c",
+                              "unix_socket_directories=" + dir.string(), "-c", "ssl=on", "-c",
+                              "ssl_cert_file=" + (dir / "server.crt").string(), "-c",
+                              "ssl_key_file=" + (dir / "server.key").string()},
+                             dir / "postgres.log");
+  }
+  ~ReferencePostgres() {
+    stop_child(pid_, SIGINT);  // fast shutdown
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string unix_conninfo() const {
+    return fmt::format("host={} port={} dbname=postgres user=postgres", dir_.string(), port_);
+  }
+  std::string tcp_conninfo(const std::string& password) const {
+    return fmt::format("host=127.0.0.1 port={} dbname=postgres user=postgres password={}", port_, password);
+  }
 
  private:
   fs::path dir_;
@@ -224,6 +302,20 @@ int main(int argc, char** argv) {
     targets.push_back({"pgbouncer session, plain", bouncer_base + " sslmode=disable"});
     wait_connectable(targets.back().conninfo);
 
+    auto version = admin.exec("SELECT current_setting('server_version_num')::int / 10000");
+    if (!version) throw std::runtime_error("read server version");
+    const fs::path bindir = fmt::format("/usr/lib/postgresql/{}/bin", version->value(0, 0));
+    ReferencePostgres reference(a.data_dir().parent_path() / (a.data_dir().filename().string() + "-reference"),
+                                bindir, password, a.data_dir() / "tls" / "proxy.crt",
+                                a.data_dir() / "tls" / "proxy.key", free_port());
+    const std::string reference_tcp = reference.tcp_conninfo(password);
+    targets.push_back({"postgres itself, unix", reference.unix_conninfo()});
+    targets.push_back({"postgres itself, TCP", reference_tcp + " sslmode=disable"});
+    targets.push_back({"postgres itself, TLS", reference_tcp + " sslmode=require"});
+    wait_connectable(targets.back().conninfo);
+    fmt::print(stderr, "initializing pgbench tables of the reference cluster (scale {})\n", scale);
+    run_capture(fmt::format("{} pgbench -i -q -s {}", pg_env(reference.unix_conninfo()), scale));
+
     struct Row {
       std::string name;
       double tps = 0, p50 = 0, p99 = 0;
@@ -267,6 +359,9 @@ int main(int argc, char** argv) {
       fmt::print("{:<26} {:>10.0f} {:>8.1f}% {:>10.2f}ms {:>10.2f}ms\n", row.name, row.tps,
                  100.0 * row.tps / direct_tps, row.p50, row.p99);
     }
+    fmt::print("postgres itself: a PostgreSQL {} cluster with no proxy (unix socket trusted, TCP and TLS with "
+               "SCRAM): the ceiling for any proxy reached over TCP\n",
+               version->value(0, 0));
     fmt::print("wake (suspended endpoint: connect + SELECT 1 through the proxy, TLS), {} samples: p50 {:.0f} ms, "
                "p99 {:.0f} ms\n",
                wakes, wake_p50, wake_p99);
