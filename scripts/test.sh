@@ -3,12 +3,32 @@
 # start real argond and PostgreSQL, the reflink tests loop-mount an XFS image and need root), then
 # the unit and integration suites again under ASan + UBSan, and argond under TSan through the tests
 # of the operations engine and the proxy (scripts/sanitize.sh). ARGON_SANITIZE=0 skips the last two.
+# The last lines say which stages failed and which tests, as a CI log is often read from its end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
-(cd build && ctest --output-on-failure --timeout 900 -j1) || status=$?
+summary=()
+
+# run_stage NAME CTEST_DIR COMMAND...: runs COMMAND; if it fails, notes the tests ctest saw fail
+# in CTEST_DIR (ctest rewrites that list on each run, and the TSan stage runs in build too).
+run_stage() {
+  local name=$1 dir=$2 failed_log="$2/Testing/Temporary/LastTestsFailed.log" failed=""
+  shift 2
+  rm -f "$failed_log"
+  "$@" && return 0
+  status=1
+  [[ -f $failed_log ]] && failed=$(cut -d: -f2- "$failed_log" | paste -sd' ' -)
+  summary+=("$name: ${failed:-no test failed; see the build output or the sanitizer reports above}")
+}
+normal_tests() { (cd build && ctest --output-on-failure --timeout 900 -j1); }
+
+run_stage "normal build" build normal_tests
 if [[ ${ARGON_SANITIZE:-1} != 0 ]]; then
-  scripts/sanitize.sh address || status=$?
-  scripts/sanitize.sh thread || status=$?
+  run_stage "ASan+UBSan" build-asan scripts/sanitize.sh address
+  run_stage "TSan" build scripts/sanitize.sh thread
+fi
+if ((status != 0)); then
+  echo "make test: FAILED" >&2
+  for line in "${summary[@]}"; do echo "  $line" >&2; done
 fi
 exit "$status"
