@@ -106,6 +106,28 @@ TEST(ProxyTest, EndpointFromOptionsOrPasswordAndPlaintextOnLoopback) {
   EXPECT_EQ(one_value(*pw, "select current_user"), "neondb_owner");
 }
 
+// Sends raw bytes to the proxy and returns everything it answers before closing.
+std::string raw_exchange(const Argond& a, const std::string& bytes) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket sock(io);
+  sock.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(a.proxy_port())});
+  boost::asio::write(sock, boost::asio::buffer(bytes));
+  sock.shutdown(boost::asio::ip::tcp::socket::shutdown_send);  // nothing more comes: no waiting for timeouts
+  std::string out;
+  boost::system::error_code ec;
+  char buf[4096];
+  for (;;) {
+    size_t n = sock.read_some(boost::asio::buffer(buf), ec);
+    out.append(buf, n);
+    if (ec) break;
+  }
+  return out;
+}
+
+std::string be32(uint32_t v) {
+  return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+}
+
 TEST(ProxyTest, PasswordsAreCheckedAgainstPostgresAndChangesCountAtOnce) {
   Argond a;
   auto p = create_project(a);
@@ -139,6 +161,13 @@ TEST(ProxyTest, PasswordsAreCheckedAgainstPostgresAndChangesCountAtOnce) {
                                                      p.endpoint)));
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message.find("password authentication failed"), std::string::npos) << r.error().message;
+  }
+  // Clients that leave in the middle of the exchange, while their backend is starting.
+  const std::string startup = std::string("user\0neondb_owner\0database\0neondb\0options\0endpoint=", 51) +
+                              p.endpoint + std::string("\0\0", 2);
+  for (int i = 0; i < 10; ++i) {
+    auto reply = raw_exchange(a, be32(8 + startup.size()) + be32(196608) + startup);
+    EXPECT_EQ(reply.substr(0, 1), "R") << "expected the SCRAM request, got " << reply;
   }
   auto backends = [&] {
     auto rows = ok->exec(
@@ -184,28 +213,6 @@ TEST(ProxyTest, RefusalsAreErrorResponsesThatSayWhatToDo) {
                                                    p.password, p.endpoint)));
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("is disabled"), std::string::npos) << r.error().message;
-}
-
-// Sends raw bytes to the proxy and returns everything it answers before closing.
-std::string raw_exchange(const Argond& a, const std::string& bytes) {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::socket sock(io);
-  sock.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(a.proxy_port())});
-  boost::asio::write(sock, boost::asio::buffer(bytes));
-  sock.shutdown(boost::asio::ip::tcp::socket::shutdown_send);  // nothing more comes: no waiting for timeouts
-  std::string out;
-  boost::system::error_code ec;
-  char buf[4096];
-  for (;;) {
-    size_t n = sock.read_some(boost::asio::buffer(buf), ec);
-    out.append(buf, n);
-    if (ec) break;
-  }
-  return out;
-}
-
-std::string be32(uint32_t v) {
-  return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
 }
 
 TEST(ProxyTest, MalformedAndOversizedPacketsGetAProtocolViolation) {
