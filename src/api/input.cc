@@ -1,5 +1,7 @@
 #include "api/input.h"
 
+#include <cmath>
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -88,20 +90,23 @@ Result<std::optional<bool>> Fields::boolean(std::string_view key) const {
 Result<std::optional<int64_t>> Fields::integer(std::string_view key, int64_t min, int64_t max) const {
   const json::value* v = get(key);
   if (!v) return std::optional<int64_t>{};
+  auto out_of_range = [&] {
+    return fail(ErrorCode::kBadRequest, fmt::format("{}: must be between {} and {}", path(key), min, max));
+  };
   int64_t n = 0;
   if (v->is_int64()) {
     n = v->as_int64();
-  } else if (v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
+  } else if (v->is_uint64()) {  // only above INT64_MAX: smaller ones parse as int64
+    if (v->as_uint64() > static_cast<uint64_t>(INT64_MAX)) return out_of_range();
     n = static_cast<int64_t>(v->as_uint64());
-  } else if (v->is_double() && v->as_double() == static_cast<double>(static_cast<int64_t>(v->as_double()))) {
+  } else if (v->is_double() && std::trunc(v->as_double()) == v->as_double()) {  // 5.0, 1e3
+    // Only doubles in [-2^63, 2^63) convert to int64_t; converting any other is undefined.
+    if (!(v->as_double() >= -0x1p63 && v->as_double() < 0x1p63)) return out_of_range();
     n = static_cast<int64_t>(v->as_double());
   } else {
     return fail(ErrorCode::kBadRequest, fmt::format("{}: must be an integer", path(key)));
   }
-  if (n < min || n > max) {
-    return fail(ErrorCode::kBadRequest,
-                fmt::format("{}: must be between {} and {}", path(key), min, max));
-  }
+  if (n < min || n > max) return out_of_range();
   return n;
 }
 

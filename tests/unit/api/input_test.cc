@@ -41,6 +41,35 @@ TEST(InputTest, FieldsNameTheFullPath) {
   EXPECT_FALSE(exp->value().has_value());  // explicit null clears
 }
 
+// The fuzzer found 4.44e26 converted to int64_t (undefined); every JSON number gets an answer.
+TEST(InputTest, IntegerFieldsTakeWholeNumbersInRangeOfAnyJsonForm) {
+  auto read = [](const std::string& number) {
+    HttpRequest req;
+    req.body = R"({"n":)" + number + "}";
+    auto body = parse_body(req);
+    EXPECT_TRUE(body) << number;
+    return Fields(&*body, "").integer("n", -5, 100000);
+  };
+  for (const auto& [number, want] : std::vector<std::pair<std::string, int64_t>>{
+           {"7", 7}, {"-5", -5}, {"5.0", 5}, {"1e3", 1000}, {"1E5", 100000}, {"-0.0", 0}}) {
+    auto r = read(number);
+    ASSERT_TRUE(r) << number << ": " << r.error().message;
+    EXPECT_EQ(r->value(), want) << number;
+  }
+  for (const char* number : {"100001", "-6", "4.44e26", "-4.44e26", "9223372036854775808", "18446744073709551615",
+                             "9.3e18", "-9.3e18", "1e308"}) {
+    auto r = read(number);
+    ASSERT_FALSE(r) << number;
+    EXPECT_EQ(r.error().message, "n: must be between -5 and 100000") << number;
+  }
+  EXPECT_EQ(read("null").value(), std::nullopt);  // as if absent
+  for (const char* number : {"2.5", "-0.1", "1e-3", "\"7\"", "true", "[1]"}) {
+    auto r = read(number);
+    ASSERT_FALSE(r) << number;
+    EXPECT_EQ(r.error().message, "n: must be an integer") << number;
+  }
+}
+
 TEST(InputTest, EmptyBodyIsAnEmptyObjectAndDeepNestingIsRefused) {
   HttpRequest empty;
   empty.headers["content-type"] = "application/x-www-form-urlencoded";  // what axios sends
