@@ -18,6 +18,10 @@ std::string format_time(int64_t epoch_seconds) {
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+std::string format_time_us(int64_t epoch_us) {
+  return fmt::format("{}.{:06d}Z", format_time(epoch_us / 1'000'000).substr(0, 19), epoch_us % 1'000'000);
+}
+
 namespace {
 
 bool read_digits(std::string_view s, size_t& pos, int count, int& out) {

@@ -26,6 +26,8 @@ class SystemClock final : public Clock {
 
 // "2024-05-01T10:00:00Z" (seconds precision, UTC).
 std::string format_time(int64_t epoch_seconds);
+// "2024-05-01T10:00:00.123456Z" (microseconds since the epoch, UTC); parse_time_us reads it back.
+std::string format_time_us(int64_t epoch_us);
 // Accepts RFC 3339 with optional fractional seconds and a Z or ±HH:MM offset. Returns seconds
 // (the fraction dropped), or microseconds (the fraction kept to six digits).
 std::optional<int64_t> parse_time(std::string_view text);

@@ -29,10 +29,6 @@ std::vector<std::string_view> lines_of(std::string_view text) {
   return out;
 }
 
-std::string format_us(int64_t us) {
-  return fmt::format("{}.{:06d}Z", format_time(us / 1'000'000).substr(0, 19), us % 1'000'000);
-}
-
 // Runs a PostgreSQL tool with its output (stdout and stderr) into `scratch`; returns the text.
 Result<std::string> run_tool(ProcessRunner& runner, std::vector<std::string> argv, const fs::path& scratch) {
   ProcessSpec spec;
@@ -189,22 +185,22 @@ Status point_is_current(const WalHistory& h, const PointInTime& point, int64_t n
     // The first instant the time names must have come; its last one is what commits compare to.
     const int64_t first = point.time->first_us, t = point.time->last_us();
     if (first > now_us) {
-      return fail(ErrorCode::kBadRequest, fmt::format("timestamp: {} is in the future", format_us(first)));
+      return fail(ErrorCode::kBadRequest, fmt::format("timestamp: {} is in the future", format_time_us(first)));
     }
     if (t < branch_created_us) {
       return fail(ErrorCode::kBadRequest, fmt::format("timestamp: {} is before the branch was created ({})",
-                                                      format_us(t), format_us(branch_created_us)));
+                                                      format_time_us(t), format_time_us(branch_created_us)));
     }
     if (h.last_commit_time_us) {
       if (*h.last_commit_time_us <= t) return {};
       return fail(ErrorCode::kConflict, fmt::format("timestamp: a transaction committed on the branch at {}, after {}{}",
-                                                    format_us(*h.last_commit_time_us), format_us(t), kNotAvailable));
+                                                    format_time_us(*h.last_commit_time_us), format_time_us(t), kNotAvailable));
     }
     if (h.checkpoint_time_us <= t) return {};
     return fail(ErrorCode::kConflict,
                 fmt::format("timestamp: {} is before the branch's latest checkpoint ({}), so the WAL kept cannot "
                             "tell whether anything committed after it{}",
-                            format_us(t), format_us(h.checkpoint_time_us), kNotAvailable));
+                            format_time_us(t), format_time_us(h.checkpoint_time_us), kNotAvailable));
   }
   if (point.lsn) {
     const uint64_t l = *point.lsn;

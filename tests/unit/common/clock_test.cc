@@ -8,6 +8,8 @@ namespace {
 TEST(ClockTest, FormatsUtcSeconds) {
   EXPECT_EQ(format_time(0), "1970-01-01T00:00:00Z");
   EXPECT_EQ(format_time(1669225345), "2022-11-23T17:42:25Z");
+  EXPECT_EQ(format_time_us(1669225345'000'042), "2022-11-23T17:42:25.000042Z");
+  EXPECT_EQ(parse_time_us(format_time_us(1669225345'123'456)), 1669225345'123'456);
 }
 
 TEST(ClockTest, ParsesWhatClientsSend) {
