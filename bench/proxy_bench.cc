@@ -139,6 +139,14 @@ pid_t spawn_as_postgres(const std::vector<std::string>& argv, const fs::path& lo
   return pid;
 }
 
+// Copies of the proxy's certificate and key in `dir`, as server.crt and server.key, for a server
+// that runs as the postgres user (chown_to_postgres) and wants its key private.
+void copy_tls_files(const fs::path& cert, const fs::path& key, const fs::path& dir) {
+  fs::copy_file(cert, dir / "server.crt", fs::copy_options::overwrite_existing);
+  fs::copy_file(key, dir / "server.key", fs::copy_options::overwrite_existing);
+  fs::permissions(dir / "server.key", fs::perms::owner_read | fs::perms::owner_write);
+}
+
 void stop_child(pid_t pid, int signal) {
   if (pid <= 0) return;
   ::kill(pid, signal);
@@ -152,9 +160,7 @@ class Bouncer {
           const fs::path& key, int port)
       : dir_(dir), port_(port) {
     fs::create_directories(dir);
-    // The certificate and key copies must be readable by the postgres user.
-    fs::copy_file(cert, dir / "server.crt", fs::copy_options::overwrite_existing);
-    fs::copy_file(key, dir / "server.key", fs::copy_options::overwrite_existing);
+    copy_tls_files(cert, key, dir);
     std::ofstream(dir / "userlist.txt") << fmt::format("\"neondb_owner\" \"{}\"\n", verifier);
     std::ofstream(dir / "pgbouncer.ini") << fmt::format(
         "[databases]\nneondb = host={} port=5432 dbname=neondb\n"
@@ -186,9 +192,7 @@ class ReferencePostgres {
       : dir_(dir), port_(port) {
     fs::remove_all(dir);
     fs::create_directories(dir);
-    fs::copy_file(cert, dir / "server.crt");
-    fs::copy_file(key, dir / "server.key");
-    fs::permissions(dir / "server.key", fs::perms::owner_read | fs::perms::owner_write);
+    copy_tls_files(cert, key, dir);
     std::ofstream(dir / "pwfile") << password << "\n";
     chown_to_postgres(dir);
     pid_t initdb = spawn_as_postgres({(bindir / "initdb").string(), "-D", (dir / "data").string(), "-U", "postgres",
