@@ -175,8 +175,7 @@ TEST(ProxyTest, PasswordsAreCheckedAgainstPostgresAndChangesCountAtOnce) {
         "AND usename = 'neondb_owner'");
     return rows ? rows->value(0, 0) : std::string("query failed: " + rows.error().message);
   };
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  while (backends() != "0" && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 500 && backends() != "0"; ++i) std::this_thread::sleep_for(20ms);
   EXPECT_EQ(backends(), "0") << "a failed login left its backend open";
 }
 
