@@ -1,20 +1,54 @@
 #!/usr/bin/env bash
 # `make run`: starts argond with embedded defaults and prints what a user needs to connect.
+# It talks only to the argond it started: readiness is that process's own "ARGOND_API_URL=" line,
+# never an answer on the port (which another server may hold), and if argond exits, its own
+# message is what the user sees.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR=${DATA_DIR:-$PWD/.argon}
 LISTEN=${ARGON_LISTEN:-127.0.0.1:8420}
+PROXY_LISTEN=${ARGON_PROXY_LISTEN:-127.0.0.1:5420}
+ARGOND=${ARGOND:-build/bin/argond}
+
+# port_holder PORT: what listens on TCP PORT ("name (pid N)"), empty when nothing does.
+port_holder() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | head -n 1 | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 (pid \2)/p;t;s/.*/another process/p'
+}
+for pair in "API:$LISTEN:ARGON_LISTEN" "proxy:$PROXY_LISTEN:ARGON_PROXY_LISTEN"; do
+  IFS=: read -r what host port var <<<"$pair"
+  if [[ $port != 0 ]] && holder=$(port_holder "$port") && [[ -n $holder ]]; then
+    echo "make run: port $port (the $what address $host:$port) is already in use by $holder." >&2
+    echo "  Stop it, or choose another address: $var=$host:<port> make run" >&2
+    exit 1
+  fi
+done
+
 mkdir -p "$DATA_DIR"
 log="$DATA_DIR/argond.stdout"
-build/bin/argond --data-dir "$DATA_DIR" --listen "$LISTEN" "$@" >"$log" 2>&1 &
+: >"$log"
+"$ARGOND" --data-dir "$DATA_DIR" --listen "$LISTEN" --proxy-listen "$PROXY_LISTEN" "$@" >"$log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
-for _ in $(seq 1 300); do
-  if curl -sf "http://$LISTEN/healthz" >/dev/null 2>&1; then break; fi
-  if ! kill -0 $pid 2>/dev/null; then cat "$log" >&2; echo "argond failed to start" >&2; exit 1; fi
-  sleep 0.2
+
+api=""
+for _ in $(seq 1 600); do
+  api=$(sed -n 's/^ARGOND_API_URL=//p' "$log" | tail -n 1)
+  [[ -n $api ]] && break
+  if ! kill -0 "$pid" 2>/dev/null; then
+    wait "$pid" && rc=0 || rc=$?
+    echo "make run: argond exited (status $rc) before it was ready. Its last words:" >&2
+    grep -v '^ARGOND_' "$log" | tail -n 20 | sed 's/^/  /' >&2
+    exit 1
+  fi
+  sleep 0.1
 done
-api="http://$LISTEN/api/v2"
+if [[ -z $api ]]; then
+  echo "make run: argond (pid $pid) did not report ready within 60 s; its log is $log" >&2
+  kill -TERM "$pid" 2>/dev/null || true
+  exit 1
+fi
+
+# From here on every request goes to the address argond itself printed.
 key=${ARGON_API_KEY:-$(cat "$DATA_DIR/api-key")}
 auth="Authorization: Bearer $key"
 project=$(curl -sf "$api/projects?limit=1" -H "$auth" | python3 -c 'import json,sys; p=json.load(sys.stdin)["projects"]; print(p[0]["id"] if p else "")')
