@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "api/api_service.h"
-#include "ops/actions.h"
 
 namespace argon::api {
 
@@ -181,15 +180,17 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, parent->id, b.id, now));
 
     std::vector<catalog::Operation> ops;
-    ops.push_back(engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt,
-                                        {{"source", "parent"}}));
+    ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().add(tx, p.id, b.id, std::nullopt,
+                                                                     ops::params::CreateBranch{}));
     json::array eps_json;
     std::optional<catalog::Endpoint> rw;
     for (auto& req : eps) {
       catalog::Endpoint e = new_endpoint(p, b.id);
       ARGON_RETURN_IF_ERROR(apply_endpoint_fields(req.fields, e, p.pg_version));
       ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
-      if (!e.disabled) ops.push_back(engine_.planner().start_endpoint(tx, e));
+      if (!e.disabled) {
+        ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));
+      }
       eps_json.push_back(endpoint_json(e, options_.address));
       rw = e;
     }
@@ -270,7 +271,7 @@ Result<ApiService::Reply> ApiService::delete_branch(Ctx& c) {
                   fmt::format("branch {} has {} child branch{}; delete them first", b.id, children,
                               children == 1 ? "" : "es"));
     }
-    auto ops = engine_.planner().delete_branch(tx, b);
+    ARGON_ASSIGN_OR_RETURN(auto ops, engine_.planner().delete_branch(tx, b));
     return Reply{200, json::object{{"branch", branch_json(b)}, {"operations", ops_json(ops)}}};
   });
 }
@@ -347,7 +348,7 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
                               "the preserved branch)",
                               b.id, children.size(), children.size() == 1 ? "" : "es"));
     }
-    json::object params{{"source", "reset"}, {"source_branch_id", source.id}};
+    ops::params::ResetBranch params{source.id, std::nullopt};
     if (preserve) {
       ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, *preserve));
       catalog::Branch keep;
@@ -367,7 +368,7 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
         child.updated_at = now;
         ARGON_RETURN_IF_ERROR(tx.put_branch(child));
       }
-      params["preserve_branch_id"] = keep.id;
+      params.preserve_branch_id = keep.id;
     }
     // The catalog's roles and databases become the source's, as its data will be.
     for (const auto& r : tx.list_roles(b.id, true)) ARGON_RETURN_IF_ERROR(tx.delete_role_row(b.id, r.name));
@@ -375,7 +376,7 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, source.id, b.id, now));
     b.updated_at = now;
     ARGON_RETURN_IF_ERROR(tx.put_branch(b));
-    auto op = engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt, params);
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().add(tx, p.id, b.id, std::nullopt, params));
     return Reply{200, json::object{{"branch", branch_json(b)}, {"operations", ops_json({op})}}};
   });
 }

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "api/api_service.h"
-#include "ops/actions.h"
 
 namespace argon::api {
 
@@ -133,7 +132,9 @@ Result<ApiService::Reply> ApiService::create_endpoint(Ctx& c) {
     ARGON_RETURN_IF_ERROR(apply_endpoint_fields(f, e, p.pg_version));
     ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
     std::vector<catalog::Operation> ops;
-    if (!e.disabled) ops.push_back(engine_.planner().start_endpoint(tx, e));
+    if (!e.disabled) {
+      ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));
+    }
     return Reply{201, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json(ops)}}};
   });
 }
@@ -180,12 +181,14 @@ Result<ApiService::Reply> ApiService::update_endpoint(Ctx& c) {
     if (active && (restart_needed || e.disabled)) {
       // Stop the compute of the branch the endpoint served before the change; the row keeps the
       // new binding.
-      ops.push_back(engine_.planner().add(tx, p.id, ops::action::kSuspendCompute, before.branch_id, e.id,
-                                          {{"branch_id", before.branch_id}}));
+      ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().add(tx, p.id, before.branch_id, e.id,
+                                                                       ops::params::SuspendCompute{before.branch_id}));
       e.pending_state = std::string(catalog::endpoint_state::kIdle);
       ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
     }
-    if (restart_needed && !e.disabled) ops.push_back(engine_.planner().start_endpoint(tx, e));
+    if (restart_needed && !e.disabled) {
+      ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));
+    }
     return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json(ops)}}};
   });
 }
@@ -196,8 +199,8 @@ Result<ApiService::Reply> ApiService::delete_endpoint(Ctx& c) {
     auto any = tx.get_endpoint(p.id, c.param("endpoint_id"), true);
     if (any && any->deleted) return Reply{204, nullptr};
     ARGON_ASSIGN_OR_RETURN(auto e, find_endpoint(tx, p, c.param("endpoint_id")));
-    auto ops = engine_.planner().delete_endpoint(tx, e);
-    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json(ops)}}};
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().delete_endpoint(tx, e));
+    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json({op})}}};
   });
 }
 
@@ -208,7 +211,7 @@ Result<ApiService::Reply> ApiService::start_endpoint(Ctx& c) {
     if (e.disabled) {
       return fail(ErrorCode::kConflict, fmt::format("endpoint {} is disabled; enable it first", e.id));
     }
-    auto op = engine_.planner().start_endpoint(tx, e);
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().start_endpoint(tx, e));
     return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json({op})}}};
   });
 }
@@ -217,7 +220,7 @@ Result<ApiService::Reply> ApiService::suspend_endpoint(Ctx& c) {
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto e, find_endpoint(tx, p, c.param("endpoint_id")));
-    auto op = engine_.planner().suspend_endpoint(tx, e);
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().suspend_endpoint(tx, e));
     return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json({op})}}};
   });
 }
@@ -230,8 +233,8 @@ Result<ApiService::Reply> ApiService::restart_endpoint(Ctx& c) {
       return fail(ErrorCode::kConflict, fmt::format("endpoint {} is disabled; enable it first", e.id));
     }
     std::vector<catalog::Operation> ops;
-    ops.push_back(engine_.planner().suspend_endpoint(tx, e));
-    ops.push_back(engine_.planner().start_endpoint(tx, e));
+    ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().suspend_endpoint(tx, e));
+    ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));
     return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json(ops)}}};
   });
 }

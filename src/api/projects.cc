@@ -5,7 +5,6 @@
 #include "api/api_service.h"
 #include "api/names.h"
 #include "common/random.h"
-#include "ops/actions.h"
 
 namespace argon::api {
 
@@ -105,9 +104,10 @@ Result<ApiService::Reply> ApiService::create_project(Ctx& c) {
     ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
 
     std::vector<catalog::Operation> ops;
-    ops.push_back(engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt,
-                                        {{"source", "template"}}));
-    ops.push_back(engine_.planner().start_endpoint(tx, e));
+    ARGON_ASSIGN_OR_RETURN(ops.emplace_back(),
+                           engine_.planner().add(tx, p.id, b.id, std::nullopt,
+                                                 ops::params::CreateBranch{ops::params::CreateBranch::Source::kTemplate}));
+    ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));
 
     json::object out{{"project", project_json(p, options_.address)},
                      {"connection_uris", json::array{connection_details_json(e, r, d.name, options_.address)}},
@@ -159,8 +159,8 @@ Result<ApiService::Reply> ApiService::delete_project(Ctx& c) {
     auto branches = tx.list_branches(p.id);
     std::stable_sort(branches.begin(), branches.end(),
                      [](const catalog::Branch& a, const catalog::Branch& b) { return a.created_at > b.created_at; });
-    for (const auto& b : branches) engine_.planner().delete_branch(tx, b);
-    for (auto s : tx.list_snapshots(p.id)) engine_.planner().delete_snapshot(tx, s);
+    for (const auto& b : branches) ARGON_RETURN_IF_ERROR(engine_.planner().delete_branch(tx, b));
+    for (auto s : tx.list_snapshots(p.id)) ARGON_RETURN_IF_ERROR(engine_.planner().delete_snapshot(tx, s));
     p.deleted_at = p.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_project(p));
     return Reply{200, json::object{{"project", project_json(p, options_.address)}}};

@@ -5,7 +5,6 @@
 #include "api/api_service.h"
 #include "api/names.h"
 #include "common/random.h"
-#include "ops/actions.h"
 
 namespace argon::api {
 
@@ -56,7 +55,7 @@ Result<ApiService::Reply> ApiService::create_role(Ctx& c) {
     const int64_t now = clock_.now_ms();
     catalog::Role r{p.id, b.id, *name, generate_password(), false, no_login.value_or(false), now, now, false};
     ARGON_RETURN_IF_ERROR(tx.put_role(r));
-    auto op = engine_.planner().apply_config(tx, b, {{"kind", ops::change::kCreateRole}, {"name", r.name}});
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kCreateRole, r.name}));
     return Reply{201, json::object{{"role", role_json(r, true)}, {"operations", ops_json({op})}}};
   });
 }
@@ -86,7 +85,7 @@ Result<ApiService::Reply> ApiService::delete_role(Ctx& c) {
     r.pending_delete = true;
     r.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_role(r));
-    auto op = engine_.planner().apply_config(tx, b, {{"kind", ops::change::kDeleteRole}, {"name", r.name}});
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kDeleteRole, r.name}));
     return Reply{200, json::object{{"role", role_json(r, false)}, {"operations", ops_json({op})}}};
   });
 }
@@ -117,7 +116,8 @@ Result<ApiService::Reply> ApiService::reset_password(Ctx& c) {
     r.password = generate_password();
     r.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_role(r));
-    auto op = engine_.planner().apply_config(tx, b, {{"kind", ops::change::kResetPassword}, {"name", r.name}});
+    ARGON_ASSIGN_OR_RETURN(auto op,
+                           engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kResetPassword, r.name}));
     return Reply{200, json::object{{"role", role_json(r, true)}, {"operations", ops_json({op})}}};
   });
 }
@@ -159,7 +159,8 @@ Result<ApiService::Reply> ApiService::create_database(Ctx& c) {
     const int64_t now = clock_.now_ms();
     catalog::Database d{0, p.id, b.id, *name, *owner, now, now, false};
     ARGON_RETURN_IF_ERROR(tx.put_database(d));
-    auto op = engine_.planner().apply_config(tx, b, {{"kind", ops::change::kCreateDatabase}, {"id", d.id}});
+    ARGON_ASSIGN_OR_RETURN(auto op,
+                           engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kCreateDatabase, {}, d.id}));
     return Reply{201, json::object{{"database", database_json(d)}, {"operations", ops_json({op})}}};
   });
 }
@@ -205,8 +206,8 @@ Result<ApiService::Reply> ApiService::update_database(Ctx& c) {
     }
     d.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_database(d));
-    auto op = engine_.planner().apply_config(
-        tx, b, {{"kind", ops::change::kUpdateDatabase}, {"id", d.id}, {"old_name", old_name}});
+    ARGON_ASSIGN_OR_RETURN(
+        auto op, engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kUpdateDatabase, {}, d.id, old_name}));
     return Reply{200, json::object{{"database", database_json(d)}, {"operations", ops_json({op})}}};
   });
 }
@@ -219,7 +220,8 @@ Result<ApiService::Reply> ApiService::delete_database(Ctx& c) {
     d.pending_delete = true;
     d.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_database(d));
-    auto op = engine_.planner().apply_config(tx, b, {{"kind", ops::change::kDeleteDatabase}, {"id", d.id}});
+    ARGON_ASSIGN_OR_RETURN(auto op,
+                           engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kDeleteDatabase, {}, d.id}));
     return Reply{200, json::object{{"database", database_json(d)}, {"operations", ops_json({op})}}};
   });
 }

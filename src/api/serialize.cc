@@ -186,7 +186,6 @@ json::object operation_json(const catalog::Operation& op) {
   o["status"] = op.status;
   put_opt(o, "error", op.error);
   o["failures_count"] = op.failures_count;
-  put_opt_ts(o, "retry_at", op.retry_at);
   o["created_at"] = ts(op.created_at);
   o["updated_at"] = ts(op.updated_at);
   o["total_duration_ms"] = op.total_duration_ms;

@@ -6,7 +6,6 @@
 
 #include "api/api_service.h"
 #include "common/clock.h"
-#include "ops/actions.h"
 
 namespace argon::api {
 
@@ -112,9 +111,8 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
     ARGON_RETURN_IF_ERROR(tx.put_snapshot(s));
     // The catalog's view of roles and databases goes with the snapshot, under its id.
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, b.id, s.id, now));
-    json::object op_params{{"snapshot_id", s.id}};
-    if (wal_end) op_params["wal_end"] = *wal_end;
-    auto op = engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, b.id, std::nullopt, op_params);
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().add(tx, p.id, b.id, std::nullopt,
+                                                          ops::params::CreateSnapshot{s.id, wal_end}));
     return Reply{200, json::object{{"snapshot", snapshot_json(s)}, {"operations", ops_json({op})}}};
   });
 }
@@ -153,7 +151,7 @@ Result<ApiService::Reply> ApiService::delete_snapshot(Ctx& c) {
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto s, find_snapshot(tx, p, c.param("snapshot_id")));
-    auto op = engine_.planner().delete_snapshot(tx, s);
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().delete_snapshot(tx, s));
     return Reply{202, json::object{{"operations", ops_json({op})}}};
   });
 }
@@ -221,12 +219,12 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
     // source branch may be long gone.
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, s.id, n.id, now));
     std::vector<catalog::Operation> ops;
-    ops.push_back(engine_.planner().add(tx, p.id, ops::action::kCreateTimeline, n.id, std::nullopt,
-                                        {{"source", "snapshot"}, {"snapshot_id", s.id}}));
+    ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().add(tx, p.id, n.id, std::nullopt,
+                                                                     ops::params::RestoreBranch{s.id}));
     json::array endpoints;
     if (finalize.value_or(false)) {
-      ops.push_back(engine_.planner().add(tx, p.id, ops::action::kSwapBindingId, n.id, std::nullopt,
-                                          {{"target_branch_id", target->id}}));
+      ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().add(tx, p.id, n.id, std::nullopt,
+                                                                       ops::params::FinalizeRestore{target->id}));
       swap_op = ops.back().id;
       for (auto ep : tx.list_branch_endpoints(target->id)) {
         endpoints.push_back(endpoint_json(ep, options_.address));
@@ -265,9 +263,8 @@ Result<ApiService::Reply> ApiService::finalize_restore(Ctx& c) {
                   fmt::format("branch {}, which this restore would replace, no longer exists", n.restore_target.value_or("?")));
     }
     if (old_name) ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, *old_name, target->id));
-    json::object params{{"target_branch_id", target->id}};
-    if (old_name) params["old_name"] = *old_name;
-    auto op = engine_.planner().add(tx, p.id, ops::action::kSwapBindingId, n.id, std::nullopt, params);
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().add(tx, p.id, n.id, std::nullopt,
+                                                          ops::params::FinalizeRestore{target->id, old_name}));
     swap_op = op.id;
     std::vector<std::string> gated;
     for (const auto& ep : tx.list_branch_endpoints(target->id)) gated.push_back(ep.id);

@@ -123,16 +123,15 @@ struct Operation {
   std::string project_id;
   std::optional<std::string> branch_id;
   std::optional<std::string> endpoint_id;
-  std::string action;
+  std::string kind;    // what runs it: ops/params.h ActionKind
+  std::string action;  // Neon's OperationAction, as the API shows it
   std::string status{op_status::kScheduling};
   int failures_count = 0;
   std::optional<std::string> error;
-  std::string params_json = "{}";  // action arguments; see ops/actions.h
-  int step = 0;                    // last completed step, for resuming after a crash
+  std::string params_json = "{}";  // the kind's parameters; see ops/params.h
   int64_t created_at = 0;
   int64_t updated_at = 0;
   int64_t total_duration_ms = 0;
-  std::optional<int64_t> retry_at;
 
   bool terminal() const {
     return status == op_status::kFinished || status == op_status::kFailed ||

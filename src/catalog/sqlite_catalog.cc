@@ -69,6 +69,24 @@ CREATE TABLE snapshots(
 CREATE INDEX snapshots_project ON snapshots(project_id, created_at);
 ALTER TABLE branches ADD COLUMN restore_target TEXT;
 )sql",
+    // Operations record the kind of work (ops/params.h) beside Neon's action name, which several
+    // kinds share; rows from before are given theirs by the parameters they hold. `step` and
+    // `retry_at` were never used.
+    R"sql(
+ALTER TABLE operations ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+UPDATE operations SET kind = CASE
+  WHEN action = 'swap_binding_id' THEN 'finalize_restore'
+  WHEN action = 'create_timeline' AND json_extract(params, '$.source') = 'snapshot' THEN 'restore_branch'
+  WHEN action = 'create_timeline' AND json_extract(params, '$.source') = 'reset' THEN 'reset_branch'
+  WHEN action = 'create_timeline' AND json_extract(params, '$.source') IS NULL
+       AND json_extract(params, '$.snapshot_id') IS NOT NULL THEN 'create_snapshot'
+  WHEN action = 'create_timeline' THEN 'create_branch'
+  WHEN action = 'delete_timeline' AND json_extract(params, '$.snapshot_id') IS NOT NULL THEN 'delete_snapshot'
+  WHEN action = 'delete_timeline' THEN 'delete_branch'
+  ELSE action END;
+ALTER TABLE operations DROP COLUMN step;
+ALTER TABLE operations DROP COLUMN retry_at;
+)sql",
 };
 
 // A prepared statement with positional binding (1-based, in call order) and column reading.
@@ -170,8 +188,8 @@ constexpr std::string_view kRoleCols =
 constexpr std::string_view kDatabaseCols =
     "id, project_id, branch_id, name, owner_name, created_at, updated_at, pending_delete";
 constexpr std::string_view kOperationCols =
-    "seq, id, project_id, branch_id, endpoint_id, action, status, failures_count, error, params, "
-    "step, created_at, updated_at, total_duration_ms, retry_at";
+    "seq, id, project_id, branch_id, endpoint_id, kind, action, status, failures_count, error, params, "
+    "created_at, updated_at, total_duration_ms";
 constexpr std::string_view kSnapshotCols =
     "id, project_id, name, source_branch_id, lsn, timestamp, state, expires_at, full_size, created_at, "
     "updated_at, deleted";
@@ -291,16 +309,15 @@ Operation read_operation(Stmt& s) {
   o.project_id = s.text();
   o.branch_id = s.opt_text();
   o.endpoint_id = s.opt_text();
+  o.kind = s.text();
   o.action = s.text();
   o.status = s.text();
   o.failures_count = static_cast<int>(s.i64());
   o.error = s.opt_text();
   o.params_json = s.text();
-  o.step = static_cast<int>(s.i64());
   o.created_at = s.i64();
   o.updated_at = s.i64();
   o.total_duration_ms = s.i64();
-  o.retry_at = s.opt_i64();
   return o;
 }
 
@@ -537,9 +554,9 @@ class SqliteTx final : public Tx {
     } else {
       s.bind(o.seq);
     }
-    s.bind(o.id).bind(o.project_id).bind(o.branch_id).bind(o.endpoint_id).bind(o.action);
-    s.bind(o.status).bind(o.failures_count).bind(o.error).bind(o.params_json).bind(o.step);
-    s.bind(o.created_at).bind(o.updated_at).bind(o.total_duration_ms).bind(o.retry_at);
+    s.bind(o.id).bind(o.project_id).bind(o.branch_id).bind(o.endpoint_id).bind(o.kind).bind(o.action);
+    s.bind(o.status).bind(o.failures_count).bind(o.error).bind(o.params_json);
+    s.bind(o.created_at).bind(o.updated_at).bind(o.total_duration_ms);
     s.exec();
     if (o.seq == 0) o.seq = sqlite3_last_insert_rowid(db_);
     return {};
@@ -692,7 +709,7 @@ Status SqliteCatalog::migrate() {
     auto st = exec_sql(db_, kMigrations[v]);
     if (st) st = exec_sql(db_, fmt::format("PRAGMA user_version = {}", v + 1).c_str());
     if (!st) {
-      (void)exec_sql(db_, "ROLLBACK");
+      (void)exec_sql(db_, "ROLLBACK");  // the migration's error is the one to report
       return st;
     }
     if (auto c = exec_sql(db_, "COMMIT"); !c) return c;
@@ -712,11 +729,11 @@ Status SqliteCatalog::run(const std::function<Status(Tx&)>& fn) {
     result = fail(ErrorCode::kInternal, "catalog error", e.what());
   }
   if (!result) {
-    (void)exec_sql(db_, "ROLLBACK");
+    (void)exec_sql(db_, "ROLLBACK");  // the callback's or COMMIT's error is the one to report
     return result;
   }
   if (auto st = exec_sql(db_, "COMMIT"); !st) {
-    (void)exec_sql(db_, "ROLLBACK");
+    (void)exec_sql(db_, "ROLLBACK");  // the callback's or COMMIT's error is the one to report
     return st;
   }
   return {};

@@ -216,7 +216,7 @@ int main(int argc, char** argv) {
   proxy::ProxyServer proxy(io, po, tls, engine, clock);
   const int proxy_bound = check(proxy.listen());
   engine.set_connection_control(&proxy);
-  engine.start();
+  check(engine.start());
 
   RandomIdGenerator ids;
   api::ApiOptions ao;

@@ -1,0 +1,111 @@
+#include "ops/action_env.h"
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace argon::ops {
+
+namespace json = boost::json;
+
+std::vector<std::pair<std::string, std::string>> pg_settings_of(const std::string& settings_json) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::error_code ec;
+  const auto settings = json::parse(settings_json, ec);
+  if (ec || !settings.is_object()) return out;
+  if (auto* pg = settings.as_object().if_contains("pg_settings"); pg && pg->is_object()) {
+    for (const auto& [k, v] : pg->as_object()) {
+      if (v.is_string()) out.emplace_back(std::string(k), std::string(v.as_string()));
+    }
+  }
+  return out;
+}
+
+void log_if_cleanup_failed(const Status& st, std::string_view what) {
+  if (!st) spdlog::warn("clean-up failed ({}): {} {}", what, st.error().message, st.error().detail);
+}
+
+std::optional<BranchRuntime> ActionEnv::load_runtime(catalog::Tx& tx, std::string_view project_id,
+                                                     std::string_view branch_id, bool include_deleted) {
+  auto branch = tx.get_branch(project_id, branch_id, include_deleted);
+  if (!branch) return std::nullopt;
+  auto project = tx.get_project(project_id, true);
+  if (!project) return std::nullopt;
+  return BranchRuntime{std::move(*branch), project->pg_version, tx.list_branch_endpoints(branch_id)};
+}
+
+Result<const PgInstall*> ActionEnv::install(int pg_major) const {
+  const PgInstall* inst = pg.find(pg_major);
+  if (!inst) return fail(ErrorCode::kInternal, fmt::format("PostgreSQL {} is not installed on this server", pg_major));
+  return inst;
+}
+
+Status ActionEnv::ensure_compute(const BranchRuntime& rt) {
+  ARGON_ASSIGN_OR_RETURN(const PgInstall* inst, install(rt.pg_major));
+  if (!storage.branch_exists(rt.branch.id)) {
+    return fail(ErrorCode::kInternal,
+                fmt::format("branch {} has no data directory; it may still be being created", rt.branch.id));
+  }
+  compute::ComputeSpec spec;
+  spec.id = rt.branch.id;
+  spec.pgdata = storage.branch_pgdata(rt.branch.id);
+  spec.run_dir = storage.run_dir(rt.branch.id);
+  spec.log_file = storage.log_path(rt.branch.id);
+  spec.pg = *inst;
+  // The endpoint's settings.pg_settings become `-c name=value` (checked by the api).
+  if (!rt.endpoints.empty()) spec.settings = pg_settings_of(rt.endpoints.front().settings_json);
+  return computes.start(spec, options.compute_start_timeout);
+}
+
+Status ActionEnv::stop_compute(std::string_view branch_id) {
+  return computes.stop(branch_id, options.compute_stop_timeout);
+}
+
+void ActionEnv::discard_branch(const std::string& branch_id) {
+  log_if_cleanup_failed(stop_compute(branch_id), "stop the compute of a branch that failed");
+  log_if_cleanup_failed(storage.remove_branch(branch_id), "remove the data of a branch that failed");
+  log_if_cleanup_failed(catalog.run([&](catalog::Tx& tx) -> Status {
+    for (const auto& ep : tx.list_branch_endpoints(branch_id)) ARGON_RETURN_IF_ERROR(tx.delete_endpoint_row(ep.id));
+    return tx.delete_branch_row(branch_id);
+  }),
+                        "remove the rows of a branch that failed");
+}
+
+Status ActionEnv::mark_branch_ready(const std::string& project_id, const std::string& branch_id,
+                                    const std::optional<std::string>& parent_lsn) {
+  return catalog.run([&](catalog::Tx& tx) -> Status {
+    auto b = tx.get_branch(project_id, branch_id, true);
+    if (!b) return {};
+    b->current_state = catalog::branch_state::kReady;
+    b->pending_state.reset();
+    b->state_changed_at = b->updated_at = clock.now_ms();
+    if (parent_lsn) b->parent_lsn = parent_lsn;
+    return tx.put_branch(*b);
+  });
+}
+
+void ActionEnv::fence(const std::vector<std::string>& endpoint_ids, const std::string& reason) {
+  if (!control) return;
+  for (const auto& id : endpoint_ids) control->gate(id);
+  for (const auto& id : endpoint_ids) control->terminate(id, reason);
+}
+
+void ActionEnv::unfence(const std::vector<std::string>& endpoint_ids) {
+  if (!control) return;
+  for (const auto& id : endpoint_ids) control->ungate(id);
+}
+
+void set_serving(catalog::Endpoint& ep, bool running, int64_t now) {
+  ep.current_state = std::string(running ? catalog::endpoint_state::kActive : catalog::endpoint_state::kIdle);
+  ep.pending_state.reset();
+  if (running) ep.started_at = ep.last_active = now;
+  ep.updated_at = now;
+}
+
+std::vector<std::string> ids_of(const std::vector<catalog::Endpoint>& endpoints) {
+  std::vector<std::string> ids;
+  for (const auto& ep : endpoints) ids.push_back(ep.id);
+  return ids;
+}
+
+}  // namespace argon::ops

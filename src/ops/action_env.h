@@ -1,0 +1,80 @@
+// What the actions of the operations engine work with: the catalog, storage, the computes, the
+// installed PostgreSQL versions, the clock, the proxy's control over client connections, and the
+// few steps several actions share (starting a branch's compute, fencing its endpoints).
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "common/clock.h"
+#include "common/pg_install.h"
+#include "compute/compute_manager.h"
+#include "compute/endpoint_access.h"
+#include "storage/storage.h"
+
+namespace argon::ops {
+
+struct EngineOptions {
+  int workers = 2;
+  std::chrono::milliseconds compute_start_timeout{60000};
+  std::chrono::milliseconds compute_stop_timeout{30000};
+  std::chrono::milliseconds expiry_interval{10000};
+  // Branches a finalized restore left behind ('<name> (old)') are deleted once unchanged this long;
+  // zero keeps them until a user deletes them.
+  std::chrono::seconds old_branch_retention{0};
+};
+
+// A branch as the actions that start its compute need it: the version it runs and the settings of
+// its endpoint.
+struct BranchRuntime {
+  catalog::Branch branch;
+  int pg_major = 0;
+  std::vector<catalog::Endpoint> endpoints;  // not deleted
+};
+
+struct ActionEnv {
+  catalog::Catalog& catalog;
+  storage::Storage& storage;
+  compute::ComputeManager& computes;
+  const PgInstalls& pg;
+  const Clock& clock;
+  EngineOptions options;
+  compute::ConnectionControl* control = nullptr;  // the proxy; set before the engine starts
+
+  // Inside a read: the branch with its project's version and its endpoints; nullopt when the
+  // branch (or its project) is gone.
+  static std::optional<BranchRuntime> load_runtime(catalog::Tx& tx, std::string_view project_id,
+                                                   std::string_view branch_id, bool include_deleted = false);
+  [[nodiscard]] Result<const PgInstall*> install(int pg_major) const;
+  // Starts the compute serving the branch (idempotent) with its endpoint's pg_settings.
+  [[nodiscard]] Status ensure_compute(const BranchRuntime& runtime);
+  [[nodiscard]] Status stop_compute(std::string_view branch_id);
+  // A branch whose data could not be built: its compute, directory, endpoints and row go (each
+  // failure logged), so nothing half-made stays and the later operations on it are skipped.
+  void discard_branch(const std::string& branch_id);
+  // The branch's data is complete: state ready (and the LSN it was captured at, if any).
+  [[nodiscard]] Status mark_branch_ready(const std::string& project_id, const std::string& branch_id,
+                                         const std::optional<std::string>& parent_lsn = std::nullopt);
+  // New connections to these endpoints wait at the proxy's gate, and live ones end with 57P01 and
+  // `reason`; `unfence` lifts the gate. Without a proxy (unit tests) both do nothing.
+  void fence(const std::vector<std::string>& endpoint_ids, const std::string& reason);
+  void unfence(const std::vector<std::string>& endpoint_ids);
+};
+
+// An endpoint now bound to a branch whose compute is `running` (or not): active or idle, nothing
+// pending.
+void set_serving(catalog::Endpoint& ep, bool running, int64_t now);
+
+std::vector<std::string> ids_of(const std::vector<catalog::Endpoint>& endpoints);
+
+// The endpoint settings' "pg_settings" (JSON text) as `-c name=value` pairs.
+std::vector<std::pair<std::string, std::string>> pg_settings_of(const std::string& settings_json);
+
+// A clean-up after a failure: its own failure is logged, never returned, because the error the
+// caller returns is the one that says what went wrong (and recovery removes what is left).
+void log_if_cleanup_failed(const Status& st, std::string_view what);
+
+}  // namespace argon::ops

@@ -1,0 +1,45 @@
+// The engine's periodic sweeps, on one thread every `expiry_interval`: expired branches and
+// snapshots are deleted (through the planner, as a request would), branches a finalized restore
+// left '(old)' go after the retention, and endpoints without connections for their
+// suspend_timeout_seconds are suspended (last_active is kept current meanwhile).
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "ops/action_env.h"
+#include "ops/planner.h"
+
+namespace argon::ops {
+
+// suspend_timeout_seconds = 0 means this (Neon's default).
+inline constexpr int64_t kDefaultSuspendTimeoutSeconds = 300;
+
+class Sweeps {
+ public:
+  Sweeps(ActionEnv& env, const Planner& planner, std::function<void()> notify)
+      : env_(env), planner_(planner), notify_(std::move(notify)) {}
+  ~Sweeps();
+
+  void start();
+  void stop();
+
+ private:
+  void loop();
+  // Expired branches and snapshots, and '(old)' branches past the retention; returns how many.
+  Result<size_t> delete_expired(catalog::Tx& tx);
+  Result<size_t> delete_old_branches(catalog::Tx& tx, int64_t now);
+  void autosuspend();
+
+  ActionEnv& env_;
+  const Planner& planner_;
+  const std::function<void()> notify_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace argon::ops

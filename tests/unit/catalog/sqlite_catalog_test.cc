@@ -1,0 +1,95 @@
+#include "catalog/sqlite_catalog.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+namespace argon::catalog {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "argon-catalog-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// A data directory from before operations had a kind: each pending operation is given the kind its
+// Neon action and parameters meant, so it runs as the same action after the upgrade.
+TEST(SqliteCatalogTest, OperationsFromBeforeKindsGetTheirKindFromTheirParameters) {
+  TempDir dir;
+  const fs::path db = dir.path() / "catalog.db";
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  // The operations table as schema version 2 had it (the other tables do not matter here).
+  const char* v2 = R"sql(
+CREATE TABLE operations(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, project_id TEXT NOT NULL,
+  branch_id TEXT, endpoint_id TEXT, action TEXT NOT NULL, status TEXT NOT NULL,
+  failures_count INTEGER NOT NULL, error TEXT, params TEXT NOT NULL, step INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, total_duration_ms INTEGER NOT NULL,
+  retry_at INTEGER);
+CREATE INDEX operations_project ON operations(project_id, seq);
+CREATE INDEX operations_pending ON operations(status) WHERE status IN ('scheduling', 'running');
+INSERT INTO operations(id, project_id, action, status, failures_count, params, step, created_at, updated_at,
+                       total_duration_ms) VALUES
+  ('o1', 'p', 'create_timeline', 'scheduling', 0, '{"source":"template"}', 0, 1, 1, 0),
+  ('o2', 'p', 'create_timeline', 'scheduling', 0, '{"source":"parent"}', 0, 2, 2, 0),
+  ('o3', 'p', 'create_timeline', 'scheduling', 0, '{"source":"snapshot","snapshot_id":"s"}', 0, 3, 3, 0),
+  ('o4', 'p', 'create_timeline', 'scheduling', 0, '{"source":"reset","source_branch_id":"b"}', 0, 4, 4, 0),
+  ('o5', 'p', 'create_timeline', 'running', 0, '{"snapshot_id":"s","wal_end":"0/1"}', 0, 5, 5, 0),
+  ('o6', 'p', 'delete_timeline', 'scheduling', 0, '{"snapshot_id":"s"}', 0, 6, 6, 0),
+  ('o7', 'p', 'delete_timeline', 'scheduling', 0, '{}', 0, 7, 7, 0),
+  ('o8', 'p', 'swap_binding_id', 'scheduling', 0, '{"target_branch_id":"t"}', 0, 8, 8, 0),
+  ('o9', 'p', 'start_compute', 'scheduling', 0, '{}', 0, 9, 9, 0),
+  ('o10', 'p', 'suspend_compute', 'finished', 0, '{"branch_id":"b"}', 0, 10, 10, 0),
+  ('o11', 'p', 'apply_config', 'scheduling', 0, '{"changes":[]}', 0, 11, 11, 0);
+PRAGMA user_version = 2;
+)sql";
+  char* err = nullptr;
+  ASSERT_EQ(sqlite3_exec(raw, v2, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_close(raw);
+
+  auto cat = SqliteCatalog::open(db);
+  ASSERT_TRUE(cat) << cat.error().message << " " << cat.error().detail;
+  auto ops = (*cat)->transact([](Tx& tx) -> Result<std::vector<Operation>> { return tx.list_operations("p", 0, 100); });
+  ASSERT_TRUE(ops);
+  std::map<std::string, std::pair<std::string, std::string>> got;  // id -> (kind, action)
+  for (const auto& op : *ops) got[op.id] = {op.kind, op.action};
+  const std::map<std::string, std::pair<std::string, std::string>> want = {
+      {"o1", {"create_branch", "create_timeline"}},    {"o2", {"create_branch", "create_timeline"}},
+      {"o3", {"restore_branch", "create_timeline"}},   {"o4", {"reset_branch", "create_timeline"}},
+      {"o5", {"create_snapshot", "create_timeline"}},  {"o6", {"delete_snapshot", "delete_timeline"}},
+      {"o7", {"delete_branch", "delete_timeline"}},    {"o8", {"finalize_restore", "swap_binding_id"}},
+      {"o9", {"start_compute", "start_compute"}},      {"o10", {"suspend_compute", "suspend_compute"}},
+      {"o11", {"apply_config", "apply_config"}},
+  };
+  EXPECT_EQ(got, want);
+
+  // New rows keep the kind they are written with.
+  auto written = (*cat)->transact([](Tx& tx) -> Result<std::optional<Operation>> {
+    Operation op;
+    op.id = "o12";
+    op.project_id = "p";
+    op.kind = "create_snapshot";
+    op.action = "create_timeline";
+    ARGON_RETURN_IF_ERROR(tx.put_operation(op));
+    return tx.get_operation("p", "o12");
+  });
+  ASSERT_TRUE(written && *written);
+  EXPECT_EQ((*written)->kind, "create_snapshot");
+}
+
+}  // namespace
+}  // namespace argon::catalog
