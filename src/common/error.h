@@ -49,9 +49,16 @@ struct Error {
       : code(c), message(std::move(msg)), detail(std::move(det)), neon_code(std::move(neon)) {}
 };
 
+// std::expected that may not be dropped: a caller handles the error, returns it, or says in a
+// comment why ignoring it is right and casts to (void).
 template <typename T>
-using Result = std::expected<T, Error>;
-using Status = std::expected<void, Error>;
+class [[nodiscard]] Result : public std::expected<T, Error> {
+ public:
+  using std::expected<T, Error>::expected;
+  Result(const std::expected<T, Error>& e) : std::expected<T, Error>(e) {}  // NOLINT: implicit on purpose
+  Result(std::expected<T, Error>&& e) : std::expected<T, Error>(std::move(e)) {}  // NOLINT
+};
+using Status = Result<void>;
 
 inline std::unexpected<Error> fail(ErrorCode code, std::string message, std::string detail = {}) {
   return std::unexpected(Error(code, std::move(message), std::move(detail)));

@@ -105,7 +105,7 @@ Result<int> PosixProcessRunner::run(const ProcessSpec& spec, std::chrono::millis
   if (!pid) return std::unexpected(pid.error());
   if (auto code = wait_for_exit(*pid, timeout)) return *code;
   ::kill(*pid, SIGKILL);
-  (void)wait_for_exit(*pid, std::chrono::seconds(10));
+  (void)wait_for_exit(*pid, std::chrono::seconds(10));  // SIGKILL cannot be refused; this only reaps
   return fail(ErrorCode::kInternal,
               fmt::format("{} did not finish within {} ms", spec.argv[0], timeout.count()));
 }

@@ -184,7 +184,7 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
     }
     if (PQping(ping.c_str()) == PQPING_OK) break;
     if (std::chrono::steady_clock::now() >= deadline) {
-      (void)stop(spec.id, 10s);
+      (void)stop(spec.id, 10s);  // the timeout is the error to report; stop escalates to kill
       return fail(ErrorCode::kUnavailable,
                   fmt::format("compute {} did not become ready within {} s", spec.id,
                               std::chrono::duration_cast<std::chrono::seconds>(timeout).count()),
@@ -258,6 +258,7 @@ Status ComputeManager::stop(std::string_view id, std::chrono::milliseconds timeo
 }
 
 void ComputeManager::stop_all(std::chrono::milliseconds timeout) {
+  // Shutdown: each stop escalates to immediate shutdown, then kill; nothing is left to report to.
   for (const auto& id : running_ids()) (void)stop(id, timeout);
 }
 

@@ -118,7 +118,7 @@ Status Storage::build_dir(const fs::path& final_dir,
   if (st) st = sync_fs(tmp);
   if (st) st = rename_durable(tmp, final_dir);
   if (!st) {
-    (void)remove_tree(tmp);
+    (void)remove_tree(tmp);  // the build's error is the one to report; recover() removes .tmp-* leftovers
     return st;
   }
   return {};
@@ -242,17 +242,19 @@ Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs
     auto stats = clone_tree(*driver_, src, tmp_pgdata, opts);
     // A copy that failed (a full disk) goes before the backup stops: stopping writes WAL, and the
     // source may share the filesystem.
-    if (!stats) (void)remove_tree(tmp_pgdata);
+    if (!stats) (void)remove_tree(tmp_pgdata);  // stats carries the error; leftovers are .tmp-*
     auto stopped = stop();
     if (!stats) return std::unexpected(stats.error());
     if (!stopped) return std::unexpected(stopped.error());
     info.stats = *stats;
     info.stop_lsn = stopped->value(0, 0);
     if (auto w = write_file_atomic(tmp_pgdata / "backup_label", stopped->value(0, 1), 0600); !w) return w;
+    // Best effort: the file is readable by its owner either way, and argond runs Postgres as itself
+    // when it is not root (then chown to itself is a no-op).
     (void)::chown((tmp_pgdata / "backup_label").c_str(), options_.pg_user.uid, options_.pg_user.gid);
     if (!stopped->value(0, 2).empty()) {
       if (auto w = write_file_atomic(tmp_pgdata / "tablespace_map", stopped->value(0, 2), 0600); !w) return w;
-      (void)::chown((tmp_pgdata / "tablespace_map").c_str(), options_.pg_user.uid, options_.pg_user.gid);
+      (void)::chown((tmp_pgdata / "tablespace_map").c_str(), options_.pg_user.uid, options_.pg_user.gid);  // as above
     }
     // WAL from the start segment on; the stop record is already flushed, so the copies hold it.
     auto first = admin.exec("SELECT pg_walfile_name($1::pg_lsn)", {info.start_lsn});

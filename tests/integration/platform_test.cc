@@ -157,7 +157,7 @@ TEST(PlatformTest, ChildBranchHoldsEveryRowCommittedBeforeTheCreateCall) {
 TEST(PlatformTest, BranchOfSuspendedParentAndDeletionRules) {
   Argond a;
   Project p = create_project(a);
-  a.connect(p.branch, "neondb").exec("CREATE TABLE kept AS SELECT 42 AS v");
+  ASSERT_TRUE(a.connect(p.branch, "neondb").exec("CREATE TABLE kept AS SELECT 42 AS v"));
   auto sus = a.call("POST", fmt::format("/projects/{}/endpoints/{}/suspend", p.id, p.endpoint));
   a.wait_operations(p.id, sus.body.at("operations"));
 
@@ -212,7 +212,7 @@ TEST(PlatformTest, BranchOfSuspendedParentAndDeletionRules) {
 TEST(PlatformTest, MovingAnActiveEndpointServesTheNewBranch) {
   Argond a;
   Project p = create_project(a);
-  a.connect(p.branch, "neondb").exec("CREATE TABLE which AS SELECT 'main'::text AS b");
+  ASSERT_TRUE(a.connect(p.branch, "neondb").exec("CREATE TABLE which AS SELECT 'main'::text AS b"));
   auto child = a.post(fmt::format("/projects/{}/branches", p.id), {{"branch", {{"name", "next"}}}});
   ASSERT_EQ(child.status, 201) << child.raw;
   a.wait_operations(p.id, child.body.at("operations"));
