@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/cluster_names.h"
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/pg_install.h"
@@ -26,8 +27,6 @@
 
 namespace argon::compute {
 
-inline constexpr std::string_view kAdminRole = "argon_admin";
-inline constexpr int kComputePort = 5432;  // only names the socket file; nothing listens on TCP
 
 struct ComputeSpec {
   std::string id;  // the branch id: a compute serves one branch's data directory

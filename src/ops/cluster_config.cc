@@ -16,7 +16,7 @@ namespace {
 
 // Roles that belong to Argon or Postgres itself, never listed or managed through the API.
 const std::string kSystemRoleFilter =
-    fmt::format("rolname NOT LIKE 'pg\\_%' AND rolname NOT IN ('{}', 'neon_superuser')", compute::kAdminRole);
+    fmt::format("rolname NOT LIKE 'pg\\_%' AND rolname NOT IN ('{}', 'neon_superuser')", kAdminRole);
 
 bool is_database_change(ChangeKind k) {
   return k == ChangeKind::kCreateDatabase || k == ChangeKind::kUpdateDatabase || k == ChangeKind::kDeleteDatabase;

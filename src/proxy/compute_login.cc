@@ -8,6 +8,7 @@
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
+#include "common/cluster_names.h"
 #include "pgwire/message_framer.h"
 #include "pgwire/messages.h"
 #include "pgwire/wire_format.h"
@@ -53,7 +54,7 @@ awaitable<Status> read_messages(unix_socket& s, pgwire::MessageFramer& framer, H
 }  // namespace
 
 asio::local::stream_protocol::endpoint compute_socket_path(const std::filesystem::path& socket_dir) {
-  return asio::local::stream_protocol::endpoint((socket_dir / ".s.PGSQL.5432").string());
+  return asio::local::stream_protocol::endpoint((socket_dir / compute_socket_file()).string());
 }
 
 awaitable<Result<ComputeLogin>> open_compute_session(unix_socket& socket, const std::filesystem::path& socket_dir,

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/cluster_names.h"
 #include "common/error.h"
 #include "compute/endpoint_access.h"
 
@@ -28,7 +29,7 @@ struct ProxyOptions {
   std::string listen_host = "127.0.0.1";
   int listen_port = 5420;  // 0 = any free port
   bool allow_plaintext = true;
-  std::string admin_user = "argon_admin";  // the proxy's own role inside computes
+  std::string admin_user{kAdminRole};  // the proxy's own role inside computes
   // Roles refused at the proxy whatever the password (admin_user always is).
   std::function<bool(std::string_view)> reserved_role;
   std::chrono::milliseconds handshake_timeout{15000};  // startup packet through authentication

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/cluster_names.h"
 #include "common/crash_point.h"
 #include "storage/manifest.h"
 
@@ -21,7 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr std::string_view kTmpPrefix = ".tmp-";
-constexpr std::string_view kAdminRole = "argon_admin";
 
 bool is_wal_segment_name(const std::string& name) {
   if (name.size() != 24) return false;
@@ -88,7 +88,7 @@ Status Storage::prepare_layout() {
     }
   }
   // Unix socket paths are limited to 107 bytes: run/<id>/.s.PGSQL.5432 must fit.
-  if ((d / "run" / "br-xxxxxxxxxxx-xxxxxxxxxx-00000000" / ".s.PGSQL.5432").string().size() > 107) {
+  if ((d / "run" / "br-xxxxxxxxxxx-xxxxxxxxxx-00000000" / compute_socket_file()).string().size() > 107) {
     return fail(ErrorCode::kBadRequest,
                 fmt::format("--data-dir {} is too long for unix socket paths; use a shorter path",
                             d.string()));

@@ -201,7 +201,7 @@ void Argond::wait_idle(const std::string& project_id, std::chrono::seconds timeo
 }
 
 PgConn Argond::connect(const std::string& branch_id, const std::string& dbname, const std::string& user) {
-  auto c = PgConn::connect(socket_conninfo((data_dir_ / "run" / branch_id).string(), 5432, user, dbname));
+  auto c = PgConn::connect(socket_conninfo((data_dir_ / "run" / branch_id).string(), kComputePort, user, dbname));
   if (!c) throw std::runtime_error(c.error().message);
   return std::move(*c);
 }

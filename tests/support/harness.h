@@ -17,6 +17,7 @@
 
 #include <boost/json.hpp>
 
+#include "common/cluster_names.h"
 #include "common/pg_conn.h"
 
 namespace argon::testing {
@@ -69,7 +70,7 @@ class Argond {
   void wait_idle(const std::string& project_id, std::chrono::seconds timeout = std::chrono::seconds(120));
   // Admin connection to the compute serving `branch_id`.
   PgConn connect(const std::string& branch_id, const std::string& dbname = "postgres",
-                 const std::string& user = "argon_admin");
+                 const std::string& user = std::string(kAdminRole));
   std::string log_tail() const;
 
  private:
