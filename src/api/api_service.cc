@@ -105,10 +105,10 @@ HttpResponse ApiService::handle(const HttpRequest& req) {
   if (path.size() > 1 && path.back() == '/') path.pop_back();
 
   if (path == "/healthz") {
+    // The server listens only once recovery is done, so answering at all means ready.
     HttpResponse r;
-    const bool ready = options_.ready();
-    r.status = ready ? 200 : 503;
-    r.body = ready ? R"({"status":"ok"})" : R"({"status":"starting"})";
+    r.status = 200;
+    r.body = R"({"status":"ok"})";
     return r;
   }
 

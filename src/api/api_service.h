@@ -29,8 +29,6 @@ struct ApiOptions {
   // Per-project limits (Neon's plans cap these; a self-hosted server chooses).
   int max_snapshots = 100;
   int max_root_branches = 25;
-  // Returns true once startup recovery is done (GET /healthz answers 503 until then).
-  std::function<bool()> ready = [] { return true; };
 };
 
 class ApiService {
