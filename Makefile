@@ -3,10 +3,10 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 DATA_DIR ?= $(CURDIR)/.argon
 
-.PHONY: deps build run test unit integration compat fuzz asan tsan bench clean
+.PHONY: deps build run test unit integration compat fuzz asan tsan bench format clean
 
 # The compatibility tests need Node.js and npm, the fuzz targets clang; only test targets install them.
-test compat fuzz: export ARGON_TEST_DEPS = 1
+test compat fuzz format: export ARGON_TEST_DEPS = 1
 
 deps:
 	@scripts/install-deps.sh
@@ -38,6 +38,9 @@ asan: build
 
 tsan: build
 	@scripts/sanitize.sh thread
+
+format: deps
+	@scripts/format.sh
 
 bench: build
 	@$(BUILD_DIR)/bin/argon_bench_branch

@@ -1,5 +1,6 @@
 #include "bench_util.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -7,22 +8,26 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include <fmt/format.h>
-
 namespace argon::bench {
 
 namespace fs = std::filesystem;
 
-double elapsed_s(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+double elapsed_s(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
-std::string str(const boost::json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
+std::string str(const boost::json::value& v, std::string_view key) {
+  return std::string(v.at(key).as_string());
+}
 
 void expect_status(const testing::ApiReply& r, int want, std::string_view what) {
-  if (r.status != want) throw std::runtime_error(fmt::format("{}: HTTP {} {}", what, r.status, r.raw));
+  if (r.status != want)
+    throw std::runtime_error(fmt::format("{}: HTTP {} {}", what, r.status, r.raw));
 }
 
 void exec(PgConn& c, std::string_view sql) {
-  if (auto r = c.exec(sql); !r) throw std::runtime_error(fmt::format("{}: {}", sql, r.error().message));
+  if (auto r = c.exec(sql); !r)
+    throw std::runtime_error(fmt::format("{}: {}", sql, r.error().message));
 }
 
 double query_double(PgConn& c, std::string_view sql) {
@@ -32,8 +37,10 @@ double query_double(PgConn& c, std::string_view sql) {
 }
 
 void wait_finished(testing::Argond& a, const std::string& project, const boost::json::value& ops) {
-  for (const auto& status : a.wait_operations(project, ops, std::chrono::seconds(1800), std::chrono::milliseconds(5))) {
-    if (status != "finished") throw std::runtime_error("an operation ended " + status + "\n" + a.log_tail());
+  for (const auto& status :
+       a.wait_operations(project, ops, std::chrono::seconds(1800), std::chrono::milliseconds(5))) {
+    if (status != "finished")
+      throw std::runtime_error("an operation ended " + status + "\n" + a.log_tail());
   }
 }
 
@@ -67,14 +74,15 @@ double tree_mb(const fs::path& dir) {
 double allocated_mb(const fs::path& dir) {
   std::uintmax_t bytes = 0;
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    struct stat st{};
-    if (e.is_regular_file() && ::lstat(e.path().c_str(), &st) == 0) bytes += static_cast<std::uintmax_t>(st.st_blocks) * 512;
+    struct stat st {};
+    if (e.is_regular_file() && ::lstat(e.path().c_str(), &st) == 0)
+      bytes += static_cast<std::uintmax_t>(st.st_blocks) * 512;
   }
   return bytes / 1048576.0;
 }
 
 double fs_used_mb(const fs::path& path) {
-  struct statvfs v{};
+  struct statvfs v {};
   if (::statvfs(path.c_str(), &v) != 0) throw std::runtime_error("statvfs " + path.string());
   return static_cast<double>(v.f_blocks - v.f_bfree) * v.f_frsize / 1048576.0;
 }
@@ -82,7 +90,8 @@ double fs_used_mb(const fs::path& path) {
 fs::path postgres_workdir(const fs::path& under) {
   const fs::path dir = under / "diy";
   fs::create_directories(dir);
-  const std::string cmd = fmt::format("chown postgres: {} && chmod 700 {}", dir.string(), dir.string());
+  const std::string cmd =
+      fmt::format("chown postgres: {} && chmod 700 {}", dir.string(), dir.string());
   if (std::system(cmd.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
   return dir;
 }
@@ -93,8 +102,9 @@ void run_as_postgres(const std::string& command) {
 }
 
 double basebackup(testing::Argond& a, const std::string& branch_id, const fs::path& target) {
-  const std::string cmd = fmt::format("pg_basebackup -h {} -p 5432 -U argon_admin -D {} -X stream -c fast",
-                                      (a.data_dir() / "run" / branch_id).string(), target.string());
+  const std::string cmd =
+      fmt::format("pg_basebackup -h {} -p 5432 -U argon_admin -D {} -X stream -c fast",
+                  (a.data_dir() / "run" / branch_id).string(), target.string());
   auto start = Clock::now();
   run_as_postgres(cmd);
   return elapsed_s(start);
@@ -104,24 +114,27 @@ void SweepOptions::add_to(CLI::App& app) {
   app.add_option("--sizes-mb", sizes_mb, "database sizes to measure, in MB")->delimiter(',');
   app.add_option("--drivers", drivers, "clone drivers to measure")->delimiter(',');
   app.add_option("--reps", reps, "repetitions per figure")->check(CLI::Range(1, 100));
-  app.add_option("--image-gb", image_gb, "size of each sparse loop image")->check(CLI::Range(2, 1024));
+  app.add_option("--image-gb", image_gb, "size of each sparse loop image")
+      ->check(CLI::Range(2, 1024));
 }
 
 std::unique_ptr<testing::LoopFilesystem> driver_image(const std::string& driver, int image_gb) {
-  const auto type = driver == "reflink" ? testing::LoopFsType::kXfsReflink : testing::LoopFsType::kExt4;
+  const auto type =
+      driver == "reflink" ? testing::LoopFsType::kXfsReflink : testing::LoopFsType::kExt4;
   auto image = std::make_unique<testing::LoopFilesystem>(type, std::uint64_t(image_gb) << 30);
-  if (!image->ok()) throw std::runtime_error("could not create and mount a loop filesystem image (loop devices?)");
+  if (!image->ok())
+    throw std::runtime_error("could not create and mount a loop filesystem image (loop devices?)");
   return image;
 }
 
 void print_samples(const std::vector<Sample>& samples) {
-  fmt::print("{:<8} {:>8} {:>9}  {:<20} {:>4} {:>8} {:>8} {:>8}\n", "driver", "db MB", "pgdata MB", "measured",
-             "reps", "median s", "min s", "max s");
+  fmt::print("{:<8} {:>8} {:>9}  {:<20} {:>4} {:>8} {:>8} {:>8}\n", "driver", "db MB", "pgdata MB",
+             "measured", "reps", "median s", "min s", "max s");
   for (const auto& s : samples) {
     std::vector<double> v = s.seconds;
     std::sort(v.begin(), v.end());
-    fmt::print("{:<8} {:>8.1f} {:>9.1f}  {:<20} {:>4} {:8.3f} {:8.3f} {:8.3f}\n", s.driver, s.size_mb, s.pgdata_mb,
-               s.what, v.size(), v[v.size() / 2], v.front(), v.back());
+    fmt::print("{:<8} {:>8.1f} {:>9.1f}  {:<20} {:>4} {:8.3f} {:8.3f} {:8.3f}\n", s.driver,
+               s.size_mb, s.pgdata_mb, s.what, v.size(), v[v.size() / 2], v.front(), v.back());
   }
 }
 

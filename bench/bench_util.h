@@ -1,15 +1,14 @@
 // What the storage benchmarks share: timing, filling a branch to a size, disk figures, printing.
 #pragma once
 
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <boost/json.hpp>
 
 #include "common/pg_conn.h"
 #include "harness.h"
@@ -39,7 +38,8 @@ double allocated_mb(const std::filesystem::path& dir);
 double fs_used_mb(const std::filesystem::path& path);
 // pg_basebackup of the branch's running compute into `target` (fast checkpoint, WAL streamed,
 // synced), as the Postgres user so that the copy can be started; returns the seconds it took.
-double basebackup(testing::Argond& a, const std::string& branch_id, const std::filesystem::path& target);
+double basebackup(testing::Argond& a, const std::string& branch_id,
+                  const std::filesystem::path& target);
 // A directory `<under>/diy` the Postgres user owns, for the do-it-yourself copies.
 std::filesystem::path postgres_workdir(const std::filesystem::path& under);
 // Runs a shell command as the Postgres user; throws if it fails.

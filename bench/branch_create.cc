@@ -1,15 +1,18 @@
 // Branch-creation benchmark: how long from `POST /branches` to its operations finished, for each
-// clone driver and database size, beside `pg_basebackup` of the same running cluster in the same run.
+// clone driver and database size, beside `pg_basebackup` of the same running cluster in the same
+// run.
 //
 // Each driver runs on its own loop-mounted image: reflink on XFS (reflink=1), copy on ext4, where
-// copy_file_range really copies (on XFS it would share blocks too). pg_basebackup writes to the same
-// filesystem as the driver beside it. argond runs durably (fsync on), with the parent's compute up,
-// as a user's would. Needs root (loop mounts) and this build's argond.
+// copy_file_range really copies (on XFS it would share blocks too). pg_basebackup writes to the
+// same filesystem as the driver beside it. argond runs durably (fsync on), with the parent's
+// compute up, as a user's would. Needs root (loop mounts) and this build's argond.
 //
 //   argon_bench_branch [--sizes-mb 10,1024] [--drivers copy,reflink] [--reps 5] [--image-gb 24]
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,9 +21,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <boost/json.hpp>
-#include <fmt/format.h>
 
 #include "bench_util.h"
 
@@ -33,7 +33,8 @@ namespace {
 
 // Creates a branch of `parent` and waits for its operations; returns the seconds taken and deletes
 // the branch again (waiting for that too, untimed) so disk use stays flat.
-double time_branch(Argond& a, const std::string& project, const std::string& parent, int n, bool endpoint) {
+double time_branch(Argond& a, const std::string& project, const std::string& parent, int n,
+                   bool endpoint) {
   json::object body{{"branch", {{"name", fmt::format("bench-{}", n)}, {"parent_id", parent}}}};
   if (endpoint) body["endpoints"] = json::array{json::object{{"type", "read_write"}}};
   auto start = Clock::now();
@@ -67,7 +68,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (::geteuid() != 0) {
-    fmt::print(stderr, "argon_bench_branch: needs root to loop-mount the XFS image it measures on\n");
+    fmt::print(stderr,
+               "argon_bench_branch: needs root to loop-mount the XFS image it measures on\n");
     return 2;
   }
   std::vector<Sample> samples;
@@ -77,7 +79,8 @@ int main(int argc, char** argv) {
       Argond a({"--clone-driver", driver}, fs_image->mount_point() / "argon", /*durable=*/true);
       for (double mb : opt.sizes_mb) {
         fmt::print(stderr, "[{}] {} MB: creating and filling the parent\n", driver, mb);
-        const auto created = argon::testing::create_project(a, {{"name", fmt::format("bench-{}mb", mb)}});
+        const auto created =
+            argon::testing::create_project(a, {{"name", fmt::format("bench-{}mb", mb)}});
         const std::string project = created.id;
         const std::string parent = created.branch;
         double actual = fill(a, parent, mb);

@@ -10,8 +10,10 @@
 // Throughput runs go round-robin over the paths, --rounds times, and the median is reported, so a
 // slow moment of the machine does not land on one path only.
 //
-//   argon_bench_proxy [--clients 8] [--seconds 10] [--rounds 3] [--connects 300] [--wakes 20] [--scale 10]
+//   argon_bench_proxy [--clients 8] [--seconds 10] [--rounds 3] [--connects 300] [--wakes 20]
+//   [--scale 10]
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -20,7 +22,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -31,10 +35,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <boost/json.hpp>
-#include <fmt/format.h>
 
 #include "common/pg_conn.h"
 #include "harness.h"
@@ -71,18 +71,18 @@ std::string pg_env(const std::string& conninfo) {
   for (std::sregex_iterator it(conninfo.begin(), conninfo.end(), kv), end; it != end; ++it) {
     std::string k = (*it)[1], v = (*it)[2];
     if (v.size() >= 2 && v.front() == '\'') v = v.substr(1, v.size() - 2);
-    static const std::map<std::string, std::string> names = {{"host", "PGHOST"},       {"port", "PGPORT"},
-                                                             {"user", "PGUSER"},       {"password", "PGPASSWORD"},
-                                                             {"dbname", "PGDATABASE"}, {"sslmode", "PGSSLMODE"},
-                                                             {"options", "PGOPTIONS"}};
+    static const std::map<std::string, std::string> names = {
+        {"host", "PGHOST"},         {"port", "PGPORT"},       {"user", "PGUSER"},
+        {"password", "PGPASSWORD"}, {"dbname", "PGDATABASE"}, {"sslmode", "PGSSLMODE"},
+        {"options", "PGOPTIONS"}};
     if (auto n = names.find(k); n != names.end()) env += fmt::format("{}='{}' ", n->second, v);
   }
   return env;
 }
 
 double pgbench_tps(const Target& t, int clients, int seconds) {
-  auto out = run_capture(fmt::format("{} pgbench -S -n -c {} -j {} -T {}", pg_env(t.conninfo), clients,
-                                     std::min(clients, 2), seconds));
+  auto out = run_capture(fmt::format("{} pgbench -S -n -c {} -j {} -T {}", pg_env(t.conninfo),
+                                     clients, std::min(clients, 2), seconds));
   std::smatch m;
   if (!std::regex_search(out, m, std::regex(R"(tps = ([0-9.]+) \((without|excluding))"))) {
     throw std::runtime_error("no tps in pgbench output:\n" + out);
@@ -115,7 +115,8 @@ passwd* postgres_user() {
 // Gives `dir` and everything in it to the postgres user.
 void chown_to_postgres(const fs::path& dir) {
   passwd* pw = postgres_user();
-  for (const auto& e : fs::recursive_directory_iterator(dir)) (void)::chown(e.path().c_str(), pw->pw_uid, pw->pw_gid);
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    (void)::chown(e.path().c_str(), pw->pw_uid, pw->pw_gid);
   (void)::chown(dir.c_str(), pw->pw_uid, pw->pw_gid);
 }
 
@@ -156,8 +157,8 @@ void stop_child(pid_t pid, int signal) {
 // PgBouncer in session mode in front of the compute's socket, as the postgres user.
 class Bouncer {
  public:
-  Bouncer(const fs::path& dir, const fs::path& compute_socket_dir, const std::string& verifier, const fs::path& cert,
-          const fs::path& key, int port)
+  Bouncer(const fs::path& dir, const fs::path& compute_socket_dir, const std::string& verifier,
+          const fs::path& cert, const fs::path& key, int port)
       : dir_(dir), port_(port) {
     fs::create_directories(dir);
     copy_tls_files(cert, key, dir);
@@ -166,11 +167,15 @@ class Bouncer {
         "[databases]\nneondb = host={} port=5432 dbname=neondb\n"
         "[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {}\nunix_socket_dir =\n"
         "auth_type = scram-sha-256\nauth_file = {}/userlist.txt\npool_mode = session\n"
-        "max_client_conn = 1000\ndefault_pool_size = 100\nlogfile = {}/pgbouncer.log\npidfile = {}/pgbouncer.pid\n"
-        "client_tls_sslmode = allow\nclient_tls_cert_file = {}/server.crt\nclient_tls_key_file = {}/server.key\n",
-        compute_socket_dir.string(), port, dir.string(), dir.string(), dir.string(), dir.string(), dir.string());
+        "max_client_conn = 1000\ndefault_pool_size = 100\nlogfile = {}/pgbouncer.log\npidfile = "
+        "{}/pgbouncer.pid\n"
+        "client_tls_sslmode = allow\nclient_tls_cert_file = {}/server.crt\nclient_tls_key_file = "
+        "{}/server.key\n",
+        compute_socket_dir.string(), port, dir.string(), dir.string(), dir.string(), dir.string(),
+        dir.string());
     chown_to_postgres(dir);
-    pid_ = spawn_as_postgres({"/usr/sbin/pgbouncer", "-q", (dir / "pgbouncer.ini").string()}, dir / "stdout.log");
+    pid_ = spawn_as_postgres({"/usr/sbin/pgbouncer", "-q", (dir / "pgbouncer.ini").string()},
+                             dir / "stdout.log");
   }
   ~Bouncer() { stop_child(pid_, SIGTERM); }
   int port() const { return port_; }
@@ -187,26 +192,28 @@ class Bouncer {
 // Local connections are trusted, as on the compute; TCP ones use SCRAM, as through the proxy.
 class ReferencePostgres {
  public:
-  ReferencePostgres(const fs::path& dir, const fs::path& bindir, const std::string& password, const fs::path& cert,
-                    const fs::path& key, int port)
+  ReferencePostgres(const fs::path& dir, const fs::path& bindir, const std::string& password,
+                    const fs::path& cert, const fs::path& key, int port)
       : dir_(dir), port_(port) {
     fs::remove_all(dir);
     fs::create_directories(dir);
     copy_tls_files(cert, key, dir);
     std::ofstream(dir / "pwfile") << password << "\n";
     chown_to_postgres(dir);
-    pid_t initdb = spawn_as_postgres({(bindir / "initdb").string(), "-D", (dir / "data").string(), "-U", "postgres",
-                                      "--auth-local=trust", "--auth-host=scram-sha-256",
-                                      "--pwfile=" + (dir / "pwfile").string()},
-                                     dir / "initdb.log");
+    pid_t initdb =
+        spawn_as_postgres({(bindir / "initdb").string(), "-D", (dir / "data").string(), "-U",
+                           "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
+                           "--pwfile=" + (dir / "pwfile").string()},
+                          dir / "initdb.log");
     int status = 0;
     ::waitpid(initdb, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      throw std::runtime_error("initdb of the reference cluster failed; see " + (dir / "initdb.log").string());
+      throw std::runtime_error("initdb of the reference cluster failed; see " +
+                               (dir / "initdb.log").string());
     }
     pid_ = spawn_as_postgres({(bindir / "postgres").string(), "-D", (dir / "data").string(), "-c",
-                              "listen_addresses=127.0.0.1", "-c", fmt::format("port={}", port), "-c",
-                              "unix_socket_directories=" + dir.string(), "-c", "ssl=on", "-c",
+                              "listen_addresses=127.0.0.1", "-c", fmt::format("port={}", port),
+                              "-c", "unix_socket_directories=" + dir.string(), "-c", "ssl=on", "-c",
                               "ssl_cert_file=" + (dir / "server.crt").string(), "-c",
                               "ssl_key_file=" + (dir / "server.key").string()},
                              dir / "postgres.log");
@@ -220,7 +227,8 @@ class ReferencePostgres {
     return fmt::format("host={} port={} dbname=postgres user=postgres", dir_.string(), port_);
   }
   std::string tcp_conninfo(const std::string& password) const {
-    return fmt::format("host=127.0.0.1 port={} dbname=postgres user=postgres password={}", port_, password);
+    return fmt::format("host=127.0.0.1 port={} dbname=postgres user=postgres password={}", port_,
+                       password);
   }
 
  private:
@@ -261,14 +269,19 @@ int main(int argc, char** argv) {
   CLI::App app{"Argon proxy benchmark"};
   int clients = 8, seconds = 10, rounds = 3, connects = 300, wakes = 20, scale = 10;
   app.add_option("--clients", clients, "pgbench clients")->check(CLI::Range(1, 200));
-  app.add_option("--seconds", seconds, "pgbench duration per path and round")->check(CLI::Range(1, 600));
-  app.add_option("--rounds", rounds, "round-robin throughput rounds (median reported)")->check(CLI::Range(1, 20));
-  app.add_option("--connects", connects, "connection-latency samples per path")->check(CLI::Range(10, 100000));
+  app.add_option("--seconds", seconds, "pgbench duration per path and round")
+      ->check(CLI::Range(1, 600));
+  app.add_option("--rounds", rounds, "round-robin throughput rounds (median reported)")
+      ->check(CLI::Range(1, 20));
+  app.add_option("--connects", connects, "connection-latency samples per path")
+      ->check(CLI::Range(10, 100000));
   app.add_option("--wakes", wakes, "wake-latency samples")->check(CLI::Range(1, 1000));
   app.add_option("--scale", scale, "pgbench scale factor")->check(CLI::Range(1, 1000));
   CLI11_PARSE(app, argc, argv);
   if (::geteuid() != 0) {
-    fmt::print(stderr, "argon_bench_proxy: run as root (PgBouncer and Postgres run as the postgres user)\n");
+    fmt::print(
+        stderr,
+        "argon_bench_proxy: run as root (PgBouncer and Postgres run as the postgres user)\n");
     return 2;
   }
   try {
@@ -283,11 +296,13 @@ int main(int argc, char** argv) {
     if (never.status != 200) throw std::runtime_error("patch endpoint: " + never.raw);
 
     const fs::path socket_dir = a.data_dir() / "run" / branch;
-    const std::string proxy_base = fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} "
-                                               "options=endpoint={}",
-                                               a.proxy_port(), password, endpoint);
+    const std::string proxy_base = fmt::format(
+        "host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} "
+        "options=endpoint={}",
+        a.proxy_port(), password, endpoint);
     std::vector<Target> targets = {
-        {"direct (unix socket)", fmt::format("host={} port=5432 dbname=neondb user=neondb_owner", socket_dir.string())},
+        {"direct (unix socket)",
+         fmt::format("host={} port=5432 dbname=neondb user=neondb_owner", socket_dir.string())},
         {"argon proxy, TLS", proxy_base + " sslmode=require"},
         {"argon proxy, plain", proxy_base + " sslmode=disable"},
     };
@@ -297,11 +312,13 @@ int main(int argc, char** argv) {
     auto admin = a.connect(branch, "postgres");
     auto verifier = admin.exec("SELECT rolpassword FROM pg_authid WHERE rolname = 'neondb_owner'");
     if (!verifier) throw std::runtime_error("read verifier");
-    const fs::path bouncer_dir = a.data_dir().parent_path() / (a.data_dir().filename().string() + "-pgbouncer");
+    const fs::path bouncer_dir =
+        a.data_dir().parent_path() / (a.data_dir().filename().string() + "-pgbouncer");
     Bouncer bouncer(bouncer_dir, socket_dir, verifier->value(), a.data_dir() / "tls" / "proxy.crt",
                     a.data_dir() / "tls" / "proxy.key", free_port());
-    const std::string bouncer_base = fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={}",
-                                                 bouncer.port(), password);
+    const std::string bouncer_base =
+        fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={}",
+                    bouncer.port(), password);
     targets.push_back({"pgbouncer session, TLS", bouncer_base + " sslmode=require"});
     targets.push_back({"pgbouncer session, plain", bouncer_base + " sslmode=disable"});
     wait_connectable(targets.back().conninfo);
@@ -309,9 +326,10 @@ int main(int argc, char** argv) {
     auto version = admin.exec("SELECT current_setting('server_version_num')::int / 10000");
     if (!version) throw std::runtime_error("read server version");
     const fs::path bindir = fmt::format("/usr/lib/postgresql/{}/bin", version->value(0, 0));
-    ReferencePostgres reference(a.data_dir().parent_path() / (a.data_dir().filename().string() + "-reference"),
-                                bindir, password, a.data_dir() / "tls" / "proxy.crt",
-                                a.data_dir() / "tls" / "proxy.key", free_port());
+    ReferencePostgres reference(
+        a.data_dir().parent_path() / (a.data_dir().filename().string() + "-reference"), bindir,
+        password, a.data_dir() / "tls" / "proxy.crt", a.data_dir() / "tls" / "proxy.key",
+        free_port());
     const std::string reference_tcp = reference.tcp_conninfo(password);
     targets.push_back({"postgres itself, unix", reference.unix_conninfo()});
     targets.push_back({"postgres itself, TCP", reference_tcp + " sslmode=disable"});
@@ -346,7 +364,8 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "measuring wake from suspended ({} samples)\n", wakes);
     std::vector<double> wake_ms;
     for (int i = 0; i < wakes; ++i) {
-      auto s = a.post(fmt::format("/projects/{}/endpoints/{}/suspend", project, endpoint), json::object{});
+      auto s = a.post(fmt::format("/projects/{}/endpoints/{}/suspend", project, endpoint),
+                      json::object{});
       if (s.status != 200) throw std::runtime_error("suspend: " + s.raw);
       a.wait_idle(project);
       wake_ms.push_back(connect_and_query_ms(targets[1].conninfo));
@@ -355,20 +374,26 @@ int main(int argc, char** argv) {
     auto [wake_p50, wake_p99] = p50_p99(wake_ms);
 
     const double direct_tps = rows[0].tps;
-    fmt::print("pgbench -S, {} clients, median of {} round-robin runs of {} s per path (scale {}); "
-               "connect + SELECT 1 + close, {} samples\n",
-               clients, rounds, seconds, scale, connects);
-    fmt::print("{:<26} {:>10} {:>9} {:>12} {:>12}\n", "path", "tps", "% direct", "connect p50", "connect p99");
+    fmt::print(
+        "pgbench -S, {} clients, median of {} round-robin runs of {} s per path (scale {}); "
+        "connect + SELECT 1 + close, {} samples\n",
+        clients, rounds, seconds, scale, connects);
+    fmt::print("{:<26} {:>10} {:>9} {:>12} {:>12}\n", "path", "tps", "% direct", "connect p50",
+               "connect p99");
     for (const auto& row : rows) {
       fmt::print("{:<26} {:>10.0f} {:>8.1f}% {:>10.2f}ms {:>10.2f}ms\n", row.name, row.tps,
                  100.0 * row.tps / direct_tps, row.p50, row.p99);
     }
-    fmt::print("postgres itself: a PostgreSQL {} cluster with no proxy (unix socket trusted, TCP and TLS with "
-               "SCRAM): the ceiling for any proxy reached over TCP\n",
-               version->value(0, 0));
-    fmt::print("wake (suspended endpoint: connect + SELECT 1 through the proxy, TLS), {} samples: p50 {:.0f} ms, "
-               "p99 {:.0f} ms\n",
-               wakes, wake_p50, wake_p99);
+    fmt::print(
+        "postgres itself: a PostgreSQL {} cluster with no proxy (unix socket trusted, TCP and TLS "
+        "with "
+        "SCRAM): the ceiling for any proxy reached over TCP\n",
+        version->value(0, 0));
+    fmt::print(
+        "wake (suspended endpoint: connect + SELECT 1 through the proxy, TLS), {} samples: p50 "
+        "{:.0f} ms, "
+        "p99 {:.0f} ms\n",
+        wakes, wake_p50, wake_p99);
     std::error_code ec;
     fs::remove_all(bouncer_dir, ec);
   } catch (const std::exception& e) {

@@ -5,19 +5,18 @@
 // data. Prints p50/p99 over --restores runs.
 //
 //   argon_bench_restore [--restores 20] [--rows 1000]
+#include <fmt/format.h>
 #include <libpq-fe.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <boost/json.hpp>
 #include <chrono>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
-
-#include <CLI/CLI.hpp>
-#include <boost/json.hpp>
-#include <fmt/format.h>
 
 #include "harness.h"
 
@@ -29,7 +28,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
+std::string str(const json::value& v, std::string_view key) {
+  return std::string(v.at(key).as_string());
+}
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -40,8 +41,10 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 int main(int argc, char** argv) {
   CLI::App app{"Argon finalized-restore outage benchmark"};
   int restores = 20, rows = 1000;
-  app.add_option("--restores", restores, "finalized restores to measure")->check(CLI::Range(1, 1000));
-  app.add_option("--rows", rows, "rows in the table the client reads")->check(CLI::Range(1, 10000000));
+  app.add_option("--restores", restores, "finalized restores to measure")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--rows", rows, "rows in the table the client reads")
+      ->check(CLI::Range(1, 10000000));
   CLI11_PARSE(app, argc, argv);
   if (::geteuid() != 0) {
     fmt::print(stderr, "argon_bench_restore: run as root (Postgres runs as the postgres user)\n");
@@ -59,13 +62,17 @@ int main(int argc, char** argv) {
     {
       auto c = argon::PgConn::connect(info);
       if (!c) throw std::runtime_error(c.error().message);
-      if (!c->exec(fmt::format("CREATE TABLE t AS SELECT g AS id, 'A'::text AS v FROM generate_series(1, {}) g", rows))) {
+      if (!c->exec(fmt::format(
+              "CREATE TABLE t AS SELECT g AS id, 'A'::text AS v FROM generate_series(1, {}) g",
+              rows))) {
         throw std::runtime_error("create table");
       }
     }
     auto snapshot = [&](const std::string& name) {
-      auto branch = a.get(fmt::format("/projects/{}/endpoints/{}", project, endpoint)).body.at("endpoint");
-      auto s = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name={}", project, str(branch, "branch_id"), name));
+      auto branch =
+          a.get(fmt::format("/projects/{}/endpoints/{}", project, endpoint)).body.at("endpoint");
+      auto s = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name={}", project,
+                                          str(branch, "branch_id"), name));
       if (s.status != 200) throw std::runtime_error("snapshot: " + s.raw);
       a.wait_operations(project, s.body.at("operations"));
       return str(s.body.at("snapshot"), "id");
@@ -111,14 +118,19 @@ int main(int argc, char** argv) {
     for (int i = 0; i < restores; ++i) {
       const bool to_a = i % 2 == 0;
       std::this_thread::sleep_for(300ms);  // steady state before the restore
-      auto target = str(a.get(fmt::format("/projects/{}/endpoints/{}", project, endpoint)).body.at("endpoint"), "branch_id");
+      auto target = str(
+          a.get(fmt::format("/projects/{}/endpoints/{}", project, endpoint)).body.at("endpoint"),
+          "branch_id");
       const auto start = Clock::now();
-      auto rr = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", project, to_a ? snap_a : snap_b),
-                       fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", target));
+      auto rr = a.call(
+          "POST", fmt::format("/projects/{}/snapshots/{}/restore", project, to_a ? snap_a : snap_b),
+          fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", target));
       if (rr.status != 200) throw std::runtime_error("restore: " + rr.raw);
       const auto returned = Clock::now();
-      for (const auto& st : a.wait_operations(project, rr.body.at("operations"), std::chrono::seconds(600), 5ms)) {
-        if (st != "finished") throw std::runtime_error("restore operation " + st + "\n" + a.log_tail());
+      for (const auto& st :
+           a.wait_operations(project, rr.body.at("operations"), std::chrono::seconds(600), 5ms)) {
+        if (st != "finished")
+          throw std::runtime_error("restore operation " + st + "\n" + a.log_tail());
       }
       const auto finished = Clock::now();
       restore_ms.push_back(ms_between(start, finished));
@@ -154,14 +166,20 @@ int main(int argc, char** argv) {
 
     auto [o50, o99] = p50_p99(outage_ms);
     auto [r50, r99] = p50_p99(restore_ms);
-    fmt::print("finalized restores: {} ({} rows), client in a reconnect-and-query loop through the proxy (TLS)\n",
-               restores, rows);
-    fmt::print("client-observed outage (longest gap between successful queries): p50 {:.0f} ms, p99 {:.0f} ms\n",
-               o50, o99);
+    fmt::print(
+        "finalized restores: {} ({} rows), client in a reconnect-and-query loop through the proxy "
+        "(TLS)\n",
+        restores, rows);
+    fmt::print(
+        "client-observed outage (longest gap between successful queries): p50 {:.0f} ms, p99 "
+        "{:.0f} ms\n",
+        o50, o99);
     fmt::print("restore call to operations finished: p50 {:.0f} ms, p99 {:.0f} ms\n", r50, r99);
-    fmt::print("queries completed: {}, failed attempts: {}; connections started after the restore call returned "
-               "that read the old version: {} (after its operations finished: {})\n",
-               ok.size(), failures.load(), stale_after_return, stale);
+    fmt::print(
+        "queries completed: {}, failed attempts: {}; connections started after the restore call "
+        "returned "
+        "that read the old version: {} (after its operations finished: {})\n",
+        ok.size(), failures.load(), stale_after_return, stale);
   } catch (const std::exception& e) {
     fmt::print(stderr, "argon_bench_restore: {}\n", e.what());
     return 1;

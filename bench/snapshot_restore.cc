@@ -6,20 +6,20 @@
 // that 10 snapshots of a database cost when 1% of its rows change between them.
 //
 // Each driver runs on its own loop-mounted image (reflink on XFS, copy on ext4), argond durably
-// (fsync on) with the branch's compute up. Needs root (loop mounts, runuser) and this build's argond.
+// (fsync on) with the branch's compute up. Needs root (loop mounts, runuser) and this build's
+// argond.
 //
 //   argon_bench_snapshot [--sizes-mb 10,1024] [--drivers copy,reflink] [--reps 3] [--image-gb 24]
 //                        [--disk-size-mb 1024] [--disk-snapshots 10] [--disk-pattern spread|range]
+#include <fmt/format.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <boost/json.hpp>
-#include <fmt/format.h>
 
 #include "bench_util.h"
 
@@ -46,15 +46,16 @@ class DiyCluster {
   // pg_basebackup of the running cluster into `snap`.
   double take(const fs::path& snap) {
     auto t = Clock::now();
-    run_as_postgres(fmt::format("pg_basebackup -h {} -p {} -U argon_admin -D {} -X stream -c fast", dir_.string(),
-                                kPort, snap.string()));
+    run_as_postgres(fmt::format("pg_basebackup -h {} -p {} -U argon_admin -D {} -X stream -c fast",
+                                dir_.string(), kPort, snap.string()));
     return elapsed_s(t);
   }
   // Stop, put a copy of `snap` in place of the data directory, start; until it accepts connections.
   double restore(const fs::path& snap, const fs::path& old) {
     auto t = Clock::now();
-    run_as_postgres(fmt::format("pg_ctl -D {} stop -m fast && mv {} {} && cp -a --reflink=auto {} {}", live().string(),
-                                live().string(), old.string(), snap.string(), live().string()));
+    run_as_postgres(fmt::format(
+        "pg_ctl -D {} stop -m fast && mv {} {} && cp -a --reflink=auto {} {}", live().string(),
+        live().string(), old.string(), snap.string(), live().string()));
     start();
     return elapsed_s(t);
   }
@@ -63,9 +64,10 @@ class DiyCluster {
   static constexpr int kPort = 5499;
   fs::path live() const { return dir_ / "live"; }
   void start() {
-    run_as_postgres(fmt::format(
-        "pg_ctl -D {} -w -t 600 -l {}/live.log -o \"-k {} -c listen_addresses= -p {} -c port={}\" start",
-        live().string(), dir_.string(), dir_.string(), kPort, kPort));
+    run_as_postgres(
+        fmt::format("pg_ctl -D {} -w -t 600 -l {}/live.log -o \"-k {} -c listen_addresses= -p {} "
+                    "-c port={}\" start",
+                    live().string(), dir_.string(), dir_.string(), kPort, kPort));
   }
   fs::path dir_;
 };
@@ -75,7 +77,8 @@ void remove_tree(const fs::path& p) {
   fs::remove_all(p, ec);
 }
 
-void measure(const std::string& driver, double mb, int reps, argon::testing::LoopFilesystem& image, std::vector<Sample>& out) {
+void measure(const std::string& driver, double mb, int reps, argon::testing::LoopFilesystem& image,
+             std::vector<Sample>& out) {
   Argond a({"--clone-driver", driver}, image.mount_point() / "argon", /*durable=*/true);
   fmt::print(stderr, "[{}] {} MB: creating and filling the branch\n", driver, mb);
   const auto project = argon::testing::create_project(a, {{"name", fmt::format("snap-{}mb", mb)}});
@@ -92,22 +95,26 @@ void measure(const std::string& driver, double mb, int reps, argon::testing::Loo
     for (int i = 0; i < reps; ++i) {
       fmt::print(stderr, "[{}] {:.0f} MB: repetition {}/{}\n", driver, actual, i + 1, reps);
       auto t = Clock::now();
-      auto s = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=bench-{}", project.id, branch, i));
+      auto s = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=bench-{}",
+                                          project.id, branch, i));
       expect_status(s, 200, "snapshot");
       wait_finished(a, project.id, s.body.at("operations"));
       snap.seconds.push_back(elapsed_s(t));
       const std::string snapshot_id = str(s.body.at("snapshot"), "id");
 
       t = Clock::now();
-      auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", project.id, snapshot_id),
-                      fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", branch));
+      auto r =
+          a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", project.id, snapshot_id),
+                 fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", branch));
       expect_status(r, 200, "restore");
       wait_finished(a, project.id, r.body.at("operations"));
       restore.seconds.push_back(elapsed_s(t));
       // Untimed: drop the '(old)' branch and the snapshot so disk use stays flat.
-      expect_status(a.call("DELETE", fmt::format("/projects/{}/branches/{}", project.id, branch)), 200, "delete old");
-      expect_status(a.call("DELETE", fmt::format("/projects/{}/snapshots/{}", project.id, snapshot_id)), 202,
-                    "delete snapshot");
+      expect_status(a.call("DELETE", fmt::format("/projects/{}/branches/{}", project.id, branch)),
+                    200, "delete old");
+      expect_status(
+          a.call("DELETE", fmt::format("/projects/{}/snapshots/{}", project.id, snapshot_id)), 202,
+          "delete snapshot");
       branch = str(r.body.at("branch"), "id");
       a.wait_idle(project.id, std::chrono::seconds(600));
 
@@ -142,24 +149,30 @@ void measure_disk(double mb, int count, bool spread, argon::testing::LoopFilesys
   const double fs0 = fs_used_mb(image.mount_point()), branch0 = allocated_mb(pgdata);
   for (int k = 0; k < count; ++k) {
     // 1% of the rows: every hundredth one (spread over every page), or one contiguous range.
-    const std::string which = spread ? fmt::format("id % 100 = {}", k)
-                                     : fmt::format("id > {:.0f} AND id <= {:.0f}", rows * k / 100, rows * (k + 1) / 100);
-    exec(c, fmt::format("UPDATE filler SET pad = (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 30) "
+    const std::string which =
+        spread ? fmt::format("id % 100 = {}", k)
+               : fmt::format("id > {:.0f} AND id <= {:.0f}", rows * k / 100, rows * (k + 1) / 100);
+    exec(c, fmt::format("UPDATE filler SET pad = (SELECT string_agg(md5(random()::text), '') FROM "
+                        "generate_series(1, 30) "
                         "WHERE id > 0) WHERE {}",
                         which));
-    auto s = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=disk-{}", project.id, project.branch, k));
+    auto s = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=disk-{}",
+                                        project.id, project.branch, k));
     expect_status(s, 200, "snapshot");
     wait_finished(a, project.id, s.body.at("operations"));
   }
   ::sync();
   const double fs1 = fs_used_mb(image.mount_point()), branch1 = allocated_mb(pgdata);
   const double snapshots = (fs1 - fs0) - (branch1 - branch0);
-  fmt::print("\n{} snapshots of a {:.0f} MB database ({:.0f} rows), 1% of the rows updated before each, {} "
-             "(reflink, XFS):\n",
-             count, actual, rows, spread ? "every hundredth row" : "a contiguous range");
-  fmt::print("  filesystem used: +{:.1f} MB; the branch's own allocation: +{:.1f} MB\n", fs1 - fs0, branch1 - branch0);
-  fmt::print("  the snapshots: +{:.1f} MB in all, {:.1f} MB each ({:.1f}% of the database each)\n", snapshots,
-             snapshots / count, 100.0 * snapshots / count / actual);
+  fmt::print(
+      "\n{} snapshots of a {:.0f} MB database ({:.0f} rows), 1% of the rows updated before each, "
+      "{} "
+      "(reflink, XFS):\n",
+      count, actual, rows, spread ? "every hundredth row" : "a contiguous range");
+  fmt::print("  filesystem used: +{:.1f} MB; the branch's own allocation: +{:.1f} MB\n", fs1 - fs0,
+             branch1 - branch0);
+  fmt::print("  the snapshots: +{:.1f} MB in all, {:.1f} MB each ({:.1f}% of the database each)\n",
+             snapshots, snapshots / count, 100.0 * snapshots / count / actual);
   a.terminate();
 }
 
@@ -172,9 +185,12 @@ int main(int argc, char** argv) {
   double disk_size_mb = 1024;
   int disk_snapshots = 10;
   std::string disk_pattern = "spread";
-  app.add_option("--disk-size-mb", disk_size_mb, "database size for the reflink disk-use figure (0: skip)");
-  app.add_option("--disk-snapshots", disk_snapshots, "snapshots for the disk-use figure")->check(CLI::Range(1, 100));
-  app.add_option("--disk-pattern", disk_pattern, "which 1% changes: spread (every hundredth row) | range")
+  app.add_option("--disk-size-mb", disk_size_mb,
+                 "database size for the reflink disk-use figure (0: skip)");
+  app.add_option("--disk-snapshots", disk_snapshots, "snapshots for the disk-use figure")
+      ->check(CLI::Range(1, 100));
+  app.add_option("--disk-pattern", disk_pattern,
+                 "which 1% changes: spread (every hundredth row) | range")
       ->check(CLI::IsMember({"spread", "range"}));
   CLI11_PARSE(app, argc, argv);
   if (::geteuid() != 0) {
@@ -184,12 +200,14 @@ int main(int argc, char** argv) {
   std::vector<Sample> samples;
   try {
     for (const auto& driver : opt.drivers) {
-      for (double mb : opt.sizes_mb) measure(driver, mb, opt.reps, *driver_image(driver, opt.image_gb), samples);
+      for (double mb : opt.sizes_mb)
+        measure(driver, mb, opt.reps, *driver_image(driver, opt.image_gb), samples);
     }
     print_samples(samples);
     std::fflush(stdout);
     if (disk_size_mb > 0) {
-      measure_disk(disk_size_mb, disk_snapshots, disk_pattern == "spread", *driver_image("reflink", opt.image_gb));
+      measure_disk(disk_size_mb, disk_snapshots, disk_pattern == "spread",
+                   *driver_image("reflink", opt.image_gb));
     }
   } catch (const std::exception& e) {
     fmt::print(stderr, "argon_bench_snapshot: {}\n", e.what());

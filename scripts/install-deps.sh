@@ -16,11 +16,12 @@ packages=(
   libnss-myhostname
 )
 # Only for the tests (make test): the compatibility tests drive Neon's npm clients (the machine's
-# Node.js when it has one, Debian's otherwise), and the fuzz targets need clang's libFuzzer.
+# Node.js when it has one, Debian's otherwise), the fuzz targets need clang's libFuzzer, and the
+# format check clang-format 14.
 if [[ "${ARGON_TEST_DEPS:-0}" == 1 ]]; then
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
-  packages+=(clang-16 libclang-rt-16-dev)
+  packages+=(clang-16 libclang-rt-16-dev clang-format-14)
 fi
 
 missing=()

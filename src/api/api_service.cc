@@ -1,9 +1,10 @@
 #include "api/api_service.h"
 
-#include <boost/json.hpp>
-#include <boost/url/parse.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 
 #include "common/crash_point.h"
 #include "common/random.h"
@@ -18,9 +19,10 @@ namespace {
 HttpResponse error_response(const Error& e, const std::string& request_id) {
   HttpResponse r;
   r.status = http_status(e.code);
-  json::object body{{"code", e.neon_code.empty() ? std::string(default_neon_code(e.code)) : e.neon_code},
-                    {"message", e.message},
-                    {"request_id", request_id}};
+  json::object body{
+      {"code", e.neon_code.empty() ? std::string(default_neon_code(e.code)) : e.neon_code},
+      {"message", e.message},
+      {"request_id", request_id}};
   r.body = json::serialize(body);
   if (e.code == ErrorCode::kLocked || e.code == ErrorCode::kUnavailable) {
     r.headers.emplace_back("Retry-After", "1");
@@ -32,7 +34,12 @@ HttpResponse error_response(const Error& e, const std::string& request_id) {
 
 ApiService::ApiService(catalog::Catalog& catalog, ops::Engine& engine, IdGenerator& ids,
                        const Clock& clock, const PgInstalls& pg, ApiOptions options)
-    : catalog_(catalog), engine_(engine), ids_(ids), clock_(clock), pg_(pg), options_(std::move(options)) {
+    : catalog_(catalog),
+      engine_(engine),
+      ids_(ids),
+      clock_(clock),
+      pg_(pg),
+      options_(std::move(options)) {
   const std::string p = "/api/v2/projects/{project_id}";
   const std::string b = p + "/branches/{branch_id}";
   const std::string e = p + "/endpoints/{endpoint_id}";
@@ -114,16 +121,19 @@ HttpResponse ApiService::handle(const HttpRequest& req) {
 
   auto match = router_.match(req.method, parsed->encoded_path());
   if (match.route < 0) {
-    Error e = match.path_known
-                  ? Error(ErrorCode::kBadRequest, fmt::format("method {} is not allowed on {}", req.method, path))
-                  : Error(ErrorCode::kNotFound, fmt::format("no API route {} {}", req.method, path));
+    Error e =
+        match.path_known
+            ? Error(ErrorCode::kBadRequest,
+                    fmt::format("method {} is not allowed on {}", req.method, path))
+            : Error(ErrorCode::kNotFound, fmt::format("no API route {} {}", req.method, path));
     auto r = error_response(e, request_id);
     if (match.path_known) r.status = 405;
     return r;
   }
   if (auto st = authenticate(req); !st) return error_response(st.error(), request_id);
   // Path ids have Neon's shape; anything else cannot exist.
-  if (auto st = Router::check_captures(match.captures); !st) return error_response(st.error(), request_id);
+  if (auto st = Router::check_captures(match.captures); !st)
+    return error_response(st.error(), request_id);
 
   Ctx ctx{req, std::move(match.captures), {}};
   for (auto param : parsed->params()) {
@@ -138,7 +148,8 @@ HttpResponse ApiService::handle(const HttpRequest& req) {
   }
   if (!result) {
     if (result.error().code == ErrorCode::kInternal) {
-      spdlog::error("{} {}: {} {}", req.method, path, result.error().message, result.error().detail);
+      spdlog::error("{} {}: {} {}", req.method, path, result.error().message,
+                    result.error().detail);
     }
     return error_response(result.error(), request_id);
   }
@@ -163,7 +174,8 @@ Status ApiService::authenticate(const HttpRequest& req) {
     for (auto& k : tx.list_api_keys()) {
       if (constant_time_equal(k.hash, hash)) {
         const int64_t now = clock_.now_ms();
-        if (!k.last_used_at || now - *k.last_used_at > 60'000 || k.last_used_from_addr != req.remote_addr) {
+        if (!k.last_used_at || now - *k.last_used_at > 60'000 ||
+            k.last_used_from_addr != req.remote_addr) {
           k.last_used_at = now;
           k.last_used_from_addr = req.remote_addr;
           return tx.put_api_key(k);
@@ -202,15 +214,19 @@ Result<catalog::Project> ApiService::find_project(Tx& tx, const std::string& id)
   return *p;
 }
 
-Result<catalog::Branch> ApiService::find_branch(Tx& tx, const catalog::Project& p, const std::string& id) {
+Result<catalog::Branch> ApiService::find_branch(Tx& tx, const catalog::Project& p,
+                                                const std::string& id) {
   auto b = tx.get_branch(p.id, id);
-  if (!b) return fail(ErrorCode::kNotFound, fmt::format("branch {} not found in project {}", id, p.id));
+  if (!b)
+    return fail(ErrorCode::kNotFound, fmt::format("branch {} not found in project {}", id, p.id));
   return *b;
 }
 
-Result<catalog::Endpoint> ApiService::find_endpoint(Tx& tx, const catalog::Project& p, const std::string& id) {
+Result<catalog::Endpoint> ApiService::find_endpoint(Tx& tx, const catalog::Project& p,
+                                                    const std::string& id) {
   auto e = tx.get_endpoint(p.id, id);
-  if (!e) return fail(ErrorCode::kNotFound, fmt::format("endpoint {} not found in project {}", id, p.id));
+  if (!e)
+    return fail(ErrorCode::kNotFound, fmt::format("endpoint {} not found in project {}", id, p.id));
   return *e;
 }
 
@@ -236,7 +252,8 @@ json::array ApiService::connection_uris(Tx& tx, const catalog::Branch& b,
 // ---- identity, API keys, operations --------------------------------------------------------
 
 Result<ApiService::Reply> ApiService::get_auth(Ctx&) {
-  return Reply{200, json::object{{"account_id", options_.address.owner_id}, {"auth_method", "api_key_user"}}};
+  return Reply{200, json::object{{"account_id", options_.address.owner_id},
+                                 {"auth_method", "api_key_user"}}};
 }
 
 Result<ApiService::Reply> ApiService::get_me(Ctx&) {
@@ -263,11 +280,13 @@ Result<ApiService::Reply> ApiService::list_api_keys(Ctx&) {
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     json::array a;
     for (const auto& k : tx.list_api_keys()) {
-      json::object o{{"id", k.id},
-                     {"name", k.name},
-                     {"created_at", ts(k.created_at)},
-                     {"created_by", json::object{{"id", options_.address.owner_id}, {"name", "argon"}, {"image", ""}}},
-                     {"last_used_from_addr", k.last_used_from_addr}};
+      json::object o{
+          {"id", k.id},
+          {"name", k.name},
+          {"created_at", ts(k.created_at)},
+          {"created_by",
+           json::object{{"id", options_.address.owner_id}, {"name", "argon"}, {"image", ""}}},
+          {"last_used_from_addr", k.last_used_from_addr}};
       o["last_used_at"] = k.last_used_at ? json::value(ts(*k.last_used_at)) : json::value(nullptr);
       a.push_back(std::move(o));
     }
@@ -298,11 +317,13 @@ Result<ApiService::Reply> ApiService::create_api_key(Ctx& c) {
 Result<ApiService::Reply> ApiService::revoke_api_key(Ctx& c) {
   const std::string raw = c.param("key_id");
   auto parsed = parse_int_param(raw, "key_id", 1, INT64_MAX);
-  if (!parsed) return fail(ErrorCode::kNotFound, fmt::format("API key {} not found", raw.substr(0, 20)));
+  if (!parsed)
+    return fail(ErrorCode::kNotFound, fmt::format("API key {} not found", raw.substr(0, 20)));
   const int64_t id = **parsed;
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
     auto k = tx.get_api_key(id);
-    if (!k || k->revoked) return fail(ErrorCode::kNotFound, fmt::format("API key {} not found", id));
+    if (!k || k->revoked)
+      return fail(ErrorCode::kNotFound, fmt::format("API key {} not found", id));
     k->revoked = true;
     ARGON_RETURN_IF_ERROR(tx.put_api_key(*k));
     json::object o{{"id", k->id},
@@ -334,8 +355,8 @@ Result<ApiService::Reply> ApiService::get_operation(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     auto op = tx.get_operation(p.id, c.param("operation_id"));
     if (!op) {
-      return fail(ErrorCode::kNotFound,
-                  fmt::format("operation {} not found in project {}", c.param("operation_id").substr(0, 64), p.id));
+      return fail(ErrorCode::kNotFound, fmt::format("operation {} not found in project {}",
+                                                    c.param("operation_id").substr(0, 64), p.id));
     }
     return Reply{200, json::object{{"operation", operation_json(*op)}}};
   });

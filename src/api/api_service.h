@@ -1,15 +1,14 @@
 // The Neon API v2 surface: routing, authentication, validation and the handlers. A mutating
-// handler validates, then writes the catalog rows and their operations (through ops::Planner) in ONE
-// catalog transaction and answers at once; the operations engine does the slow work. Handlers never
-// touch Postgres or data directories.
+// handler validates, then writes the catalog rows and their operations (through ops::Planner) in
+// ONE catalog transaction and answers at once; the operations engine does the slow work. Handlers
+// never touch Postgres or data directories.
 #pragma once
 
+#include <boost/json/value.hpp>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <boost/json/value.hpp>
 
 #include "api/http_types.h"
 #include "api/input.h"
@@ -68,14 +67,19 @@ class ApiService {
 
   // Lookups that answer 404 with a message naming what was not found.
   Result<catalog::Project> find_project(catalog::Tx& tx, const std::string& id);
-  Result<catalog::Branch> find_branch(catalog::Tx& tx, const catalog::Project& p, const std::string& id);
-  Result<catalog::Endpoint> find_endpoint(catalog::Tx& tx, const catalog::Project& p, const std::string& id);
-  Result<catalog::Role> find_role(catalog::Tx& tx, const catalog::Branch& b, const std::string& name);
-  Result<catalog::Database> find_database(catalog::Tx& tx, const catalog::Branch& b, const std::string& name);
+  Result<catalog::Branch> find_branch(catalog::Tx& tx, const catalog::Project& p,
+                                      const std::string& id);
+  Result<catalog::Endpoint> find_endpoint(catalog::Tx& tx, const catalog::Project& p,
+                                          const std::string& id);
+  Result<catalog::Role> find_role(catalog::Tx& tx, const catalog::Branch& b,
+                                  const std::string& name);
+  Result<catalog::Database> find_database(catalog::Tx& tx, const catalog::Branch& b,
+                                          const std::string& name);
   // Branch names are unique per project (`except_id` may keep its own).
-  Status check_branch_name_free(catalog::Tx& tx, const std::string& project_id, const std::string& name,
-                                const std::string& except_id = {});
-  Result<catalog::Snapshot> find_snapshot(catalog::Tx& tx, const catalog::Project& p, const std::string& id);
+  Status check_branch_name_free(catalog::Tx& tx, const std::string& project_id,
+                                const std::string& name, const std::string& except_id = {});
+  Result<catalog::Snapshot> find_snapshot(catalog::Tx& tx, const catalog::Project& p,
+                                          const std::string& id);
   boost::json::array ops_json(const std::vector<catalog::Operation>& ops);
   // Connection details for every role x database of a branch through its read_write endpoint.
   boost::json::array connection_uris(catalog::Tx& tx, const catalog::Branch& b,
@@ -84,8 +88,8 @@ class ApiService {
   // `pg_major`: the project's PostgreSQL, which judges settings.pg_settings.
   Status apply_endpoint_fields(const Fields& f, catalog::Endpoint& e, int pg_major);
   // Copies the catalog's roles (with passwords) and databases of a branch or snapshot to another.
-  Status copy_roles_and_databases(catalog::Tx& tx, const std::string& from_id, const std::string& to_id,
-                                  int64_t now);
+  Status copy_roles_and_databases(catalog::Tx& tx, const std::string& from_id,
+                                  const std::string& to_id, int64_t now);
 
   // Identity and keys.
   Result<Reply> get_auth(Ctx&);

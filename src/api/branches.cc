@@ -1,6 +1,7 @@
 // Branch handlers: /projects/{id}/branches...
-#include <boost/json.hpp>
 #include <fmt/format.h>
+
+#include <boost/json.hpp>
 
 #include "api/api_service.h"
 
@@ -9,18 +10,19 @@ namespace argon::api {
 namespace json = boost::json;
 using catalog::Tx;
 
-Status ApiService::check_branch_name_free(Tx& tx, const std::string& project_id, const std::string& name,
-                                          const std::string& except_id) {
+Status ApiService::check_branch_name_free(Tx& tx, const std::string& project_id,
+                                          const std::string& name, const std::string& except_id) {
   for (const auto& b : tx.list_branches(project_id)) {
     if (b.name == name && b.id != except_id) {
-      return fail(ErrorCode::kConflict, fmt::format("a branch named '{}' already exists ({})", name, b.id));
+      return fail(ErrorCode::kConflict,
+                  fmt::format("a branch named '{}' already exists ({})", name, b.id));
     }
   }
   return {};
 }
 
-Status ApiService::copy_roles_and_databases(Tx& tx, const std::string& from_id, const std::string& to_id,
-                                            int64_t now) {
+Status ApiService::copy_roles_and_databases(Tx& tx, const std::string& from_id,
+                                            const std::string& to_id, int64_t now) {
   for (auto r : tx.list_roles(from_id)) {
     r.branch_id = to_id;
     r.created_at = r.updated_at = now;
@@ -44,7 +46,8 @@ Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
   if (sort_order != "asc" && sort_order != "desc") {
     return fail(ErrorCode::kBadRequest, "sort_order: must be asc or desc");
   }
-  ARGON_ASSIGN_OR_RETURN(const std::optional<int64_t> limit, parse_int_param(c.q("limit"), "limit", 1, 10000));
+  ARGON_ASSIGN_OR_RETURN(const std::optional<int64_t> limit,
+                         parse_int_param(c.q("limit"), "limit", 1, 10000));
   ARGON_ASSIGN_OR_RETURN(const int64_t cursor, parse_cursor(c.q("cursor"), "o"));
   const size_t offset = static_cast<size_t>(cursor);
   const std::string search = c.q("search").value_or("");
@@ -53,7 +56,8 @@ Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
     auto all = tx.list_branches(p.id);
     std::vector<catalog::Branch> branches;
     for (auto& b : all) {
-      if (search.empty() || b.name.find(search) != std::string::npos || b.id.find(search) != std::string::npos) {
+      if (search.empty() || b.name.find(search) != std::string::npos ||
+          b.id.find(search) != std::string::npos) {
         branches.push_back(std::move(b));
       }
     }
@@ -67,7 +71,8 @@ Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
       return sort_order == "asc" ? ka < kb : ka > kb;
     });
     json::array items;
-    const size_t end = limit ? std::min(branches.size(), offset + static_cast<size_t>(*limit)) : branches.size();
+    const size_t end =
+        limit ? std::min(branches.size(), offset + static_cast<size_t>(*limit)) : branches.size();
     for (size_t i = offset; i < end; ++i) items.push_back(branch_json(branches[i]));
     json::object pagination{{"sort_by", sort_by}, {"sort_order", sort_order}};
     if (end < branches.size()) pagination["next"] = fmt::format("o{}", end);
@@ -83,7 +88,8 @@ Result<ApiService::Reply> ApiService::count_branches(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     int64_t n = 0;
     for (const auto& b : tx.list_branches(p.id)) {
-      n += search.empty() || b.name.find(search) != std::string::npos || b.id.find(search) != std::string::npos;
+      n += search.empty() || b.name.find(search) != std::string::npos ||
+           b.id.find(search) != std::string::npos;
     }
     return Reply{200, json::object{{"count", n}}};
   });
@@ -103,14 +109,16 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto expires_at, f.time_or_null("expires_at"));
   ARGON_ASSIGN_OR_RETURN(const json::array* endpoints, root.array("endpoints"));
   if (parent_lsn || (parent_ts && *parent_ts)) {
-    return fail(ErrorCode::kBadRequest,
-                fmt::format("{}: branching from a past point is not supported by this server; omit it to "
-                            "branch from the parent's current state",
-                            parent_lsn ? "branch.parent_lsn" : "branch.parent_timestamp"));
+    return fail(
+        ErrorCode::kBadRequest,
+        fmt::format("{}: branching from a past point is not supported by this server; omit it to "
+                    "branch from the parent's current state",
+                    parent_lsn ? "branch.parent_lsn" : "branch.parent_timestamp"));
   }
   if (init_source && *init_source != "parent-data") {
     if (*init_source == "schema-only") {
-      return fail(ErrorCode::kBadRequest, "branch.init_source: schema-only branches are not supported yet");
+      return fail(ErrorCode::kBadRequest,
+                  "branch.init_source: schema-only branches are not supported yet");
     }
     return fail(ErrorCode::kBadRequest, "branch.init_source: must be parent-data or schema-only");
   }
@@ -129,20 +137,25 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
     for (size_t i = 0; i < endpoints->size(); ++i) {
       const auto& v = (*endpoints)[i];
       const std::string path = fmt::format("endpoints[{}]", i);
-      if (!v.is_object()) return fail(ErrorCode::kBadRequest, fmt::format("{}: must be an object", path));
+      if (!v.is_object())
+        return fail(ErrorCode::kBadRequest, fmt::format("{}: must be an object", path));
       Fields ef(&v.as_object(), path);
       ARGON_ASSIGN_OR_RETURN(auto type, ef.string("type", 1, 32));
-      if (!type) return fail(ErrorCode::kBadRequest, fmt::format("{}.type: required (read_write)", path));
+      if (!type)
+        return fail(ErrorCode::kBadRequest, fmt::format("{}.type: required (read_write)", path));
       if (*type == "read_only") {
-        return fail(ErrorCode::kBadRequest, fmt::format("{}.type: read_only endpoints are not supported yet", path));
+        return fail(ErrorCode::kBadRequest,
+                    fmt::format("{}.type: read_only endpoints are not supported yet", path));
       }
       if (*type != "read_write") {
-        return fail(ErrorCode::kBadRequest, fmt::format("{}.type: must be read_write or read_only", path));
+        return fail(ErrorCode::kBadRequest,
+                    fmt::format("{}.type: must be read_write or read_only", path));
       }
       eps.push_back({ef});
     }
     if (eps.size() > 1) {
-      return fail(ErrorCode::kBadRequest, "endpoints: a branch can have only one read_write endpoint");
+      return fail(ErrorCode::kBadRequest,
+                  "endpoints: a branch can have only one read_write endpoint");
     }
   }
 
@@ -152,15 +165,17 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
     if (parent_id) {
       auto pb = tx.get_branch(p.id, *parent_id);
       if (!pb) {
-        return fail(ErrorCode::kNotFound,
-                    fmt::format("branch.parent_id: branch {} not found in project {}", *parent_id, p.id));
+        return fail(
+            ErrorCode::kNotFound,
+            fmt::format("branch.parent_id: branch {} not found in project {}", *parent_id, p.id));
       }
       parent = *pb;
     } else {
       for (const auto& b : tx.list_branches(p.id)) {
         if (b.is_default) parent = b;
       }
-      if (!parent) return fail(ErrorCode::kConflict, "the project has no default branch to branch from");
+      if (!parent)
+        return fail(ErrorCode::kConflict, "the project has no default branch to branch from");
     }
     catalog::Branch b;
     b.id = ids_.make("br");
@@ -213,7 +228,8 @@ Result<ApiService::Reply> ApiService::get_branch(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     json::object annotation{{"object", json::object{{"type", "console/branch"}, {"id", b.id}}},
                             {"value", json::object{}}};
-    return Reply{200, json::object{{"branch", branch_json(b)}, {"annotation", std::move(annotation)}}};
+    return Reply{200,
+                 json::object{{"branch", branch_json(b)}, {"annotation", std::move(annotation)}}};
   });
 }
 
@@ -257,12 +273,15 @@ Result<ApiService::Reply> ApiService::delete_branch(Ctx& c) {
     if (any && any->deleted) return Reply{204, nullptr};  // already being deleted
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     if (b.is_default) {
-      return fail(ErrorCode::kConflict,
-                  fmt::format("branch {} is the project's default branch; make another branch the default first",
-                              b.id));
+      return fail(
+          ErrorCode::kConflict,
+          fmt::format(
+              "branch {} is the project's default branch; make another branch the default first",
+              b.id));
     }
     if (b.is_protected) {
-      return fail(ErrorCode::kConflict, fmt::format("branch {} is protected; unprotect it first", b.id));
+      return fail(ErrorCode::kConflict,
+                  fmt::format("branch {} is protected; unprotect it first", b.id));
     }
     size_t children = 0;
     for (const auto& other : tx.list_branches(p.id)) children += other.parent_id == b.id;
@@ -309,7 +328,8 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto lsn_text, f.string("source_lsn", 1, 64));
   ARGON_ASSIGN_OR_RETURN(auto time_text, f.string("source_timestamp", 1, 64));
   if (!source_id) return fail(ErrorCode::kBadRequest, "source_branch_id: required");
-  if (lsn_text && time_text) return fail(ErrorCode::kBadRequest, "source_lsn and source_timestamp cannot be combined");
+  if (lsn_text && time_text)
+    return fail(ErrorCode::kBadRequest, "source_lsn and source_timestamp cannot be combined");
   storage::PointInTime point;
   if (lsn_text && !(point.lsn = storage::parse_lsn(*lsn_text))) {
     return fail(ErrorCode::kBadRequest, "source_lsn: must be an LSN such as 0/1A2B3C8");
@@ -324,19 +344,24 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
       return find_branch(tx, p, *source_id);
     }));
     ARGON_ASSIGN_OR_RETURN(auto history, engine_.branch_wal_history(source));
-    ARGON_RETURN_IF_ERROR(storage::point_is_current(history, point, now * 1000 + 999, source.created_at * 1000));
+    ARGON_RETURN_IF_ERROR(
+        storage::point_is_current(history, point, now * 1000 + 999, source.created_at * 1000));
   }
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     if (*source_id == b.id) {
       return fail(ErrorCode::kBadRequest,
-                  "source_branch_id: restoring a branch to its own past is not available on this server; take a "
+                  "source_branch_id: restoring a branch to its own past is not available on this "
+                  "server; take a "
                   "snapshot and restore it instead");
     }
     ARGON_ASSIGN_OR_RETURN(auto source, find_branch(tx, p, *source_id));
-    if (b.current_state != catalog::branch_state::kReady || source.current_state != catalog::branch_state::kReady) {
-      return fail(ErrorCode::kLocked, "the branch or its source is still being created; retry once its operations finish");
+    if (b.current_state != catalog::branch_state::kReady ||
+        source.current_state != catalog::branch_state::kReady) {
+      return fail(
+          ErrorCode::kLocked,
+          "the branch or its source is still being created; retry once its operations finish");
     }
     std::vector<catalog::Branch> children;
     for (const auto& other : tx.list_branches(p.id)) {
@@ -344,7 +369,8 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
     }
     if (!children.empty() && !preserve) {
       return fail(ErrorCode::kBadRequest,
-                  fmt::format("preserve_under_name: required, because branch {} has {} child branch{} (they move to "
+                  fmt::format("preserve_under_name: required, because branch {} has {} child "
+                              "branch{} (they move to "
                               "the preserved branch)",
                               b.id, children.size(), children.size() == 1 ? "" : "es"));
     }
@@ -371,8 +397,10 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
       params.preserve_branch_id = keep.id;
     }
     // The catalog's roles and databases become the source's, as its data will be.
-    for (const auto& r : tx.list_roles(b.id, true)) ARGON_RETURN_IF_ERROR(tx.delete_role_row(b.id, r.name));
-    for (const auto& d : tx.list_databases(b.id, true)) ARGON_RETURN_IF_ERROR(tx.delete_database_row(d.id));
+    for (const auto& r : tx.list_roles(b.id, true))
+      ARGON_RETURN_IF_ERROR(tx.delete_role_row(b.id, r.name));
+    for (const auto& d : tx.list_databases(b.id, true))
+      ARGON_RETURN_IF_ERROR(tx.delete_database_row(d.id));
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, source.id, b.id, now));
     b.updated_at = now;
     ARGON_RETURN_IF_ERROR(tx.put_branch(b));
@@ -386,7 +414,8 @@ Result<ApiService::Reply> ApiService::list_branch_endpoints(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     json::array eps;
-    for (const auto& e : tx.list_branch_endpoints(b.id)) eps.push_back(endpoint_json(e, options_.address));
+    for (const auto& e : tx.list_branch_endpoints(b.id))
+      eps.push_back(endpoint_json(e, options_.address));
     return Reply{200, json::object{{"endpoints", std::move(eps)}}};
   });
 }

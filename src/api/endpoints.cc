@@ -1,6 +1,7 @@
 // Endpoint handlers: /projects/{id}/endpoints...
-#include <boost/json.hpp>
 #include <fmt/format.h>
+
+#include <boost/json.hpp>
 
 #include "api/api_service.h"
 
@@ -15,13 +16,17 @@ Status validate_settings(const std::string& text) {
   auto v = json::parse(text);
   const auto& o = v.as_object();
   if (const auto* pg = o.if_contains("pg_settings")) {
-    if (!pg->is_object()) return fail(ErrorCode::kBadRequest, "endpoint.settings.pg_settings: must be an object");
+    if (!pg->is_object())
+      return fail(ErrorCode::kBadRequest, "endpoint.settings.pg_settings: must be an object");
     for (const auto& [k, val] : pg->as_object()) {
       std::string_view key = k;
       if (key.empty() || key.size() > 63 ||
-          key.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.") != std::string_view::npos) {
-        return fail(ErrorCode::kBadRequest,
-                    fmt::format("endpoint.settings.pg_settings: '{}' is not a PostgreSQL setting name", key.substr(0, 64)));
+          key.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.") !=
+              std::string_view::npos) {
+        return fail(
+            ErrorCode::kBadRequest,
+            fmt::format("endpoint.settings.pg_settings: '{}' is not a PostgreSQL setting name",
+                        key.substr(0, 64)));
       }
       if (!val.is_string() || val.as_string().size() > 1024) {
         return fail(ErrorCode::kBadRequest,
@@ -33,7 +38,8 @@ Status validate_settings(const std::string& text) {
 }
 }  // namespace
 
-catalog::Endpoint ApiService::new_endpoint(const catalog::Project& p, const std::string& branch_id) {
+catalog::Endpoint ApiService::new_endpoint(const catalog::Project& p,
+                                           const std::string& branch_id) {
   catalog::Endpoint e;
   e.id = ids_.make("ep");
   e.project_id = p.id;
@@ -43,9 +49,12 @@ catalog::Endpoint ApiService::new_endpoint(const catalog::Project& p, const std:
   auto defaults = json::parse(p.default_endpoint_settings_json, ec);
   if (!ec && defaults.is_object()) {
     const auto& d = defaults.as_object();
-    if (auto* v = d.if_contains("suspend_timeout_seconds"); v && v->is_int64()) e.suspend_timeout_seconds = v->as_int64();
-    if (auto* v = d.if_contains("autoscaling_limit_min_cu"); v && v->is_number()) e.autoscaling_limit_min_cu = v->to_number<double>();
-    if (auto* v = d.if_contains("autoscaling_limit_max_cu"); v && v->is_number()) e.autoscaling_limit_max_cu = v->to_number<double>();
+    if (auto* v = d.if_contains("suspend_timeout_seconds"); v && v->is_int64())
+      e.suspend_timeout_seconds = v->as_int64();
+    if (auto* v = d.if_contains("autoscaling_limit_min_cu"); v && v->is_number())
+      e.autoscaling_limit_min_cu = v->to_number<double>();
+    if (auto* v = d.if_contains("autoscaling_limit_max_cu"); v && v->is_number())
+      e.autoscaling_limit_max_cu = v->to_number<double>();
     if (auto* v = d.if_contains("pg_settings"); v && v->is_object()) {
       e.settings_json = json::serialize(json::object{{"pg_settings", *v}});
     }
@@ -65,21 +74,25 @@ Status ApiService::apply_endpoint_fields(const Fields& f, catalog::Endpoint& e, 
   ARGON_ASSIGN_OR_RETURN(auto pooler_mode, f.string("pooler_mode", 1, 32));
   ARGON_ASSIGN_OR_RETURN(auto provisioner, f.string("provisioner", 1, 64));
   if (pooler_mode && *pooler_mode != "transaction" && *pooler_mode != "session") {
-    return fail(ErrorCode::kBadRequest, fmt::format("{}: must be transaction or session", f.path("pooler_mode")));
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("{}: must be transaction or session", f.path("pooler_mode")));
   }
   if (provisioner && *provisioner != "k8s-pod" && *provisioner != "k8s-neonvm") {
-    return fail(ErrorCode::kBadRequest, fmt::format("{}: must be k8s-pod or k8s-neonvm", f.path("provisioner")));
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("{}: must be k8s-pod or k8s-neonvm", f.path("provisioner")));
   }
   (void)pooler_enabled;  // the proxy is the pooler here
   if (settings) {
     ARGON_RETURN_IF_ERROR(validate_settings(*settings));
-    ARGON_RETURN_IF_ERROR(engine_.check_pg_settings(pg_major, *settings, f.path("settings.pg_settings")));
+    ARGON_RETURN_IF_ERROR(
+        engine_.check_pg_settings(pg_major, *settings, f.path("settings.pg_settings")));
   }
   const double lo = min_cu.value_or(e.autoscaling_limit_min_cu);
   const double hi = max_cu.value_or(std::max(lo, e.autoscaling_limit_max_cu));
   if (hi < lo) {
     return fail(ErrorCode::kBadRequest,
-                fmt::format("{}: must not be below autoscaling_limit_min_cu", f.path("autoscaling_limit_max_cu")));
+                fmt::format("{}: must not be below autoscaling_limit_min_cu",
+                            f.path("autoscaling_limit_max_cu")));
   }
   e.autoscaling_limit_min_cu = lo;
   e.autoscaling_limit_max_cu = hi;
@@ -109,18 +122,22 @@ Result<ApiService::Reply> ApiService::create_endpoint(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto region, f.string("region_id", 1, 64));
   if (!branch_id) return fail(ErrorCode::kBadRequest, "endpoint.branch_id: required");
   if (!type) return fail(ErrorCode::kBadRequest, "endpoint.type: required (read_write)");
-  if (*type == "read_only") return fail(ErrorCode::kBadRequest, "endpoint.type: read_only endpoints are not supported yet");
-  if (*type != "read_write") return fail(ErrorCode::kBadRequest, "endpoint.type: must be read_write or read_only");
+  if (*type == "read_only")
+    return fail(ErrorCode::kBadRequest, "endpoint.type: read_only endpoints are not supported yet");
+  if (*type != "read_write")
+    return fail(ErrorCode::kBadRequest, "endpoint.type: must be read_write or read_only");
   if (region && *region != options_.address.region_id) {
     return fail(ErrorCode::kBadRequest,
-                fmt::format("endpoint.region_id: must be the project's region '{}'", options_.address.region_id));
+                fmt::format("endpoint.region_id: must be the project's region '{}'",
+                            options_.address.region_id));
   }
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     auto b = tx.get_branch(p.id, *branch_id);
     if (!b) {
-      return fail(ErrorCode::kNotFound,
-                  fmt::format("endpoint.branch_id: branch {} not found in project {}", *branch_id, p.id));
+      return fail(
+          ErrorCode::kNotFound,
+          fmt::format("endpoint.branch_id: branch {} not found in project {}", *branch_id, p.id));
     }
     for (const auto& e : tx.list_branch_endpoints(b->id)) {
       if (e.type == "read_write") {
@@ -135,7 +152,8 @@ Result<ApiService::Reply> ApiService::create_endpoint(Ctx& c) {
     if (!e.disabled) {
       ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));
     }
-    return Reply{201, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json(ops)}}};
+    return Reply{201, json::object{{"endpoint", endpoint_json(e, options_.address)},
+                                   {"operations", ops_json(ops)}}};
   });
 }
 
@@ -160,13 +178,15 @@ Result<ApiService::Reply> ApiService::update_endpoint(Ctx& c) {
     if (branch_id && *branch_id != e.branch_id) {
       auto b = tx.get_branch(p.id, *branch_id);
       if (!b) {
-        return fail(ErrorCode::kNotFound,
-                    fmt::format("endpoint.branch_id: branch {} not found in project {}", *branch_id, p.id));
+        return fail(
+            ErrorCode::kNotFound,
+            fmt::format("endpoint.branch_id: branch {} not found in project {}", *branch_id, p.id));
       }
       for (const auto& other : tx.list_branch_endpoints(b->id)) {
         if (other.type == "read_write") {
-          return fail(ErrorCode::kConflict,
-                      fmt::format("branch {} already has a read_write endpoint ({})", b->id, other.id));
+          return fail(
+              ErrorCode::kConflict,
+              fmt::format("branch {} already has a read_write endpoint ({})", b->id, other.id));
         }
       }
       e.branch_id = *branch_id;
@@ -181,15 +201,17 @@ Result<ApiService::Reply> ApiService::update_endpoint(Ctx& c) {
     if (active && (restart_needed || e.disabled)) {
       // Stop the compute of the branch the endpoint served before the change; the row keeps the
       // new binding.
-      ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().add(tx, p.id, before.branch_id, e.id,
-                                                                       ops::params::SuspendCompute{before.branch_id}));
+      ARGON_ASSIGN_OR_RETURN(ops.emplace_back(),
+                             engine_.planner().add(tx, p.id, before.branch_id, e.id,
+                                                   ops::params::SuspendCompute{before.branch_id}));
       e.pending_state = std::string(catalog::endpoint_state::kIdle);
       ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
     }
     if (restart_needed && !e.disabled) {
       ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));
     }
-    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json(ops)}}};
+    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)},
+                                   {"operations", ops_json(ops)}}};
   });
 }
 
@@ -200,7 +222,8 @@ Result<ApiService::Reply> ApiService::delete_endpoint(Ctx& c) {
     if (any && any->deleted) return Reply{204, nullptr};
     ARGON_ASSIGN_OR_RETURN(auto e, find_endpoint(tx, p, c.param("endpoint_id")));
     ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().delete_endpoint(tx, e));
-    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json({op})}}};
+    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)},
+                                   {"operations", ops_json({op})}}};
   });
 }
 
@@ -209,10 +232,12 @@ Result<ApiService::Reply> ApiService::start_endpoint(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto e, find_endpoint(tx, p, c.param("endpoint_id")));
     if (e.disabled) {
-      return fail(ErrorCode::kConflict, fmt::format("endpoint {} is disabled; enable it first", e.id));
+      return fail(ErrorCode::kConflict,
+                  fmt::format("endpoint {} is disabled; enable it first", e.id));
     }
     ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().start_endpoint(tx, e));
-    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json({op})}}};
+    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)},
+                                   {"operations", ops_json({op})}}};
   });
 }
 
@@ -221,7 +246,8 @@ Result<ApiService::Reply> ApiService::suspend_endpoint(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto e, find_endpoint(tx, p, c.param("endpoint_id")));
     ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().suspend_endpoint(tx, e));
-    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json({op})}}};
+    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)},
+                                   {"operations", ops_json({op})}}};
   });
 }
 
@@ -230,12 +256,14 @@ Result<ApiService::Reply> ApiService::restart_endpoint(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto e, find_endpoint(tx, p, c.param("endpoint_id")));
     if (e.disabled) {
-      return fail(ErrorCode::kConflict, fmt::format("endpoint {} is disabled; enable it first", e.id));
+      return fail(ErrorCode::kConflict,
+                  fmt::format("endpoint {} is disabled; enable it first", e.id));
     }
     std::vector<catalog::Operation> ops;
     ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().suspend_endpoint(tx, e));
     ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));
-    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}, {"operations", ops_json(ops)}}};
+    return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)},
+                                   {"operations", ops_json(ops)}}};
   });
 }
 

@@ -1,11 +1,11 @@
 #include "api/http_server.h"
 
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <cctype>
 
 namespace argon::api {
@@ -35,7 +35,8 @@ struct HttpServer::Impl {
   asio::awaitable<void> accept_loop() {
     while (acceptor.is_open()) {
       boost::system::error_code ec;
-      tcp::socket sock = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      tcp::socket sock =
+          co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
         spdlog::warn("accept failed: {}", ec.message());
@@ -61,7 +62,8 @@ struct HttpServer::Impl {
         parser.body_limit(limits.max_body_bytes);
         parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
         boost::system::error_code ec;
-        co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        co_await http::async_read(stream, buffer, parser,
+                                  asio::redirect_error(asio::use_awaitable, ec));
         if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
             ec == asio::error::connection_reset || ec == asio::error::eof) {
           break;
@@ -69,8 +71,8 @@ struct HttpServer::Impl {
         if (ec) {
           // Malformed or oversized request: answer once, then close the connection.
           const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit;
-          http::response<http::string_body> res{too_big ? http::status::payload_too_large
-                                                        : http::status::bad_request, 11};
+          http::response<http::string_body> res{
+              too_big ? http::status::payload_too_large : http::status::bad_request, 11};
           res.set(http::field::content_type, "application/json");
           res.body() = too_big ? error_body("PAYLOAD_TOO_LARGE",
                                             fmt::format("request too large; the limit is {} bytes",
@@ -103,7 +105,8 @@ struct HttpServer::Impl {
         }
         http::response<http::string_body> res{static_cast<http::status>(out.status), req.version()};
         res.set(http::field::server, "argond");
-        if (!out.body.empty() || out.status != 204) res.set(http::field::content_type, out.content_type);
+        if (!out.body.empty() || out.status != 204)
+          res.set(http::field::content_type, out.content_type);
         for (const auto& [k, v] : out.headers) res.set(k, v);
         res.body() = std::move(out.body);
         res.keep_alive(req.keep_alive());
@@ -149,19 +152,22 @@ void HttpServer::stop() {
   impl_->acceptor.close(ec);
 }
 
-Result<std::pair<std::string, uint16_t>> parse_host_port(const std::string& s, std::string_view flag) {
+Result<std::pair<std::string, uint16_t>> parse_host_port(const std::string& s,
+                                                         std::string_view flag) {
   auto colon = s.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
     return fail(ErrorCode::kBadRequest, fmt::format("{} '{}': expected HOST:PORT", flag, s));
   }
   std::string host = s.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   const std::string port_s = s.substr(colon + 1);
   if (port_s.find_first_not_of("0123456789") != std::string::npos || port_s.size() > 5) {
     return fail(ErrorCode::kBadRequest, fmt::format("{} '{}': invalid port", flag, s));
   }
   int port = std::stoi(port_s);
-  if (port > 65535) return fail(ErrorCode::kBadRequest, fmt::format("{} '{}': invalid port", flag, s));
+  if (port > 65535)
+    return fail(ErrorCode::kBadRequest, fmt::format("{} '{}': invalid port", flag, s));
   return std::pair{host, static_cast<uint16_t>(port)};
 }
 

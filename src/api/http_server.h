@@ -40,6 +40,7 @@ class HttpServer {
 };
 
 // Splits "host:port" ("[::1]:80" for IPv6). Errors name the flag.
-Result<std::pair<std::string, uint16_t>> parse_host_port(const std::string& s, std::string_view flag);
+Result<std::pair<std::string, uint16_t>> parse_host_port(const std::string& s,
+                                                         std::string_view flag);
 
 }  // namespace argon::api

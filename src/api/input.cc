@@ -1,9 +1,9 @@
 #include "api/input.h"
 
-#include <cmath>
+#include <fmt/format.h>
 
 #include <boost/json.hpp>
-#include <fmt/format.h>
+#include <cmath>
 
 #include "common/clock.h"
 
@@ -13,7 +13,8 @@ namespace json = boost::json;
 
 Result<json::object> parse_body(const HttpRequest& req) {
   std::string_view body = req.body;
-  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.front()))) body.remove_prefix(1);
+  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.front())))
+    body.remove_prefix(1);
   if (body.empty()) return json::object{};
   // The Content-Type is not trusted either way: curl -d labels JSON as form data.
   json::parse_options opts;
@@ -21,7 +22,8 @@ Result<json::object> parse_body(const HttpRequest& req) {
   std::error_code ec;
   json::value v = json::parse(body, ec, {}, opts);
   if (ec) {
-    return fail(ErrorCode::kBadRequest, fmt::format("request body is not valid JSON: {}", ec.message()));
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("request body is not valid JSON: {}", ec.message()));
   }
   if (!v.is_object()) return fail(ErrorCode::kBadRequest, "request body must be a JSON object");
   return std::move(v.as_object());
@@ -75,7 +77,8 @@ Result<std::optional<std::string>> Fields::string(std::string_view key, size_t m
                 fmt::format("{}: must be {} to {} characters long", path(key), min_len, max_len));
   }
   if (s.find('\0') != std::string::npos) {
-    return fail(ErrorCode::kBadRequest, fmt::format("{}: must not contain NUL characters", path(key)));
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("{}: must not contain NUL characters", path(key)));
   }
   return s;
 }
@@ -83,15 +86,18 @@ Result<std::optional<std::string>> Fields::string(std::string_view key, size_t m
 Result<std::optional<bool>> Fields::boolean(std::string_view key) const {
   const json::value* v = get(key);
   if (!v) return std::optional<bool>{};
-  if (!v->is_bool()) return fail(ErrorCode::kBadRequest, fmt::format("{}: must be true or false", path(key)));
+  if (!v->is_bool())
+    return fail(ErrorCode::kBadRequest, fmt::format("{}: must be true or false", path(key)));
   return v->as_bool();
 }
 
-Result<std::optional<int64_t>> Fields::integer(std::string_view key, int64_t min, int64_t max) const {
+Result<std::optional<int64_t>> Fields::integer(std::string_view key, int64_t min,
+                                               int64_t max) const {
   const json::value* v = get(key);
   if (!v) return std::optional<int64_t>{};
   auto out_of_range = [&] {
-    return fail(ErrorCode::kBadRequest, fmt::format("{}: must be between {} and {}", path(key), min, max));
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("{}: must be between {} and {}", path(key), min, max));
   };
   int64_t n = 0;
   if (v->is_int64()) {
@@ -113,10 +119,12 @@ Result<std::optional<int64_t>> Fields::integer(std::string_view key, int64_t min
 Result<std::optional<double>> Fields::number(std::string_view key, double min, double max) const {
   const json::value* v = get(key);
   if (!v) return std::optional<double>{};
-  if (!v->is_number()) return fail(ErrorCode::kBadRequest, fmt::format("{}: must be a number", path(key)));
+  if (!v->is_number())
+    return fail(ErrorCode::kBadRequest, fmt::format("{}: must be a number", path(key)));
   double d = v->to_number<double>();
   if (!(d >= min && d <= max)) {
-    return fail(ErrorCode::kBadRequest, fmt::format("{}: must be between {} and {}", path(key), min, max));
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("{}: must be between {} and {}", path(key), min, max));
   }
   return d;
 }
@@ -142,21 +150,24 @@ Result<std::optional<std::optional<int64_t>>> Fields::time_or_null(std::string_v
 Result<Fields> Fields::object(std::string_view key) const {
   const json::value* v = get(key);
   if (!v) return Fields(nullptr, path(key));
-  if (!v->is_object()) return fail(ErrorCode::kBadRequest, fmt::format("{}: must be an object", path(key)));
+  if (!v->is_object())
+    return fail(ErrorCode::kBadRequest, fmt::format("{}: must be an object", path(key)));
   return Fields(&v->as_object(), path(key));
 }
 
 Result<const json::array*> Fields::array(std::string_view key) const {
   const json::value* v = get(key);
   if (!v) return static_cast<const json::array*>(nullptr);
-  if (!v->is_array()) return fail(ErrorCode::kBadRequest, fmt::format("{}: must be an array", path(key)));
+  if (!v->is_array())
+    return fail(ErrorCode::kBadRequest, fmt::format("{}: must be an array", path(key)));
   return &v->as_array();
 }
 
 Result<std::optional<std::string>> Fields::object_text(std::string_view key) const {
   const json::value* v = get(key);
   if (!v) return std::optional<std::string>{};
-  if (!v->is_object()) return fail(ErrorCode::kBadRequest, fmt::format("{}: must be an object", path(key)));
+  if (!v->is_object())
+    return fail(ErrorCode::kBadRequest, fmt::format("{}: must be an object", path(key)));
   return json::serialize(*v);
 }
 

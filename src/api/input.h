@@ -2,13 +2,12 @@
 // ("branch.name: ...") and says what is expected, as Neon-shaped 400s.
 #pragma once
 
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/json/array.hpp>
-#include <boost/json/object.hpp>
 
 #include "api/http_types.h"
 #include "common/error.h"
@@ -28,7 +27,8 @@ Result<int64_t> parse_cursor(const std::optional<std::string>& value, std::strin
 class Fields {
  public:
   // `obj` may be null (the enclosing key was absent): every read then yields nullopt.
-  Fields(const boost::json::object* obj, std::string prefix) : obj_(obj), prefix_(std::move(prefix)) {}
+  Fields(const boost::json::object* obj, std::string prefix)
+      : obj_(obj), prefix_(std::move(prefix)) {}
 
   bool has(std::string_view key) const;
   std::string path(std::string_view key) const;

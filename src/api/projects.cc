@@ -1,6 +1,7 @@
 // Project handlers: /projects, /projects/{id}, /connection_uri.
-#include <boost/json.hpp>
 #include <fmt/format.h>
+
+#include <boost/json.hpp>
 
 #include "api/api_service.h"
 #include "api/names.h"
@@ -23,7 +24,8 @@ Result<ApiService::Reply> ApiService::list_projects(Ctx& c) {
     json::object out{{"projects", std::move(items)},
                      {"applications", json::object{}},
                      {"integrations", json::object{}}};
-    if (!projects.empty()) out["pagination"] = json::object{{"cursor", std::to_string(projects.back().seq)}};
+    if (!projects.empty())
+      out["pagination"] = json::object{{"cursor", std::to_string(projects.back().seq)}};
     return Reply{200, std::move(out)};
   });
 }
@@ -48,24 +50,27 @@ Result<ApiService::Reply> ApiService::create_project(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto db_name, bf.string("database_name", 1, 63));
   ARGON_ASSIGN_OR_RETURN(auto role_name, bf.string("role_name", 1, 63));
   if (region && *region != options_.address.region_id) {
-    return fail(ErrorCode::kBadRequest, fmt::format("project.region_id: unknown region '{}'; this server "
-                                                    "has one region, '{}'",
-                                                    region->substr(0, 64), options_.address.region_id));
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("project.region_id: unknown region '{}'; this server "
+                            "has one region, '{}'",
+                            region->substr(0, 64), options_.address.region_id));
   }
   const int version = static_cast<int>(pg_version.value_or(options_.default_pg_version));
   if (!pg_.find(version)) {
     return fail(ErrorCode::kBadRequest,
                 fmt::format("project.pg_version: PostgreSQL {} is not installed on this server; "
-                            "available: {}", version, pg_.majors_list()));
+                            "available: {}",
+                            version, pg_.majors_list()));
   }
   if (endpoint_settings) {
-    ARGON_RETURN_IF_ERROR(
-        engine_.check_pg_settings(version, *endpoint_settings, "project.default_endpoint_settings.pg_settings"));
+    ARGON_RETURN_IF_ERROR(engine_.check_pg_settings(
+        version, *endpoint_settings, "project.default_endpoint_settings.pg_settings"));
   }
   const std::string database = db_name.value_or("neondb");
   const std::string role = role_name.value_or(database + "_owner");
   if (reserved_role(role)) {
-    return fail(ErrorCode::kBadRequest, fmt::format("project.branch.role_name: '{}' is reserved", role));
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("project.branch.role_name: '{}' is reserved", role));
   }
   if (reserved_database(database)) {
     return fail(ErrorCode::kBadRequest,
@@ -104,18 +109,21 @@ Result<ApiService::Reply> ApiService::create_project(Ctx& c) {
     ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
 
     std::vector<catalog::Operation> ops;
-    ARGON_ASSIGN_OR_RETURN(ops.emplace_back(),
-                           engine_.planner().add(tx, p.id, b.id, std::nullopt,
-                                                 ops::params::CreateBranch{ops::params::CreateBranch::Source::kTemplate}));
+    ARGON_ASSIGN_OR_RETURN(
+        ops.emplace_back(),
+        engine_.planner().add(
+            tx, p.id, b.id, std::nullopt,
+            ops::params::CreateBranch{ops::params::CreateBranch::Source::kTemplate}));
     ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));
 
-    json::object out{{"project", project_json(p, options_.address)},
-                     {"connection_uris", json::array{connection_details_json(e, r, d.name, options_.address)}},
-                     {"roles", json::array{role_json(r, true)}},
-                     {"databases", json::array{database_json(d)}},
-                     {"operations", ops_json(ops)},
-                     {"branch", branch_json(b)},
-                     {"endpoints", json::array{endpoint_json(e, options_.address)}}};
+    json::object out{
+        {"project", project_json(p, options_.address)},
+        {"connection_uris", json::array{connection_details_json(e, r, d.name, options_.address)}},
+        {"roles", json::array{role_json(r, true)}},
+        {"databases", json::array{database_json(d)}},
+        {"operations", ops_json(ops)},
+        {"branch", branch_json(b)},
+        {"endpoints", json::array{endpoint_json(e, options_.address)}}};
     return Reply{201, std::move(out)};
   });
 }
@@ -141,8 +149,8 @@ Result<ApiService::Reply> ApiService::update_project(Ctx& c) {
     if (retention) p.history_retention_seconds = *retention;
     if (settings) p.settings_json = *settings;
     if (endpoint_settings) {
-      ARGON_RETURN_IF_ERROR(engine_.check_pg_settings(p.pg_version, *endpoint_settings,
-                                                      "project.default_endpoint_settings.pg_settings"));
+      ARGON_RETURN_IF_ERROR(engine_.check_pg_settings(
+          p.pg_version, *endpoint_settings, "project.default_endpoint_settings.pg_settings"));
       p.default_endpoint_settings_json = *endpoint_settings;
     }
     p.updated_at = clock_.now_ms();
@@ -158,9 +166,12 @@ Result<ApiService::Reply> ApiService::delete_project(Ctx& c) {
     // Children first, so every delete_timeline finds its branch's children already gone.
     auto branches = tx.list_branches(p.id);
     std::stable_sort(branches.begin(), branches.end(),
-                     [](const catalog::Branch& a, const catalog::Branch& b) { return a.created_at > b.created_at; });
+                     [](const catalog::Branch& a, const catalog::Branch& b) {
+                       return a.created_at > b.created_at;
+                     });
     for (const auto& b : branches) ARGON_RETURN_IF_ERROR(engine_.planner().delete_branch(tx, b));
-    for (auto s : tx.list_snapshots(p.id)) ARGON_RETURN_IF_ERROR(engine_.planner().delete_snapshot(tx, s));
+    for (auto s : tx.list_snapshots(p.id))
+      ARGON_RETURN_IF_ERROR(engine_.planner().delete_snapshot(tx, s));
     p.deleted_at = p.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_project(p));
     return Reply{200, json::object{{"project", project_json(p, options_.address)}}};
@@ -170,7 +181,8 @@ Result<ApiService::Reply> ApiService::delete_project(Ctx& c) {
 Result<ApiService::Reply> ApiService::get_connection_uri(Ctx& c) {
   auto database = c.q("database_name");
   auto role_name = c.q("role_name");
-  if (!database || database->empty()) return fail(ErrorCode::kBadRequest, "database_name: required");
+  if (!database || database->empty())
+    return fail(ErrorCode::kBadRequest, "database_name: required");
   if (!role_name || role_name->empty()) return fail(ErrorCode::kBadRequest, "role_name: required");
   const bool pooled = c.q("pooled").value_or("false") == "true";
   return catalog_.transact([&](Tx& tx) -> Result<Reply> {
@@ -186,8 +198,9 @@ Result<ApiService::Reply> ApiService::get_connection_uri(Ctx& c) {
     if (auto eid = c.q("endpoint_id"); eid && !eid->empty()) {
       ARGON_ASSIGN_OR_RETURN(auto e, find_endpoint(tx, p, *eid));
       if (e.branch_id != b.id) {
-        return fail(ErrorCode::kBadRequest,
-                    fmt::format("endpoint_id: endpoint {} does not belong to branch {}", e.id, b.id));
+        return fail(
+            ErrorCode::kBadRequest,
+            fmt::format("endpoint_id: endpoint {} does not belong to branch {}", e.id, b.id));
       }
       ep = e;
     } else {
@@ -201,7 +214,8 @@ Result<ApiService::Reply> ApiService::get_connection_uri(Ctx& c) {
     }
     auto r = tx.get_role(b.id, *role_name);
     if (!r || r->pending_delete) {
-      return fail(ErrorCode::kNotFound, fmt::format("role {} not found in branch {}", role_name->substr(0, 63), b.id));
+      return fail(ErrorCode::kNotFound,
+                  fmt::format("role {} not found in branch {}", role_name->substr(0, 63), b.id));
     }
     if (!tx.get_database(b.id, *database)) {
       return fail(ErrorCode::kNotFound,
@@ -209,9 +223,11 @@ Result<ApiService::Reply> ApiService::get_connection_uri(Ctx& c) {
     }
     if (r->password.empty() || !p.store_passwords) {
       return fail(ErrorCode::kPreconditionFailed,
-                  fmt::format("the password of role {} is not stored; reset it with reset_password", r->name));
+                  fmt::format("the password of role {} is not stored; reset it with reset_password",
+                              r->name));
     }
-    return Reply{200, json::object{{"uri", connection_uri(*ep, *r, *database, options_.address, pooled)}}};
+    return Reply{
+        200, json::object{{"uri", connection_uri(*ep, *r, *database, options_.address, pooled)}}};
   });
 }
 

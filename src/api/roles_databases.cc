@@ -1,6 +1,7 @@
 // Role and database handlers: /branches/{id}/roles..., /branches/{id}/databases...
-#include <boost/json.hpp>
 #include <fmt/format.h>
+
+#include <boost/json.hpp>
 
 #include "api/api_service.h"
 #include "api/names.h"
@@ -11,15 +12,20 @@ namespace argon::api {
 namespace json = boost::json;
 using catalog::Tx;
 
-Result<catalog::Role> ApiService::find_role(Tx& tx, const catalog::Branch& b, const std::string& name) {
+Result<catalog::Role> ApiService::find_role(Tx& tx, const catalog::Branch& b,
+                                            const std::string& name) {
   auto r = tx.get_role(b.id, name);
-  if (!r || r->pending_delete) return fail(ErrorCode::kNotFound, fmt::format("role {} not found in branch {}", name, b.id));
+  if (!r || r->pending_delete)
+    return fail(ErrorCode::kNotFound, fmt::format("role {} not found in branch {}", name, b.id));
   return *r;
 }
 
-Result<catalog::Database> ApiService::find_database(Tx& tx, const catalog::Branch& b, const std::string& name) {
+Result<catalog::Database> ApiService::find_database(Tx& tx, const catalog::Branch& b,
+                                                    const std::string& name) {
   auto d = tx.get_database(b.id, name);
-  if (!d) return fail(ErrorCode::kNotFound, fmt::format("database {} not found in branch {}", name, b.id));
+  if (!d)
+    return fail(ErrorCode::kNotFound,
+                fmt::format("database {} not found in branch {}", name, b.id));
   return *d;
 }
 
@@ -42,20 +48,24 @@ Result<ApiService::Reply> ApiService::create_role(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 63));
   ARGON_ASSIGN_OR_RETURN(auto no_login, f.boolean("no_login"));
   if (!name) return fail(ErrorCode::kBadRequest, "role.name: required (1 to 63 bytes)");
-  if (reserved_role(*name)) return fail(ErrorCode::kBadRequest, fmt::format("role.name: '{}' is reserved", *name));
+  if (reserved_role(*name))
+    return fail(ErrorCode::kBadRequest, fmt::format("role.name: '{}' is reserved", *name));
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     if (auto existing = tx.get_role(b.id, *name)) {
-      return fail(ErrorCode::kConflict,
-                  existing->pending_delete
-                      ? fmt::format("role {} is being deleted; retry when its operation finishes", *name)
-                      : fmt::format("role {} already exists in branch {}", *name, b.id));
+      return fail(
+          ErrorCode::kConflict,
+          existing->pending_delete
+              ? fmt::format("role {} is being deleted; retry when its operation finishes", *name)
+              : fmt::format("role {} already exists in branch {}", *name, b.id));
     }
     const int64_t now = clock_.now_ms();
-    catalog::Role r{p.id, b.id, *name, generate_password(), false, no_login.value_or(false), now, now, false};
+    catalog::Role r{p.id, b.id, *name, generate_password(), false, no_login.value_or(false),
+                    now,  now,  false};
     ARGON_RETURN_IF_ERROR(tx.put_role(r));
-    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kCreateRole, r.name}));
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().apply_config(
+                                        tx, b, {ops::params::ChangeKind::kCreateRole, r.name}));
     return Reply{201, json::object{{"role", role_json(r, true)}, {"operations", ops_json({op})}}};
   });
 }
@@ -74,18 +84,21 @@ Result<ApiService::Reply> ApiService::delete_role(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     ARGON_ASSIGN_OR_RETURN(auto r, find_role(tx, b, c.param("role_name")));
-    if (r.is_protected) return fail(ErrorCode::kConflict, fmt::format("role {} is protected", r.name));
+    if (r.is_protected)
+      return fail(ErrorCode::kConflict, fmt::format("role {} is protected", r.name));
     for (const auto& d : tx.list_databases(b.id)) {
       if (d.owner_name == r.name) {
-        return fail(ErrorCode::kConflict,
-                    fmt::format("role {} owns database {}; delete the database or change its owner first",
-                                r.name, d.name));
+        return fail(
+            ErrorCode::kConflict,
+            fmt::format("role {} owns database {}; delete the database or change its owner first",
+                        r.name, d.name));
       }
     }
     r.pending_delete = true;
     r.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_role(r));
-    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kDeleteRole, r.name}));
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().apply_config(
+                                        tx, b, {ops::params::ChangeKind::kDeleteRole, r.name}));
     return Reply{200, json::object{{"role", role_json(r, false)}, {"operations", ops_json({op})}}};
   });
 }
@@ -100,9 +113,11 @@ Result<ApiService::Reply> ApiService::reveal_password(Ctx& c) {
                   fmt::format("project {} does not store passwords (store_passwords=false)", p.id));
     }
     if (r.password.empty()) {
-      return fail(ErrorCode::kNotFound,
-                  fmt::format("role {} was created with SQL and its password is not known; reset it with "
-                              "reset_password", r.name));
+      return fail(
+          ErrorCode::kNotFound,
+          fmt::format("role {} was created with SQL and its password is not known; reset it with "
+                      "reset_password",
+                      r.name));
     }
     return Reply{200, json::object{{"password", r.password}}};
   });
@@ -116,8 +131,8 @@ Result<ApiService::Reply> ApiService::reset_password(Ctx& c) {
     r.password = generate_password();
     r.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_role(r));
-    ARGON_ASSIGN_OR_RETURN(auto op,
-                           engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kResetPassword, r.name}));
+    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().apply_config(
+                                        tx, b, {ops::params::ChangeKind::kResetPassword, r.name}));
     return Reply{200, json::object{{"role", role_json(r, true)}, {"operations", ops_json({op})}}};
   });
 }
@@ -148,19 +163,22 @@ Result<ApiService::Reply> ApiService::create_database(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     for (const auto& d : tx.list_databases(b.id, true)) {
       if (d.name == *name) {
-        return fail(ErrorCode::kConflict, fmt::format("database {} already exists in branch {}", *name, b.id));
+        return fail(ErrorCode::kConflict,
+                    fmt::format("database {} already exists in branch {}", *name, b.id));
       }
     }
     auto r = tx.get_role(b.id, *owner);
     if (!r || r->pending_delete) {
-      return fail(ErrorCode::kBadRequest,
-                  fmt::format("database.owner_name: role {} does not exist in branch {}", *owner, b.id));
+      return fail(
+          ErrorCode::kBadRequest,
+          fmt::format("database.owner_name: role {} does not exist in branch {}", *owner, b.id));
     }
     const int64_t now = clock_.now_ms();
     catalog::Database d{0, p.id, b.id, *name, *owner, now, now, false};
     ARGON_RETURN_IF_ERROR(tx.put_database(d));
     ARGON_ASSIGN_OR_RETURN(auto op,
-                           engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kCreateDatabase, {}, d.id}));
+                           engine_.planner().apply_config(
+                               tx, b, {ops::params::ChangeKind::kCreateDatabase, {}, d.id}));
     return Reply{201, json::object{{"database", database_json(d)}, {"operations", ops_json({op})}}};
   });
 }
@@ -191,7 +209,8 @@ Result<ApiService::Reply> ApiService::update_database(Ctx& c) {
     if (name && *name != d.name) {
       for (const auto& other : tx.list_databases(b.id, true)) {
         if (other.name == *name) {
-          return fail(ErrorCode::kConflict, fmt::format("database {} already exists in branch {}", *name, b.id));
+          return fail(ErrorCode::kConflict,
+                      fmt::format("database {} already exists in branch {}", *name, b.id));
         }
       }
       d.name = *name;
@@ -199,15 +218,17 @@ Result<ApiService::Reply> ApiService::update_database(Ctx& c) {
     if (owner) {
       auto r = tx.get_role(b.id, *owner);
       if (!r || r->pending_delete) {
-        return fail(ErrorCode::kBadRequest,
-                    fmt::format("database.owner_name: role {} does not exist in branch {}", *owner, b.id));
+        return fail(
+            ErrorCode::kBadRequest,
+            fmt::format("database.owner_name: role {} does not exist in branch {}", *owner, b.id));
       }
       d.owner_name = *owner;
     }
     d.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_database(d));
     ARGON_ASSIGN_OR_RETURN(
-        auto op, engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kUpdateDatabase, {}, d.id, old_name}));
+        auto op, engine_.planner().apply_config(
+                     tx, b, {ops::params::ChangeKind::kUpdateDatabase, {}, d.id, old_name}));
     return Reply{200, json::object{{"database", database_json(d)}, {"operations", ops_json({op})}}};
   });
 }
@@ -221,7 +242,8 @@ Result<ApiService::Reply> ApiService::delete_database(Ctx& c) {
     d.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_database(d));
     ARGON_ASSIGN_OR_RETURN(auto op,
-                           engine_.planner().apply_config(tx, b, {ops::params::ChangeKind::kDeleteDatabase, {}, d.id}));
+                           engine_.planner().apply_config(
+                               tx, b, {ops::params::ChangeKind::kDeleteDatabase, {}, d.id}));
     return Reply{200, json::object{{"database", database_json(d)}, {"operations", ops_json({op})}}};
   });
 }

@@ -1,7 +1,8 @@
 #include "api/router.h"
 
-#include <boost/url/pct_string_view.hpp>
 #include <fmt/format.h>
+
+#include <boost/url/pct_string_view.hpp>
 
 namespace argon::api {
 
@@ -62,7 +63,8 @@ Status Router::check_captures(const std::map<std::string, std::string>& captures
   for (const auto& [name, value] : captures) {
     const bool is_name = name == "role_name" || name == "database_name";
     if (!is_name && name != "key_id" && name != "operation_id" && !valid_id(value)) {
-      return fail(ErrorCode::kNotFound, fmt::format("{} '{}' not found", name, value.substr(0, 64)));
+      return fail(ErrorCode::kNotFound,
+                  fmt::format("{} '{}' not found", name, value.substr(0, 64)));
     }
     if (is_name && (value.empty() || value.size() > 63)) {
       return fail(ErrorCode::kNotFound, fmt::format("{} not found", name));

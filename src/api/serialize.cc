@@ -1,7 +1,8 @@
 #include "api/serialize.h"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+
+#include <boost/json.hpp>
 
 #include "common/clock.h"
 
@@ -216,20 +217,20 @@ json::object database_json(const catalog::Database& d) {
 std::string connection_uri(const catalog::Endpoint& e, const catalog::Role& r,
                            std::string_view database, const PublicAddress& a, bool pooled) {
   std::string extra = a.hostaddr.empty() ? "" : fmt::format("&hostaddr={}", a.hostaddr);
-  return fmt::format("postgresql://{}:{}@{}/{}?sslmode=require{}", percent_encode(r.name), percent_encode(r.password),
-                     endpoint_host(e.id, a, pooled), percent_encode(database), extra);
+  return fmt::format("postgresql://{}:{}@{}/{}?sslmode=require{}", percent_encode(r.name),
+                     percent_encode(r.password), endpoint_host(e.id, a, pooled),
+                     percent_encode(database), extra);
 }
 
 json::object connection_details_json(const catalog::Endpoint& e, const catalog::Role& r,
                                      std::string_view database, const PublicAddress& a) {
   return json::object{
       {"connection_uri", connection_uri(e, r, database, a)},
-      {"connection_parameters",
-       json::object{{"database", database},
-                    {"password", r.password},
-                    {"role", r.name},
-                    {"host", endpoint_host(e.id, a)},
-                    {"pooler_host", endpoint_host(e.id, a, true)}}}};
+      {"connection_parameters", json::object{{"database", database},
+                                             {"password", r.password},
+                                             {"role", r.name},
+                                             {"host", endpoint_host(e.id, a)},
+                                             {"pooler_host", endpoint_host(e.id, a, true)}}}};
 }
 
 }  // namespace argon::api

@@ -2,21 +2,20 @@
 // null (clients distinguish "absent" from null: a root branch has no `parent_id` key at all).
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <optional>
 #include <string>
-
-#include <boost/json/object.hpp>
 
 #include "catalog/model.h"
 
 namespace argon::api {
 
 struct PublicAddress {
-  std::string proxy_host;     // domain endpoints live under: host = "<endpoint-id>.<proxy_host>"
-  uint16_t proxy_port = 5432; // omitted from URIs when 5432
-  std::string hostaddr;       // when set, URIs carry hostaddr= so the name needs no DNS
+  std::string proxy_host;      // domain endpoints live under: host = "<endpoint-id>.<proxy_host>"
+  uint16_t proxy_port = 5432;  // omitted from URIs when 5432
+  std::string hostaddr;        // when set, URIs carry hostaddr= so the name needs no DNS
   std::string region_id = "local";
-  std::string owner_id;       // the installation's owner (one account per argond)
+  std::string owner_id;  // the installation's owner (one account per argond)
 };
 
 boost::json::object project_json(const catalog::Project& p, const PublicAddress& a);
@@ -31,7 +30,8 @@ boost::json::object database_json(const catalog::Database& d);
 // that build a connection string from `host` (neonctl connection-string) then reach the proxy.
 boost::json::object snapshot_json(const catalog::Snapshot& s);
 
-std::string endpoint_host(std::string_view endpoint_id, const PublicAddress& a, bool pooled = false);
+std::string endpoint_host(std::string_view endpoint_id, const PublicAddress& a,
+                          bool pooled = false);
 std::string connection_uri(const catalog::Endpoint& e, const catalog::Role& r,
                            std::string_view database, const PublicAddress& a, bool pooled = false);
 boost::json::object connection_details_json(const catalog::Endpoint& e, const catalog::Role& r,

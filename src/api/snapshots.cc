@@ -1,8 +1,8 @@
 // Snapshot handlers (CONTRACT.md §7, §10): create, list, rename/expire, delete, restore, finalize.
-#include <functional>
+#include <fmt/format.h>
 
 #include <boost/json.hpp>
-#include <fmt/format.h>
+#include <functional>
 
 #include "api/api_service.h"
 #include "common/clock.h"
@@ -24,7 +24,8 @@ struct SnapshotParams {
 
 // 422 with Neon's code for the limit, as its API answers.
 std::unexpected<Error> limit_exceeded(std::string neon_code, std::string message) {
-  return std::unexpected(Error(ErrorCode::kLimitExceeded, std::move(message), {}, std::move(neon_code)));
+  return std::unexpected(
+      Error(ErrorCode::kLimitExceeded, std::move(message), {}, std::move(neon_code)));
 }
 
 using QueryParam = std::function<std::optional<std::string>(const std::string&)>;
@@ -36,7 +37,8 @@ Result<SnapshotParams> snapshot_params(const HttpRequest& req, const QueryParam&
   auto text = [&](const char* key, size_t max_len) -> Result<std::optional<std::string>> {
     if (auto q = query(key)) {
       if (q->empty() || q->size() > max_len) {
-        return fail(ErrorCode::kBadRequest, fmt::format("{}: must be 1 to {} characters", key, max_len));
+        return fail(ErrorCode::kBadRequest,
+                    fmt::format("{}: must be 1 to {} characters", key, max_len));
       }
       return q;
     }
@@ -58,21 +60,25 @@ Result<SnapshotParams> snapshot_params(const HttpRequest& req, const QueryParam&
   }
   if (lsn) {
     out.point.lsn = storage::parse_lsn(*lsn);
-    if (!out.point.lsn) return fail(ErrorCode::kBadRequest, "lsn: must be an LSN such as 0/1A2B3C8");
+    if (!out.point.lsn)
+      return fail(ErrorCode::kBadRequest, "lsn: must be an LSN such as 0/1A2B3C8");
   }
   return out;
 }
 
 }  // namespace
 
-Result<catalog::Snapshot> ApiService::find_snapshot(Tx& tx, const catalog::Project& p, const std::string& id) {
+Result<catalog::Snapshot> ApiService::find_snapshot(Tx& tx, const catalog::Project& p,
+                                                    const std::string& id) {
   auto s = tx.get_snapshot(p.id, id);
-  if (!s) return fail(ErrorCode::kNotFound, fmt::format("snapshot {} not found in project {}", id, p.id));
+  if (!s)
+    return fail(ErrorCode::kNotFound, fmt::format("snapshot {} not found in project {}", id, p.id));
   return *s;
 }
 
 Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto params, snapshot_params(c.req, [&](const std::string& k) { return c.q(k); }));
+  ARGON_ASSIGN_OR_RETURN(auto params,
+                         snapshot_params(c.req, [&](const std::string& k) { return c.q(k); }));
   const int64_t now = clock_.now_ms();
   if (params.expires_at && *params.expires_at <= now) {
     return fail(ErrorCode::kBadRequest, "expires_at: must be in the future");
@@ -87,17 +93,19 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
       return find_branch(tx, p, c.param("branch_id"));
     }));
     ARGON_ASSIGN_OR_RETURN(auto history, engine_.branch_wal_history(b));
-    ARGON_RETURN_IF_ERROR(storage::point_is_current(history, params.point, now * 1000 + 999, b.created_at * 1000));
+    ARGON_RETURN_IF_ERROR(
+        storage::point_is_current(history, params.point, now * 1000 + 999, b.created_at * 1000));
     wal_end = storage::format_lsn(history.end_lsn);
   }
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     if (auto n = tx.list_snapshots(p.id).size(); n >= static_cast<size_t>(options_.max_snapshots)) {
-      return limit_exceeded("SNAPSHOTS_LIMIT_EXCEEDED",
-                            fmt::format("project {} has {} snapshots, its limit; delete snapshots you no longer "
-                                        "need (or start argond with a higher --max-snapshots-per-project)",
-                                        p.id, n));
+      return limit_exceeded(
+          "SNAPSHOTS_LIMIT_EXCEEDED",
+          fmt::format("project {} has {} snapshots, its limit; delete snapshots you no longer "
+                      "need (or start argond with a higher --max-snapshots-per-project)",
+                      p.id, n));
     }
     catalog::Snapshot s;
     s.id = ids_.make("snap");
@@ -111,8 +119,9 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
     ARGON_RETURN_IF_ERROR(tx.put_snapshot(s));
     // The catalog's view of roles and databases goes with the snapshot, under its id.
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, b.id, s.id, now));
-    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().add(tx, p.id, b.id, std::nullopt,
-                                                          ops::params::CreateSnapshot{s.id, wal_end}));
+    ARGON_ASSIGN_OR_RETURN(auto op,
+                           engine_.planner().add(tx, p.id, b.id, std::nullopt,
+                                                 ops::params::CreateSnapshot{s.id, wal_end}));
     return Reply{200, json::object{{"snapshot", snapshot_json(s)}, {"operations", ops_json({op})}}};
   });
 }
@@ -177,22 +186,28 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
     const std::string target_ref = target_id.value_or(s.source_branch_id);
     auto target = tx.get_branch(p.id, target_ref);
     if (finalize.value_or(false) && !target) {
-      return fail(ErrorCode::kNotFound,
-                  target_id ? fmt::format("target_branch_id: branch {} not found in project {}", *target_id, p.id)
-                            : fmt::format("the snapshot's source branch {} no longer exists; pass target_branch_id",
-                                          s.source_branch_id));
+      return fail(
+          ErrorCode::kNotFound,
+          target_id
+              ? fmt::format("target_branch_id: branch {} not found in project {}", *target_id, p.id)
+              : fmt::format(
+                    "the snapshot's source branch {} no longer exists; pass target_branch_id",
+                    s.source_branch_id));
     }
     if (target_id && !target) {
-      return fail(ErrorCode::kNotFound, fmt::format("target_branch_id: branch {} not found in project {}", *target_id, p.id));
+      return fail(
+          ErrorCode::kNotFound,
+          fmt::format("target_branch_id: branch {} not found in project {}", *target_id, p.id));
     }
     size_t roots = 0;
     for (const auto& other : tx.list_branches(p.id)) roots += !other.parent_id;
     if (roots >= static_cast<size_t>(options_.max_root_branches)) {
-      return limit_exceeded("ROOT_BRANCHES_LIMIT_EXCEEDED",
-                            fmt::format("project {} has {} root branches, its limit (a restore makes a new one); "
-                                        "delete branches you no longer need, such as '(old)' backups (or start "
-                                        "argond with a higher --max-root-branches-per-project)",
-                                        p.id, roots));
+      return limit_exceeded(
+          "ROOT_BRANCHES_LIMIT_EXCEEDED",
+          fmt::format("project {} has {} root branches, its limit (a restore makes a new one); "
+                      "delete branches you no longer need, such as '(old)' backups (or start "
+                      "argond with a higher --max-root-branches-per-project)",
+                      p.id, roots));
     }
     catalog::Branch n;
     n.id = ids_.make("br");
@@ -212,19 +227,22 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
       // Generated, so it must not collide: two restores of one snapshot in the same second differ.
       const std::string base = fmt::format("{} (restored {})", s.name, format_time(now / 1000));
       n.name = base;
-      for (int i = 2; !check_branch_name_free(tx, p.id, n.name); ++i) n.name = fmt::format("{} {}", base, i);
+      for (int i = 2; !check_branch_name_free(tx, p.id, n.name); ++i)
+        n.name = fmt::format("{} {}", base, i);
     }
     ARGON_RETURN_IF_ERROR(tx.put_branch(n));
     // Roles and databases as the snapshot recorded them (passwords for reveal_password); its
     // source branch may be long gone.
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, s.id, n.id, now));
     std::vector<catalog::Operation> ops;
-    ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().add(tx, p.id, n.id, std::nullopt,
-                                                                     ops::params::RestoreBranch{s.id}));
+    ARGON_ASSIGN_OR_RETURN(
+        ops.emplace_back(),
+        engine_.planner().add(tx, p.id, n.id, std::nullopt, ops::params::RestoreBranch{s.id}));
     json::array endpoints;
     if (finalize.value_or(false)) {
-      ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().add(tx, p.id, n.id, std::nullopt,
-                                                                       ops::params::FinalizeRestore{target->id}));
+      ARGON_ASSIGN_OR_RETURN(ops.emplace_back(),
+                             engine_.planner().add(tx, p.id, n.id, std::nullopt,
+                                                   ops::params::FinalizeRestore{target->id}));
       swap_op = ops.back().id;
       for (auto ep : tx.list_branch_endpoints(target->id)) {
         endpoints.push_back(endpoint_json(ep, options_.address));
@@ -252,19 +270,23 @@ Result<ApiService::Reply> ApiService::finalize_restore(Ctx& c) {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto n, find_branch(tx, p, c.param("branch_id")));
     if (!n.restored_from) {
-      return fail(ErrorCode::kConflict, fmt::format("branch {} was not restored from a snapshot", n.id));
+      return fail(ErrorCode::kConflict,
+                  fmt::format("branch {} was not restored from a snapshot", n.id));
     }
     if (n.restore_status == std::string("finalized")) {
-      return fail(ErrorCode::kConflict, fmt::format("the restore of branch {} is already finalized", n.id));
+      return fail(ErrorCode::kConflict,
+                  fmt::format("the restore of branch {} is already finalized", n.id));
     }
     auto target = tx.get_branch(p.id, n.restore_target.value_or(""));
     if (!target) {
       return fail(ErrorCode::kConflict,
-                  fmt::format("branch {}, which this restore would replace, no longer exists", n.restore_target.value_or("?")));
+                  fmt::format("branch {}, which this restore would replace, no longer exists",
+                              n.restore_target.value_or("?")));
     }
     if (old_name) ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, *old_name, target->id));
-    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().add(tx, p.id, n.id, std::nullopt,
-                                                          ops::params::FinalizeRestore{target->id, old_name}));
+    ARGON_ASSIGN_OR_RETURN(
+        auto op, engine_.planner().add(tx, p.id, n.id, std::nullopt,
+                                       ops::params::FinalizeRestore{target->id, old_name}));
     swap_op = op.id;
     std::vector<std::string> gated;
     for (const auto& ep : tx.list_branch_endpoints(target->id)) gated.push_back(ep.id);

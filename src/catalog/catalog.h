@@ -49,7 +49,8 @@ class Tx {
   // Roles and databases (per branch; the path key is the name).
   virtual Status put_role(const Role& r) = 0;
   virtual std::optional<Role> get_role(std::string_view branch_id, std::string_view name) = 0;
-  virtual std::vector<Role> list_roles(std::string_view branch_id, bool include_pending = false) = 0;
+  virtual std::vector<Role> list_roles(std::string_view branch_id,
+                                       bool include_pending = false) = 0;
   virtual Status delete_role_row(std::string_view branch_id, std::string_view name) = 0;
   virtual Status put_database(Database& d) = 0;  // d.id == 0 inserts and assigns the id
   virtual std::optional<Database> get_database(std::string_view branch_id,
@@ -74,8 +75,9 @@ class Tx {
   virtual Status put_snapshot(const Snapshot& s) = 0;
   virtual std::optional<Snapshot> get_snapshot(std::string_view project_id, std::string_view id,
                                                bool include_deleted = false) = 0;
-  virtual std::vector<Snapshot> list_snapshots(std::string_view project_id, bool include_deleted = false) = 0;
-  virtual std::vector<Snapshot> list_all_snapshots() = 0;  // every project, deleted ones too
+  virtual std::vector<Snapshot> list_snapshots(std::string_view project_id,
+                                               bool include_deleted = false) = 0;
+  virtual std::vector<Snapshot> list_all_snapshots() = 0;       // every project, deleted ones too
   virtual Status delete_snapshot_row(std::string_view id) = 0;  // with its roles/databases copy
 
   // API keys.

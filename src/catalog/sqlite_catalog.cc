@@ -1,12 +1,11 @@
 #include "catalog/sqlite_catalog.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <algorithm>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 namespace argon::catalog {
 namespace {
@@ -188,10 +187,12 @@ constexpr std::string_view kRoleCols =
 constexpr std::string_view kDatabaseCols =
     "id, project_id, branch_id, name, owner_name, created_at, updated_at, pending_delete";
 constexpr std::string_view kOperationCols =
-    "seq, id, project_id, branch_id, endpoint_id, kind, action, status, failures_count, error, params, "
+    "seq, id, project_id, branch_id, endpoint_id, kind, action, status, failures_count, error, "
+    "params, "
     "created_at, updated_at, total_duration_ms";
 constexpr std::string_view kSnapshotCols =
-    "id, project_id, name, source_branch_id, lsn, timestamp, state, expires_at, full_size, created_at, "
+    "id, project_id, name, source_branch_id, lsn, timestamp, state, expires_at, full_size, "
+    "created_at, "
     "updated_at, deleted";
 constexpr std::string_view kApiKeyCols =
     "id, name, hash, created_at, last_used_at, last_used_from_addr, revoked";
@@ -377,7 +378,9 @@ class SqliteTx final : public Tx {
       s.bind(p.seq);
     }
     s.bind(p.id).bind(p.name).bind(p.region_id).bind(p.pg_version).bind(p.store_passwords);
-    s.bind(p.history_retention_seconds).bind(p.settings_json).bind(p.default_endpoint_settings_json);
+    s.bind(p.history_retention_seconds)
+        .bind(p.settings_json)
+        .bind(p.default_endpoint_settings_json);
     s.bind(p.created_at).bind(p.updated_at).bind(p.deleted_at);
     s.exec();
     if (p.seq == 0) p.seq = sqlite3_last_insert_rowid(db_);
@@ -389,7 +392,8 @@ class SqliteTx final : public Tx {
     s.bind(id);
     return first<Project>(s, read_project);
   }
-  std::vector<Project> list_projects(int64_t after_seq, int limit, std::string_view search) override {
+  std::vector<Project> list_projects(int64_t after_seq, int limit,
+                                     std::string_view search) override {
     Stmt s(db_, fmt::format("SELECT {} FROM projects WHERE deleted_at IS NULL AND seq > ? AND "
                             "(? = '' OR instr(lower(name), lower(?)) > 0 OR instr(id, ?) > 0) "
                             "ORDER BY seq LIMIT ?",
@@ -410,9 +414,16 @@ class SqliteTx final : public Tx {
     Stmt s(db_, upsert_sql("branches", kBranchCols));
     s.bind(b.id).bind(b.project_id).bind(b.name).bind(b.parent_id).bind(b.parent_lsn);
     s.bind(b.parent_timestamp).bind(b.is_default).bind(b.is_protected).bind(b.current_state);
-    s.bind(b.pending_state).bind(b.state_changed_at).bind(b.expires_at).bind(b.ttl_interval_seconds);
+    s.bind(b.pending_state)
+        .bind(b.state_changed_at)
+        .bind(b.expires_at)
+        .bind(b.ttl_interval_seconds);
     s.bind(b.init_source).bind(b.logical_size).bind(b.restored_from).bind(b.restored_as);
-    s.bind(b.restore_status).bind(b.created_at).bind(b.updated_at).bind(b.deleted).bind(b.restore_target);
+    s.bind(b.restore_status)
+        .bind(b.created_at)
+        .bind(b.updated_at)
+        .bind(b.deleted)
+        .bind(b.restore_target);
     s.exec();
     return {};
   }
@@ -424,8 +435,9 @@ class SqliteTx final : public Tx {
     return first<Branch>(s, read_branch);
   }
   std::vector<Branch> list_branches(std::string_view project_id, bool include_deleted) override {
-    Stmt s(db_, fmt::format("SELECT {} FROM branches WHERE project_id = ?{} ORDER BY created_at, id",
-                            kBranchCols, include_deleted ? "" : " AND deleted = 0"));
+    Stmt s(db_,
+           fmt::format("SELECT {} FROM branches WHERE project_id = ?{} ORDER BY created_at, id",
+                       kBranchCols, include_deleted ? "" : " AND deleted = 0"));
     s.bind(project_id);
     return collect<Branch>(s, read_branch);
   }
@@ -461,7 +473,8 @@ class SqliteTx final : public Tx {
     return first<Endpoint>(s, read_endpoint);
   }
   std::optional<Endpoint> find_endpoint(std::string_view id) override {
-    Stmt s(db_, fmt::format("SELECT {} FROM endpoints WHERE id = ? AND deleted = 0", kEndpointCols));
+    Stmt s(db_,
+           fmt::format("SELECT {} FROM endpoints WHERE id = ? AND deleted = 0", kEndpointCols));
     s.bind(id);
     return first<Endpoint>(s, read_endpoint);
   }
@@ -507,7 +520,10 @@ class SqliteTx final : public Tx {
     return collect<Role>(s, read_role);
   }
   Status delete_role_row(std::string_view branch_id, std::string_view name) override {
-    Stmt(db_, "DELETE FROM roles WHERE branch_id = ? AND name = ?").bind(branch_id).bind(name).exec();
+    Stmt(db_, "DELETE FROM roles WHERE branch_id = ? AND name = ?")
+        .bind(branch_id)
+        .bind(name)
+        .exec();
     return {};
   }
 
@@ -554,14 +570,20 @@ class SqliteTx final : public Tx {
     } else {
       s.bind(o.seq);
     }
-    s.bind(o.id).bind(o.project_id).bind(o.branch_id).bind(o.endpoint_id).bind(o.kind).bind(o.action);
+    s.bind(o.id)
+        .bind(o.project_id)
+        .bind(o.branch_id)
+        .bind(o.endpoint_id)
+        .bind(o.kind)
+        .bind(o.action);
     s.bind(o.status).bind(o.failures_count).bind(o.error).bind(o.params_json);
     s.bind(o.created_at).bind(o.updated_at).bind(o.total_duration_ms);
     s.exec();
     if (o.seq == 0) o.seq = sqlite3_last_insert_rowid(db_);
     return {};
   }
-  std::optional<Operation> get_operation(std::string_view project_id, std::string_view id) override {
+  std::optional<Operation> get_operation(std::string_view project_id,
+                                         std::string_view id) override {
     Stmt s(db_, fmt::format("SELECT {} FROM operations WHERE project_id = ? AND id = ?",
                             kOperationCols));
     s.bind(project_id).bind(id);
@@ -588,21 +610,32 @@ class SqliteTx final : public Tx {
 
   Status put_snapshot(const Snapshot& n) override {
     Stmt s(db_, upsert_sql("snapshots", kSnapshotCols));
-    s.bind(n.id).bind(n.project_id).bind(n.name).bind(n.source_branch_id).bind(n.lsn).bind(n.timestamp);
-    s.bind(n.state).bind(n.expires_at).bind(n.full_size).bind(n.created_at).bind(n.updated_at).bind(n.deleted);
+    s.bind(n.id)
+        .bind(n.project_id)
+        .bind(n.name)
+        .bind(n.source_branch_id)
+        .bind(n.lsn)
+        .bind(n.timestamp);
+    s.bind(n.state)
+        .bind(n.expires_at)
+        .bind(n.full_size)
+        .bind(n.created_at)
+        .bind(n.updated_at)
+        .bind(n.deleted);
     s.exec();
     return {};
   }
   std::optional<Snapshot> get_snapshot(std::string_view project_id, std::string_view id,
                                        bool include_deleted) override {
-    Stmt s(db_, fmt::format("SELECT {} FROM snapshots WHERE project_id = ? AND id = ?{}", kSnapshotCols,
-                            include_deleted ? "" : " AND deleted = 0"));
+    Stmt s(db_, fmt::format("SELECT {} FROM snapshots WHERE project_id = ? AND id = ?{}",
+                            kSnapshotCols, include_deleted ? "" : " AND deleted = 0"));
     s.bind(project_id).bind(id);
     return first<Snapshot>(s, read_snapshot);
   }
   std::vector<Snapshot> list_snapshots(std::string_view project_id, bool include_deleted) override {
-    Stmt s(db_, fmt::format("SELECT {} FROM snapshots WHERE project_id = ?{} ORDER BY created_at, id",
-                            kSnapshotCols, include_deleted ? "" : " AND deleted = 0"));
+    Stmt s(db_,
+           fmt::format("SELECT {} FROM snapshots WHERE project_id = ?{} ORDER BY created_at, id",
+                       kSnapshotCols, include_deleted ? "" : " AND deleted = 0"));
     s.bind(project_id);
     return collect<Snapshot>(s, read_snapshot);
   }
@@ -670,9 +703,9 @@ Status exec_sql(sqlite3* db, const char* sql) {
 
 Result<std::unique_ptr<SqliteCatalog>> SqliteCatalog::open(const std::filesystem::path& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
@@ -682,8 +715,8 @@ Result<std::unique_ptr<SqliteCatalog>> SqliteCatalog::open(const std::filesystem
   ::chmod(path.c_str(), 0600);
   std::unique_ptr<SqliteCatalog> cat(new SqliteCatalog(db));
   sqlite3_busy_timeout(db, 5000);
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                             "PRAGMA foreign_keys=OFF"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=OFF"}) {
     if (auto st = exec_sql(db, pragma); !st) return std::unexpected(st.error());
   }
   if (auto st = cat->migrate(); !st) return std::unexpected(st.error());
@@ -700,9 +733,10 @@ Status SqliteCatalog::migrate() {
   }
   const int latest = static_cast<int>(std::size(kMigrations));
   if (version > latest) {
-    return fail(ErrorCode::kInternal,
-                fmt::format("catalog schema version {} is newer than this argond ({}); upgrade argond",
-                            version, latest));
+    return fail(
+        ErrorCode::kInternal,
+        fmt::format("catalog schema version {} is newer than this argond ({}); upgrade argond",
+                    version, latest));
   }
   for (int v = version; v < latest; ++v) {
     if (auto st = exec_sql(db_, "BEGIN IMMEDIATE"); !st) return st;

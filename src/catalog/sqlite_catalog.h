@@ -1,6 +1,6 @@
-// SQLite implementation of the catalog: one connection in WAL mode with synchronous=FULL, serialized
-// by a mutex (argond's catalog traffic is small; correctness over concurrency). Schema changes are
-// numbered migrations applied at open.
+// SQLite implementation of the catalog: one connection in WAL mode with synchronous=FULL,
+// serialized by a mutex (argond's catalog traffic is small; correctness over concurrency). Schema
+// changes are numbered migrations applied at open.
 #pragma once
 
 #include <filesystem>

@@ -1,9 +1,9 @@
 #include "cli/commands.h"
 
-#include <cctype>
+#include <fmt/format.h>
 
 #include <boost/url/url.hpp>
-#include <fmt/format.h>
+#include <cctype>
 
 #include "common/clock.h"
 
@@ -13,12 +13,17 @@ namespace json = boost::json;
 
 int exit_code_for(const Error& e) {
   switch (e.code) {
-    case ErrorCode::kBadRequest: return kExitUsage;
-    case ErrorCode::kNotFound: return kExitNotFound;
-    case ErrorCode::kUnavailable: return kExitUnreachable;
+    case ErrorCode::kBadRequest:
+      return kExitUsage;
+    case ErrorCode::kNotFound:
+      return kExitNotFound;
+    case ErrorCode::kUnavailable:
+      return kExitUnreachable;
     case ErrorCode::kUnauthorized:
-    case ErrorCode::kForbidden: return kExitAuth;
-    default: return kExitFailed;
+    case ErrorCode::kForbidden:
+      return kExitAuth;
+    default:
+      return kExitFailed;
   }
 }
 
@@ -31,31 +36,44 @@ Result<int64_t> parse_duration(const std::string& text) {
     used = 0;
   }
   const std::string unit = used ? text.substr(used) : "";
-  const int64_t scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+  const int64_t scale = unit == "s"   ? 1
+                        : unit == "m" ? 60
+                        : unit == "h" ? 3600
+                        : unit == "d" ? 86400
+                                      : 0;
   if (!used || !scale || n <= 0) {
-    return fail(ErrorCode::kBadRequest, fmt::format("'{}' is not a duration such as 90s, 30m, 24h or 7d", text));
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("'{}' is not a duration such as 90s, 30m, 24h or 7d", text));
   }
   return n * scale;
 }
 
 namespace {
 
-const std::vector<Column> kProjectColumns = {{"ID", "id"}, {"NAME", "name"}, {"PG", "pg_version"},
-                                             {"CREATED", "created_at"}};
-const std::vector<Column> kBranchColumns = {{"ID", "id"},           {"NAME", "name"},
-                                            {"DEFAULT", "default"}, {"PROTECTED", "protected"},
-                                            {"PARENT", "parent_id"}, {"STATE", "current_state"},
+const std::vector<Column> kProjectColumns = {
+    {"ID", "id"}, {"NAME", "name"}, {"PG", "pg_version"}, {"CREATED", "created_at"}};
+const std::vector<Column> kBranchColumns = {{"ID", "id"},
+                                            {"NAME", "name"},
+                                            {"DEFAULT", "default"},
+                                            {"PROTECTED", "protected"},
+                                            {"PARENT", "parent_id"},
+                                            {"STATE", "current_state"},
                                             {"EXPIRES", "expires_at"}};
 const std::vector<Column> kSnapshotColumns = {{"ID", "id"},
                                               {"NAME", "name"},
                                               {"SOURCE BRANCH", "source_branch_id"},
                                               {"CREATED", "created_at"},
                                               {"EXPIRES", "expires_at"}};
-const std::vector<Column> kOperationColumns = {{"ID", "id"},       {"ACTION", "action"},
-                                               {"STATUS", "status"}, {"BRANCH", "branch_id"},
-                                               {"UPDATED", "updated_at"}, {"ERROR", "error"}};
-const std::vector<Column> kEndpointColumns = {{"ID", "id"},         {"BRANCH", "branch_id"},
-                                              {"TYPE", "type"},     {"STATE", "current_state"},
+const std::vector<Column> kOperationColumns = {{"ID", "id"},
+                                               {"ACTION", "action"},
+                                               {"STATUS", "status"},
+                                               {"BRANCH", "branch_id"},
+                                               {"UPDATED", "updated_at"},
+                                               {"ERROR", "error"}};
+const std::vector<Column> kEndpointColumns = {{"ID", "id"},
+                                              {"BRANCH", "branch_id"},
+                                              {"TYPE", "type"},
+                                              {"STATE", "current_state"},
                                               {"HOST", "host"}};
 
 std::string iso_in(int64_t seconds) { return format_time(std::time(nullptr) + seconds); }
@@ -66,12 +84,14 @@ Result<json::value> current_branch(Session& ss, const json::value& reply) {
   const json::value& b = reply.at("branch");
   if (!ss.waits()) return b;
   ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
-  ARGON_ASSIGN_OR_RETURN(auto r, ss.api().get(fmt::format("/projects/{}/branches/{}", project, field(b, "id"))));
+  ARGON_ASSIGN_OR_RETURN(
+      auto r, ss.api().get(fmt::format("/projects/{}/branches/{}", project, field(b, "id"))));
   return r.at("branch");
 }
 
 // POST that answers with a branch and operations: waits (unless --no-wait) and prints the branch.
-Status post_and_show_branch(Session& ss, const std::string& path, const json::value& body, const std::string& what) {
+Status post_and_show_branch(Session& ss, const std::string& path, const json::value& body,
+                            const std::string& what) {
   ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("POST", path, body));
   ARGON_RETURN_IF_ERROR(ss.settle(r, what));
   ARGON_ASSIGN_OR_RETURN(auto now, current_branch(ss, r));
@@ -88,7 +108,8 @@ struct Commands::State {
   bool needs_session = true;
   std::function<Status()> plain_action;  // commands without a session (set-context)
   // Arguments and flags of the chosen command.
-  std::string ref, ref2, name, parent, expires_in, expires_at, role = "neondb_owner", database = "neondb", to;
+  std::string ref, ref2, name, parent, expires_in, expires_at, role = "neondb_owner",
+                                                               database = "neondb", to;
   bool flag = false, never = false, no_compute = false, pooled = false;
   int pg_version = 15;
 };
@@ -99,12 +120,16 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
   State* s = s_.get();  // owned by this object; the callbacks it registers never outlive it
   app.require_subcommand(1);
   app.fallthrough();  // global options may also come after the command, as with neonctl
-  app.add_option("--api-host", s->globals.api_host,
-                 fmt::format("API base URL (env ARGON_API_HOST, NEON_API_HOST; default {})", kDefaultApiHost));
+  app.add_option(
+      "--api-host", s->globals.api_host,
+      fmt::format("API base URL (env ARGON_API_HOST, NEON_API_HOST; default {})", kDefaultApiHost));
   app.add_option("--api-key", s->globals.api_key, "API key (env ARGON_API_KEY, NEON_API_KEY)");
-  app.add_option("--project-id", s->globals.project_id, "project to act on (default: argon set-context)");
-  app.add_option("-o,--output", s->globals.output, "table | json")->check(CLI::IsMember({"table", "json"}));
-  app.add_flag("--no-wait", s->globals.no_wait, "return once the API accepted the request, without waiting");
+  app.add_option("--project-id", s->globals.project_id,
+                 "project to act on (default: argon set-context)");
+  app.add_option("-o,--output", s->globals.output, "table | json")
+      ->check(CLI::IsMember({"table", "json"}));
+  app.add_flag("--no-wait", s->globals.no_wait,
+               "return once the API accepted the request, without waiting");
 
   auto on = [s](CLI::App* cmd, std::function<Status(Session&)> fn) {
     cmd->callback([s, fn] { s->action = fn; });
@@ -141,7 +166,8 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
     print(ss.format(), kProjectColumns, r.at("project"));
     return {};
   });
-  auto* pcreate = projects->add_subcommand("create", "create a project with its default branch and compute");
+  auto* pcreate =
+      projects->add_subcommand("create", "create a project with its default branch and compute");
   pcreate->add_option("--name", s->name, "project name")->required();
   pcreate->add_option("--pg-version", s->pg_version, "PostgreSQL major version");
   on(pcreate, [s](Session& ss) -> Status {
@@ -162,7 +188,8 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
   });
 
   // branches
-  auto* branches = app.add_subcommand("branches", "list, create and change branches (by id or name)");
+  auto* branches =
+      app.add_subcommand("branches", "list, create and change branches (by id or name)");
   branches->require_subcommand(1);
   on(branches->add_subcommand("list", "list branches"), [](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
@@ -177,10 +204,13 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
     print(ss.format(), kBranchColumns, b);
     return {};
   });
-  auto* bcreate = branches->add_subcommand("create", "create a child branch with a read-write compute");
+  auto* bcreate =
+      branches->add_subcommand("create", "create a child branch with a read-write compute");
   bcreate->add_option("--name", s->name, "branch name")->required();
-  bcreate->add_option("--parent", s->parent, "parent branch id or name (default: the default branch)");
-  bcreate->add_option("--expires-in", s->expires_in, "delete it after this long: 90s, 30m, 24h, 7d");
+  bcreate->add_option("--parent", s->parent,
+                      "parent branch id or name (default: the default branch)");
+  bcreate->add_option("--expires-in", s->expires_in,
+                      "delete it after this long: 90s, 30m, 24h, 7d");
   bcreate->add_flag("--no-compute", s->no_compute, "create no compute endpoint");
   on(bcreate, [s](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
@@ -195,15 +225,17 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
     }
     json::object body{{"branch", branch}};
     if (!s->no_compute) body["endpoints"] = json::array{json::object{{"type", "read_write"}}};
-    return post_and_show_branch(ss, fmt::format("/projects/{}/branches", project), json::value(body),
-                                "creating branch " + s->name);
+    return post_and_show_branch(ss, fmt::format("/projects/{}/branches", project),
+                                json::value(body), "creating branch " + s->name);
   });
   // PATCH /branches/{id} with one field, after resolving the reference.
   auto patch_branch = [](Session& ss, const std::string& ref, json::object fields) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
     ARGON_ASSIGN_OR_RETURN(auto b, ss.find_branch(ref));
-    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("PATCH", fmt::format("/projects/{}/branches/{}", project, field(b, "id")),
-                                                 json::value(json::object{{"branch", std::move(fields)}})));
+    ARGON_ASSIGN_OR_RETURN(
+        auto r,
+        ss.api().call("PATCH", fmt::format("/projects/{}/branches/{}", project, field(b, "id")),
+                      json::value(json::object{{"branch", std::move(fields)}})));
     ARGON_RETURN_IF_ERROR(ss.settle(r, "updating branch " + ref));
     print(ss.format(), kBranchColumns, r.at("branch"));
     return {};
@@ -211,11 +243,16 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
   auto* brename = branches->add_subcommand("rename", "rename a branch");
   brename->add_option("branch", s->ref, "branch id or name")->required();
   brename->add_option("new-name", s->ref2, "its new name")->required();
-  on(brename, [s, patch_branch](Session& ss) { return patch_branch(ss, s->ref, {{"name", s->ref2}}); });
-  auto* bprotect = branches->add_subcommand("protect", "protect a branch from deletion (--off lifts it)");
+  on(brename, [s, patch_branch](Session& ss) {
+    return patch_branch(ss, s->ref, {{"name", s->ref2}});
+  });
+  auto* bprotect =
+      branches->add_subcommand("protect", "protect a branch from deletion (--off lifts it)");
   bprotect->add_option("branch", s->ref, "branch id or name")->required();
   bprotect->add_flag("--off", s->flag, "remove the protection");
-  on(bprotect, [s, patch_branch](Session& ss) { return patch_branch(ss, s->ref, {{"protected", !s->flag}}); });
+  on(bprotect, [s, patch_branch](Session& ss) {
+    return patch_branch(ss, s->ref, {{"protected", !s->flag}});
+  });
   auto* bexpiry = branches->add_subcommand("set-expiry", "delete a branch automatically at a time");
   bexpiry->add_option("branch", s->ref, "branch id or name")->required();
   auto* in = bexpiry->add_option("--in", s->expires_in, "after this long: 90s, 30m, 24h, 7d");
@@ -229,7 +266,8 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
       ARGON_ASSIGN_OR_RETURN(auto seconds, parse_duration(s->expires_in));
       when = iso_in(seconds);
     } else if (!s->expires_at.empty()) {
-      if (!parse_time(s->expires_at)) return fail(ErrorCode::kBadRequest, "--at: must be an RFC 3339 time");
+      if (!parse_time(s->expires_at))
+        return fail(ErrorCode::kBadRequest, "--at: must be an RFC 3339 time");
       when = s->expires_at;
     } else if (!s->never) {
       return fail(ErrorCode::kBadRequest, "set-expiry: give --in, --at or --never");
@@ -241,40 +279,47 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
   on(bdefault, [s](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
     ARGON_ASSIGN_OR_RETURN(auto b, ss.find_branch(s->ref));
-    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("POST", fmt::format("/projects/{}/branches/{}/set_as_default", project,
-                                                                     field(b, "id"))));
+    ARGON_ASSIGN_OR_RETURN(
+        auto r, ss.api().call("POST", fmt::format("/projects/{}/branches/{}/set_as_default",
+                                                  project, field(b, "id"))));
     print(ss.format(), kBranchColumns, r.at("branch"));
     return {};
   });
   auto* breset = branches->add_subcommand(
-      "reset-from-parent", "replace a branch's data with its parent's current state (same id and connection string)");
+      "reset-from-parent",
+      "replace a branch's data with its parent's current state (same id and connection string)");
   breset->add_option("branch", s->ref, "branch id or name")->required();
-  breset->add_option("--preserve-under-name", s->name, "keep the current state as a branch of this name");
+  breset->add_option("--preserve-under-name", s->name,
+                     "keep the current state as a branch of this name");
   on(breset, [s](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
     ARGON_ASSIGN_OR_RETURN(auto b, ss.find_branch(s->ref));
     if (field(b, "parent_id") == "-") {
-      return fail(ErrorCode::kBadRequest, fmt::format("branch {} is a root branch: it has no parent to reset from",
-                                                      field(b, "name")));
+      return fail(ErrorCode::kBadRequest,
+                  fmt::format("branch {} is a root branch: it has no parent to reset from",
+                              field(b, "name")));
     }
     json::object body{{"source_branch_id", field(b, "parent_id")}};
     if (!s->name.empty()) body["preserve_under_name"] = s->name;
-    return post_and_show_branch(ss, fmt::format("/projects/{}/branches/{}/restore", project, field(b, "id")),
-                                json::value(body), "resetting " + field(b, "name"));
+    return post_and_show_branch(
+        ss, fmt::format("/projects/{}/branches/{}/restore", project, field(b, "id")),
+        json::value(body), "resetting " + field(b, "name"));
   });
   auto* bdelete = branches->add_subcommand("delete", "delete a branch and its computes");
   bdelete->add_option("branch", s->ref, "branch id or name")->required();
   on(bdelete, [s](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
     ARGON_ASSIGN_OR_RETURN(auto b, ss.find_branch(s->ref));
-    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("DELETE", fmt::format("/projects/{}/branches/{}", project, field(b, "id"))));
+    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("DELETE", fmt::format("/projects/{}/branches/{}",
+                                                                       project, field(b, "id"))));
     ARGON_RETURN_IF_ERROR(ss.settle(r, "deleting branch " + s->ref));
     say(fmt::format("branch {} ({}) deleted", field(b, "name"), field(b, "id")));
     return {};
   });
 
   // snapshots
-  auto* snapshots = app.add_subcommand("snapshots", "take, list, restore and delete snapshots (by id or name)");
+  auto* snapshots =
+      app.add_subcommand("snapshots", "take, list, restore and delete snapshots (by id or name)");
   snapshots->require_subcommand(1);
   on(snapshots->add_subcommand("list", "list snapshots"), [](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
@@ -285,7 +330,8 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
   auto* screate = snapshots->add_subcommand("create", "snapshot a branch's current state");
   screate->add_option("branch", s->ref, "branch id or name")->required();
   screate->add_option("--name", s->name, "snapshot name");
-  screate->add_option("--expires-in", s->expires_in, "delete it after this long: 90s, 30m, 24h, 7d");
+  screate->add_option("--expires-in", s->expires_in,
+                      "delete it after this long: 90s, 30m, 24h, 7d");
   on(screate, [s](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
     ARGON_ASSIGN_OR_RETURN(auto b, ss.find_branch(s->ref));
@@ -306,26 +352,33 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
   on(srename, [s](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
     ARGON_ASSIGN_OR_RETURN(auto snap, ss.find_snapshot(s->ref));
-    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("PATCH", fmt::format("/projects/{}/snapshots/{}", project, field(snap, "id")),
-                                                 json::value(json::object{{"snapshot", {{"name", s->ref2}}}})));
+    ARGON_ASSIGN_OR_RETURN(
+        auto r,
+        ss.api().call("PATCH", fmt::format("/projects/{}/snapshots/{}", project, field(snap, "id")),
+                      json::value(json::object{{"snapshot", {{"name", s->ref2}}}})));
     print(ss.format(), kSnapshotColumns, r.at("snapshot"));
     return {};
   });
-  auto* sdelete = snapshots->add_subcommand("delete", "delete a snapshot (branches restored from it stay)");
+  auto* sdelete =
+      snapshots->add_subcommand("delete", "delete a snapshot (branches restored from it stay)");
   sdelete->add_option("snapshot", s->ref, "snapshot id or name")->required();
   on(sdelete, [s](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
     ARGON_ASSIGN_OR_RETURN(auto snap, ss.find_snapshot(s->ref));
-    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("DELETE", fmt::format("/projects/{}/snapshots/{}", project, field(snap, "id"))));
+    ARGON_ASSIGN_OR_RETURN(auto r,
+                           ss.api().call("DELETE", fmt::format("/projects/{}/snapshots/{}", project,
+                                                               field(snap, "id"))));
     ARGON_RETURN_IF_ERROR(ss.settle(r, "deleting snapshot " + s->ref));
     say(fmt::format("snapshot {} ({}) deleted", field(snap, "name"), field(snap, "id")));
     return {};
   });
   auto* srestore = snapshots->add_subcommand(
-      "restore", "restore a snapshot in place onto a branch (--to), or as a new branch (the default)");
+      "restore",
+      "restore a snapshot in place onto a branch (--to), or as a new branch (the default)");
   srestore->add_option("snapshot", s->ref, "snapshot id or name")->required();
   srestore->add_option("--to", s->to,
-                       "replace this branch (id or name) in place: same connection string; it is kept as '<name> (old)'");
+                       "replace this branch (id or name) in place: same connection string; it is "
+                       "kept as '<name> (old)'");
   srestore->add_option("--name", s->name, "name of the new branch (without --to)");
   on(srestore, [s](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
@@ -338,8 +391,9 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
     } else if (!s->name.empty()) {
       body["name"] = s->name;
     }
-    return post_and_show_branch(ss, fmt::format("/projects/{}/snapshots/{}/restore", project, field(snap, "id")),
-                                json::value(body), "restoring " + field(snap, "name"));
+    return post_and_show_branch(
+        ss, fmt::format("/projects/{}/snapshots/{}/restore", project, field(snap, "id")),
+        json::value(body), "restoring " + field(snap, "name"));
   });
 
   // endpoints
@@ -356,7 +410,9 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
     cmd->add_option("endpoint", s->ref, "endpoint id")->required();
     on(cmd, [s, verb = std::string(verb)](Session& ss) -> Status {
       ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
-      ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("POST", fmt::format("/projects/{}/endpoints/{}/{}", project, s->ref, verb)));
+      ARGON_ASSIGN_OR_RETURN(
+          auto r, ss.api().call(
+                      "POST", fmt::format("/projects/{}/endpoints/{}/{}", project, s->ref, verb)));
       ARGON_RETURN_IF_ERROR(ss.settle(r, fmt::format("{} {}", verb, s->ref)));
       print(ss.format(), kEndpointColumns, r.at("endpoint"));
       return {};
@@ -369,16 +425,20 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
     ARGON_ASSIGN_OR_RETURN(auto b, ss.find_branch_or_default(s->ref));
     json::object body{{"endpoint", {{"branch_id", field(b, "id")}, {"type", "read_write"}}}};
-    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("POST", fmt::format("/projects/{}/endpoints", project), json::value(body)));
+    ARGON_ASSIGN_OR_RETURN(
+        auto r,
+        ss.api().call("POST", fmt::format("/projects/{}/endpoints", project), json::value(body)));
     ARGON_RETURN_IF_ERROR(ss.settle(r, "creating an endpoint for " + field(b, "name")));
     print(ss.format(), kEndpointColumns, r.at("endpoint"));
     return {};
   });
-  auto* edelete = endpoints->add_subcommand("delete", "delete an endpoint (the branch's data stays)");
+  auto* edelete =
+      endpoints->add_subcommand("delete", "delete an endpoint (the branch's data stays)");
   edelete->add_option("endpoint", s->ref, "endpoint id")->required();
   on(edelete, [s](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
-    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("DELETE", fmt::format("/projects/{}/endpoints/{}", project, s->ref)));
+    ARGON_ASSIGN_OR_RETURN(
+        auto r, ss.api().call("DELETE", fmt::format("/projects/{}/endpoints/{}", project, s->ref)));
     ARGON_RETURN_IF_ERROR(ss.settle(r, "deleting endpoint " + s->ref));
     say(fmt::format("endpoint {} deleted", s->ref));
     return {};
@@ -391,10 +451,17 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
     const char* one;
     std::vector<Column> columns;
   };
-  for (const Kind& k : {Kind{"roles", "roles", "role", {{"NAME", "name"}, {"PROTECTED", "protected"}, {"CREATED", "created_at"}}},
-                        Kind{"databases", "databases", "database",
-                             {{"NAME", "name"}, {"OWNER", "owner_name"}, {"CREATED", "created_at"}}}}) {
-    auto* group = app.add_subcommand(k.command, fmt::format("list, create and delete a branch's {}", k.command));
+  for (const Kind& k :
+       {Kind{"roles",
+             "roles",
+             "role",
+             {{"NAME", "name"}, {"PROTECTED", "protected"}, {"CREATED", "created_at"}}},
+        Kind{"databases",
+             "databases",
+             "database",
+             {{"NAME", "name"}, {"OWNER", "owner_name"}, {"CREATED", "created_at"}}}}) {
+    auto* group = app.add_subcommand(
+        k.command, fmt::format("list, create and delete a branch's {}", k.command));
     group->require_subcommand(1);
     auto path = [s, k](Session& ss) -> Result<std::string> {
       ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
@@ -412,12 +479,14 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
     auto* create = group->add_subcommand("create", fmt::format("create a {}", k.one));
     create->add_option("name", s->name, "its name")->required();
     create->add_option("--branch", s->parent, "branch id or name (default: the default branch)");
-    if (std::string_view(k.one) == "database") create->add_option("--owner", s->role, "owning role")->capture_default_str();
+    if (std::string_view(k.one) == "database")
+      create->add_option("--owner", s->role, "owning role")->capture_default_str();
     on(create, [s, k, path](Session& ss) -> Status {
       ARGON_ASSIGN_OR_RETURN(auto p, path(ss));
       json::object obj{{"name", s->name}};
       if (std::string_view(k.one) == "database") obj["owner_name"] = s->role;
-      ARGON_ASSIGN_OR_RETURN(auto r, ss.api().call("POST", p, json::value(json::object{{k.one, obj}})));
+      ARGON_ASSIGN_OR_RETURN(auto r,
+                             ss.api().call("POST", p, json::value(json::object{{k.one, obj}})));
       ARGON_RETURN_IF_ERROR(ss.settle(r, fmt::format("creating {} {}", k.one, s->name)));
       print(ss.format(), k.columns, r.at(k.one));
       return {};
@@ -436,22 +505,26 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
     });
   }
 
-  add_workflow_commands(app, [s](std::function<Status(Session&)> fn) { s->action = std::move(fn); });
+  add_workflow_commands(app,
+                        [s](std::function<Status(Session&)> fn) { s->action = std::move(fn); });
 
   // operations
   auto* operations = app.add_subcommand("operations", "list and show operations");
   operations->require_subcommand(1);
-  on(operations->add_subcommand("list", "list the project's operations, newest first"), [](Session& ss) -> Status {
-    ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
-    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().get(fmt::format("/projects/{}/operations", project)));
-    print(ss.format(), kOperationColumns, r.at("operations"));
-    return {};
-  });
+  on(operations->add_subcommand("list", "list the project's operations, newest first"),
+     [](Session& ss) -> Status {
+       ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
+       ARGON_ASSIGN_OR_RETURN(auto r,
+                              ss.api().get(fmt::format("/projects/{}/operations", project)));
+       print(ss.format(), kOperationColumns, r.at("operations"));
+       return {};
+     });
   auto* oget = operations->add_subcommand("get", "show an operation");
   oget->add_option("id", s->ref, "operation id")->required();
   on(oget, [s](Session& ss) -> Status {
     ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
-    ARGON_ASSIGN_OR_RETURN(auto r, ss.api().get(fmt::format("/projects/{}/operations/{}", project, s->ref)));
+    ARGON_ASSIGN_OR_RETURN(
+        auto r, ss.api().get(fmt::format("/projects/{}/operations/{}", project, s->ref)));
     print(ss.format(), kOperationColumns, r.at("operation"));
     return {};
   });

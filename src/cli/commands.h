@@ -2,10 +2,9 @@
 // command; run() then opens a Session and carries it out.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
-
-#include <CLI/CLI.hpp>
 
 #include "cli/session.h"
 #include "common/error.h"
@@ -26,7 +25,8 @@ int exit_code_for(const Error& e);
 Result<int64_t> parse_duration(const std::string& text);
 
 // The workflow commands (workflows.cc); `select` makes one the command to run.
-void add_workflow_commands(CLI::App& app, const std::function<void(std::function<Status(Session&)>)>& select);
+void add_workflow_commands(CLI::App& app,
+                           const std::function<void(std::function<Status(Session&)>)>& select);
 
 class Commands {
  public:

@@ -1,7 +1,6 @@
 #include "cli/http_client.h"
 
-#include <optional>
-#include <variant>
+#include <fmt/format.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -14,7 +13,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
-#include <fmt/format.h>
+#include <optional>
+#include <variant>
 
 namespace argon::cli {
 
@@ -33,10 +33,12 @@ struct HttpClient::Impl {
   ssl::context ssl_ctx{ssl::context::tls_client};
 };
 
-Result<HttpClient> HttpClient::make(const std::string& base_url, std::chrono::milliseconds timeout) {
+Result<HttpClient> HttpClient::make(const std::string& base_url,
+                                    std::chrono::milliseconds timeout) {
   auto url = boost::urls::parse_uri(base_url);
   if (!url || (url->scheme() != "http" && url->scheme() != "https") || url->host().empty()) {
-    return fail(ErrorCode::kBadRequest, fmt::format("--api-host: '{}' is not an http:// or https:// URL", base_url));
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("--api-host: '{}' is not an http:// or https:// URL", base_url));
   }
   auto impl = std::make_unique<Impl>();
   impl->base_url = base_url;
@@ -71,13 +73,15 @@ asio::awaitable<HttpResponse> exchange(Stream& stream, http::request<http::strin
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 * 1024 * 1024);
   co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
-  co_return HttpResponse{static_cast<int>(parser.get().result_int()), std::move(parser.get().body())};
+  co_return HttpResponse{static_cast<int>(parser.get().result_int()),
+                         std::move(parser.get().body())};
 }
 
 }  // namespace
 
-Result<HttpResponse> HttpClient::request(const std::string& method, const std::string& path, const std::string& body,
-                                         const std::vector<std::pair<std::string, std::string>>& headers) {
+Result<HttpResponse> HttpClient::request(
+    const std::string& method, const std::string& path, const std::string& body,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
   Impl& d = *impl_;
   http::request<http::string_body> req;
   req.method_string(method);
@@ -101,7 +105,8 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
     if (d.tls) {
       beast::ssl_stream<beast::tcp_stream> stream(d.io, d.ssl_ctx);
       if (!SSL_set_tlsext_host_name(stream.native_handle(), d.host.c_str())) {
-        throw beast::system_error(beast::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()));
+        throw beast::system_error(beast::error_code(static_cast<int>(::ERR_get_error()),
+                                                    asio::error::get_ssl_category()));
       }
       stream.set_verify_callback(ssl::host_name_verification(d.host));
       beast::get_lowest_layer(stream).expires_after(d.timeout);
@@ -129,7 +134,8 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
   d.io.run();
   if (!outcome) return fail(ErrorCode::kUnavailable, fmt::format("no answer from {}", d.base_url));
   if (auto* err = std::get_if<std::string>(&*outcome)) {
-    return fail(ErrorCode::kUnavailable, fmt::format("cannot reach the API at {}: {}", d.base_url, *err));
+    return fail(ErrorCode::kUnavailable,
+                fmt::format("cannot reach the API at {}: {}", d.base_url, *err));
   }
   return std::get<HttpResponse>(std::move(*outcome));
 }

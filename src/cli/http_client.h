@@ -29,7 +29,8 @@ class HttpClient {
   ~HttpClient();
 
   // kUnavailable when the server cannot be reached or the exchange fails midway.
-  Result<HttpResponse> request(const std::string& method, const std::string& path, const std::string& body,
+  Result<HttpResponse> request(const std::string& method, const std::string& path,
+                               const std::string& body,
                                const std::vector<std::pair<std::string, std::string>>& headers);
   const std::string& base_url() const;
 

@@ -3,12 +3,11 @@
 // so the CLI works against argond and, unchanged, against Neon's cloud.
 #pragma once
 
+#include <boost/json.hpp>
 #include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
-
-#include <boost/json.hpp>
 
 #include "cli/http_client.h"
 #include "common/error.h"
@@ -25,7 +24,8 @@ class Progress {
 
 class NeonClient {
  public:
-  NeonClient(HttpClient http, std::string api_key) : http_(std::move(http)), key_(std::move(api_key)) {}
+  NeonClient(HttpClient http, std::string api_key)
+      : http_(std::move(http)), key_(std::move(api_key)) {}
 
   // `path` after the base URL ("/projects/…"). A non-2xx answer becomes an Error whose code follows
   // the status (404 kNotFound, 409 kConflict, other 4xx kBadRequest or its own, 5xx kInternal)

@@ -1,11 +1,10 @@
 #include "cli/output.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
-
-#include <fmt/format.h>
 
 namespace argon::cli {
 
@@ -65,12 +64,14 @@ void say(std::string_view line) {
   std::fflush(stderr);
 }
 
-TerminalProgress::TerminalProgress(std::string what) : what_(std::move(what)), tty_(::isatty(STDERR_FILENO)) {}
+TerminalProgress::TerminalProgress(std::string what)
+    : what_(std::move(what)), tty_(::isatty(STDERR_FILENO)) {}
 
 void TerminalProgress::update(const std::string& action, std::chrono::milliseconds elapsed) {
   if (tty_) {
     static constexpr const char* kFrames[] = {"|", "/", "-", "\\"};
-    fmt::print(stderr, "\r\033[K{} {} ({}, {:.1f} s)", kFrames[frame_++ % 4], what_, action, elapsed.count() / 1000.0);
+    fmt::print(stderr, "\r\033[K{} {} ({}, {:.1f} s)", kFrames[frame_++ % 4], what_, action,
+               elapsed.count() / 1000.0);
     std::fflush(stderr);
     drawn_ = true;
   } else if (action != last_action_) {

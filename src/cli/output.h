@@ -3,12 +3,11 @@
 // otherwise. Results go to stdout, everything else to stderr.
 #pragma once
 
+#include <boost/json.hpp>
 #include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/json.hpp>
 
 #include "cli/neon_client.h"
 
@@ -26,7 +25,8 @@ std::string field(const boost::json::value& obj, std::string_view key);
 void print_json(const boost::json::value& v);
 // One row per object of `items`, or one row for a single object.
 void print_table(const std::vector<Column>& columns, const boost::json::array& items);
-void print(Format format, const std::vector<Column>& columns, const boost::json::value& items_or_object);
+void print(Format format, const std::vector<Column>& columns,
+           const boost::json::value& items_or_object);
 // A step of a workflow or a note: one line on stderr.
 void say(std::string_view line);
 

@@ -4,11 +4,10 @@
 // snapshots by id or by name.
 #pragma once
 
+#include <boost/json.hpp>
 #include <filesystem>
 #include <optional>
 #include <string>
-
-#include <boost/json.hpp>
 
 #include "cli/neon_client.h"
 #include "cli/output.h"
@@ -50,12 +49,14 @@ class Session {
 
   // Waits for a reply's `operations` unless --no-wait, with progress titled `what`. `project`
   // defaults to the session's.
-  Status settle(const boost::json::value& reply, const std::string& what, const std::string& project = "");
+  Status settle(const boost::json::value& reply, const std::string& what,
+                const std::string& project = "");
 
  private:
   Session(NeonClient api, std::optional<std::string> project, Format format, bool wait)
       : api_(std::move(api)), project_(std::move(project)), format_(format), wait_(wait) {}
-  Result<boost::json::value> find(const std::string& ref, const std::string& collection, const std::string& kind);
+  Result<boost::json::value> find(const std::string& ref, const std::string& collection,
+                                  const std::string& kind);
 
   NeonClient api_;
   std::optional<std::string> project_;

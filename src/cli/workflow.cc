@@ -1,9 +1,9 @@
 #include "cli/workflow.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <ctime>
-
-#include <fmt/format.h>
 
 #include "cli/output.h"
 #include "common/clock.h"
@@ -14,8 +14,8 @@ namespace argon::cli {
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
-Workflow::Workflow(Session&, const std::string& project, const std::string& id, std::string command, int steps,
-                   bool restart)
+Workflow::Workflow(Session&, const std::string& project, const std::string& id, std::string command,
+                   int steps, bool restart)
     : command_(std::move(command)), steps_(steps) {
   std::string file = project + "-" + id;
   for (auto& c : file) {
@@ -35,7 +35,8 @@ Workflow::Workflow(Session&, const std::string& project, const std::string& id, 
     }
   }
   if (started_at_.empty()) started_at_ = format_time(std::time(nullptr));
-  if (resumed_) say(fmt::format("continuing an unfinished run ({} step(s) done before)", done_.size()));
+  if (resumed_)
+    say(fmt::format("continuing an unfinished run ({} step(s) done before)", done_.size()));
 }
 
 Result<json::value> Workflow::step(const std::string& key, const std::string& title,
@@ -49,9 +50,10 @@ Result<json::value> Workflow::step(const std::string& key, const std::string& ti
   const auto start = std::chrono::steady_clock::now();
   auto r = fn();
   if (!r) {
-    std::string message = fmt::format("step {}/{} ({}) failed: {}\n  to continue once the cause is fixed, run the same "
-                                      "command again: {}",
-                                      n, steps_, title, r.error().message, command_);
+    std::string message = fmt::format(
+        "step {}/{} ({}) failed: {}\n  to continue once the cause is fixed, run the same "
+        "command again: {}",
+        n, steps_, title, r.error().message, command_);
     if (!undo_.empty()) message += fmt::format("\n  to undo what is done: {}", undo_);
     return std::unexpected(Error(r.error().code, message));
   }
@@ -66,7 +68,10 @@ Status Workflow::save() {
   std::error_code ec;
   fs::create_directories(path_.parent_path(), ec);
   return write_file_atomic(
-      path_, json::serialize(json::object{{"command", command_}, {"started_at", started_at_}, {"steps", done_}}) + "\n",
+      path_,
+      json::serialize(
+          json::object{{"command", command_}, {"started_at", started_at_}, {"steps", done_}}) +
+          "\n",
       0600);
 }
 

@@ -6,11 +6,10 @@
 // commands to continue or to undo.
 #pragma once
 
+#include <boost/json.hpp>
 #include <filesystem>
 #include <functional>
 #include <string>
-
-#include <boost/json.hpp>
 
 #include "cli/session.h"
 #include "common/error.h"
@@ -21,8 +20,8 @@ class Workflow {
  public:
   // `id` names this run (e.g. "promote-dev-to-prod"); `command` is the command line to re-run.
   // `restart` forgets an earlier unfinished run.
-  Workflow(Session& session, const std::string& project, const std::string& id, std::string command, int steps,
-           bool restart);
+  Workflow(Session& session, const std::string& project, const std::string& id, std::string command,
+           int steps, bool restart);
 
   // Runs `fn` as the next step unless the journal has its result; returns that result.
   Result<boost::json::value> step(const std::string& key, const std::string& title,

@@ -1,7 +1,8 @@
 #include "common/clock.h"
 
-#include <ctime>
 #include <fmt/format.h>
+
+#include <ctime>
 
 namespace argon {
 
@@ -19,7 +20,8 @@ std::string format_time(int64_t epoch_seconds) {
 }
 
 std::string format_time_us(int64_t epoch_us) {
-  return fmt::format("{}.{:06d}Z", format_time(epoch_us / 1'000'000).substr(0, 19), epoch_us % 1'000'000);
+  return fmt::format("{}.{:06d}Z", format_time(epoch_us / 1'000'000).substr(0, 19),
+                     epoch_us % 1'000'000);
 }
 
 namespace {
@@ -110,7 +112,8 @@ std::optional<TimeSpan> parse_time_span(std::string_view s) {
   }
   if (pos != s.size()) return std::nullopt;
   int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  return TimeSpan{(days * 86400 + hour * 3600 + minute * 60 + second - offset) * 1'000'000 + micros, unit};
+  return TimeSpan{(days * 86400 + hour * 3600 + minute * 60 + second - offset) * 1'000'000 + micros,
+                  unit};
 }
 
 }  // namespace argon

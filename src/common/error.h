@@ -16,10 +16,10 @@
     return std::unexpected(std::move(ARGON_CONCAT(_r_, __LINE__).error())); \
   }                                                                         \
   lhs = std::move(*ARGON_CONCAT(_r_, __LINE__))
-#define ARGON_RETURN_IF_ERROR(expr)                               \
-  do {                                                            \
-    auto _st = (expr);                                            \
-    if (!_st) return std::unexpected(std::move(_st.error()));     \
+#define ARGON_RETURN_IF_ERROR(expr)                           \
+  do {                                                        \
+    auto _st = (expr);                                        \
+    if (!_st) return std::unexpected(std::move(_st.error())); \
   } while (0)
 
 namespace argon {
@@ -34,8 +34,8 @@ enum class ErrorCode {
   kPreconditionFailed,  // e.g. reveal_password with store_passwords=false
   kLimitExceeded,       // a per-project limit
   kPayloadTooLarge,
-  kUnavailable,         // not ready yet / shutting down; safe to retry
-  kInternal,            // a bug or an environment failure (disk, process)
+  kUnavailable,  // not ready yet / shutting down; safe to retry
+  kInternal,     // a bug or an environment failure (disk, process)
 };
 
 struct Error {
@@ -55,7 +55,8 @@ template <typename T>
 class [[nodiscard]] Result : public std::expected<T, Error> {
  public:
   using std::expected<T, Error>::expected;
-  Result(const std::expected<T, Error>& e) : std::expected<T, Error>(e) {}  // NOLINT: implicit on purpose
+  Result(const std::expected<T, Error>& e)
+      : std::expected<T, Error>(e) {}  // NOLINT: implicit on purpose
   Result(std::expected<T, Error>&& e) : std::expected<T, Error>(std::move(e)) {}  // NOLINT
 };
 using Status = Result<void>;

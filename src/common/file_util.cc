@@ -1,6 +1,7 @@
 #include "common/file_util.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,14 +10,12 @@
 #include <cstring>
 #include <vector>
 
-#include <fmt/format.h>
-
 namespace argon {
 
 namespace {
 Error sys_error(std::string_view what, const fs::path& path, int err) {
-  return Error(ErrorCode::kInternal, fmt::format("{} failed for {}: {}", what, path.string(),
-                                                 std::strerror(err)));
+  return Error(ErrorCode::kInternal,
+               fmt::format("{} failed for {}: {}", what, path.string(), std::strerror(err)));
 }
 }  // namespace
 
@@ -51,7 +50,8 @@ Status fsync_path(const fs::path& path) {
 }
 
 Status rename_durable(const fs::path& from, const fs::path& to) {
-  if (::rename(from.c_str(), to.c_str()) != 0) return std::unexpected(sys_error("rename", from, errno));
+  if (::rename(from.c_str(), to.c_str()) != 0)
+    return std::unexpected(sys_error("rename", from, errno));
   return fsync_path(to.parent_path());
 }
 
@@ -84,7 +84,8 @@ Status write_file_atomic(const fs::path& path, std::string_view data, mode_t mod
 Status remove_tree(const fs::path& path) {
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(path, ec))) return {};
-  // Snapshot trees are made read-only; give the owner write permission back on every directory first.
+  // Snapshot trees are made read-only; give the owner write permission back on every directory
+  // first.
   if (fs::is_directory(fs::symlink_status(path, ec))) {
     ::chmod(path.c_str(), 0700);
     for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
@@ -94,7 +95,8 @@ Status remove_tree(const fs::path& path) {
   }
   fs::remove_all(path, ec);
   if (ec) {
-    return fail(ErrorCode::kInternal, fmt::format("cannot remove {}: {}", path.string(), ec.message()));
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot remove {}: {}", path.string(), ec.message()));
   }
   return {};
 }
@@ -103,7 +105,8 @@ Status make_dir(const fs::path& path, mode_t mode) {
   std::error_code ec;
   fs::create_directories(path, ec);
   if (ec) {
-    return fail(ErrorCode::kInternal, fmt::format("cannot create {}: {}", path.string(), ec.message()));
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot create {}: {}", path.string(), ec.message()));
   }
   if (::chmod(path.c_str(), mode) != 0) return std::unexpected(sys_error("chmod", path, errno));
   return {};
@@ -134,7 +137,8 @@ OsUser current_user() {
 }
 
 Status chown_tree(const fs::path& path, uid_t uid, gid_t gid) {
-  if (::lchown(path.c_str(), uid, gid) != 0) return std::unexpected(sys_error("chown", path, errno));
+  if (::lchown(path.c_str(), uid, gid) != 0)
+    return std::unexpected(sys_error("chown", path, errno));
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
@@ -142,7 +146,9 @@ Status chown_tree(const fs::path& path, uid_t uid, gid_t gid) {
       return std::unexpected(sys_error("chown", it->path(), errno));
     }
   }
-  if (ec) return fail(ErrorCode::kInternal, fmt::format("cannot walk {}: {}", path.string(), ec.message()));
+  if (ec)
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot walk {}: {}", path.string(), ec.message()));
   return {};
 }
 

@@ -1,5 +1,6 @@
-// Small POSIX file helpers with the durability rules of ARCHITECTURE.md §3: anything that must survive
-// a crash is written to a temp file, fsynced, renamed into place, and the directory fsynced.
+// Small POSIX file helpers with the durability rules of ARCHITECTURE.md §3: anything that must
+// survive a crash is written to a temp file, fsynced, renamed into place, and the directory
+// fsynced.
 #pragma once
 
 #include <sys/types.h>

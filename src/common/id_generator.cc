@@ -1,8 +1,8 @@
 #include "common/id_generator.h"
 
-#include <array>
-
 #include <fmt/format.h>
+
+#include <array>
 
 #include "common/random.h"
 
@@ -10,20 +10,20 @@ namespace argon {
 namespace {
 
 constexpr std::array<std::string_view, 48> kAdjectives = {
-    "aged",   "amber",  "ancient", "autumn", "billowing", "bitter", "black",  "blue",
-    "bold",   "broad",  "calm",    "cold",   "cool",      "crimson", "curly", "damp",
-    "dark",   "dawn",   "delicate", "divine", "dry",      "empty",  "falling", "fancy",
-    "flat",   "floral", "fragrant", "frosty", "gentle",   "green",  "hidden", "holy",
-    "icy",    "jolly",  "late",    "lingering", "little", "lively", "long",   "lucky",
-    "misty",  "morning", "muddy",  "nameless", "noisy",   "odd",    "old",    "orange"};
+    "aged",  "amber",   "ancient",  "autumn",    "billowing", "bitter",  "black",   "blue",
+    "bold",  "broad",   "calm",     "cold",      "cool",      "crimson", "curly",   "damp",
+    "dark",  "dawn",    "delicate", "divine",    "dry",       "empty",   "falling", "fancy",
+    "flat",  "floral",  "fragrant", "frosty",    "gentle",    "green",   "hidden",  "holy",
+    "icy",   "jolly",   "late",     "lingering", "little",    "lively",  "long",    "lucky",
+    "misty", "morning", "muddy",    "nameless",  "noisy",     "odd",     "old",     "orange"};
 
 constexpr std::array<std::string_view, 48> kNouns = {
-    "bird",   "brook",  "bush",   "cake",  "cell",   "cherry", "cloud",  "credit",
-    "darkness", "dawn", "dew",    "disk",  "dream",  "dust",   "feather", "field",
-    "fire",   "firefly", "flower", "fog",  "forest", "frog",   "frost",  "glade",
-    "glitter", "grass", "haze",   "hill",  "lake",   "leaf",   "limit",  "math",
-    "meadow", "mode",   "moon",   "morning", "mountain", "mouse", "mud",  "night",
-    "paper",  "pine",   "poetry", "pond",  "queen",  "rain",   "river",  "salad"};
+    "bird",     "brook",   "bush",   "cake",    "cell",     "cherry", "cloud",   "credit",
+    "darkness", "dawn",    "dew",    "disk",    "dream",    "dust",   "feather", "field",
+    "fire",     "firefly", "flower", "fog",     "forest",   "frog",   "frost",   "glade",
+    "glitter",  "grass",   "haze",   "hill",    "lake",     "leaf",   "limit",   "math",
+    "meadow",   "mode",    "moon",   "morning", "mountain", "mouse",  "mud",     "night",
+    "paper",    "pine",    "poetry", "pond",    "queen",    "rain",   "river",   "salad"};
 
 bool alnum_part(std::string_view s) {
   if (s.empty()) return false;

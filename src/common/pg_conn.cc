@@ -1,8 +1,7 @@
 #include "common/pg_conn.h"
 
-#include <libpq-fe.h>
-
 #include <fmt/format.h>
+#include <libpq-fe.h>
 
 namespace argon {
 
@@ -41,7 +40,9 @@ Result<PgRows> collect(PGresult* res, pg_conn* conn, std::string_view sql) {
     auto& row = out.rows[static_cast<size_t>(i)];
     row.resize(static_cast<size_t>(m));
     for (int j = 0; j < m; ++j) {
-      if (!PQgetisnull(res, i, j)) row[static_cast<size_t>(j)] = std::string(PQgetvalue(res, i, j), static_cast<size_t>(PQgetlength(res, i, j)));
+      if (!PQgetisnull(res, i, j))
+        row[static_cast<size_t>(j)] =
+            std::string(PQgetvalue(res, i, j), static_cast<size_t>(PQgetlength(res, i, j)));
     }
   }
   PQclear(res);

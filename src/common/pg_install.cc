@@ -1,10 +1,10 @@
 #include "common/pg_install.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>
-
-#include <fmt/format.h>
 
 namespace argon {
 

@@ -1,6 +1,7 @@
 #include "common/process_runner.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <grp.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -10,8 +11,6 @@
 #include <cerrno>
 #include <cstring>
 #include <thread>
-
-#include <fmt/format.h>
 
 namespace argon {
 
@@ -37,8 +36,8 @@ Result<pid_t> PosixProcessRunner::spawn(const ProcessSpec& spec) {
                    ? ::open("/dev/null", O_WRONLY | O_CLOEXEC)
                    : ::open(spec.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log_fd < 0) {
-    return fail(ErrorCode::kInternal,
-                fmt::format("cannot open log {}: {}", spec.log_file.string(), std::strerror(errno)));
+    return fail(ErrorCode::kInternal, fmt::format("cannot open log {}: {}", spec.log_file.string(),
+                                                  std::strerror(errno)));
   }
   int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   const bool switch_user = spec.user && ::geteuid() == 0 && spec.user->uid != 0;
@@ -105,7 +104,8 @@ Result<int> PosixProcessRunner::run(const ProcessSpec& spec, std::chrono::millis
   if (!pid) return std::unexpected(pid.error());
   if (auto code = wait_for_exit(*pid, timeout)) return *code;
   ::kill(*pid, SIGKILL);
-  (void)wait_for_exit(*pid, std::chrono::seconds(10));  // SIGKILL cannot be refused; this only reaps
+  (void)wait_for_exit(*pid,
+                      std::chrono::seconds(10));  // SIGKILL cannot be refused; this only reaps
   return fail(ErrorCode::kInternal,
               fmt::format("{} did not finish within {} ms", spec.argv[0], timeout.count()));
 }

@@ -16,11 +16,11 @@
 namespace argon {
 
 struct ProcessSpec {
-  std::vector<std::string> argv;  // argv[0] is an absolute path
-  std::vector<std::string> env;   // "KEY=value"; nothing is inherited
-  std::filesystem::path log_file; // stdout+stderr appended here (created 0600); empty = /dev/null
-  std::optional<OsUser> user;     // switch to this user when running as root
-  std::filesystem::path cwd;      // empty = "/"
+  std::vector<std::string> argv;   // argv[0] is an absolute path
+  std::vector<std::string> env;    // "KEY=value"; nothing is inherited
+  std::filesystem::path log_file;  // stdout+stderr appended here (created 0600); empty = /dev/null
+  std::optional<OsUser> user;      // switch to this user when running as root
+  std::filesystem::path cwd;       // empty = "/"
   // Signal the child gets if argond dies (so a kill -9 of argond never leaves an orphan running).
   int parent_death_signal = 0;
 };

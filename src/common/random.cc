@@ -1,13 +1,12 @@
 #include "common/random.h"
 
+#include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <array>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 namespace argon {
 

@@ -1,15 +1,14 @@
 #include "compute/compute_manager.h"
 
+#include <fmt/format.h>
 #include <libpq-fe.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <fstream>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "common/file_util.h"
 #include "common/pg_conn.h"
@@ -166,7 +165,8 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
   }
   spdlog::info("compute {} starting (pid {}, PostgreSQL {})", spec.id, *pid, spec.pg.version);
 
-  std::string ping = socket_conninfo(spec.run_dir.string(), kComputePort, kAdminRole, "postgres", 2);
+  std::string ping =
+      socket_conninfo(spec.run_dir.string(), kComputePort, kAdminRole, "postgres", 2);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     {
@@ -176,9 +176,10 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
         if (it != procs_.end()) procs_.erase(it);
         const std::string reason = start_failure_reason(spec.log_file, size_ec ? 0 : log_from);
         return fail(ErrorCode::kInternal,
-                    reason.empty() ? fmt::format("compute {} failed to start; see {}", spec.id, spec.log_file.string())
-                                   : fmt::format("compute {} failed to start: {} (log: {})", spec.id, reason,
-                                                 spec.log_file.string()),
+                    reason.empty() ? fmt::format("compute {} failed to start; see {}", spec.id,
+                                                 spec.log_file.string())
+                                   : fmt::format("compute {} failed to start: {} (log: {})",
+                                                 spec.id, reason, spec.log_file.string()),
                     tail_file(spec.log_file, 1500));
       }
     }
@@ -196,9 +197,9 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
   return {};
 }
 
-Status ComputeManager::check_settings(const PgInstall& pg,
-                                      const std::vector<std::pair<std::string, std::string>>& settings,
-                                      const fs::path& scratch_dir) {
+Status ComputeManager::check_settings(
+    const PgInstall& pg, const std::vector<std::pair<std::string, std::string>>& settings,
+    const fs::path& scratch_dir) {
   if (settings.empty()) return {};
   std::error_code ec;
   fs::create_directories(scratch_dir, ec);
@@ -221,7 +222,8 @@ Status ComputeManager::check_settings(const PgInstall& pg,
   if (*rc == 0) return {};
   const std::string reason = out ? fatal_reason(*out) : "";
   return fail(ErrorCode::kBadRequest,
-              reason.empty() ? fmt::format("PostgreSQL {} refuses them (postgres -C exited {})", pg.version, *rc)
+              reason.empty() ? fmt::format("PostgreSQL {} refuses them (postgres -C exited {})",
+                                           pg.version, *rc)
                              : fmt::format("PostgreSQL {} refuses them: {}", pg.version, reason));
 }
 
@@ -284,7 +286,8 @@ std::optional<fs::path> ComputeManager::socket_dir(std::string_view id) const {
 
 std::string ComputeManager::admin_conninfo(std::string_view id, std::string_view dbname) const {
   auto dir = socket_dir(id);
-  return socket_conninfo(dir ? dir->string() : "/nonexistent", kComputePort, kAdminRole, dbname, 10) +
+  return socket_conninfo(dir ? dir->string() : "/nonexistent", kComputePort, kAdminRole, dbname,
+                         10) +
          " options='-c log_min_error_statement=panic'";
 }
 

@@ -27,7 +27,6 @@
 
 namespace argon::compute {
 
-
 struct ComputeSpec {
   std::string id;  // the branch id: a compute serves one branch's data directory
   std::filesystem::path pgdata;
@@ -51,7 +50,8 @@ class ComputeManager {
   // PostgreSQL's verdict on `settings` without starting anything: `postgres -C` over an empty
   // configuration in `scratch_dir` checks names, values, units and ranges (not the checks that
   // need a running server, such as wal_level against max_wal_senders). The error is its FATAL.
-  Status check_settings(const PgInstall& pg, const std::vector<std::pair<std::string, std::string>>& settings,
+  Status check_settings(const PgInstall& pg,
+                        const std::vector<std::pair<std::string, std::string>>& settings,
                         const std::filesystem::path& scratch_dir);
   // Idempotent clean shutdown; escalates to immediate shutdown after `timeout`.
   Status stop(std::string_view id, std::chrono::milliseconds timeout);

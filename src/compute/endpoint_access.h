@@ -27,15 +27,15 @@ struct ComputeTarget {
 class EndpointResolver {
  public:
   virtual ~EndpointResolver() = default;
-  // The compute serving the endpoint when it runs. std::nullopt while it is being started: the first
-  // call asks for one start and every later call shares it, however many clients wait. Errors:
-  // unknown or deleted endpoint (kNotFound), disabled endpoint (kForbidden), a start that failed
-  // (kUnavailable). Cheap: callers poll it while they wait.
+  // The compute serving the endpoint when it runs. std::nullopt while it is being started: the
+  // first call asks for one start and every later call shares it, however many clients wait.
+  // Errors: unknown or deleted endpoint (kNotFound), disabled endpoint (kForbidden), a start that
+  // failed (kUnavailable). Cheap: callers poll it while they wait.
   virtual Result<std::optional<ComputeTarget>> wake(std::string_view endpoint_id) = 0;
 };
 
 struct EndpointActivity {
-  int connections = 0;         // client connections open now
+  int connections = 0;              // client connections open now
   std::int64_t last_active_ms = 0;  // last time a connection opened or closed
 };
 

@@ -1,7 +1,7 @@
-// One action carries out one kind of operation (ops/params.h). The scheduler picks the action by the
-// operation's kind, parses its parameters once and calls `run`; the action loads what it needs from
-// the catalog in one read, does its work through the ActionEnv, and records its result. Every action
-// is idempotent: after a crash it runs again from the start and finishes or compensates.
+// One action carries out one kind of operation (ops/params.h). The scheduler picks the action by
+// the operation's kind, parses its parameters once and calls `run`; the action loads what it needs
+// from the catalog in one read, does its work through the ActionEnv, and records its result. Every
+// action is idempotent: after a crash it runs again from the start and finishes or compensates.
 #pragma once
 
 #include <map>

@@ -1,8 +1,9 @@
 #include "ops/action_env.h"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
 
 namespace argon::ops {
 
@@ -26,17 +27,21 @@ void log_if_cleanup_failed(const Status& st, std::string_view what) {
 }
 
 std::optional<BranchRuntime> ActionEnv::load_runtime(catalog::Tx& tx, std::string_view project_id,
-                                                     std::string_view branch_id, bool include_deleted) {
+                                                     std::string_view branch_id,
+                                                     bool include_deleted) {
   auto branch = tx.get_branch(project_id, branch_id, include_deleted);
   if (!branch) return std::nullopt;
   auto project = tx.get_project(project_id, true);
   if (!project) return std::nullopt;
-  return BranchRuntime{std::move(*branch), project->pg_version, tx.list_branch_endpoints(branch_id)};
+  return BranchRuntime{std::move(*branch), project->pg_version,
+                       tx.list_branch_endpoints(branch_id)};
 }
 
 Result<const PgInstall*> ActionEnv::install(int pg_major) const {
   const PgInstall* inst = pg.find(pg_major);
-  if (!inst) return fail(ErrorCode::kInternal, fmt::format("PostgreSQL {} is not installed on this server", pg_major));
+  if (!inst)
+    return fail(ErrorCode::kInternal,
+                fmt::format("PostgreSQL {} is not installed on this server", pg_major));
   return inst;
 }
 
@@ -44,7 +49,8 @@ Status ActionEnv::ensure_compute(const BranchRuntime& rt) {
   ARGON_ASSIGN_OR_RETURN(const PgInstall* inst, install(rt.pg_major));
   if (!storage.branch_exists(rt.branch.id)) {
     return fail(ErrorCode::kInternal,
-                fmt::format("branch {} has no data directory; it may still be being created", rt.branch.id));
+                fmt::format("branch {} has no data directory; it may still be being created",
+                            rt.branch.id));
   }
   compute::ComputeSpec spec;
   spec.id = rt.branch.id;
@@ -63,9 +69,11 @@ Status ActionEnv::stop_compute(std::string_view branch_id) {
 
 void ActionEnv::discard_branch(const std::string& branch_id) {
   log_if_cleanup_failed(stop_compute(branch_id), "stop the compute of a branch that failed");
-  log_if_cleanup_failed(storage.remove_branch(branch_id), "remove the data of a branch that failed");
+  log_if_cleanup_failed(storage.remove_branch(branch_id),
+                        "remove the data of a branch that failed");
   log_if_cleanup_failed(catalog.run([&](catalog::Tx& tx) -> Status {
-    for (const auto& ep : tx.list_branch_endpoints(branch_id)) ARGON_RETURN_IF_ERROR(tx.delete_endpoint_row(ep.id));
+    for (const auto& ep : tx.list_branch_endpoints(branch_id))
+      ARGON_RETURN_IF_ERROR(tx.delete_endpoint_row(ep.id));
     return tx.delete_branch_row(branch_id);
   }),
                         "remove the rows of a branch that failed");
@@ -96,7 +104,8 @@ void ActionEnv::unfence(const std::vector<std::string>& endpoint_ids) {
 }
 
 void set_serving(catalog::Endpoint& ep, bool running, int64_t now) {
-  ep.current_state = std::string(running ? catalog::endpoint_state::kActive : catalog::endpoint_state::kIdle);
+  ep.current_state =
+      std::string(running ? catalog::endpoint_state::kActive : catalog::endpoint_state::kIdle);
   ep.pending_state.reset();
   if (running) ep.started_at = ep.last_active = now;
   ep.updated_at = now;

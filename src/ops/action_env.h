@@ -47,7 +47,8 @@ struct ActionEnv {
   // Inside a read: the branch with its project's version and its endpoints; nullopt when the
   // branch (or its project) is gone.
   static std::optional<BranchRuntime> load_runtime(catalog::Tx& tx, std::string_view project_id,
-                                                   std::string_view branch_id, bool include_deleted = false);
+                                                   std::string_view branch_id,
+                                                   bool include_deleted = false);
   [[nodiscard]] Result<const PgInstall*> install(int pg_major) const;
   // Starts the compute serving the branch (idempotent) with its endpoint's pg_settings.
   [[nodiscard]] Status ensure_compute(const BranchRuntime& runtime);
@@ -56,8 +57,9 @@ struct ActionEnv {
   // failure logged), so nothing half-made stays and the later operations on it are skipped.
   void discard_branch(const std::string& branch_id);
   // The branch's data is complete: state ready (and the LSN it was captured at, if any).
-  [[nodiscard]] Status mark_branch_ready(const std::string& project_id, const std::string& branch_id,
-                                         const std::optional<std::string>& parent_lsn = std::nullopt);
+  [[nodiscard]] Status mark_branch_ready(
+      const std::string& project_id, const std::string& branch_id,
+      const std::optional<std::string>& parent_lsn = std::nullopt);
   // New connections to these endpoints wait at the proxy's gate, and live ones end with 57P01 and
   // `reason`; `unfence` lifts the gate. Without a proxy (unit tests) both do nothing.
   void fence(const std::vector<std::string>& endpoint_ids, const std::string& reason);

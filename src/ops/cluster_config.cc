@@ -1,8 +1,8 @@
 #include "ops/cluster_config.h"
 
-#include <set>
-
 #include <fmt/format.h>
+
+#include <set>
 
 #include "common/pg_conn.h"
 
@@ -15,11 +15,12 @@ using params::ChangeKind;
 namespace {
 
 // Roles that belong to Argon or Postgres itself, never listed or managed through the API.
-const std::string kSystemRoleFilter =
-    fmt::format("rolname NOT LIKE 'pg\\_%' AND rolname NOT IN ('{}', 'neon_superuser')", kAdminRole);
+const std::string kSystemRoleFilter = fmt::format(
+    "rolname NOT LIKE 'pg\\_%' AND rolname NOT IN ('{}', 'neon_superuser')", kAdminRole);
 
 bool is_database_change(ChangeKind k) {
-  return k == ChangeKind::kCreateDatabase || k == ChangeKind::kUpdateDatabase || k == ChangeKind::kDeleteDatabase;
+  return k == ChangeKind::kCreateDatabase || k == ChangeKind::kUpdateDatabase ||
+         k == ChangeKind::kDeleteDatabase;
 }
 
 }  // namespace
@@ -32,16 +33,20 @@ Status ClusterConfig::initialize(const Branch& branch) {
       "GRANT pg_read_all_data, pg_write_all_data, pg_monitor, pg_signal_backend "
       "TO neon_superuser WITH ADMIN OPTION; END IF; END $$");
   if (!r) return std::unexpected(r.error());
-  ARGON_ASSIGN_OR_RETURN(auto changes, env_.catalog.transact([&](Tx& tx) -> Result<std::vector<params::ConfigChange>> {
-    std::vector<params::ConfigChange> out;
-    for (const auto& role : tx.list_roles(branch.id)) out.push_back({ChangeKind::kCreateRole, role.name, 0, {}});
-    for (const auto& d : tx.list_databases(branch.id)) out.push_back({ChangeKind::kCreateDatabase, {}, d.id, {}});
-    return out;
-  }));
+  ARGON_ASSIGN_OR_RETURN(
+      auto changes, env_.catalog.transact([&](Tx& tx) -> Result<std::vector<params::ConfigChange>> {
+        std::vector<params::ConfigChange> out;
+        for (const auto& role : tx.list_roles(branch.id))
+          out.push_back({ChangeKind::kCreateRole, role.name, 0, {}});
+        for (const auto& d : tx.list_databases(branch.id))
+          out.push_back({ChangeKind::kCreateDatabase, {}, d.id, {}});
+        return out;
+      }));
   return apply(branch, changes);
 }
 
-Status ClusterConfig::apply(const Branch& branch, const std::vector<params::ConfigChange>& changes) {
+Status ClusterConfig::apply(const Branch& branch,
+                            const std::vector<params::ConfigChange>& changes) {
   ARGON_ASSIGN_OR_RETURN(auto conn, PgConn::connect(env_.computes.admin_conninfo(branch.id)));
   for (const auto& c : changes) {
     if (!is_database_change(c.kind)) {
@@ -55,24 +60,29 @@ Status ClusterConfig::apply(const Branch& branch, const std::vector<params::Conf
             return tx.put_role(*r);
           }),
                                 "role stays listed after a failed DROP ROLE");
-          return fail(ErrorCode::kConflict, fmt::format("cannot delete role {}: {}", c.name, x.error().message));
+          return fail(ErrorCode::kConflict,
+                      fmt::format("cannot delete role {}: {}", c.name, x.error().message));
         }
-        ARGON_RETURN_IF_ERROR(env_.catalog.run([&](Tx& tx) { return tx.delete_role_row(branch.id, c.name); }));
+        ARGON_RETURN_IF_ERROR(
+            env_.catalog.run([&](Tx& tx) { return tx.delete_role_row(branch.id, c.name); }));
         continue;
       }
-      ARGON_ASSIGN_OR_RETURN(auto role, env_.catalog.transact([&](Tx& tx) -> Result<std::optional<catalog::Role>> {
-        return tx.get_role(branch.id, c.name);
-      }));
+      ARGON_ASSIGN_OR_RETURN(
+          auto role, env_.catalog.transact([&](Tx& tx) -> Result<std::optional<catalog::Role>> {
+            return tx.get_role(branch.id, c.name);
+          }));
       if (!role) continue;  // deleted since
       auto exists = conn.exec("SELECT 1 FROM pg_roles WHERE rolname = $1", {role->name});
       if (!exists) return std::unexpected(exists.error());
       std::string sql;
       if (exists->rows.empty()) {
-        sql = fmt::format("CREATE ROLE {} {} PASSWORD {} CREATEDB CREATEROLE IN ROLE neon_superuser",
-                          conn.quote_ident(role->name), role->no_login ? "NOLOGIN" : "LOGIN",
-                          conn.quote_literal(role->password));
+        sql =
+            fmt::format("CREATE ROLE {} {} PASSWORD {} CREATEDB CREATEROLE IN ROLE neon_superuser",
+                        conn.quote_ident(role->name), role->no_login ? "NOLOGIN" : "LOGIN",
+                        conn.quote_literal(role->password));
       } else if (c.kind == ChangeKind::kResetPassword) {
-        sql = fmt::format("ALTER ROLE {} PASSWORD {}", conn.quote_ident(role->name), conn.quote_literal(role->password));
+        sql = fmt::format("ALTER ROLE {} PASSWORD {}", conn.quote_ident(role->name),
+                          conn.quote_literal(role->password));
       }
       if (!sql.empty()) {
         if (auto x = conn.exec(sql); !x) return std::unexpected(x.error());
@@ -80,13 +90,15 @@ Status ClusterConfig::apply(const Branch& branch, const std::vector<params::Conf
       if (c.kind == ChangeKind::kResetPassword) {
         // Sessions that logged in with the old password end, as on Neon. Best effort: if this fails
         // they stay until they close, which is what ALTER ROLE alone would do.
-        (void)conn.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", {role->name});
+        (void)conn.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                        {role->name});
       }
       continue;
     }
-    ARGON_ASSIGN_OR_RETURN(auto db, env_.catalog.transact([&](Tx& tx) -> Result<std::optional<catalog::Database>> {
-      return tx.get_database_by_id(c.id);
-    }));
+    ARGON_ASSIGN_OR_RETURN(
+        auto db, env_.catalog.transact([&](Tx& tx) -> Result<std::optional<catalog::Database>> {
+          return tx.get_database_by_id(c.id);
+        }));
     if (!db) continue;  // deleted since
     const std::string current = c.kind == ChangeKind::kUpdateDatabase ? c.old_name : db->name;
     auto exists = conn.exec("SELECT 1 FROM pg_database WHERE datname = $1", {current});
@@ -101,7 +113,8 @@ Status ClusterConfig::apply(const Branch& branch, const std::vector<params::Conf
     } else if (c.kind == ChangeKind::kUpdateDatabase) {
       if (present && current != db->name) {
         // Best effort: a session that stays makes the RENAME below fail, with Postgres's reason.
-        (void)conn.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", {current});
+        (void)conn.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                        {current});
         auto x = conn.exec(fmt::format("ALTER DATABASE {} RENAME TO {}", conn.quote_ident(current),
                                        conn.quote_ident(db->name)));
         if (!x) return std::unexpected(x.error());
@@ -111,7 +124,8 @@ Status ClusterConfig::apply(const Branch& branch, const std::vector<params::Conf
       if (!x) return std::unexpected(x.error());
     } else {
       if (present) {
-        auto x = conn.exec(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", conn.quote_ident(db->name)));
+        auto x = conn.exec(
+            fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", conn.quote_ident(db->name)));
         if (!x) return std::unexpected(x.error());
       }
       ARGON_RETURN_IF_ERROR(env_.catalog.run([&](Tx& tx) { return tx.delete_database_row(c.id); }));
@@ -129,7 +143,8 @@ Status ClusterConfig::sync_from_compute(const Branch& branch) {
   }));
   if (pending) return {};
   ARGON_ASSIGN_OR_RETURN(auto conn, PgConn::connect(env_.computes.admin_conninfo(branch.id)));
-  auto roles = conn.exec(fmt::format("SELECT rolname, rolcanlogin FROM pg_roles WHERE {}", kSystemRoleFilter));
+  auto roles = conn.exec(
+      fmt::format("SELECT rolname, rolcanlogin FROM pg_roles WHERE {}", kSystemRoleFilter));
   if (!roles) return std::unexpected(roles.error());
   auto dbs = conn.exec(
       "SELECT datname, pg_get_userbyid(datdba) FROM pg_database "
@@ -142,7 +157,8 @@ Status ClusterConfig::sync_from_compute(const Branch& branch) {
       std::string name = roles->value(i, 0);
       pg_roles.insert(name);
       if (!tx.get_role(branch.id, name)) {
-        catalog::Role r{branch.project_id, branch.id, name, "", false, roles->value(i, 1) != "t", now, now, false};
+        catalog::Role r{branch.project_id,         branch.id, name, "",   false,
+                        roles->value(i, 1) != "t", now,       now,  false};
         ARGON_RETURN_IF_ERROR(tx.put_role(r));
       }
     }

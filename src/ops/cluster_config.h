@@ -20,7 +20,8 @@ class ClusterConfig {
   // and then the catalog's roles and databases. The compute must run.
   [[nodiscard]] Status initialize(const catalog::Branch& branch);
   // Carries out the changes in order (each idempotent). The compute must run.
-  [[nodiscard]] Status apply(const catalog::Branch& branch, const std::vector<params::ConfigChange>& changes);
+  [[nodiscard]] Status apply(const catalog::Branch& branch,
+                             const std::vector<params::ConfigChange>& changes);
   // Brings roles and databases created or dropped with SQL into the catalog, unless an API change
   // for the branch is still pending (those are authoritative until applied).
   [[nodiscard]] Status sync_from_compute(const catalog::Branch& branch);

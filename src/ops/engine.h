@@ -50,15 +50,17 @@ class Engine final : public compute::EndpointResolver {
   // A finalized restore was accepted: from now until its finalize_restore operation ends (done,
   // failed or skipped), new connections to these endpoints wait at the proxy's gate instead of
   // reaching the data being replaced. In memory: start() takes it again after a restart.
-  void hold_endpoints_until(const std::string& swap_op_id, const std::vector<std::string>& endpoint_ids);
+  void hold_endpoints_until(const std::string& swap_op_id,
+                            const std::vector<std::string>& endpoint_ids);
   // Lifts that hold (also done when the operation ends).
   void release_endpoints(const std::string& swap_op_id);
-  // What a branch's WAL says about its last commit (storage/wal_history.h), for a snapshot asked for
-  // at a point in time. Runs PostgreSQL's tools: tens of milliseconds.
+  // What a branch's WAL says about its last commit (storage/wal_history.h), for a snapshot asked
+  // for at a point in time. Runs PostgreSQL's tools: tens of milliseconds.
   [[nodiscard]] Result<storage::WalHistory> branch_wal_history(const catalog::Branch& branch);
   // A 400 naming `field` when PostgreSQL `pg_major` refuses the pg_settings in `settings_json` (an
   // object that may hold "pg_settings"), asked of `postgres -C` without starting anything.
-  [[nodiscard]] Status check_pg_settings(int pg_major, const std::string& settings_json, std::string_view field);
+  [[nodiscard]] Status check_pg_settings(int pg_major, const std::string& settings_json,
+                                         std::string_view field);
 
  private:
   // On the worker, after an operation's end was recorded.
@@ -72,7 +74,8 @@ class Engine final : public compute::EndpointResolver {
   Sweeps sweeps_;
   Scheduler scheduler_;
   std::mutex held_mu_;
-  std::map<std::string, std::vector<std::string>> held_;  // guarded by held_mu_: operation id -> gated endpoints
+  std::map<std::string, std::vector<std::string>>
+      held_;  // guarded by held_mu_: operation id -> gated endpoints
 };
 
 }  // namespace argon::ops

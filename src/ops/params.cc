@@ -1,10 +1,10 @@
 #include "ops/params.h"
 
-#include <array>
-#include <utility>
-
-#include <boost/json.hpp>
 #include <fmt/format.h>
+
+#include <array>
+#include <boost/json.hpp>
+#include <utility>
 
 namespace argon::ops {
 
@@ -169,28 +169,40 @@ Result<ActionParams> parse_params(ActionKind kind, std::string_view text) {
   const std::string what = fmt::format("parameters of a {} operation", to_string(kind));
   std::error_code ec;
   auto value = json::parse(text, ec);
-  if (ec || !value.is_object()) return fail(ErrorCode::kInternal, "an operation's parameters are damaged", what);
+  if (ec || !value.is_object())
+    return fail(ErrorCode::kInternal, "an operation's parameters are damaged", what);
   Reader r(value.as_object(), what);
   ActionParams out;
   switch (kind) {
     case ActionKind::kCreateBranch: {
       const std::string source = r.str("source");
-      if (source != "template" && source != "parent") r.problem("source", "\"template\" or \"parent\"");
+      if (source != "template" && source != "parent")
+        r.problem("source", "\"template\" or \"parent\"");
       out = params::CreateBranch{source == "template" ? params::CreateBranch::Source::kTemplate
                                                       : params::CreateBranch::Source::kParent};
       break;
     }
-    case ActionKind::kRestoreBranch: out = params::RestoreBranch{r.str("snapshot_id")}; break;
+    case ActionKind::kRestoreBranch:
+      out = params::RestoreBranch{r.str("snapshot_id")};
+      break;
     case ActionKind::kFinalizeRestore:
       out = params::FinalizeRestore{r.str("target_branch_id"), r.opt_str("old_name")};
       break;
     case ActionKind::kResetBranch:
       out = params::ResetBranch{r.str("source_branch_id"), r.opt_str("preserve_branch_id")};
       break;
-    case ActionKind::kCreateSnapshot: out = params::CreateSnapshot{r.str("snapshot_id"), r.opt_str("wal_end")}; break;
-    case ActionKind::kDeleteSnapshot: out = params::DeleteSnapshot{r.str("snapshot_id")}; break;
-    case ActionKind::kDeleteBranch: out = params::DeleteBranch{}; break;
-    case ActionKind::kStartCompute: out = params::StartCompute{}; break;
+    case ActionKind::kCreateSnapshot:
+      out = params::CreateSnapshot{r.str("snapshot_id"), r.opt_str("wal_end")};
+      break;
+    case ActionKind::kDeleteSnapshot:
+      out = params::DeleteSnapshot{r.str("snapshot_id")};
+      break;
+    case ActionKind::kDeleteBranch:
+      out = params::DeleteBranch{};
+      break;
+    case ActionKind::kStartCompute:
+      out = params::StartCompute{};
+      break;
     case ActionKind::kSuspendCompute:
       out = params::SuspendCompute{r.str("branch_id"), r.flag("delete_endpoint")};
       break;
@@ -219,11 +231,13 @@ Result<ActionParams> parse_params(ActionKind kind, std::string_view text) {
             c.problem("kind", "a known change");
           } else if (database) {
             change.id = c.integer("id");
-            if (change.kind == params::ChangeKind::kUpdateDatabase) change.old_name = c.str("old_name");
+            if (change.kind == params::ChangeKind::kUpdateDatabase)
+              change.old_name = c.str("old_name");
           } else {
             change.name = c.str("name");
           }
-          if (c.error()) return fail(ErrorCode::kInternal, "an operation's parameters are damaged", *c.error());
+          if (c.error())
+            return fail(ErrorCode::kInternal, "an operation's parameters are damaged", *c.error());
           ac.changes.push_back(std::move(change));
         }
       }
@@ -231,7 +245,8 @@ Result<ActionParams> parse_params(ActionKind kind, std::string_view text) {
       break;
     }
   }
-  if (r.error()) return fail(ErrorCode::kInternal, "an operation's parameters are damaged", *r.error());
+  if (r.error())
+    return fail(ErrorCode::kInternal, "an operation's parameters are damaged", *r.error());
   return out;
 }
 

@@ -1,18 +1,17 @@
 // What each operation does and with which arguments, as types. An operation row records the kind
-// (`operations.kind`, which picks the action that runs it) beside Neon's `action` name (what the API
-// shows: several kinds share `create_timeline`), and its parameters as JSON. `to_json` and
+// (`operations.kind`, which picks the action that runs it) beside Neon's `action` name (what the
+// API shows: several kinds share `create_timeline`), and its parameters as JSON. `to_json` and
 // `parse_params` are the only code that knows that JSON: a missing or mistyped key is an error
 // naming the operation and the key, never an empty string.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
-
-#include <boost/json/object.hpp>
 
 #include "common/error.h"
 
@@ -27,8 +26,8 @@ enum class ActionKind {
   kDeleteSnapshot,
   kDeleteBranch,
   kStartCompute,
-  kSuspendCompute,   // also removes a deleted endpoint's row once its compute is down
-  kApplyConfig,      // roles and databases inside a branch's Postgres
+  kSuspendCompute,  // also removes a deleted endpoint's row once its compute is down
+  kApplyConfig,     // roles and databases inside a branch's Postgres
 };
 
 // The name stored in `operations.kind`, and back.
@@ -80,7 +79,14 @@ struct SuspendCompute {
   bool delete_endpoint = false;
 };
 
-enum class ChangeKind { kCreateRole, kResetPassword, kDeleteRole, kCreateDatabase, kUpdateDatabase, kDeleteDatabase };
+enum class ChangeKind {
+  kCreateRole,
+  kResetPassword,
+  kDeleteRole,
+  kCreateDatabase,
+  kUpdateDatabase,
+  kDeleteDatabase
+};
 // One change inside a branch's Postgres. Roles are named; databases are catalog rows by id (a
 // rename records the name the database had before).
 struct ConfigChange {
@@ -97,9 +103,10 @@ struct ApplyConfig {
 }  // namespace params
 
 using ActionParams =
-    std::variant<params::CreateBranch, params::RestoreBranch, params::FinalizeRestore, params::ResetBranch,
-                 params::CreateSnapshot, params::DeleteSnapshot, params::DeleteBranch, params::StartCompute,
-                 params::SuspendCompute, params::ApplyConfig>;
+    std::variant<params::CreateBranch, params::RestoreBranch, params::FinalizeRestore,
+                 params::ResetBranch, params::CreateSnapshot, params::DeleteSnapshot,
+                 params::DeleteBranch, params::StartCompute, params::SuspendCompute,
+                 params::ApplyConfig>;
 
 ActionKind kind_of(const ActionParams& p);
 boost::json::object to_json(const ActionParams& p);

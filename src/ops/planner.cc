@@ -8,7 +8,8 @@
 namespace argon::ops {
 
 Result<catalog::Operation> Planner::add(catalog::Tx& tx, std::string_view project_id,
-                                        std::optional<std::string> branch_id, std::optional<std::string> endpoint_id,
+                                        std::optional<std::string> branch_id,
+                                        std::optional<std::string> endpoint_id,
                                         const ActionParams& params) const {
   catalog::Operation op;
   op.id = uuid_v4();
@@ -23,7 +24,8 @@ Result<catalog::Operation> Planner::add(catalog::Tx& tx, std::string_view projec
   return op;
 }
 
-Result<catalog::Operation> Planner::delete_endpoint(catalog::Tx& tx, const catalog::Endpoint& ep) const {
+Result<catalog::Operation> Planner::delete_endpoint(catalog::Tx& tx,
+                                                    const catalog::Endpoint& ep) const {
   catalog::Endpoint e = ep;
   e.deleted = true;
   e.updated_at = now();
@@ -31,7 +33,8 @@ Result<catalog::Operation> Planner::delete_endpoint(catalog::Tx& tx, const catal
   return add(tx, e.project_id, e.branch_id, e.id, params::SuspendCompute{e.branch_id, true});
 }
 
-Result<std::vector<catalog::Operation>> Planner::delete_branch(catalog::Tx& tx, const catalog::Branch& branch) const {
+Result<std::vector<catalog::Operation>> Planner::delete_branch(
+    catalog::Tx& tx, const catalog::Branch& branch) const {
   std::vector<catalog::Operation> ops;
   for (const auto& ep : tx.list_branch_endpoints(branch.id)) {
     ARGON_ASSIGN_OR_RETURN(auto op, delete_endpoint(tx, ep));
@@ -41,7 +44,8 @@ Result<std::vector<catalog::Operation>> Planner::delete_branch(catalog::Tx& tx, 
   b.deleted = true;
   b.updated_at = now();
   ARGON_RETURN_IF_ERROR(tx.put_branch(b));
-  ARGON_ASSIGN_OR_RETURN(auto op, add(tx, b.project_id, b.id, std::nullopt, params::DeleteBranch{}));
+  ARGON_ASSIGN_OR_RETURN(auto op,
+                         add(tx, b.project_id, b.id, std::nullopt, params::DeleteBranch{}));
   ops.push_back(std::move(op));
   return ops;
 }
@@ -65,14 +69,17 @@ Result<catalog::Operation> Planner::apply_config(catalog::Tx& tx, const catalog:
   std::optional<std::string> endpoint_id;
   auto eps = tx.list_branch_endpoints(branch.id);
   if (!eps.empty()) endpoint_id = eps.front().id;
-  return add(tx, branch.project_id, branch.id, endpoint_id, params::ApplyConfig{{std::move(change)}});
+  return add(tx, branch.project_id, branch.id, endpoint_id,
+             params::ApplyConfig{{std::move(change)}});
 }
 
-Result<catalog::Operation> Planner::delete_snapshot(catalog::Tx& tx, catalog::Snapshot& snapshot) const {
+Result<catalog::Operation> Planner::delete_snapshot(catalog::Tx& tx,
+                                                    catalog::Snapshot& snapshot) const {
   snapshot.deleted = true;
   snapshot.updated_at = now();
   ARGON_RETURN_IF_ERROR(tx.put_snapshot(snapshot));
-  return add(tx, snapshot.project_id, std::nullopt, std::nullopt, params::DeleteSnapshot{snapshot.id});
+  return add(tx, snapshot.project_id, std::nullopt, std::nullopt,
+             params::DeleteSnapshot{snapshot.id});
 }
 
 }  // namespace argon::ops

@@ -26,18 +26,23 @@ class Planner {
 
   // Marks a branch and its endpoints deleted; queues suspend_compute for each endpoint and
   // delete_branch for the branch.
-  [[nodiscard]] Result<std::vector<catalog::Operation>> delete_branch(catalog::Tx& tx,
-                                                                      const catalog::Branch& branch) const;
+  [[nodiscard]] Result<std::vector<catalog::Operation>> delete_branch(
+      catalog::Tx& tx, const catalog::Branch& branch) const;
   // Marks an endpoint deleted; queues suspend_compute (which removes the row).
-  [[nodiscard]] Result<catalog::Operation> delete_endpoint(catalog::Tx& tx, const catalog::Endpoint& ep) const;
+  [[nodiscard]] Result<catalog::Operation> delete_endpoint(catalog::Tx& tx,
+                                                           const catalog::Endpoint& ep) const;
   // Queues start_compute / suspend_compute for an endpoint and records the pending state.
-  [[nodiscard]] Result<catalog::Operation> start_endpoint(catalog::Tx& tx, catalog::Endpoint& ep) const;
-  [[nodiscard]] Result<catalog::Operation> suspend_endpoint(catalog::Tx& tx, catalog::Endpoint& ep) const;
+  [[nodiscard]] Result<catalog::Operation> start_endpoint(catalog::Tx& tx,
+                                                          catalog::Endpoint& ep) const;
+  [[nodiscard]] Result<catalog::Operation> suspend_endpoint(catalog::Tx& tx,
+                                                            catalog::Endpoint& ep) const;
   // One config change inside a branch's Postgres (roles, databases).
-  [[nodiscard]] Result<catalog::Operation> apply_config(catalog::Tx& tx, const catalog::Branch& branch,
+  [[nodiscard]] Result<catalog::Operation> apply_config(catalog::Tx& tx,
+                                                        const catalog::Branch& branch,
                                                         params::ConfigChange change) const;
   // Marks a snapshot deleted; queues delete_snapshot (which removes data and row).
-  [[nodiscard]] Result<catalog::Operation> delete_snapshot(catalog::Tx& tx, catalog::Snapshot& snapshot) const;
+  [[nodiscard]] Result<catalog::Operation> delete_snapshot(catalog::Tx& tx,
+                                                           catalog::Snapshot& snapshot) const;
 
   int64_t now() const { return clock_.now_ms(); }
 

@@ -1,8 +1,8 @@
 #include "ops/recovery.h"
 
-#include <set>
-
 #include <spdlog/spdlog.h>
+
+#include <set>
 
 #include "common/crash_point.h"
 
@@ -14,8 +14,8 @@ using catalog::Tx;
 Status recover(ActionEnv& env) {
   ARGON_RETURN_IF_ERROR(env.storage.remove_temp_dirs());
   for (const auto& id : env.storage.list_branch_dirs()) {
-    ARGON_RETURN_IF_ERROR(
-        compute::ComputeManager::stop_stray(env.storage.branch_pgdata(id), env.options.compute_stop_timeout));
+    ARGON_RETURN_IF_ERROR(compute::ComputeManager::stop_stray(env.storage.branch_pgdata(id),
+                                                              env.options.compute_stop_timeout));
   }
   std::set<std::string> referenced, snapshots;
   std::vector<Branch> ready;
@@ -64,8 +64,8 @@ Status recover(ActionEnv& env) {
   }
   for (const auto& b : ready) {
     if (!env.storage.branch_exists(b.id)) {
-      spdlog::error("branch {} ({}) is ready in the catalog but its data directory {} is missing", b.id, b.name,
-                    env.storage.branch_pgdata(b.id).string());
+      spdlog::error("branch {} ({}) is ready in the catalog but its data directory {} is missing",
+                    b.id, b.name, env.storage.branch_pgdata(b.id).string());
     }
   }
   return remove_deleted_projects(env);

@@ -10,7 +10,8 @@ namespace argon::ops {
 using catalog::Operation;
 using catalog::Tx;
 
-Scheduler::Scheduler(ActionEnv& env, std::map<ActionKind, std::unique_ptr<Action>> actions, Finished on_finished)
+Scheduler::Scheduler(ActionEnv& env, std::map<ActionKind, std::unique_ptr<Action>> actions,
+                     Finished on_finished)
     : env_(env), actions_(std::move(actions)), on_finished_(std::move(on_finished)) {}
 
 Scheduler::~Scheduler() { stop(); }
@@ -91,12 +92,12 @@ bool Scheduler::run(Operation op) {
   op.status = catalog::op_status::kRunning;
   op.updated_at = started;
   if (auto st = env_.catalog.run([&](Tx& tx) { return tx.put_operation(op); }); !st) {
-    spdlog::error("operation {} {} could not be marked running ({}); it stays pending", op.id, op.kind,
-                  st.error().detail);
+    spdlog::error("operation {} {} could not be marked running ({}); it stays pending", op.id,
+                  op.kind, st.error().detail);
     return false;
   }
-  spdlog::info("operation {} {} started (project {}, branch {}, endpoint {})", op.id, op.kind, op.project_id,
-               op.branch_id.value_or("-"), op.endpoint_id.value_or("-"));
+  spdlog::info("operation {} {} started (project {}, branch {}, endpoint {})", op.id, op.kind,
+               op.project_id, op.branch_id.value_or("-"), op.endpoint_id.value_or("-"));
 
   Result<Outcome> result = fail(ErrorCode::kInternal, "not run");
   try {
@@ -109,18 +110,21 @@ bool Scheduler::run(Operation op) {
   op.updated_at = now;
   op.total_duration_ms = now - op.created_at;
   if (result) {
-    op.status = *result == Outcome::kDone ? catalog::op_status::kFinished : catalog::op_status::kSkipped;
+    op.status =
+        *result == Outcome::kDone ? catalog::op_status::kFinished : catalog::op_status::kSkipped;
     op.error.reset();
   } else {
     op.status = catalog::op_status::kFailed;
     op.failures_count++;
     op.error = result.error().message;
-    spdlog::error("operation {} {} failed: {} {}", op.id, op.kind, result.error().message, result.error().detail);
+    spdlog::error("operation {} {} failed: {} {}", op.id, op.kind, result.error().message,
+                  result.error().detail);
   }
   if (auto st = env_.catalog.run([&](Tx& tx) { return tx.put_operation(op); }); !st) {
     // Actions are idempotent: left pending, it runs again and finds its work done.
-    spdlog::error("operation {} {} ended but its status could not be recorded ({}); it will run again", op.id,
-                  op.kind, st.error().detail);
+    spdlog::error(
+        "operation {} {} ended but its status could not be recorded ({}); it will run again", op.id,
+        op.kind, st.error().detail);
     return true;
   }
   spdlog::info("operation {} {} {} in {} ms", op.id, op.kind, op.status, now - started);
@@ -132,7 +136,8 @@ Result<Outcome> Scheduler::execute(Operation& op) {
   const auto kind = parse_action_kind(op.kind);
   const auto action = kind ? actions_.find(*kind) : actions_.end();
   if (action == actions_.end()) {
-    return fail(ErrorCode::kInternal, "internal error", fmt::format("operation {} has unknown kind '{}'", op.id, op.kind));
+    return fail(ErrorCode::kInternal, "internal error",
+                fmt::format("operation {} has unknown kind '{}'", op.id, op.kind));
   }
   ARGON_ASSIGN_OR_RETURN(const ActionParams params, parse_params(*kind, op.params_json));
   return action->second->run(op, params);

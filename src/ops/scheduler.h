@@ -27,7 +27,8 @@ class Scheduler {
   // Called on the worker after an operation's end was recorded.
   using Finished = std::function<void(const catalog::Operation&)>;
 
-  Scheduler(ActionEnv& env, std::map<ActionKind, std::unique_ptr<Action>> actions, Finished on_finished);
+  Scheduler(ActionEnv& env, std::map<ActionKind, std::unique_ptr<Action>> actions,
+            Finished on_finished);
   ~Scheduler();
 
   void start();
@@ -48,12 +49,13 @@ class Scheduler {
   const Finished on_finished_;
 
   std::mutex mu_;
-  std::condition_variable cv_;       // the dispatcher's wake-up; guarded by mu_
-  std::condition_variable work_cv_;  // the workers'
-  std::deque<catalog::Operation> queue_;   // guarded by mu_
-  std::set<std::string> busy_projects_;    // guarded by mu_: a project with an operation queued or running
-  bool dirty_ = true;                      // guarded by mu_
-  bool stopping_ = false;                  // guarded by mu_
+  std::condition_variable cv_;            // the dispatcher's wake-up; guarded by mu_
+  std::condition_variable work_cv_;       // the workers'
+  std::deque<catalog::Operation> queue_;  // guarded by mu_
+  std::set<std::string>
+      busy_projects_;      // guarded by mu_: a project with an operation queued or running
+  bool dirty_ = true;      // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
   std::vector<std::thread> threads_;
 };
 

@@ -1,8 +1,8 @@
 #include "ops/sweeps.h"
 
-#include <set>
-
 #include <spdlog/spdlog.h>
+
+#include <set>
 
 namespace argon::ops {
 
@@ -32,7 +32,8 @@ void Sweeps::loop() {
     if (stopping_) break;
     lock.unlock();
     auto deleted = env_.catalog.transact([&](Tx& tx) { return delete_expired(tx); });
-    if (!deleted) spdlog::error("expiry sweep failed: {} {}", deleted.error().message, deleted.error().detail);
+    if (!deleted)
+      spdlog::error("expiry sweep failed: {} {}", deleted.error().message, deleted.error().detail);
     autosuspend();
     if (deleted && *deleted) notify_();
     lock.lock();
@@ -68,7 +69,8 @@ Result<size_t> Sweeps::delete_expired(Tx& tx) {
 // endpoint, a child, protection or default (none of which a swap leaves it, but users may add).
 Result<size_t> Sweeps::delete_old_branches(Tx& tx, int64_t now) {
   const int64_t cutoff =
-      now - std::chrono::duration_cast<std::chrono::milliseconds>(env_.options.old_branch_retention).count();
+      now - std::chrono::duration_cast<std::chrono::milliseconds>(env_.options.old_branch_retention)
+                .count();
   size_t deleted = 0;
   int64_t after_seq = 0;
   for (;;) {
@@ -79,7 +81,8 @@ Result<size_t> Sweeps::delete_old_branches(Tx& tx, int64_t now) {
       const auto branches = tx.list_branches(p.id);
       std::set<std::string> replaced, parents;
       for (const auto& b : branches) {
-        if (b.restored_as && b.restore_status == std::string("finalized")) replaced.insert(*b.restored_as);
+        if (b.restored_as && b.restore_status == std::string("finalized"))
+          replaced.insert(*b.restored_as);
         if (b.parent_id) parents.insert(*b.parent_id);
       }
       for (const auto& b : branches) {
@@ -88,8 +91,8 @@ Result<size_t> Sweeps::delete_old_branches(Tx& tx, int64_t now) {
             b.current_state != catalog::branch_state::kReady || b.pending_state) {
           continue;
         }
-        spdlog::info("branch {} ({}) was replaced by a restore and kept {} s; deleting it", b.id, b.name,
-                     env_.options.old_branch_retention.count());
+        spdlog::info("branch {} ({}) was replaced by a restore and kept {} s; deleting it", b.id,
+                     b.name, env_.options.old_branch_retention.count());
         ARGON_RETURN_IF_ERROR(planner_.delete_branch(tx, b));
         ++deleted;
       }
@@ -105,7 +108,8 @@ void Sweeps::autosuspend() {
   size_t suspended = 0;
   auto st = env_.catalog.run([&](Tx& tx) -> Status {
     for (auto ep : tx.list_all_endpoints()) {
-      if (ep.deleted || ep.current_state != catalog::endpoint_state::kActive || ep.pending_state) continue;
+      if (ep.deleted || ep.current_state != catalog::endpoint_state::kActive || ep.pending_state)
+        continue;
       int connections = 0;
       int64_t last = std::max(ep.last_active.value_or(0), ep.started_at.value_or(0));
       if (auto a = activity.find(ep.id); a != activity.end()) {
@@ -118,10 +122,11 @@ void Sweeps::autosuspend() {
         ARGON_RETURN_IF_ERROR(tx.put_endpoint(ep));
       }
       // 0 means the default (300 s), negative never.
-      const int64_t timeout_s =
-          ep.suspend_timeout_seconds == 0 ? kDefaultSuspendTimeoutSeconds : ep.suspend_timeout_seconds;
+      const int64_t timeout_s = ep.suspend_timeout_seconds == 0 ? kDefaultSuspendTimeoutSeconds
+                                                                : ep.suspend_timeout_seconds;
       if (timeout_s < 0 || connections > 0 || now - last < timeout_s * 1000) continue;
-      spdlog::info("endpoint {}: no connections for {} s; suspending its compute", ep.id, (now - last) / 1000);
+      spdlog::info("endpoint {}: no connections for {} s; suspending its compute", ep.id,
+                   (now - last) / 1000);
       ARGON_RETURN_IF_ERROR(planner_.suspend_endpoint(tx, ep));
       ++suspended;
     }

@@ -12,7 +12,8 @@ void WakeCoordinator::note_finished(const catalog::Operation& op) {
   auto it = pending_.find(op.endpoint_id.value_or(""));
   if (it == pending_.end() || it->second.op_id != op.id) return;
   it->second.finished = true;
-  if (op.status == catalog::op_status::kFailed) it->second.error = op.error.value_or("start failed");
+  if (op.status == catalog::op_status::kFailed)
+    it->second.error = op.error.value_or("start failed");
 }
 
 Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_view endpoint_id) {
@@ -24,7 +25,8 @@ Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_
       // The start is under way: no catalog read, except once a second to notice an endpoint (or its
       // start) that went away meanwhile.
       const auto now = std::chrono::steady_clock::now();
-      if (!it->second.finished && now - it->second.checked_at < std::chrono::seconds(1)) return std::nullopt;
+      if (!it->second.finished && now - it->second.checked_at < std::chrono::seconds(1))
+        return std::nullopt;
       if (!it->second.finished) {
         it->second.checked_at = now;
         recheck = it->second;
@@ -32,8 +34,9 @@ Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_
         auto error = it->second.error;
         pending_.erase(it);
         if (error) {
-          return fail(ErrorCode::kUnavailable,
-                      fmt::format("could not start the compute for endpoint {}: {}", endpoint_id, *error));
+          return fail(
+              ErrorCode::kUnavailable,
+              fmt::format("could not start the compute for endpoint {}: {}", endpoint_id, *error));
         }
       }
     }
@@ -47,19 +50,24 @@ Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_
         std::lock_guard l(mu_);
         pending_.erase(std::string(endpoint_id));
       }
-      return fail(ErrorCode::kNotFound,
-                  fmt::format("endpoint {} does not exist; check the endpoint id in the connection string's "
-                              "host name or options",
-                              endpoint_id));
+      return fail(
+          ErrorCode::kNotFound,
+          fmt::format(
+              "endpoint {} does not exist; check the endpoint id in the connection string's "
+              "host name or options",
+              endpoint_id));
     }
     if (ep->disabled) {
-      return fail(ErrorCode::kForbidden,
-                  fmt::format("endpoint {} is disabled; enable it with PATCH /projects/{}/endpoints/{} "
-                              "{{\"endpoint\": {{\"disabled\": false}}}}",
-                              ep->id, ep->project_id, ep->id));
+      return fail(
+          ErrorCode::kForbidden,
+          fmt::format("endpoint {} is disabled; enable it with PATCH /projects/{}/endpoints/{} "
+                      "{{\"endpoint\": {{\"disabled\": false}}}}",
+                      ep->id, ep->project_id, ep->id));
     }
-    if (ep->current_state == catalog::endpoint_state::kActive && env_.computes.running(ep->branch_id)) {
-      ready = compute::ComputeTarget{ep->id, ep->project_id, ep->branch_id, env_.storage.run_dir(ep->branch_id)};
+    if (ep->current_state == catalog::endpoint_state::kActive &&
+        env_.computes.running(ep->branch_id)) {
+      ready = compute::ComputeTarget{ep->id, ep->project_id, ep->branch_id,
+                                     env_.storage.run_dir(ep->branch_id)};
       return {};
     }
     if (recheck) {
@@ -68,7 +76,8 @@ Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_
     }
     std::lock_guard l(mu_);
     if (auto it = pending_.find(endpoint_id); it != pending_.end()) {
-      if (!recheck || it->second.op_id != recheck->op_id) return {};  // another client asked a moment ago
+      if (!recheck || it->second.op_id != recheck->op_id)
+        return {};         // another client asked a moment ago
       pending_.erase(it);  // its start is gone without a word (its project was deleted): ask again
     }
     ARGON_ASSIGN_OR_RETURN(auto op, planner_.start_endpoint(tx, *ep));
@@ -85,7 +94,8 @@ Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_
     return std::unexpected(st.error());
   }
   if (submitted) {
-    spdlog::info("endpoint {}: a connection arrived while suspended; starting its compute", endpoint_id);
+    spdlog::info("endpoint {}: a connection arrived while suspended; starting its compute",
+                 endpoint_id);
     notify_();
   }
   return ready;

@@ -1,9 +1,9 @@
 #include "pgwire/message_framer.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
-
-#include <fmt/format.h>
 
 #include "pgwire/wire_format.h"
 
@@ -25,9 +25,10 @@ Result<std::optional<Message>> MessageFramer::next() {
   const char type = buf_[pos_];
   const std::uint32_t len = load_be32(buf_.data() + pos_ + 1);
   if (len < 4 || len > max_length_) {
-    return fail(ErrorCode::kBadRequest,
-                fmt::format("invalid message length {} for message type '{}' (allowed 4..{})", len,
-                            std::isprint(static_cast<unsigned char>(type)) ? type : '?', max_length_));
+    return fail(
+        ErrorCode::kBadRequest,
+        fmt::format("invalid message length {} for message type '{}' (allowed 4..{})", len,
+                    std::isprint(static_cast<unsigned char>(type)) ? type : '?', max_length_));
   }
   if (buf_.size() - pos_ < 1 + std::size_t(len)) return std::optional<Message>{};
   Message m{type, std::string_view(buf_).substr(pos_ + 5, len - 4)};

@@ -62,13 +62,26 @@ ErrorFields parse_error_response(std::string_view body) {
     auto value = r.cstring();
     if (!value) break;
     switch ((*field)[0]) {
-      case 'V': e.severity = *value; break;
-      case 'S': if (e.severity.empty()) e.severity = *value; break;
-      case 'C': e.sqlstate = *value; break;
-      case 'M': e.message = *value; break;
-      case 'D': e.detail = *value; break;
-      case 'H': e.hint = *value; break;
-      default: break;
+      case 'V':
+        e.severity = *value;
+        break;
+      case 'S':
+        if (e.severity.empty()) e.severity = *value;
+        break;
+      case 'C':
+        e.sqlstate = *value;
+        break;
+      case 'M':
+        e.message = *value;
+        break;
+      case 'D':
+        e.detail = *value;
+        break;
+      case 'H':
+        e.hint = *value;
+        break;
+      default:
+        break;
     }
   }
   return e;
@@ -103,7 +116,8 @@ std::string backend_key_data(std::int32_t process_id, std::int32_t secret_key) {
 
 std::string ready_for_query(char status) { return frame('Z', std::string_view(&status, 1)); }
 
-std::string negotiate_protocol_version(std::int32_t newest_minor, const std::vector<std::string>& unsupported) {
+std::string negotiate_protocol_version(std::int32_t newest_minor,
+                                       const std::vector<std::string>& unsupported) {
   std::string body;
   append_be32(body, static_cast<std::uint32_t>((3 << 16) | newest_minor));
   append_be32(body, static_cast<std::uint32_t>(unsupported.size()));
@@ -135,7 +149,8 @@ Result<std::string> parse_password_message(std::string_view body) {
   return std::string(*pw);
 }
 
-std::string extended_query(std::string_view sql, const std::vector<std::optional<std::string>>& params) {
+std::string extended_query(std::string_view sql,
+                           const std::vector<std::optional<std::string>>& params) {
   std::string parse;
   put_cstring(parse, "");  // unnamed statement
   put_cstring(parse, sql);

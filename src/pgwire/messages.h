@@ -36,7 +36,8 @@ std::string authentication_sasl_final(std::string_view data);
 std::string parameter_status(std::string_view name, std::string_view value);
 std::string backend_key_data(std::int32_t process_id, std::int32_t secret_key);
 std::string ready_for_query(char status = 'I');
-std::string negotiate_protocol_version(std::int32_t newest_minor, const std::vector<std::string>& unsupported);
+std::string negotiate_protocol_version(std::int32_t newest_minor,
+                                       const std::vector<std::string>& unsupported);
 
 // SASLInitialResponse ('p' after AuthenticationSASL): mechanism and initial client data.
 struct SaslInitialResponse {
@@ -48,7 +49,8 @@ Result<SaslInitialResponse> parse_sasl_initial_response(std::string_view body);
 Result<std::string> parse_password_message(std::string_view body);
 
 // Frontend messages of the proxy's own client: one statement with text parameters, text results.
-std::string extended_query(std::string_view sql, const std::vector<std::optional<std::string>>& params);
+std::string extended_query(std::string_view sql,
+                           const std::vector<std::optional<std::string>>& params);
 std::string terminate_message();
 // A DataRow body as text columns (NULL = std::nullopt).
 Result<std::vector<std::optional<std::string>>> parse_data_row(std::string_view body);

@@ -20,8 +20,8 @@ constexpr std::size_t kKeyLength = 32;
 std::string hmac_sha256(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out, &len);
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
   return std::string(reinterpret_cast<char*>(out), len);
 }
 
@@ -35,8 +35,9 @@ std::string salted_password(std::string_view password, std::string_view salt, in
   // PostgreSQL SASLprep-normalizes passwords; ours are ASCII, for which SASLprep is the identity.
   std::string out(kKeyLength, '\0');
   PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
-                    reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()), iterations,
-                    EVP_sha256(), static_cast<int>(out.size()), reinterpret_cast<unsigned char*>(out.data()));
+                    reinterpret_cast<const unsigned char*>(salt.data()),
+                    static_cast<int>(salt.size()), iterations, EVP_sha256(),
+                    static_cast<int>(out.size()), reinterpret_cast<unsigned char*>(out.data()));
   return out;
 }
 
@@ -59,14 +60,17 @@ std::unexpected<Error> malformed(std::string_view what) {
   return fail(ErrorCode::kBadRequest, "malformed SCRAM message (" + std::string(what) + ")");
 }
 
-std::unexpected<Error> wrong_password() { return fail(ErrorCode::kUnauthorized, "password authentication failed"); }
+std::unexpected<Error> wrong_password() {
+  return fail(ErrorCode::kUnauthorized, "password authentication failed");
+}
 
 }  // namespace
 
 std::string base64_encode(std::string_view raw) {
   std::string out(4 * ((raw.size() + 2) / 3), '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
+                          reinterpret_cast<const unsigned char*>(raw.data()),
+                          static_cast<int>(raw.size()));
   out.resize(static_cast<std::size_t>(n));
   return out;
 }
@@ -74,11 +78,13 @@ std::string base64_encode(std::string_view raw) {
 std::optional<std::string> base64_decode(std::string_view text) {
   if (text.size() % 4 != 0) return std::nullopt;
   for (char c : text) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=')) return std::nullopt;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '='))
+      return std::nullopt;
   }
   std::string out(3 * text.size() / 4, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
   if (n < 0) return std::nullopt;
   // EVP_DecodeBlock counts padding as zero bytes; drop them.
   std::size_t pad = 0;
@@ -98,10 +104,12 @@ Result<ScramVerifier> parse_scram_verifier(std::string_view s) {
   s.remove_prefix(kPrefix.size());
   auto colon = s.find(':');
   auto dollar = s.find('$');
-  if (colon == std::string_view::npos || dollar == std::string_view::npos || colon > dollar) return unusable();
+  if (colon == std::string_view::npos || dollar == std::string_view::npos || colon > dollar)
+    return unusable();
   ScramVerifier v;
   auto iter = s.substr(0, colon);
-  if (std::from_chars(iter.data(), iter.data() + iter.size(), v.iterations).ec != std::errc() || v.iterations < 1) {
+  if (std::from_chars(iter.data(), iter.data() + iter.size(), v.iterations).ec != std::errc() ||
+      v.iterations < 1) {
     return unusable();
   }
   auto salt = base64_decode(s.substr(colon + 1, dollar - colon - 1));
@@ -110,7 +118,8 @@ Result<ScramVerifier> parse_scram_verifier(std::string_view s) {
   if (!salt || colon2 == std::string_view::npos) return unusable();
   auto stored = base64_decode(keys.substr(0, colon2));
   auto server = base64_decode(keys.substr(colon2 + 1));
-  if (!stored || !server || stored->size() != kKeyLength || server->size() != kKeyLength) return unusable();
+  if (!stored || !server || stored->size() != kKeyLength || server->size() != kKeyLength)
+    return unusable();
   v.salt = std::move(*salt);
   v.stored_key = std::move(*stored);
   v.server_key = std::move(*server);
@@ -121,8 +130,8 @@ std::string make_scram_verifier(std::string_view password, std::string_view salt
   auto salted = salted_password(password, salt, iterations);
   auto stored = sha256(hmac_sha256(salted, "Client Key"));
   auto server = hmac_sha256(salted, "Server Key");
-  return "SCRAM-SHA-256$" + std::to_string(iterations) + ":" + base64_encode(salt) + "$" + base64_encode(stored) +
-         ":" + base64_encode(server);
+  return "SCRAM-SHA-256$" + std::to_string(iterations) + ":" + base64_encode(salt) + "$" +
+         base64_encode(stored) + ":" + base64_encode(server);
 }
 
 bool scram_password_matches(const ScramVerifier& v, std::string_view password) {
@@ -130,8 +139,11 @@ bool scram_password_matches(const ScramVerifier& v, std::string_view password) {
   return constant_time_equal(sha256(hmac_sha256(salted, "Client Key")), v.stored_key);
 }
 
-ScramServer::ScramServer(ScramVerifier verifier, std::string tls_end_point_hash, std::string server_nonce)
-    : verifier_(std::move(verifier)), cbind_data_(std::move(tls_end_point_hash)), server_nonce_(std::move(server_nonce)) {
+ScramServer::ScramServer(ScramVerifier verifier, std::string tls_end_point_hash,
+                         std::string server_nonce)
+    : verifier_(std::move(verifier)),
+      cbind_data_(std::move(tls_end_point_hash)),
+      server_nonce_(std::move(server_nonce)) {
   if (server_nonce_.empty()) {
     unsigned char raw[18];
     RAND_bytes(raw, sizeof raw);
@@ -147,7 +159,8 @@ Result<std::string> ScramServer::client_first(std::string_view mechanism, std::s
     return fail(ErrorCode::kBadRequest, "client selected an invalid SASL authentication mechanism");
   }
   if (plus && cbind_data_.empty()) {
-    return fail(ErrorCode::kBadRequest, "SCRAM-SHA-256-PLUS needs a TLS connection; connect with sslmode=require");
+    return fail(ErrorCode::kBadRequest,
+                "SCRAM-SHA-256-PLUS needs a TLS connection; connect with sslmode=require");
   }
   std::string_view s = msg;
   // gs2-header: cbind-flag "," [authzid] ","
@@ -165,18 +178,23 @@ Result<std::string> ScramServer::client_first(std::string_view mechanism, std::s
     }
     if (plus) return malformed("channel binding flag 'y' with SCRAM-SHA-256-PLUS");
   } else if (flag == "p=tls-server-end-point") {
-    if (!plus) return malformed("channel binding requested with SCRAM-SHA-256; select SCRAM-SHA-256-PLUS");
+    if (!plus)
+      return malformed("channel binding requested with SCRAM-SHA-256; select SCRAM-SHA-256-PLUS");
   } else if (flag.starts_with("p=")) {
-    return fail(ErrorCode::kBadRequest, "unsupported SCRAM channel-binding type; only tls-server-end-point is supported");
+    return fail(ErrorCode::kBadRequest,
+                "unsupported SCRAM channel-binding type; only tls-server-end-point is supported");
   } else {
     return malformed("invalid channel binding flag");
   }
   s.remove_prefix(flag_end + 1);
-  if (s.empty() || s[0] != ',') return fail(ErrorCode::kBadRequest, "client uses authorization identity, which is not supported");
+  if (s.empty() || s[0] != ',')
+    return fail(ErrorCode::kBadRequest,
+                "client uses authorization identity, which is not supported");
   s.remove_prefix(1);
   gs2_header_ = std::string(msg.substr(0, flag_end + 2));
   client_first_bare_ = std::string(s);
-  if (s.starts_with("m=")) return fail(ErrorCode::kBadRequest, "client requires an unsupported SCRAM extension");
+  if (s.starts_with("m="))
+    return fail(ErrorCode::kBadRequest, "client requires an unsupported SCRAM extension");
   if (!take_attribute(s, 'n')) return malformed("no user name attribute");  // PostgreSQL ignores it
   auto client_nonce = take_attribute(s, 'r');
   if (!client_nonce || client_nonce->empty()) return malformed("no client nonce");
@@ -184,7 +202,8 @@ Result<std::string> ScramServer::client_first(std::string_view mechanism, std::s
     if (c < 0x21 || c > 0x7e || c == ',') return malformed("invalid client nonce");
   }
   nonce_ = std::string(*client_nonce) + server_nonce_;
-  server_first_ = "r=" + nonce_ + ",s=" + base64_encode(verifier_.salt) + ",i=" + std::to_string(verifier_.iterations);
+  server_first_ = "r=" + nonce_ + ",s=" + base64_encode(verifier_.salt) +
+                  ",i=" + std::to_string(verifier_.iterations);
   return server_first_;
 }
 
@@ -205,7 +224,8 @@ Result<std::string> ScramServer::client_final(std::string_view msg) {
   if (proof_at == std::string_view::npos) return malformed("no proof");
   auto proof = base64_decode(msg.substr(proof_at + 3));
   if (!proof || proof->size() != kKeyLength) return malformed("invalid proof");
-  std::string auth_message = client_first_bare_ + "," + server_first_ + "," + std::string(msg.substr(0, proof_at));
+  std::string auth_message =
+      client_first_bare_ + "," + server_first_ + "," + std::string(msg.substr(0, proof_at));
   auto client_signature = hmac_sha256(verifier_.stored_key, auth_message);
   auto client_key = xor_bytes(*proof, client_signature);
   if (!constant_time_equal(sha256(client_key), verifier_.stored_key)) return wrong_password();

@@ -38,7 +38,8 @@ class ScramServer {
   // `tls_end_point_hash`: the tls-server-end-point binding data of the proxy's certificate, empty
   // when the client is not on TLS (then -PLUS is neither offered nor accepted). `server_nonce` is
   // random when empty (a fixed one only reproduces published test vectors).
-  ScramServer(ScramVerifier verifier, std::string tls_end_point_hash, std::string server_nonce = {});
+  ScramServer(ScramVerifier verifier, std::string tls_end_point_hash,
+              std::string server_nonce = {});
 
   // SASLInitialResponse: returns the server-first-message.
   Result<std::string> client_first(std::string_view mechanism, std::string_view message);

@@ -40,7 +40,8 @@ Result<std::size_t> startup_body_length(std::string_view length_word) {
   std::uint32_t len = load_be32(length_word.data());
   if (len < 8 || len > kMaxStartupPacketLength) {
     return fail(ErrorCode::kBadRequest,
-                fmt::format("invalid startup packet length {} (allowed 8..{})", len, kMaxStartupPacketLength));
+                fmt::format("invalid startup packet length {} (allowed 8..{})", len,
+                            kMaxStartupPacketLength));
   }
   return len - 4;
 }
@@ -59,7 +60,8 @@ Result<StartupPacket> parse_startup_packet(std::string_view body) {
     case kCancelRequestCode: {
       auto pid = r.int32();
       auto key = r.int32();
-      if (!pid || !key || !r.at_end()) return fail(ErrorCode::kBadRequest, "invalid CancelRequest packet");
+      if (!pid || !key || !r.at_end())
+        return fail(ErrorCode::kBadRequest, "invalid CancelRequest packet");
       return CancelRequest{*pid, *key};
     }
     default:
@@ -68,23 +70,32 @@ Result<StartupPacket> parse_startup_packet(std::string_view body) {
   const int major = *code >> 16;
   const int minor = *code & 0xffff;
   if (major != 3) {
-    return fail(ErrorCode::kBadRequest,
-                fmt::format("unsupported frontend protocol {}.{}: server supports 3.0", major, minor));
+    return fail(
+        ErrorCode::kBadRequest,
+        fmt::format("unsupported frontend protocol {}.{}: server supports 3.0", major, minor));
   }
   StartupMessage m;
   m.minor_version = minor;
   for (;;) {
     auto key = r.cstring();
-    if (!key) return fail(ErrorCode::kBadRequest, "invalid startup packet layout: expected terminator as last byte");
+    if (!key)
+      return fail(ErrorCode::kBadRequest,
+                  "invalid startup packet layout: expected terminator as last byte");
     if (key->empty()) break;
     auto value = r.cstring();
-    if (!value) return fail(ErrorCode::kBadRequest, "invalid startup packet layout: expected terminator as last byte");
-    if (m.get(*key)) return fail(ErrorCode::kBadRequest, fmt::format("duplicate startup parameter \"{}\"", *key));
+    if (!value)
+      return fail(ErrorCode::kBadRequest,
+                  "invalid startup packet layout: expected terminator as last byte");
+    if (m.get(*key))
+      return fail(ErrorCode::kBadRequest, fmt::format("duplicate startup parameter \"{}\"", *key));
     m.params.emplace_back(std::string(*key), std::string(*value));
   }
-  if (!r.at_end()) return fail(ErrorCode::kBadRequest, "invalid startup packet layout: expected terminator as last byte");
+  if (!r.at_end())
+    return fail(ErrorCode::kBadRequest,
+                "invalid startup packet layout: expected terminator as last byte");
   auto user = m.get("user");
-  if (!user || user->empty()) return fail(ErrorCode::kBadRequest, "no PostgreSQL user name specified in startup packet");
+  if (!user || user->empty())
+    return fail(ErrorCode::kBadRequest, "no PostgreSQL user name specified in startup packet");
   return m;
 }
 

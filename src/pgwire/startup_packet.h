@@ -1,6 +1,6 @@
 // The first packet of every PostgreSQL connection, which has no type byte: SSLRequest,
-// GSSENCRequest, CancelRequest or a v3 StartupMessage. Parsed from untrusted bytes; every failure is
-// an Error whose message can be sent to the client as it is.
+// GSSENCRequest, CancelRequest or a v3 StartupMessage. Parsed from untrusted bytes; every failure
+// is an Error whose message can be sent to the client as it is.
 #pragma once
 
 #include <cstdint>

@@ -1,12 +1,12 @@
 #include "proxy/compute_login.h"
 
-#include <array>
+#include <fmt/format.h>
 
+#include <array>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
 
 #include "common/cluster_names.h"
 #include "pgwire/message_framer.h"
@@ -24,7 +24,8 @@ namespace {
 
 constexpr std::size_t kMaxComputeMessage = 1 << 20;
 constexpr std::string_view kRoleSecretSql =
-    "SELECT rolpassword, rolcanlogin::text, (rolvaliduntil IS NOT NULL AND rolvaliduntil < now())::text "
+    "SELECT rolpassword, rolcanlogin::text, (rolvaliduntil IS NOT NULL AND rolvaliduntil < "
+    "now())::text "
     "FROM pg_authid WHERE rolname = $1";
 
 // Reads whole messages from the compute into `framer` until `handle` says stop (returns true) or
@@ -35,17 +36,20 @@ awaitable<Status> read_messages(unix_socket& s, pgwire::MessageFramer& framer, H
   for (;;) {
     for (;;) {
       auto m = framer.next();
-      if (!m) co_return fail(ErrorCode::kInternal, "the compute sent a malformed message", m.error().message);
+      if (!m)
+        co_return fail(ErrorCode::kInternal, "the compute sent a malformed message",
+                       m.error().message);
       if (!*m) break;
       auto done = handle(**m);
       if (!done) co_return std::unexpected(done.error());
       if (*done) co_return Status{};
     }
     boost::system::error_code ec;
-    std::size_t n = co_await s.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+    std::size_t n =
+        co_await s.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
     if (ec) {
-      co_return fail(ErrorCode::kUnavailable, "the compute closed the connection during login; try again",
-                     ec.message());
+      co_return fail(ErrorCode::kUnavailable,
+                     "the compute closed the connection during login; try again", ec.message());
     }
     framer.feed(std::string_view(buf.data(), n));
   }
@@ -53,22 +57,28 @@ awaitable<Status> read_messages(unix_socket& s, pgwire::MessageFramer& framer, H
 
 }  // namespace
 
-asio::local::stream_protocol::endpoint compute_socket_path(const std::filesystem::path& socket_dir) {
+asio::local::stream_protocol::endpoint compute_socket_path(
+    const std::filesystem::path& socket_dir) {
   return asio::local::stream_protocol::endpoint((socket_dir / compute_socket_file()).string());
 }
 
-awaitable<Result<ComputeLogin>> open_compute_session(unix_socket& socket, const std::filesystem::path& socket_dir,
+awaitable<Result<ComputeLogin>> open_compute_session(unix_socket& socket,
+                                                     const std::filesystem::path& socket_dir,
                                                      const pgwire::StartupMessage& startup) {
   boost::system::error_code ec;
-  co_await socket.async_connect(compute_socket_path(socket_dir), asio::redirect_error(use_awaitable, ec));
+  co_await socket.async_connect(compute_socket_path(socket_dir),
+                                asio::redirect_error(use_awaitable, ec));
   if (ec) {
-    co_return fail(ErrorCode::kUnavailable, "the endpoint's compute is not accepting connections; try again",
+    co_return fail(ErrorCode::kUnavailable,
+                   "the endpoint's compute is not accepting connections; try again",
                    fmt::format("connect {}: {}", socket_dir.string(), ec.message()));
   }
   // Named buffers throughout: GCC 12 mishandles temporaries that live across co_await.
   const std::string packet = pgwire::encode_startup_message(startup);
   co_await asio::async_write(socket, asio::buffer(packet), asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return fail(ErrorCode::kUnavailable, "the compute closed the connection during login; try again");
+  if (ec)
+    co_return fail(ErrorCode::kUnavailable,
+                   "the compute closed the connection during login; try again");
   ComputeLogin login;
   pgwire::MessageFramer framer(kMaxComputeMessage);
   auto st = co_await read_messages(socket, framer, [&](const pgwire::Message& m) -> Result<bool> {
@@ -81,7 +91,8 @@ awaitable<Result<ComputeLogin>> open_compute_session(unix_socket& socket, const 
         login.error = pgwire::frame('E', m.body);
         return true;
       case 'K':
-        if (m.body.size() != 8) return fail(ErrorCode::kInternal, "the compute sent a malformed BackendKeyData");
+        if (m.body.size() != 8)
+          return fail(ErrorCode::kInternal, "the compute sent a malformed BackendKeyData");
         login.process_id = static_cast<std::int32_t>(pgwire::load_be32(m.body.data()));
         login.secret_key = static_cast<std::int32_t>(pgwire::load_be32(m.body.data() + 4));
         return false;
@@ -95,7 +106,8 @@ awaitable<Result<ComputeLogin>> open_compute_session(unix_socket& socket, const 
       case 'v':
         return false;
       default:
-        return fail(ErrorCode::kInternal, fmt::format("the compute sent message '{}' during login", m.type));
+        return fail(ErrorCode::kInternal,
+                    fmt::format("the compute sent message '{}' during login", m.type));
     }
   });
   if (!st) co_return std::unexpected(st.error());
@@ -111,7 +123,8 @@ awaitable<Status> open_admin_session(unix_socket& s, const std::filesystem::path
   auto login = co_await open_compute_session(s, socket_dir, startup);
   if (!login) co_return std::unexpected(login.error());
   if (login->error) {
-    co_return fail(ErrorCode::kInternal, "the proxy could not read the role's password from the compute",
+    co_return fail(ErrorCode::kInternal,
+                   "the proxy could not read the role's password from the compute",
                    pgwire::parse_error_response(std::string_view(*login->error).substr(5)).message);
   }
   co_return Status{};
@@ -139,9 +152,11 @@ awaitable<Result<RoleSecret>> query_role_secret(unix_socket& s, const std::strin
       case 'E': {
         auto e = pgwire::parse_error_response(m.body);
         // The admin session was terminated (compute shutting down): not a query error.
-        if (e.severity == "FATAL") return fail(ErrorCode::kUnavailable, "the compute is shutting down; try again");
-        query_error = Error(ErrorCode::kInternal, "the proxy could not read the role's password from the compute",
-                            e.message);
+        if (e.severity == "FATAL")
+          return fail(ErrorCode::kUnavailable, "the compute is shutting down; try again");
+        query_error =
+            Error(ErrorCode::kInternal,
+                  "the proxy could not read the role's password from the compute", e.message);
         return false;
       }
       case 'Z':

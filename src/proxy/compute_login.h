@@ -3,14 +3,13 @@
 // current SCRAM verifier, so a password changed with ALTER ROLE counts at once.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
 
 #include "common/error.h"
 #include "pgwire/startup_packet.h"
@@ -32,21 +31,22 @@ struct RoleSecret {
   bool expired = false;  // rolvaliduntil has passed
 };
 
-boost::asio::local::stream_protocol::endpoint compute_socket_path(const std::filesystem::path& socket_dir);
+boost::asio::local::stream_protocol::endpoint compute_socket_path(
+    const std::filesystem::path& socket_dir);
 
 // Connects `socket` to the compute and completes the startup for `startup`'s user and database.
-boost::asio::awaitable<Result<ComputeLogin>> open_compute_session(boost::asio::local::stream_protocol::socket& socket,
-                                                                  const std::filesystem::path& socket_dir,
-                                                                  const pgwire::StartupMessage& startup);
+boost::asio::awaitable<Result<ComputeLogin>> open_compute_session(
+    boost::asio::local::stream_protocol::socket& socket, const std::filesystem::path& socket_dir,
+    const pgwire::StartupMessage& startup);
 
 // Logs `socket` in to the compute as the proxy's admin role, ready for role_secret() queries.
-boost::asio::awaitable<Status> open_admin_session(boost::asio::local::stream_protocol::socket& socket,
-                                                  const std::filesystem::path& socket_dir,
-                                                  const std::string& admin_user);
+boost::asio::awaitable<Status> open_admin_session(
+    boost::asio::local::stream_protocol::socket& socket, const std::filesystem::path& socket_dir,
+    const std::string& admin_user);
 
 // Reads `role`'s verifier on an admin session. kUnavailable means the session is gone (the compute
 // restarted): open a new one and ask again.
-boost::asio::awaitable<Result<RoleSecret>> query_role_secret(boost::asio::local::stream_protocol::socket& admin,
-                                                             const std::string& role);
+boost::asio::awaitable<Result<RoleSecret>> query_role_secret(
+    boost::asio::local::stream_protocol::socket& admin, const std::string& role);
 
 }  // namespace argon::proxy

@@ -1,8 +1,8 @@
 #include "proxy/endpoint_hint.h"
 
-#include <vector>
-
 #include <fmt/format.h>
+
+#include <vector>
 
 namespace argon::proxy {
 
@@ -20,9 +20,11 @@ bool valid_endpoint_id(std::string_view id) {
 
 Result<std::string> checked(std::string_view id, std::string_view where) {
   if (!valid_endpoint_id(id)) {
-    return fail(ErrorCode::kNotFound,
-                fmt::format("\"{}\" from the {} is not an endpoint id (they look like ep-cool-darkness-12345678)",
-                            id.substr(0, kMaxEndpointIdLength), where));
+    return fail(
+        ErrorCode::kNotFound,
+        fmt::format(
+            "\"{}\" from the {} is not an endpoint id (they look like ep-cool-darkness-12345678)",
+            id.substr(0, kMaxEndpointIdLength), where));
   }
   return std::string(id);
 }
@@ -79,8 +81,8 @@ Result<EndpointHint> resolve_endpoint_hint(std::string_view sni, std::string_vie
   }
   if (!from_sni.empty() && !from_options.empty() && from_sni != from_options) {
     return fail(ErrorCode::kBadRequest,
-                fmt::format("the host name names endpoint {} but options name endpoint {}; use one", from_sni,
-                            from_options));
+                fmt::format("the host name names endpoint {} but options name endpoint {}; use one",
+                            from_sni, from_options));
   }
   hint.endpoint_id = !from_sni.empty() ? from_sni : from_options;
   hint.remaining_options = std::move(rest);
@@ -91,13 +93,15 @@ Result<std::pair<std::string, std::string>> split_endpoint_password(std::string_
   constexpr std::string_view kPrefix = "endpoint=";
   auto sep = password.find_first_of(";$");
   if (!password.starts_with(kPrefix) || sep == std::string_view::npos) {
-    return fail(ErrorCode::kNotFound,
-                "could not tell which endpoint to connect to: use the endpoint's host name "
-                "(ep-….<proxy host>, with sslmode=require), add options=endpoint%3D<endpoint id> to the "
-                "connection string, or send the password as endpoint=<endpoint id>;<password>");
+    return fail(
+        ErrorCode::kNotFound,
+        "could not tell which endpoint to connect to: use the endpoint's host name "
+        "(ep-….<proxy host>, with sslmode=require), add options=endpoint%3D<endpoint id> to the "
+        "connection string, or send the password as endpoint=<endpoint id>;<password>");
   }
   std::string id;
-  ARGON_ASSIGN_OR_RETURN(id, checked(password.substr(kPrefix.size(), sep - kPrefix.size()), "password"));
+  ARGON_ASSIGN_OR_RETURN(
+      id, checked(password.substr(kPrefix.size(), sep - kPrefix.size()), "password"));
   return std::pair{std::move(id), std::string(password.substr(sep + 1))};
 }
 

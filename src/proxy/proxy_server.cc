@@ -1,22 +1,16 @@
 #include "proxy/proxy_server.h"
 
+#include <fmt/format.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <array>
-#include <cerrno>
-#include <climits>
 #include <atomic>
-#include <map>
-#include <mutex>
-#include <set>
-#include <thread>
-#include <vector>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -33,8 +27,13 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
+#include <cerrno>
+#include <climits>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
 
 #include "common/random.h"
 #include "pgwire/message_framer.h"
@@ -116,8 +115,13 @@ struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
 
   Impl(asio::io_context& io_, ProxyOptions options_, std::shared_ptr<TlsContext> tls_,
        compute::EndpointResolver& resolver_, const Clock& clock_)
-      : io(io_), options(std::move(options_)), tls(std::move(tls_)), resolver(resolver_), clock(clock_),
-        acceptor(io_), admin_sweep(asio::make_strand(io_)) {}
+      : io(io_),
+        options(std::move(options_)),
+        tls(std::move(tls_)),
+        resolver(resolver_),
+        clock(clock_),
+        acceptor(io_),
+        admin_sweep(asio::make_strand(io_)) {}
 
   bool reserved(std::string_view role) const {
     return role == options.admin_user || (options.reserved_role && options.reserved_role(role));
@@ -143,9 +147,9 @@ struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
   std::map<fs::path, std::vector<IdleAdmin>> idle_admins;
 
   asio::io_context& io;
-  std::vector<asio::io_context*> loops;  // ProxyServer::Loops, set before accepting starts
+  std::vector<asio::io_context*> loops;   // ProxyServer::Loops, set before accepting starts
   asio::thread_pool* blocking = nullptr;  // ProxyServer::Loops: for calls that may block
-  std::size_t next_loop = 0;             // accept_loop's round robin
+  std::size_t next_loop = 0;              // accept_loop's round robin
   ProxyOptions options;
   std::shared_ptr<TlsContext> tls;
   compute::EndpointResolver& resolver;
@@ -198,7 +202,8 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<std::size_t> read_some(asio::mutable_buffer b) {
     if (!tls_) co_return co_await client_.async_read_some(b, use_awaitable);
     for (;;) {
-      int n = SSL_read(tls_.get(), b.data(), static_cast<int>(std::min<std::size_t>(b.size(), INT_MAX)));
+      int n = SSL_read(tls_.get(), b.data(),
+                       static_cast<int>(std::min<std::size_t>(b.size(), INT_MAX)));
       if (n > 0) co_return static_cast<std::size_t>(n);
       co_await tls_wait(SSL_get_error(tls_.get(), n));
     }
@@ -214,7 +219,8 @@ class Session : public std::enable_shared_from_this<Session> {
       co_return;
     }
     while (!data.empty()) {
-      int n = SSL_write(tls_.get(), data.data(), static_cast<int>(std::min<std::size_t>(data.size(), INT_MAX)));
+      int n = SSL_write(tls_.get(), data.data(),
+                        static_cast<int>(std::min<std::size_t>(data.size(), INT_MAX)));
       if (n > 0) {
         data.remove_prefix(static_cast<std::size_t>(n));
         continue;
@@ -262,11 +268,14 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<Result<std::optional<pgwire::StartupMessage>>> read_startup();
   awaitable<Status> enter_endpoint();
   awaitable<Result<compute::ComputeTarget>> wait_for_compute();
-  awaitable<Status> authenticate(const RoleSecret& secret, const std::optional<std::string>& cleartext);
+  awaitable<Status> authenticate(const RoleSecret& secret,
+                                 const std::optional<std::string>& cleartext);
   // Connects backend_ and logs in to the compute as the client's role and database.
-  awaitable<Result<ComputeLogin>> start_backend(const compute::ComputeTarget& target, const RoleSecret& secret);
+  awaitable<Result<ComputeLogin>> start_backend(const compute::ComputeTarget& target,
+                                                const RoleSecret& secret);
   // Passes the compute's refusal on, or keeps its cancel key and greeting for the client.
-  awaitable<Status> login_to_compute(const compute::ComputeTarget& target, Result<ComputeLogin> login);
+  awaitable<Status> login_to_compute(const compute::ComputeTarget& target,
+                                     Result<ComputeLogin> login);
   awaitable<void> forward_cancel(const pgwire::CancelRequest& c);
   awaitable<void> relay();
   awaitable<void> client_to_backend();
@@ -320,9 +329,9 @@ awaitable<void> Session::run() {
       const auto& e = st.error();
       if (e.code == ErrorCode::kInternal) spdlog::error("proxy: {} ({})", e.message, e.detail);
       if (!e.message.empty()) {
-      const std::string out = pgwire::error_response(to_fields(e));
-      co_await write(out);
-    }
+        const std::string out = pgwire::error_response(to_fields(e));
+        co_await write(out);
+      }
     } else if (registered_) {
       watchdog_.cancel();
       co_await relay();
@@ -354,7 +363,9 @@ awaitable<Result<std::optional<pgwire::StartupMessage>>> Session::read_startup()
     auto packet = pgwire::parse_startup_packet(body);
     if (!packet) co_return Out(std::unexpected(packet.error()));
     if (std::holds_alternative<pgwire::SslRequest>(*packet)) {
-      if (tls_) co_return Out(fail(ErrorCode::kBadRequest, "SSLRequest received on an encrypted connection"));
+      if (tls_)
+        co_return Out(
+            fail(ErrorCode::kBadRequest, "SSLRequest received on an encrypted connection"));
       if (!proxy_->tls) {
         co_await write("N");
         continue;
@@ -364,7 +375,9 @@ awaitable<Result<std::optional<pgwire::StartupMessage>>> Session::read_startup()
       continue;
     }
     if (std::holds_alternative<pgwire::GssEncRequest>(*packet)) {
-      if (tls_) co_return Out(fail(ErrorCode::kBadRequest, "GSSENCRequest received on an encrypted connection"));
+      if (tls_)
+        co_return Out(
+            fail(ErrorCode::kBadRequest, "GSSENCRequest received on an encrypted connection"));
       co_await write("N");
       continue;
     }
@@ -374,7 +387,8 @@ awaitable<Result<std::optional<pgwire::StartupMessage>>> Session::read_startup()
     }
     co_return Out(std::get<pgwire::StartupMessage>(std::move(*packet)));
   }
-  co_return Out(fail(ErrorCode::kBadRequest, "too many negotiation packets before the startup message"));
+  co_return Out(
+      fail(ErrorCode::kBadRequest, "too many negotiation packets before the startup message"));
 }
 
 awaitable<Status> Session::handshake() {
@@ -409,13 +423,15 @@ awaitable<Status> Session::handshake() {
     startup_.set("options", hint->remaining_options);
   }
   if (proxy_->reserved(user_)) {
-    co_return fail(ErrorCode::kForbidden,
-                   fmt::format("role \"{}\" is reserved for Argon's internal use; connect as one of your "
-                               "project's roles (GET /projects/{{id}}/branches/{{id}}/roles lists them)",
-                               user_));
+    co_return fail(
+        ErrorCode::kForbidden,
+        fmt::format("role \"{}\" is reserved for Argon's internal use; connect as one of your "
+                    "project's roles (GET /projects/{{id}}/branches/{{id}}/roles lists them)",
+                    user_));
   }
 
-  // Without an endpoint in the host name or options, the password carries it: endpoint=<id>;<password>.
+  // Without an endpoint in the host name or options, the password carries it:
+  // endpoint=<id>;<password>.
   std::optional<std::string> cleartext;
   endpoint_id_ = hint->endpoint_id;
   if (endpoint_id_.empty()) {
@@ -442,15 +458,16 @@ awaitable<Status> Session::handshake() {
   if (!secret) co_return std::unexpected(secret.error());
   // The compute starts the client's backend while the client works out its SCRAM proof, so the two
   // waits overlap. The backend is never handed to a client that fails authentication: it is closed.
-  auto [authed, login] = co_await (authenticate(*secret, cleartext) && start_backend(*target, *secret));
+  auto [authed, login] =
+      co_await (authenticate(*secret, cleartext) && start_backend(*target, *secret));
   if (!authed) co_return authed;
   if (terminating_) co_return fail(ErrorCode::kUnavailable, terminate_reason_);
   auto logged_in = co_await login_to_compute(*target, std::move(login));
   if (!logged_in) co_return logged_in;
   {
-      const std::string out = pgwire::authentication_ok() + backend_greeting_;
-      co_await write(out);
-    }
+    const std::string out = pgwire::authentication_ok() + backend_greeting_;
+    co_await write(out);
+  }
   co_return Status{};
 }
 
@@ -470,10 +487,12 @@ awaitable<Status> Session::enter_endpoint() {
       }
     }
     if (std::chrono::steady_clock::now() > deadline) {
-      co_return fail(ErrorCode::kUnavailable,
-                     fmt::format("endpoint {} is being switched to another compute and did not come back within "
-                                 "{} s; try again",
-                                 endpoint_id_, proxy_->options.gate_timeout.count() / 1000));
+      co_return fail(
+          ErrorCode::kUnavailable,
+          fmt::format(
+              "endpoint {} is being switched to another compute and did not come back within "
+              "{} s; try again",
+              endpoint_id_, proxy_->options.gate_timeout.count() / 1000));
     }
     co_await sleep(kPollInterval);
   }
@@ -487,18 +506,21 @@ awaitable<Result<compute::ComputeTarget>> Session::wait_for_compute() {
     if (*r) co_return std::move(**r);
     if (terminating_) co_return fail(ErrorCode::kUnavailable, terminate_reason_);
     if (std::chrono::steady_clock::now() > deadline) {
-      co_return fail(ErrorCode::kUnavailable,
-                     fmt::format("the compute for endpoint {} did not start within {} s; try again, and check "
-                                 "GET /projects/{{id}}/operations for the failed start",
-                                 endpoint_id_, proxy_->options.wake_timeout.count() / 1000));
+      co_return fail(
+          ErrorCode::kUnavailable,
+          fmt::format("the compute for endpoint {} did not start within {} s; try again, and check "
+                      "GET /projects/{{id}}/operations for the failed start",
+                      endpoint_id_, proxy_->options.wake_timeout.count() / 1000));
     }
     co_await sleep(kPollInterval);
   }
 }
 
-awaitable<Status> Session::authenticate(const RoleSecret& secret, const std::optional<std::string>& cleartext) {
+awaitable<Status> Session::authenticate(const RoleSecret& secret,
+                                        const std::optional<std::string>& cleartext) {
   auto denied = [&] {
-    return fail(ErrorCode::kUnauthorized, fmt::format("password authentication failed for user \"{}\"", user_));
+    return fail(ErrorCode::kUnauthorized,
+                fmt::format("password authentication failed for user \"{}\"", user_));
   };
   if (!secret.exists) co_return denied();
   auto verifier = pgwire::parse_scram_verifier(secret.verifier);
@@ -516,7 +538,8 @@ awaitable<Status> Session::authenticate(const RoleSecret& secret, const std::opt
     pgwire::ScramServer scram(*verifier, tls_ ? proxy_->tls->end_point_hash() : std::string());
     auto first = co_await read_message();
     if (!first) co_return std::unexpected(first.error());
-    if (first->first != 'p') co_return fail(ErrorCode::kBadRequest, "expected a SASLInitialResponse message");
+    if (first->first != 'p')
+      co_return fail(ErrorCode::kBadRequest, "expected a SASLInitialResponse message");
     auto initial = pgwire::parse_sasl_initial_response(first->second);
     if (!initial) co_return std::unexpected(initial.error());
     auto server_first = scram.client_first(initial->mechanism, initial->data);
@@ -527,7 +550,8 @@ awaitable<Status> Session::authenticate(const RoleSecret& secret, const std::opt
     }
     auto final = co_await read_message();
     if (!final) co_return std::unexpected(final.error());
-    if (final->first != 'p') co_return fail(ErrorCode::kBadRequest, "expected a SASLResponse message");
+    if (final->first != 'p')
+      co_return fail(ErrorCode::kBadRequest, "expected a SASLResponse message");
     auto server_final = scram.client_final(final->second);
     if (!server_final) {
       if (server_final.error().code == ErrorCode::kUnauthorized) co_return denied();
@@ -540,7 +564,8 @@ awaitable<Status> Session::authenticate(const RoleSecret& secret, const std::opt
   }
   // Checked after the password, so that probing reveals nothing about roles.
   if (!secret.can_login) {
-    co_return fail(ErrorCode::kForbidden, fmt::format("role \"{}\" is not permitted to log in", user_));
+    co_return fail(ErrorCode::kForbidden,
+                   fmt::format("role \"{}\" is not permitted to log in", user_));
   }
   if (secret.expired) co_return denied();
   co_return Status{};
@@ -550,12 +575,14 @@ awaitable<Result<ComputeLogin>> Session::start_backend(const compute::ComputeTar
                                                        const RoleSecret& secret) {
   // authenticate() turns such a role away, and no backend is started for it.
   if (!secret.exists || !secret.can_login || secret.expired) {
-    co_return fail(ErrorCode::kForbidden, fmt::format("role \"{}\" is not permitted to log in", user_));
+    co_return fail(ErrorCode::kForbidden,
+                   fmt::format("role \"{}\" is not permitted to log in", user_));
   }
   co_return co_await open_compute_session(backend_, target.socket_dir, startup_);
 }
 
-awaitable<Status> Session::login_to_compute(const compute::ComputeTarget& target, Result<ComputeLogin> login) {
+awaitable<Status> Session::login_to_compute(const compute::ComputeTarget& target,
+                                            Result<ComputeLogin> login) {
   if (!login) co_return std::unexpected(login.error());
   if (login->error) {
     // The compute refused (unknown database, too many connections, ...): the client gets its words.
@@ -578,7 +605,8 @@ awaitable<Status> Session::login_to_compute(const compute::ComputeTarget& target
     proxy_->cancel_keys[{pid, secret}] = {target.socket_dir, login->process_id, login->secret_key};
   }
   cancel_key_ = std::pair{pid, secret};
-  backend_greeting_ = login->parameter_messages + pgwire::backend_key_data(pid, secret) + login->ready_message;
+  backend_greeting_ =
+      login->parameter_messages + pgwire::backend_key_data(pid, secret) + login->ready_message;
   co_return Status{};
 }
 
@@ -592,9 +620,11 @@ awaitable<void> Session::forward_cancel(const pgwire::CancelRequest& c) {
   if (!target) co_return;  // PostgreSQL also ignores unknown keys silently
   unix_socket s(executor_);
   boost::system::error_code ec;
-  co_await s.async_connect(compute_socket_path(target->socket_dir), asio::redirect_error(use_awaitable, ec));
+  co_await s.async_connect(compute_socket_path(target->socket_dir),
+                           asio::redirect_error(use_awaitable, ec));
   if (ec) co_return;
-  const std::string request = pgwire::encode_cancel_request({target->process_id, target->secret_key});
+  const std::string request =
+      pgwire::encode_cancel_request({target->process_id, target->secret_key});
   co_await asio::async_write(s, asio::buffer(request), asio::redirect_error(use_awaitable, ec));
 }
 
@@ -633,7 +663,8 @@ awaitable<void> Session::backend_to_client() {
   pgwire::BoundaryTracker tracker;
   for (;;) {
     boost::system::error_code ec;
-    std::size_t n = co_await backend_.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+    std::size_t n = co_await backend_.async_read_some(asio::buffer(buf),
+                                                      asio::redirect_error(use_awaitable, ec));
     if (ec && !terminating_) throw boost::system::system_error(ec);
     if (terminating_) {
       // Finish the message in flight (bounded), then tell the client why the connection ends.
@@ -655,16 +686,18 @@ awaitable<void> Session::backend_to_client() {
           }
         });
         ec.clear();
-        n = co_await backend_.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+        n = co_await backend_.async_read_some(asio::buffer(buf),
+                                              asio::redirect_error(use_awaitable, ec));
         limit.cancel();
         if (ec) break;
         pending = std::string_view(buf.data(), n);
       }
       if (tracker.at_boundary()) {
         {
-      const std::string out = pgwire::error_response({"FATAL", "57P01", terminate_reason_, "", ""});
-      co_await write(out);
-    }
+          const std::string out =
+              pgwire::error_response({"FATAL", "57P01", terminate_reason_, "", ""});
+          co_await write(out);
+        }
       }
       co_return;
     }
@@ -680,7 +713,8 @@ std::unique_ptr<unix_socket> ProxyServer::Impl::take_admin(const fs::path& socke
   while (it != idle_admins.end() && !it->second.empty()) {
     IdleAdmin idle = std::move(it->second.back());
     it->second.pop_back();
-    if (now - idle.since < kAdminIdleLimit && still_idle(*idle.socket)) return std::move(idle.socket);
+    if (now - idle.since < kAdminIdleLimit && still_idle(*idle.socket))
+      return std::move(idle.socket);
   }
   return nullptr;
 }
@@ -688,7 +722,8 @@ std::unique_ptr<unix_socket> ProxyServer::Impl::take_admin(const fs::path& socke
 void ProxyServer::Impl::put_admin(const fs::path& socket_dir, std::unique_ptr<unix_socket> s) {
   std::lock_guard l(admin_mu);
   auto& pool = idle_admins[socket_dir];  // sweep_admins closes the old and the dead
-  if (pool.size() < kAdminPoolPerCompute) pool.push_back({std::move(s), std::chrono::steady_clock::now()});
+  if (pool.size() < kAdminPoolPerCompute)
+    pool.push_back({std::move(s), std::chrono::steady_clock::now()});
 }
 
 awaitable<void> ProxyServer::Impl::sweep_admins() {
@@ -708,7 +743,8 @@ awaitable<void> ProxyServer::Impl::sweep_admins() {
   }
 }
 
-awaitable<Result<RoleSecret>> ProxyServer::Impl::role_secret(const fs::path& socket_dir, const std::string& role) {
+awaitable<Result<RoleSecret>> ProxyServer::Impl::role_secret(const fs::path& socket_dir,
+                                                             const std::string& role) {
   for (;;) {
     auto s = take_admin(socket_dir);
     const bool pooled = s != nullptr;
@@ -745,7 +781,8 @@ awaitable<void> ProxyServer::Impl::accept_loop() {
     // The connection's loop: one thread runs it, so the connection needs no strand, and a relayed
     // message is read and written on the thread that saw it arrive (no hand-off between threads).
     asio::io_context& loop = *loops[next_loop++ % loops.size()];
-    tcp::socket socket = co_await acceptor.async_accept(loop, asio::redirect_error(use_awaitable, ec));
+    tcp::socket socket =
+        co_await acceptor.async_accept(loop, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (stopping || ec == asio::error::operation_aborted) co_return;
       spdlog::warn("proxy: accept failed: {}", ec.message());
@@ -758,8 +795,8 @@ awaitable<void> ProxyServer::Impl::accept_loop() {
     socket.non_blocking(true, ec);  // for write_now()
     if (open_connections.load() >= options.max_connections) {
       // The buffer and the socket live in the handler until the write is done.
-      auto msg = std::make_shared<std::string>(
-          pgwire::error_response({"FATAL", "53300", "too many connections to the Argon proxy; try again later", "", ""}));
+      auto msg = std::make_shared<std::string>(pgwire::error_response(
+          {"FATAL", "53300", "too many connections to the Argon proxy; try again later", "", ""}));
       auto sock = std::make_shared<tcp::socket>(std::move(socket));
       asio::async_write(*sock, asio::buffer(*msg), [sock, msg](auto, auto) {});
       continue;
@@ -799,10 +836,12 @@ struct ProxyServer::Loops {
   std::vector<std::thread> threads;
 };
 
-ProxyServer::ProxyServer(asio::io_context& io, ProxyOptions options, std::shared_ptr<TlsContext> tls,
-                         compute::EndpointResolver& resolver, const Clock& clock)
+ProxyServer::ProxyServer(asio::io_context& io, ProxyOptions options,
+                         std::shared_ptr<TlsContext> tls, compute::EndpointResolver& resolver,
+                         const Clock& clock)
     : impl_(std::make_shared<Impl>(io, std::move(options), std::move(tls), resolver, clock)) {
-  loops_ = std::make_unique<Loops>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  loops_ =
+      std::make_unique<Loops>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   for (auto& c : loops_->contexts) impl_->loops.push_back(c.get());
   impl_->blocking = &loops_->blocking;
 }
@@ -816,7 +855,9 @@ ProxyServer::~ProxyServer() {
 Result<int> ProxyServer::listen() {
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(impl_->options.listen_host, ec);
-  if (ec) return fail(ErrorCode::kBadRequest, fmt::format("invalid --proxy-listen host {}", impl_->options.listen_host));
+  if (ec)
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("invalid --proxy-listen host {}", impl_->options.listen_host));
   tcp::endpoint ep(addr, static_cast<unsigned short>(impl_->options.listen_port));
   auto& a = impl_->acceptor;
   a.open(ep.protocol(), ec);
@@ -824,9 +865,9 @@ Result<int> ProxyServer::listen() {
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return fail(ErrorCode::kUnavailable, fmt::format("cannot listen on {}:{} for the proxy: {}",
-                                                     impl_->options.listen_host, impl_->options.listen_port,
-                                                     ec.message()));
+    return fail(ErrorCode::kUnavailable,
+                fmt::format("cannot listen on {}:{} for the proxy: {}", impl_->options.listen_host,
+                            impl_->options.listen_port, ec.message()));
   }
   return static_cast<int>(a.local_endpoint().port());
 }
@@ -878,7 +919,9 @@ void ProxyServer::terminate(const std::string& endpoint_id, const std::string& r
     {
       std::lock_guard l(impl_->mu);
       auto& live = impl_->endpoints[endpoint_id].sessions;
-      if (std::none_of(victims.begin(), victims.end(), [&](const auto& s) { return live.contains(s); })) return;
+      if (std::none_of(victims.begin(), victims.end(),
+                       [&](const auto& s) { return live.contains(s); }))
+        return;
     }
     std::this_thread::sleep_for(5ms);
   }

@@ -6,11 +6,11 @@
 #pragma once
 
 #include <chrono>
-#include <memory>
 #include <functional>
 #include <map>
-#include <string_view>
+#include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/clock.h"
 #include "common/cluster_names.h"

@@ -1,16 +1,15 @@
 #include "proxy/tls_context.h"
 
+#include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <spdlog/spdlog.h>
 
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "common/file_util.h"
 
@@ -37,7 +36,8 @@ std::string bio_string(BIO* bio) {
 }
 
 // A self-signed P-256 certificate valid for ten years, naming `dns_names` and 127.0.0.1.
-Status generate(const fs::path& cert_path, const fs::path& key_path, const std::vector<std::string>& dns_names) {
+Status generate(const fs::path& cert_path, const fs::path& key_path,
+                const std::vector<std::string>& dns_names) {
   std::unique_ptr<EVP_PKEY, PkeyFree> key(EVP_EC_gen("P-256"));
   std::unique_ptr<X509, X509Free> cert(X509_new());
   if (!key || !cert) return fail(ErrorCode::kInternal, "cannot generate the proxy's TLS key");
@@ -52,9 +52,11 @@ Status generate(const fs::path& cert_path, const fs::path& key_path, const std::
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 10L * 365 * 24 * 3600);
   X509_set_pubkey(cert.get(), key.get());
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("Argon"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("Argon"), -1, -1, 0);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("Argon proxy (self-signed)"), -1, -1, 0);
+                             reinterpret_cast<const unsigned char*>("Argon proxy (self-signed)"),
+                             -1, -1, 0);
   X509_set_issuer_name(cert.get(), name);
   std::string san;
   for (const auto& n : dns_names) san += "DNS:" + n + ",";
@@ -81,17 +83,24 @@ Status generate(const fs::path& cert_path, const fs::path& key_path, const std::
 
 Result<std::string> certificate_end_point_hash(const fs::path& cert_path) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new_file(cert_path.c_str(), "r"));
-  if (!bio) return fail(ErrorCode::kInternal, fmt::format("cannot read TLS certificate {}", cert_path.string()));
+  if (!bio)
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot read TLS certificate {}", cert_path.string()));
   std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  if (!cert) return fail(ErrorCode::kInternal, fmt::format("{} is not a PEM certificate", cert_path.string()));
+  if (!cert)
+    return fail(ErrorCode::kInternal,
+                fmt::format("{} is not a PEM certificate", cert_path.string()));
   int md_nid = NID_undef;
-  if (X509_get_signature_info(cert.get(), &md_nid, nullptr, nullptr, nullptr) == 0) md_nid = NID_undef;
+  if (X509_get_signature_info(cert.get(), &md_nid, nullptr, nullptr, nullptr) == 0)
+    md_nid = NID_undef;
   const EVP_MD* md = nullptr;
-  if (md_nid != NID_md5 && md_nid != NID_sha1 && md_nid != NID_undef) md = EVP_get_digestbynid(md_nid);
+  if (md_nid != NID_md5 && md_nid != NID_sha1 && md_nid != NID_undef)
+    md = EVP_get_digestbynid(md_nid);
   if (!md) md = EVP_sha256();
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (X509_digest(cert.get(), md, out, &len) == 0) return fail(ErrorCode::kInternal, "cannot hash the TLS certificate");
+  if (X509_digest(cert.get(), md, out, &len) == 0)
+    return fail(ErrorCode::kInternal, "cannot hash the TLS certificate");
   return std::string(reinterpret_cast<char*>(out), len);
 }
 
@@ -101,7 +110,8 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& options
   fs::path cert = options.cert_file;
   fs::path key = options.key_file;
   if (cert.empty() != key.empty()) {
-    return fail(ErrorCode::kBadRequest, "give both --proxy-tls-cert and --proxy-tls-key, or neither");
+    return fail(ErrorCode::kBadRequest,
+                "give both --proxy-tls-cert and --proxy-tls-key, or neither");
   }
   if (cert.empty()) {
     cert = options.generated_dir / "proxy.crt";
@@ -115,18 +125,23 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& options
   }
   std::unique_ptr<TlsContext> t(new TlsContext());
   boost::system::error_code ec;
-  t->ctx_.set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
-                      boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
-                      boost::asio::ssl::context::no_tlsv1_1);
+  t->ctx_.set_options(boost::asio::ssl::context::default_workarounds |
+                      boost::asio::ssl::context::no_sslv2 | boost::asio::ssl::context::no_sslv3 |
+                      boost::asio::ssl::context::no_tlsv1 | boost::asio::ssl::context::no_tlsv1_1);
   // One read per record instead of header then body; no session tickets (libpq does not resume).
   SSL_CTX_set_read_ahead(t->ctx_.native_handle(), 1);
   SSL_CTX_set_num_tickets(t->ctx_.native_handle(), 0);
   t->ctx_.use_certificate_chain_file(cert.string(), ec);
-  if (ec) return fail(ErrorCode::kBadRequest, fmt::format("cannot load TLS certificate {}: {}", cert.string(), ec.message()));
+  if (ec)
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("cannot load TLS certificate {}: {}", cert.string(), ec.message()));
   t->ctx_.use_private_key_file(key.string(), boost::asio::ssl::context::pem, ec);
-  if (ec) return fail(ErrorCode::kBadRequest, fmt::format("cannot load TLS key {}: {}", key.string(), ec.message()));
+  if (ec)
+    return fail(ErrorCode::kBadRequest,
+                fmt::format("cannot load TLS key {}: {}", key.string(), ec.message()));
   if (SSL_CTX_check_private_key(t->ctx_.native_handle()) != 1) {
-    return fail(ErrorCode::kBadRequest, fmt::format("TLS key {} does not match certificate {}", key.string(), cert.string()));
+    return fail(ErrorCode::kBadRequest, fmt::format("TLS key {} does not match certificate {}",
+                                                    key.string(), cert.string()));
   }
   auto hash = certificate_end_point_hash(cert);
   if (!hash) return std::unexpected(hash.error());

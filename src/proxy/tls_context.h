@@ -3,12 +3,11 @@
 // certificate's tls-server-end-point hash, which SCRAM-SHA-256-PLUS binds the client's proof to.
 #pragma once
 
+#include <boost/asio/ssl/context.hpp>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <boost/asio/ssl/context.hpp>
 
 #include "common/error.h"
 

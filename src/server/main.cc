@@ -1,17 +1,16 @@
 // argond: wires the subsystems together and runs until SIGTERM/SIGINT. No logic of its own.
+#include <fmt/format.h>
 #include <signal.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio.hpp>
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <atomic>
+#include <boost/asio.hpp>
 #include <cstdlib>
 #include <optional>
 #include <thread>
@@ -97,27 +96,36 @@ int main(int argc, char** argv) {
   ::umask(077);
   Flags f;
   CLI::App app{"argond: self-hosted PostgreSQL branching, snapshots and a Neon-compatible API"};
-  app.add_option("--data-dir", f.data_dir, "data directory (catalog, clusters, logs)")->capture_default_str();
+  app.add_option("--data-dir", f.data_dir, "data directory (catalog, clusters, logs)")
+      ->capture_default_str();
   app.add_option("--listen", f.listen, "API listen address HOST:PORT")->capture_default_str();
-  app.add_option("--proxy-listen", f.proxy_listen, "Postgres proxy listen address HOST:PORT")->capture_default_str();
+  app.add_option("--proxy-listen", f.proxy_listen, "Postgres proxy listen address HOST:PORT")
+      ->capture_default_str();
   app.add_option("--proxy-host", f.proxy_host,
                  "domain endpoints are published under: host = <endpoint-id>.<proxy-host>")
       ->capture_default_str();
-  app.add_option("--proxy-allow-plaintext", f.proxy_allow_plaintext,
-                 "accept clients without TLS: true | false (default: true when --proxy-listen is loopback)");
-  app.add_option("--proxy-tls-cert", f.proxy_tls_cert,
-                 "PEM certificate (chain) for the proxy (default: a self-signed one kept in <data-dir>/tls)");
+  app.add_option(
+      "--proxy-allow-plaintext", f.proxy_allow_plaintext,
+      "accept clients without TLS: true | false (default: true when --proxy-listen is loopback)");
+  app.add_option(
+      "--proxy-tls-cert", f.proxy_tls_cert,
+      "PEM certificate (chain) for the proxy (default: a self-signed one kept in <data-dir>/tls)");
   app.add_option("--proxy-tls-key", f.proxy_tls_key, "PEM private key for --proxy-tls-cert");
-  app.add_option("--pg-user", f.pg_user, "OS user Postgres runs as (default: postgres when run as root)");
-  app.add_option("--pg-bindir", f.pg_bindir, "PostgreSQL bin directory (default: every /usr/lib/postgresql/*/bin)");
+  app.add_option("--pg-user", f.pg_user,
+                 "OS user Postgres runs as (default: postgres when run as root)");
+  app.add_option("--pg-bindir", f.pg_bindir,
+                 "PostgreSQL bin directory (default: every /usr/lib/postgresql/*/bin)");
   app.add_option("--clone-driver", f.clone_driver, "auto | reflink | copy")
       ->check(CLI::IsMember({"auto", "reflink", "copy"}))
       ->capture_default_str();
   app.add_option("--log-level", f.log_level, "trace | debug | info | warn | error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
-  app.add_option("--workers", f.workers, "operations worker threads")->check(CLI::Range(1, 64))->capture_default_str();
-  app.add_option("--expiry-check-seconds", f.expiry_check_seconds, "how often expired branches are looked for")
+  app.add_option("--workers", f.workers, "operations worker threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--expiry-check-seconds", f.expiry_check_seconds,
+                 "how often expired branches are looked for")
       ->check(CLI::Range(1, 60))
       ->capture_default_str();
   app.add_option("--max-snapshots-per-project", f.max_snapshots, "snapshots a project may keep")
@@ -127,9 +135,10 @@ int main(int argc, char** argv) {
                  "root branches a project may have (restores and their '(old)' backups count)")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  app.add_option("--old-branch-retention-seconds", f.old_branch_retention_seconds,
-                 "delete a branch left '(old)' by a finalized restore once it has been unchanged this long "
-                 "(0: never, as on Neon)")
+  app.add_option(
+         "--old-branch-retention-seconds", f.old_branch_retention_seconds,
+         "delete a branch left '(old)' by a finalized restore once it has been unchanged this long "
+         "(0: never, as on Neon)")
       ->check(CLI::Range(int64_t{0}, int64_t{10} * 365 * 86400))
       ->capture_default_str();
   app.add_flag("--unsafe-no-fsync", f.unsafe_no_fsync,
@@ -144,14 +153,16 @@ int main(int argc, char** argv) {
   }
 
   auto [api_host, api_port] = check(api::parse_host_port(f.listen, "--listen"));
-  auto [proxy_host_addr, proxy_port] = check(api::parse_host_port(f.proxy_listen, "--proxy-listen"));
+  auto [proxy_host_addr, proxy_port] =
+      check(api::parse_host_port(f.proxy_listen, "--proxy-listen"));
 
   const fs::path data_dir = fs::absolute(f.data_dir).lexically_normal();
   check(make_dir(data_dir, 0711));
   check(make_dir(data_dir / "logs", 0700));
 
   auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>((data_dir / "logs" / "argond.log").string());
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(
+      (data_dir / "logs" / "argond.log").string());
   auto logger = std::make_shared<spdlog::logger>("argond", spdlog::sinks_init_list{console, file});
   logger->set_level(spdlog::level::from_str(f.log_level));
   logger->flush_on(spdlog::level::info);
@@ -223,7 +234,8 @@ int main(int argc, char** argv) {
   ao.address.proxy_host = f.proxy_host;
   ao.address.proxy_port = static_cast<uint16_t>(proxy_bound);
   // Until a DNS name for *.proxy-host exists, URIs carry hostaddr= so they need no resolver.
-  ao.address.hostaddr = proxy_host_addr == "0.0.0.0" || proxy_host_addr == "::" ? "127.0.0.1" : proxy_host_addr;
+  ao.address.hostaddr =
+      proxy_host_addr == "0.0.0.0" || proxy_host_addr == "::" ? "127.0.0.1" : proxy_host_addr;
   ao.address.owner_id = owner_id;
   ao.default_pg_version = installs.newest().major;
   ao.max_snapshots = f.max_snapshots;
@@ -234,9 +246,9 @@ int main(int argc, char** argv) {
   api::HttpServer server(io, [&](const api::HttpRequest& r) { return service.handle(r); });
   uint16_t bound = check(server.listen(api_host, api_port));
   proxy.start();
-  spdlog::info("argond ready: API http://{}:{}/api/v2, Postgres proxy {}:{} ({}), data dir {}", api_host, bound,
-               proxy_host_addr, proxy_bound, po.allow_plaintext ? "TLS or plaintext" : "TLS only",
-               data_dir.string());
+  spdlog::info("argond ready: API http://{}:{}/api/v2, Postgres proxy {}:{} ({}), data dir {}",
+               api_host, bound, proxy_host_addr, proxy_bound,
+               po.allow_plaintext ? "TLS or plaintext" : "TLS only", data_dir.string());
   // Lines for scripts and tests that start argond with port 0 (the API line comes last).
   fmt::print("ARGOND_PROXY={}:{}\n", proxy_host_addr, proxy_bound);
   fmt::print("ARGOND_API_URL=http://{}:{}/api/v2\n", api_host, bound);

@@ -1,14 +1,13 @@
 #include "storage/clone_driver.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace argon::storage {
 
@@ -48,7 +47,8 @@ Status CopyCloneDriver::clone_file(int src_fd, int dst_fd, uint64_t size) {
         ::lseek(src_fd, 0, SEEK_SET);
         return read_write_copy(src_fd, dst_fd, done, size);
       }
-      return fail(ErrorCode::kInternal, fmt::format("copy_file_range failed: {}", std::strerror(errno)));
+      return fail(ErrorCode::kInternal,
+                  fmt::format("copy_file_range failed: {}", std::strerror(errno)));
     }
     if (n == 0) break;
     done += static_cast<uint64_t>(n);
@@ -68,7 +68,9 @@ bool reflink_supported(const std::filesystem::path& dir, std::string* why) {
   auto b = dir / ".reflink-probe-b";
   int fa = ::open(a.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fa < 0) {
-    if (why) *why = fmt::format("cannot create a probe file in {}: {}", dir.string(), std::strerror(errno));
+    if (why)
+      *why =
+          fmt::format("cannot create a probe file in {}: {}", dir.string(), std::strerror(errno));
     return false;
   }
   const char data[4096] = {1};

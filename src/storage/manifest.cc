@@ -1,6 +1,7 @@
 #include "storage/manifest.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <nmmintrin.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,15 +12,14 @@
 #include <map>
 #include <sstream>
 
-#include <fmt/format.h>
-
 #include "common/file_util.h"
 
 namespace argon::storage {
 
 namespace fs = std::filesystem;
 
-__attribute__((target("sse4.2"))) std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t size) {
+__attribute__((target("sse4.2"))) std::uint32_t crc32c(std::uint32_t crc, const void* data,
+                                                       std::size_t size) {
   const auto* p = static_cast<const unsigned char*>(data);
   std::uint64_t c = ~crc;
   while (size >= 8) {
@@ -40,14 +40,17 @@ Result<ManifestEntry> checksum_file(const fs::path& root, const fs::path& file) 
   ManifestEntry e;
   e.path = fs::relative(file, root).string();
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return fail(ErrorCode::kInternal, fmt::format("cannot read {}: {}", file.string(), std::strerror(errno)));
+  if (fd < 0)
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot read {}: {}", file.string(), std::strerror(errno)));
   std::vector<char> buf(1 << 20);
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0) {
       int err = errno;
       ::close(fd);
-      return fail(ErrorCode::kInternal, fmt::format("cannot read {}: {}", file.string(), std::strerror(err)));
+      return fail(ErrorCode::kInternal,
+                  fmt::format("cannot read {}: {}", file.string(), std::strerror(err)));
     }
     if (n == 0) break;
     e.crc32c = crc32c(e.crc32c, buf.data(), static_cast<std::size_t>(n));
@@ -62,8 +65,8 @@ Result<ManifestEntry> checksum_file(const fs::path& root, const fs::path& file) 
 Result<std::vector<ManifestEntry>> build_manifest(const fs::path& root) {
   std::vector<ManifestEntry> out;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_symlink(ec)) {
       out.push_back({fs::relative(it->path(), root).string(), 0, 0});
       continue;
@@ -73,7 +76,9 @@ Result<std::vector<ManifestEntry>> build_manifest(const fs::path& root) {
     if (!e) return std::unexpected(e.error());
     out.push_back(std::move(*e));
   }
-  if (ec) return fail(ErrorCode::kInternal, fmt::format("cannot list {}: {}", root.string(), ec.message()));
+  if (ec)
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot list {}: {}", root.string(), ec.message()));
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
   return out;
 }
@@ -86,7 +91,9 @@ Status write_manifest(const fs::path& file, const std::vector<ManifestEntry>& en
 
 Status verify_manifest(const fs::path& root, const fs::path& file) {
   std::ifstream in(file);
-  if (!in) return fail(ErrorCode::kConflict, fmt::format("the snapshot has no manifest ({})", file.string()));
+  if (!in)
+    return fail(ErrorCode::kConflict,
+                fmt::format("the snapshot has no manifest ({})", file.string()));
   std::map<std::string, ManifestEntry> expected;
   std::string line;
   while (std::getline(in, line)) {
@@ -104,17 +111,22 @@ Status verify_manifest(const fs::path& root, const fs::path& file) {
   for (const auto& a : *actual) {
     auto it = expected.find(a.path);
     if (it == expected.end()) {
-      return fail(ErrorCode::kConflict, fmt::format("the snapshot is damaged: {} was not in it when it was taken", a.path));
+      return fail(
+          ErrorCode::kConflict,
+          fmt::format("the snapshot is damaged: {} was not in it when it was taken", a.path));
     }
     if (it->second.size != a.size || it->second.crc32c != a.crc32c) {
-      return fail(ErrorCode::kConflict,
-                  fmt::format("the snapshot is damaged: {} does not match its checksum ({} bytes, expected {})", a.path,
-                              a.size, it->second.size));
+      return fail(
+          ErrorCode::kConflict,
+          fmt::format(
+              "the snapshot is damaged: {} does not match its checksum ({} bytes, expected {})",
+              a.path, a.size, it->second.size));
     }
     expected.erase(it);
   }
   if (!expected.empty()) {
-    return fail(ErrorCode::kConflict, fmt::format("the snapshot is damaged: {} is missing", expected.begin()->first));
+    return fail(ErrorCode::kConflict,
+                fmt::format("the snapshot is damaged: {} is missing", expected.begin()->first));
   }
   return {};
 }

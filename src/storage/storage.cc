@@ -1,6 +1,8 @@
 #include "storage/storage.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -8,9 +10,6 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "common/cluster_names.h"
 #include "common/crash_point.h"
@@ -68,14 +67,18 @@ fs::path Storage::log_path(std::string_view id) const {
 Status Storage::prepare_layout() {
   const auto& d = options_.data_dir;
   // 0711: the Postgres user may traverse to its own directories but list nothing.
-  for (auto [path, mode] : {std::pair{d, 0711}, {d / "branches", 0711}, {d / "templates", 0711},
-                            {d / "snapshots", 0711}, {d / "run", 0711}, {d / "logs", 0700}}) {
+  for (auto [path, mode] : {std::pair{d, 0711},
+                            {d / "branches", 0711},
+                            {d / "templates", 0711},
+                            {d / "snapshots", 0711},
+                            {d / "run", 0711},
+                            {d / "logs", 0700}}) {
     if (auto st = make_dir(path, static_cast<mode_t>(mode)); !st) return st;
   }
   // Every ancestor must be traversable by the Postgres user, or it cannot open its data directory.
   if (::geteuid() == 0 && options_.pg_user.uid != 0) {
     for (fs::path p = fs::absolute(d).parent_path(); !p.empty(); p = p.parent_path()) {
-      struct stat st{};
+      struct stat st {};
       if (::stat(p.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH) &&
           !(st.st_uid == options_.pg_user.uid && (st.st_mode & S_IXUSR))) {
         return fail(ErrorCode::kBadRequest,
@@ -88,7 +91,8 @@ Status Storage::prepare_layout() {
     }
   }
   // Unix socket paths are limited to 107 bytes: run/<id>/.s.PGSQL.5432 must fit.
-  if ((d / "run" / "br-xxxxxxxxxxx-xxxxxxxxxx-00000000" / compute_socket_file()).string().size() > 107) {
+  if ((d / "run" / "br-xxxxxxxxxxx-xxxxxxxxxx-00000000" / compute_socket_file()).string().size() >
+      107) {
     return fail(ErrorCode::kBadRequest,
                 fmt::format("--data-dir {} is too long for unix socket paths; use a shorter path",
                             d.string()));
@@ -99,7 +103,8 @@ Status Storage::prepare_layout() {
 Status Storage::sync_fs(const fs::path& dir) {
   if (!options_.fsync) return {};
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return fail(ErrorCode::kInternal, fmt::format("open {} for sync failed", dir.string()));
+  if (fd < 0)
+    return fail(ErrorCode::kInternal, fmt::format("open {} for sync failed", dir.string()));
   int rc = ::syncfs(fd);
   ::close(fd);
   if (rc != 0) return fail(ErrorCode::kInternal, fmt::format("syncfs {} failed", dir.string()));
@@ -110,7 +115,8 @@ Status Storage::build_dir(const fs::path& final_dir,
                           const std::function<Status(const fs::path&)>& fill) {
   std::error_code ec;
   if (fs::exists(final_dir, ec)) return {};
-  fs::path tmp = final_dir.parent_path() / (std::string(kTmpPrefix) + final_dir.filename().string());
+  fs::path tmp =
+      final_dir.parent_path() / (std::string(kTmpPrefix) + final_dir.filename().string());
   if (auto st = remove_tree(tmp); !st) return st;
   if (auto st = make_dir(tmp, 0711); !st) return st;
   Status st = fill(tmp / "pgdata");
@@ -118,7 +124,8 @@ Status Storage::build_dir(const fs::path& final_dir,
   if (st) st = sync_fs(tmp);
   if (st) st = rename_durable(tmp, final_dir);
   if (!st) {
-    (void)remove_tree(tmp);  // the build's error is the one to report; recover() removes .tmp-* leftovers
+    (void)remove_tree(
+        tmp);  // the build's error is the one to report; recover() removes .tmp-* leftovers
     return st;
   }
   return {};
@@ -127,15 +134,25 @@ Status Storage::build_dir(const fs::path& final_dir,
 Status Storage::ensure_template(const PgInstall& pg) {
   fs::path pgdata = template_pgdata(pg.major);
   return build_dir(pgdata.parent_path(), [&](const fs::path& tmp_pgdata) -> Status {
-    spdlog::info("creating the PostgreSQL {} template cluster (initdb, once per version)", pg.major);
+    spdlog::info("creating the PostgreSQL {} template cluster (initdb, once per version)",
+                 pg.major);
     if (::geteuid() == 0) {
-      if (::chown(tmp_pgdata.parent_path().c_str(), options_.pg_user.uid, options_.pg_user.gid) != 0) {
+      if (::chown(tmp_pgdata.parent_path().c_str(), options_.pg_user.uid, options_.pg_user.gid) !=
+          0) {
         return fail(ErrorCode::kInternal, "cannot chown template directory");
       }
     }
     ProcessSpec spec;
-    spec.argv = {pg.bin("initdb").string(), "-D", tmp_pgdata.string(), "-U", std::string(kAdminRole),
-                 "--auth-local=trust", "--auth-host=reject", "-E", "UTF8", "--locale=C.UTF-8"};
+    spec.argv = {pg.bin("initdb").string(),
+                 "-D",
+                 tmp_pgdata.string(),
+                 "-U",
+                 std::string(kAdminRole),
+                 "--auth-local=trust",
+                 "--auth-host=reject",
+                 "-E",
+                 "UTF8",
+                 "--locale=C.UTF-8"};
     if (!options_.fsync) spec.argv.push_back("--no-sync");
     spec.env = {"PATH=" + pg.bindir.string() + ":/usr/bin:/bin", "LC_ALL=C.UTF-8", "LANG=C.UTF-8"};
     spec.user = options_.pg_user;
@@ -143,8 +160,8 @@ Status Storage::ensure_template(const PgInstall& pg) {
     auto code = runner_.run(spec, std::chrono::minutes(5));
     if (!code) return std::unexpected(code.error());
     if (*code != 0) {
-      return fail(ErrorCode::kInternal, fmt::format("initdb failed (exit {}): {}", *code,
-                                                    tail_file(spec.log_file, 800)));
+      return fail(ErrorCode::kInternal,
+                  fmt::format("initdb failed (exit {}): {}", *code, tail_file(spec.log_file, 800)));
     }
     // Computes take every setting on their command line; the template keeps initdb's defaults.
     return {};
@@ -170,8 +187,8 @@ Result<CloneStats> Storage::create_branch_from_stopped(std::string_view id, cons
   return capture_stopped(branch_dir(id), src, false);
 }
 
-Result<CaptureInfo> Storage::create_branch_from_running(std::string_view id, const fs::path& src, PgConn& admin,
-                                                        int major) {
+Result<CaptureInfo> Storage::create_branch_from_running(std::string_view id, const fs::path& src,
+                                                        PgConn& admin, int major) {
   return capture_running(branch_dir(id), src, admin, major);
 }
 
@@ -184,23 +201,26 @@ Status Storage::check_space(const fs::path& final_dir, const fs::path& src) {
   if (fs::exists(final_dir, ec)) return {};  // already built (a re-run)
   uint64_t need = kMargin;
   if (driver_->name() != "reflink") {
-    for (auto it = fs::recursive_directory_iterator(src, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(src, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       std::error_code fe;
       if (it->is_regular_file(fe)) need += it->file_size(fe);
     }
   }
-  struct statvfs v{};
+  struct statvfs v {};
   if (::statvfs(options_.data_dir.c_str(), &v) != 0) return {};
   const uint64_t free = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
   if (free >= need) return {};
-  return fail(ErrorCode::kConflict,
-              fmt::format("not enough free space in {}: this copy needs about {} MB (with {} MB kept free for the "
-                          "computes' WAL) and {} MB are free",
-                          options_.data_dir.string(), need >> 20, kMargin >> 20, free >> 20));
+  return fail(
+      ErrorCode::kConflict,
+      fmt::format(
+          "not enough free space in {}: this copy needs about {} MB (with {} MB kept free for the "
+          "computes' WAL) and {} MB are free",
+          options_.data_dir.string(), need >> 20, kMargin >> 20, free >> 20));
 }
 
-Result<CloneStats> Storage::capture_stopped(const fs::path& final_dir, const fs::path& src, bool writable) {
+Result<CloneStats> Storage::capture_stopped(const fs::path& final_dir, const fs::path& src,
+                                            bool writable) {
   ARGON_RETURN_IF_ERROR(check_space(final_dir, src));
   CloneStats out;
   auto st = build_dir(final_dir, [&](const fs::path& tmp_pgdata) -> Status {
@@ -208,7 +228,8 @@ Result<CloneStats> Storage::capture_stopped(const fs::path& final_dir, const fs:
     opts.owner = options_.pg_user;
     opts.owner_writable = writable;
     opts.filter = [](const fs::path& rel, bool is_dir) {
-      if (!is_dir && (rel == "postmaster.pid" || rel == "postmaster.opts")) return CloneFilter::kSkip;
+      if (!is_dir && (rel == "postmaster.pid" || rel == "postmaster.opts"))
+        return CloneFilter::kSkip;
       return CloneFilter::kInclude;
     };
     auto stats = clone_tree(*driver_, src, tmp_pgdata, opts);
@@ -220,8 +241,8 @@ Result<CloneStats> Storage::capture_stopped(const fs::path& final_dir, const fs:
   return out;
 }
 
-Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs::path& src, PgConn& admin,
-                                             int major) {
+Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs::path& src,
+                                             PgConn& admin, int major) {
   ARGON_RETURN_IF_ERROR(check_space(final_dir, src));
   CaptureInfo info;
   auto st = build_dir(final_dir, [&](const fs::path& tmp_pgdata) -> Status {
@@ -232,8 +253,9 @@ Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs
     info.start_lsn = start->value();
     // From here on the backup must be stopped on every path, or the source keeps full-page writes.
     auto stop = [&]() {
-      return admin.exec(v15 ? "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(false)"
-                            : "SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, false)");
+      return admin.exec(
+          v15 ? "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(false)"
+              : "SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, false)");
     };
     CloneOptions opts;
     opts.owner = options_.pg_user;
@@ -248,13 +270,17 @@ Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs
     if (!stopped) return std::unexpected(stopped.error());
     info.stats = *stats;
     info.stop_lsn = stopped->value(0, 0);
-    if (auto w = write_file_atomic(tmp_pgdata / "backup_label", stopped->value(0, 1), 0600); !w) return w;
+    if (auto w = write_file_atomic(tmp_pgdata / "backup_label", stopped->value(0, 1), 0600); !w)
+      return w;
     // Best effort: the file is readable by its owner either way, and argond runs Postgres as itself
     // when it is not root (then chown to itself is a no-op).
-    (void)::chown((tmp_pgdata / "backup_label").c_str(), options_.pg_user.uid, options_.pg_user.gid);
+    (void)::chown((tmp_pgdata / "backup_label").c_str(), options_.pg_user.uid,
+                  options_.pg_user.gid);
     if (!stopped->value(0, 2).empty()) {
-      if (auto w = write_file_atomic(tmp_pgdata / "tablespace_map", stopped->value(0, 2), 0600); !w) return w;
-      (void)::chown((tmp_pgdata / "tablespace_map").c_str(), options_.pg_user.uid, options_.pg_user.gid);  // as above
+      if (auto w = write_file_atomic(tmp_pgdata / "tablespace_map", stopped->value(0, 2), 0600); !w)
+        return w;
+      (void)::chown((tmp_pgdata / "tablespace_map").c_str(), options_.pg_user.uid,
+                    options_.pg_user.gid);  // as above
     }
     // WAL from the start segment on; the stop record is already flushed, so the copies hold it.
     auto first = admin.exec("SELECT pg_walfile_name($1::pg_lsn)", {info.start_lsn});
@@ -266,7 +292,8 @@ Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs
       bool wanted = (is_wal_segment_name(name) && name.substr(8) >= first_seg.substr(8)) ||
                     name.ends_with(".history");
       if (!wanted) continue;
-      auto n = clone_one_file(*driver_, e.path(), tmp_pgdata / "pg_wal" / name, options_.pg_user, true);
+      auto n =
+          clone_one_file(*driver_, e.path(), tmp_pgdata / "pg_wal" / name, options_.pg_user, true);
       if (!n) return std::unexpected(n.error());
       info.stats.bytes += *n;
       info.stats.files++;
@@ -278,7 +305,9 @@ Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs
   return info;
 }
 
-fs::path Storage::snapshot_dir(std::string_view id) const { return options_.data_dir / "snapshots" / std::string(id); }
+fs::path Storage::snapshot_dir(std::string_view id) const {
+  return options_.data_dir / "snapshots" / std::string(id);
+}
 fs::path Storage::snapshot_pgdata(std::string_view id) const { return snapshot_dir(id) / "pgdata"; }
 bool Storage::snapshot_exists(std::string_view id) const {
   std::error_code ec;
@@ -292,15 +321,17 @@ Result<CloneStats> Storage::create_snapshot_from_stopped(std::string_view id, co
   return stats;
 }
 
-Result<CaptureInfo> Storage::create_snapshot_from_running(std::string_view id, const fs::path& src, PgConn& admin,
-                                                          int major) {
+Result<CaptureInfo> Storage::create_snapshot_from_running(std::string_view id, const fs::path& src,
+                                                          PgConn& admin, int major) {
   auto info = capture_running(snapshot_dir(id), src, admin, major);
   if (!info) return info;
   if (auto st = seal_snapshot(id); !st) return std::unexpected(st.error());
   return info;
 }
 
-fs::path Storage::snapshot_manifest(std::string_view id) const { return snapshot_dir(id) / "manifest"; }
+fs::path Storage::snapshot_manifest(std::string_view id) const {
+  return snapshot_dir(id) / "manifest";
+}
 
 // Idempotent: a run after a crash finds the data in place and finishes the manifest and modes.
 Status Storage::seal_snapshot(std::string_view id) {
@@ -313,12 +344,15 @@ Status Storage::seal_snapshot(std::string_view id) {
   return make_read_only(snapshot_pgdata(id));
 }
 
-Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_id, std::string_view snapshot_id) {
+Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_id,
+                                                        std::string_view snapshot_id) {
   if (!snapshot_exists(snapshot_id)) {
     return fail(ErrorCode::kInternal, fmt::format("snapshot {} has no data on disk", snapshot_id));
   }
-  if (auto st = verify_manifest(snapshot_pgdata(snapshot_id), snapshot_manifest(snapshot_id)); !st) {
-    return fail(ErrorCode::kConflict, fmt::format("snapshot {} cannot be restored: {}", snapshot_id, st.error().message));
+  if (auto st = verify_manifest(snapshot_pgdata(snapshot_id), snapshot_manifest(snapshot_id));
+      !st) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("snapshot {} cannot be restored: {}", snapshot_id, st.error().message));
   }
   return capture_stopped(branch_dir(branch_id), snapshot_pgdata(snapshot_id), /*writable=*/true);
 }
@@ -328,17 +362,20 @@ Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_
 Status Storage::make_read_only(const fs::path& dir) {
   std::error_code ec;
   std::vector<fs::path> dirs{dir};
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     struct stat st {};
     if (::lstat(it->path().c_str(), &st) != 0 || S_ISLNK(st.st_mode)) continue;
     if (S_ISDIR(st.st_mode)) {
       dirs.push_back(it->path());
     } else if (::chmod(it->path().c_str(), st.st_mode & 0444 & 07777) != 0) {
-      return fail(ErrorCode::kInternal, fmt::format("cannot make {} read-only", it->path().string()));
+      return fail(ErrorCode::kInternal,
+                  fmt::format("cannot make {} read-only", it->path().string()));
     }
   }
-  if (ec) return fail(ErrorCode::kInternal, fmt::format("cannot list {}: {}", dir.string(), ec.message()));
+  if (ec)
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot list {}: {}", dir.string(), ec.message()));
   for (const auto& d : dirs) ::chmod(d.c_str(), 0500);
   return {};
 }
@@ -348,8 +385,8 @@ Status Storage::remove_snapshot(std::string_view id) {
   std::error_code ec;
   const fs::path dir = snapshot_dir(id);
   ::chmod(snapshot_pgdata(id).c_str(), 0700);
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_directory(ec) && !it->is_symlink(ec)) ::chmod(it->path().c_str(), 0700);
   }
   return remove_dir(dir, id);
@@ -365,20 +402,26 @@ constexpr const char* kResetPrefix = ".reset-";
 constexpr const char* kResetMarker = "reset-op";
 }  // namespace
 
-Result<CloneStats> Storage::capture_reset_from_stopped(std::string_view id, const fs::path& src, const std::string& op_id) {
-  const fs::path dir = options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+Result<CloneStats> Storage::capture_reset_from_stopped(std::string_view id, const fs::path& src,
+                                                       const std::string& op_id) {
+  const fs::path dir =
+      options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
   auto stats = capture_stopped(dir, src, false);
   if (!stats) return stats;
-  if (auto st = write_file_atomic(dir / kResetMarker, op_id, 0600); !st) return std::unexpected(st.error());
+  if (auto st = write_file_atomic(dir / kResetMarker, op_id, 0600); !st)
+    return std::unexpected(st.error());
   return stats;
 }
 
-Result<CaptureInfo> Storage::capture_reset_from_running(std::string_view id, const fs::path& src, PgConn& admin,
-                                                        int major, const std::string& op_id) {
-  const fs::path dir = options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+Result<CaptureInfo> Storage::capture_reset_from_running(std::string_view id, const fs::path& src,
+                                                        PgConn& admin, int major,
+                                                        const std::string& op_id) {
+  const fs::path dir =
+      options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
   auto info = capture_running(dir, src, admin, major);
   if (!info) return info;
-  if (auto st = write_file_atomic(dir / kResetMarker, op_id, 0600); !st) return std::unexpected(st.error());
+  if (auto st = write_file_atomic(dir / kResetMarker, op_id, 0600); !st)
+    return std::unexpected(st.error());
   return info;
 }
 
@@ -388,8 +431,10 @@ bool Storage::reset_exchanged(std::string_view id, const std::string& op_id) con
 }
 
 Status Storage::exchange_reset(std::string_view id) {
-  const fs::path staged = options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
-  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, branch_dir(id).c_str(), RENAME_EXCHANGE) != 0) {
+  const fs::path staged =
+      options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, branch_dir(id).c_str(), RENAME_EXCHANGE) !=
+      0) {
     return fail(ErrorCode::kInternal, fmt::format("cannot exchange {} with {}: {}", staged.string(),
                                                   branch_dir(id).string(), std::strerror(errno)));
   }
@@ -397,7 +442,8 @@ Status Storage::exchange_reset(std::string_view id) {
 }
 
 Status Storage::finish_reset(std::string_view id, const std::optional<std::string>& preserve_id) {
-  const fs::path old = options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+  const fs::path old =
+      options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
   std::error_code ec;
   if (fs::exists(old, ec)) {
     if (preserve_id) {
@@ -411,7 +457,8 @@ Status Storage::finish_reset(std::string_view id, const std::optional<std::strin
 }
 
 Status Storage::abandon_reset(std::string_view id) {
-  return remove_tree(options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id)));
+  return remove_tree(options_.data_dir / "branches" /
+                     (std::string(kResetPrefix) + std::string(id)));
 }
 
 Status Storage::remove_dir(const fs::path& dir, std::string_view id) {
@@ -430,15 +477,18 @@ std::vector<std::string> Storage::list_dirs(std::string_view sub) const {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(options_.data_dir / sub, ec)) {
     std::string name = e.path().filename().string();
-    if (!name.starts_with('.')) out.push_back(name);  // .tmp-* (unfinished) and .reset-* (a reset's)
+    if (!name.starts_with('.'))
+      out.push_back(name);  // .tmp-* (unfinished) and .reset-* (a reset's)
   }
   return out;
 }
 
-Result<WalHistory> Storage::wal_history(const PgInstall& pg, const fs::path& pgdata, std::optional<uint64_t> from,
+Result<WalHistory> Storage::wal_history(const PgInstall& pg, const fs::path& pgdata,
+                                        std::optional<uint64_t> from,
                                         std::optional<uint64_t> until) {
   static std::atomic<uint64_t> counter{0};
-  const auto scratch = options_.data_dir / "logs" / fmt::format("pg-tool-{}.out", counter.fetch_add(1));
+  const auto scratch =
+      options_.data_dir / "logs" / fmt::format("pg-tool-{}.out", counter.fetch_add(1));
   return read_wal_history(pg, runner_, pgdata, from, until, scratch);
 }
 

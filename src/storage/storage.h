@@ -24,8 +24,8 @@ namespace argon::storage {
 
 struct StorageOptions {
   std::filesystem::path data_dir;
-  OsUser pg_user;      // owner of every cluster directory
-  bool fsync = true;   // false only in tests (--unsafe-no-fsync)
+  OsUser pg_user;     // owner of every cluster directory
+  bool fsync = true;  // false only in tests (--unsafe-no-fsync)
 };
 
 // What a capture of a running cluster produced (for branch metadata).
@@ -70,14 +70,18 @@ class Storage {
   // exchanged with the branch's directory in one atomic rename; the old data is left at
   // .reset-<id> until finish_reset moves it to a branch that preserves it, or removes it. Every
   // step is idempotent, so an operation interrupted anywhere can run again.
-  Result<CloneStats> capture_reset_from_stopped(std::string_view branch_id, const std::filesystem::path& src_pgdata,
+  Result<CloneStats> capture_reset_from_stopped(std::string_view branch_id,
+                                                const std::filesystem::path& src_pgdata,
                                                 const std::string& op_id);
-  Result<CaptureInfo> capture_reset_from_running(std::string_view branch_id, const std::filesystem::path& src_pgdata,
-                                                 PgConn& admin, int major, const std::string& op_id);
+  Result<CaptureInfo> capture_reset_from_running(std::string_view branch_id,
+                                                 const std::filesystem::path& src_pgdata,
+                                                 PgConn& admin, int major,
+                                                 const std::string& op_id);
   // True once the exchange for `op_id` has happened.
   bool reset_exchanged(std::string_view branch_id, const std::string& op_id) const;
   Status exchange_reset(std::string_view branch_id);
-  Status finish_reset(std::string_view branch_id, const std::optional<std::string>& preserve_branch_id);
+  Status finish_reset(std::string_view branch_id,
+                      const std::optional<std::string>& preserve_branch_id);
   // Removes what an abandoned reset built (before its exchange).
   Status abandon_reset(std::string_view branch_id);
 
@@ -90,13 +94,14 @@ class Storage {
   Result<CloneStats> create_snapshot_from_stopped(std::string_view snapshot_id,
                                                   const std::filesystem::path& src_pgdata);
   Result<CaptureInfo> create_snapshot_from_running(std::string_view snapshot_id,
-                                                   const std::filesystem::path& src_pgdata, PgConn& admin,
-                                                   int major);
+                                                   const std::filesystem::path& src_pgdata,
+                                                   PgConn& admin, int major);
   // Writes the snapshot's manifest (sizes, CRC-32C) if missing and makes its data read-only.
   // Idempotent; the create functions call it.
   Status seal_snapshot(std::string_view snapshot_id);
   // Verifies the snapshot against its manifest first: a damaged snapshot is refused (kConflict).
-  Result<CloneStats> create_branch_from_snapshot(std::string_view branch_id, std::string_view snapshot_id);
+  Result<CloneStats> create_branch_from_snapshot(std::string_view branch_id,
+                                                 std::string_view snapshot_id);
   Status remove_snapshot(std::string_view snapshot_id);
   // storage/wal_history.h on a cluster directory of this layout (a branch's or a snapshot's).
   Result<WalHistory> wal_history(const PgInstall& pg, const std::filesystem::path& pgdata,
@@ -109,10 +114,10 @@ class Storage {
   Status remove_temp_dirs();
 
  private:
-  Result<CloneStats> capture_stopped(const std::filesystem::path& final_dir, const std::filesystem::path& src,
-                                     bool writable);
-  Result<CaptureInfo> capture_running(const std::filesystem::path& final_dir, const std::filesystem::path& src,
-                                      PgConn& admin, int major);
+  Result<CloneStats> capture_stopped(const std::filesystem::path& final_dir,
+                                     const std::filesystem::path& src, bool writable);
+  Result<CaptureInfo> capture_running(const std::filesystem::path& final_dir,
+                                      const std::filesystem::path& src, PgConn& admin, int major);
   Status make_read_only(const std::filesystem::path& dir);
   Status check_space(const std::filesystem::path& final_dir, const std::filesystem::path& src);
   std::vector<std::string> list_dirs(std::string_view sub) const;

@@ -1,13 +1,12 @@
 #include "storage/tree_cloner.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace argon::storage {
 
@@ -15,7 +14,8 @@ namespace fs = std::filesystem;
 
 namespace {
 Error io_error(std::string_view what, const fs::path& p, int err) {
-  ErrorCode code = (err == ENOSPC || err == EDQUOT) ? ErrorCode::kUnavailable : ErrorCode::kInternal;
+  ErrorCode code =
+      (err == ENOSPC || err == EDQUOT) ? ErrorCode::kUnavailable : ErrorCode::kInternal;
   return Error(code, fmt::format("{} {}: {}", what, p.string(), std::strerror(err)));
 }
 
@@ -36,19 +36,21 @@ Status make_like(const fs::path& dst, mode_t mode, const std::optional<OsUser>& 
 }  // namespace
 
 Result<uint64_t> clone_one_file(CloneDriver& driver, const fs::path& src, const fs::path& dst,
-                                const std::optional<OsUser>& owner, bool tolerate_vanished, mode_t add_mode) {
+                                const std::optional<OsUser>& owner, bool tolerate_vanished,
+                                mode_t add_mode) {
   int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (in < 0) {
     if (tolerate_vanished && errno == ENOENT) return 0;
     return std::unexpected(io_error("open", src, errno));
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(in, &st) != 0) {
     int err = errno;
     ::close(in);
     return std::unexpected(io_error("stat", src, err));
   }
-  int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (st.st_mode | add_mode) & 07777);
+  int out =
+      ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (st.st_mode | add_mode) & 07777);
   if (out < 0) {
     int err = errno;
     ::close(in);
@@ -70,27 +72,31 @@ Result<uint64_t> clone_one_file(CloneDriver& driver, const fs::path& src, const 
 Result<CloneStats> clone_tree(CloneDriver& driver, const fs::path& src, const fs::path& dst,
                               const CloneOptions& options) {
   CloneStats stats;
-  struct stat root{};
+  struct stat root {};
   if (::stat(src.c_str(), &root) != 0) return std::unexpected(io_error("stat", src, errno));
   const mode_t dir_add = options.owner_writable ? S_IRWXU : 0;
   const mode_t file_add = options.owner_writable ? S_IRUSR | S_IWUSR : 0;
-  if (auto st = make_like(dst, root.st_mode | dir_add, options.owner); !st) return std::unexpected(st.error());
+  if (auto st = make_like(dst, root.st_mode | dir_add, options.owner); !st)
+    return std::unexpected(st.error());
 
   std::error_code ec;
   fs::recursive_directory_iterator it(src, fs::directory_options::none, ec);
-  if (ec) return fail(ErrorCode::kInternal, fmt::format("cannot read {}: {}", src.string(), ec.message()));
+  if (ec)
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot read {}: {}", src.string(), ec.message()));
   for (; it != fs::end(it); it.increment(ec)) {
     if (ec) {
       if (options.tolerate_vanished && ec == std::errc::no_such_file_or_directory) {
         ec.clear();
         continue;
       }
-      return fail(ErrorCode::kInternal, fmt::format("cannot walk {}: {}", src.string(), ec.message()));
+      return fail(ErrorCode::kInternal,
+                  fmt::format("cannot walk {}: {}", src.string(), ec.message()));
     }
     const fs::path& path = it->path();
     fs::path rel = path.lexically_relative(src);
     fs::path target = dst / rel;
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) {
       if (options.tolerate_vanished && errno == ENOENT) continue;
       return std::unexpected(io_error("stat", path, errno));
@@ -102,7 +108,8 @@ Result<CloneStats> clone_tree(CloneDriver& driver, const fs::path& src, const fs
       continue;
     }
     if (is_dir) {
-      if (auto s = make_like(target, st.st_mode | dir_add, options.owner); !s) return std::unexpected(s.error());
+      if (auto s = make_like(target, st.st_mode | dir_add, options.owner); !s)
+        return std::unexpected(s.error());
       if (f == CloneFilter::kEmptyDir) it.disable_recursion_pending();
     } else if (S_ISLNK(st.st_mode)) {
       std::string link(static_cast<size_t>(st.st_size) + 1, '\0');
@@ -114,7 +121,8 @@ Result<CloneStats> clone_tree(CloneDriver& driver, const fs::path& src, const fs
       }
       if (auto s = own(target, options.owner); !s) return std::unexpected(s.error());
     } else if (S_ISREG(st.st_mode)) {
-      auto n = clone_one_file(driver, path, target, options.owner, options.tolerate_vanished, file_add);
+      auto n =
+          clone_one_file(driver, path, target, options.owner, options.tolerate_vanished, file_add);
       if (!n) return std::unexpected(n.error());
       stats.files++;
       stats.bytes += *n;

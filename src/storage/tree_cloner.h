@@ -37,7 +37,8 @@ Result<CloneStats> clone_tree(CloneDriver& driver, const std::filesystem::path& 
 // Clones one regular file (dst must not exist). Returns bytes cloned. `add_mode` bits are added
 // to the source's mode.
 Result<uint64_t> clone_one_file(CloneDriver& driver, const std::filesystem::path& src,
-                                const std::filesystem::path& dst, const std::optional<OsUser>& owner,
-                                bool tolerate_vanished, mode_t add_mode = 0);
+                                const std::filesystem::path& dst,
+                                const std::optional<OsUser>& owner, bool tolerate_vanished,
+                                mode_t add_mode = 0);
 
 }  // namespace argon::storage

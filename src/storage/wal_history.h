@@ -22,9 +22,9 @@ std::optional<uint64_t> parse_lsn(std::string_view text);
 std::string format_lsn(uint64_t lsn);
 
 struct WalHistory {
-  uint64_t redo_lsn = 0;              // the latest checkpoint's redo point; WAL is read from here
-  int64_t checkpoint_time_us = 0;     // every commit before the redo point is no later than this
-  uint64_t end_lsn = 0;               // where valid WAL ends (the next record would go here)
+  uint64_t redo_lsn = 0;           // the latest checkpoint's redo point; WAL is read from here
+  int64_t checkpoint_time_us = 0;  // every commit before the redo point is no later than this
+  uint64_t end_lsn = 0;            // where valid WAL ends (the next record would go here)
   // Over the commit records read (from where reading began): the greatest start LSN and the
   // greatest commit time (µs since the epoch); commit times need not rise with LSN.
   std::optional<uint64_t> last_commit_lsn;
@@ -46,7 +46,8 @@ Result<WalHistory> parse_waldump(std::string_view text, uint64_t from, uint64_t 
 
 // Reads `pgdata` (running or stopped) from `from` (default: the latest checkpoint's redo point) to
 // the end of its WAL, or to `until`. `scratch` is a file path for the tools' output (removed).
-Result<WalHistory> read_wal_history(const PgInstall& pg, ProcessRunner& runner, const std::filesystem::path& pgdata,
+Result<WalHistory> read_wal_history(const PgInstall& pg, ProcessRunner& runner,
+                                    const std::filesystem::path& pgdata,
                                     std::optional<uint64_t> from, std::optional<uint64_t> until,
                                     const std::filesystem::path& scratch);
 
@@ -60,6 +61,7 @@ struct PointInTime {
 // Whether the state now is exactly the state at `point`. An error says why not in words for the
 // API user: kBadRequest for a point in the future or before the branch existed, kConflict when
 // something committed after it or when the WAL kept cannot tell.
-Status point_is_current(const WalHistory& h, const PointInTime& point, int64_t now_us, int64_t branch_created_us);
+Status point_is_current(const WalHistory& h, const PointInTime& point, int64_t now_us,
+                        int64_t branch_created_us);
 
 }  // namespace argon::storage

@@ -22,13 +22,15 @@ void check(bool ok) {
 }
 
 void fuzz_fields(const api::Fields& f, int depth) {
-  for (const char* key : {"name", "branch_id", "parent_id", "type", "owner_name", "target_branch_id"}) {
+  for (const char* key :
+       {"name", "branch_id", "parent_id", "type", "owner_name", "target_branch_id"}) {
     if (auto s = f.string(key, 1, 64); s && *s) check(!(*s)->empty() && (*s)->size() <= 64);
   }
   (void)f.boolean("protected");
   (void)f.boolean("finalize_restore");
   if (auto n = f.integer("pg_version", 14, 17); n && *n) check(**n >= 14 && **n <= 17);
-  if (auto x = f.number("autoscaling_limit_max_cu", 0.25, 56); x && *x) check(**x >= 0.25 && **x <= 56);
+  if (auto x = f.number("autoscaling_limit_max_cu", 0.25, 56); x && *x)
+    check(**x >= 0.25 && **x <= 56);
   (void)f.time_or_null("expires_at");
   (void)f.object_text("settings");
   if (auto a = f.array("endpoints"); a && *a) {

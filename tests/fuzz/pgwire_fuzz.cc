@@ -92,8 +92,8 @@ void fuzz_framing(std::string_view in, std::size_t split) {
 }
 
 void fuzz_scram(std::string_view in) {
-  static const auto verifier = *pgwire::parse_scram_verifier(
-      pgwire::make_scram_verifier("pencil", "0123456789abcdef", 16));
+  static const auto verifier =
+      *pgwire::parse_scram_verifier(pgwire::make_scram_verifier("pencil", "0123456789abcdef", 16));
   auto cut = in.find('\n');
   std::string_view first = in.substr(0, cut);
   std::string_view final = cut == std::string_view::npos ? std::string_view{} : in.substr(cut + 1);
@@ -113,9 +113,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 3) {
-    case 0: fuzz_startup(in); break;
-    case 1: fuzz_framing(in, in.empty() ? 0 : data[0] % (in.size() + 1)); break;
-    default: fuzz_scram(in); break;
+    case 0:
+      fuzz_startup(in);
+      break;
+    case 1:
+      fuzz_framing(in, in.empty() ? 0 : data[0] % (in.size() + 1));
+      break;
+    default:
+      fuzz_scram(in);
+      break;
   }
   return 0;
 }

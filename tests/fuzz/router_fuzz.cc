@@ -34,7 +34,8 @@ constexpr Pattern kRoutes[] = {
     {"GET", "/api/v2/projects/{project_id}/branches/count", 1},
     {"PATCH", "/api/v2/projects/{project_id}/branches/{branch_id}", 2},
     {"POST", "/api/v2/projects/{project_id}/branches/{branch_id}/snapshot", 2},
-    {"GET", "/api/v2/projects/{project_id}/branches/{branch_id}/roles/{role_name}/reveal_password", 3},
+    {"GET", "/api/v2/projects/{project_id}/branches/{branch_id}/roles/{role_name}/reveal_password",
+     3},
     {"DELETE", "/api/v2/projects/{project_id}/branches/{branch_id}/databases/{database_name}", 3},
     {"POST", "/api/v2/projects/{project_id}/snapshots/{snapshot_id}/restore", 2},
     {"DELETE", "/api/v2/api_keys/{key_id}", 1},
@@ -43,7 +44,8 @@ constexpr Pattern kRoutes[] = {
 const api::Router& router() {
   static const api::Router r = [] {
     api::Router out;
-    for (int i = 0; i < static_cast<int>(std::size(kRoutes)); ++i) out.add(kRoutes[i].method, kRoutes[i].path, i);
+    for (int i = 0; i < static_cast<int>(std::size(kRoutes)); ++i)
+      out.add(kRoutes[i].method, kRoutes[i].path, i);
     return out;
   }();
   return r;
@@ -76,7 +78,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check(!value.empty() && value.size() <= 63);
       } else if (name != "key_id" && name != "operation_id") {
         check(!value.empty() && value.size() <= 60 &&
-              value.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos);
+              value.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") ==
+                  std::string::npos);
       }
     }
   }

@@ -2,18 +2,17 @@
 // connections and 1,000 concurrent requests. Each gets a clean Neon-shaped 4xx or its answer,
 // other clients keep being served, and argond's memory and descriptors stay bounded.
 #include <arpa/inet.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <fstream>
 #include <thread>
-
-#include <boost/json.hpp>
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 #include "harness.h"
 
@@ -72,11 +71,12 @@ std::string round_trip(int port, const std::string& request) {
   return out;
 }
 
-std::string request(const Argond& a, const std::string& method, const std::string& path, const std::string& body,
-                    const std::string& extra_headers = "") {
-  return fmt::format("{} /api/v2{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n"
-                     "Content-Type: application/json\r\nContent-Length: {}\r\n{}\r\n{}",
-                     method, path, a.key(), body.size(), extra_headers, body);
+std::string request(const Argond& a, const std::string& method, const std::string& path,
+                    const std::string& body, const std::string& extra_headers = "") {
+  return fmt::format(
+      "{} /api/v2{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n"
+      "Content-Type: application/json\r\nContent-Length: {}\r\n{}\r\n{}",
+      method, path, a.key(), body.size(), extra_headers, body);
 }
 
 // The JSON body of an HTTP answer, and its status.
@@ -102,15 +102,18 @@ TEST(ApiHostileTest, OversizedDeepSlowAndManyClientsGetCleanAnswersWithinBounds)
   const int fds_before = open_fds(a.pid());
 
   // Oversized body and headers: 413 with a Neon-shaped body, nothing created.
-  auto [big_status, big_body] = parse(round_trip(port, request(a, "POST", "/projects", std::string(2 << 20, 'x'))));
+  auto [big_status, big_body] =
+      parse(round_trip(port, request(a, "POST", "/projects", std::string(2 << 20, 'x'))));
   EXPECT_EQ(big_status, 413);
   EXPECT_TRUE(big_body.is_object() && big_body.as_object().contains("message"));
   auto [hdr_status, hdr_body] =
-      parse(round_trip(port, request(a, "GET", "/projects", "", "X-Filler: " + std::string(64 << 10, 'h') + "\r\n")));
+      parse(round_trip(port, request(a, "GET", "/projects", "",
+                                     "X-Filler: " + std::string(64 << 10, 'h') + "\r\n")));
   EXPECT_EQ(hdr_status, 413);
   // Deeply nested JSON: 400, not a stack overflow.
   std::string deep = std::string(100000, '[') + std::string(100000, ']');
-  auto [deep_status, deep_body] = parse(round_trip(port, request(a, "POST", "/projects", "{\"project\":" + deep + "}")));
+  auto [deep_status, deep_body] =
+      parse(round_trip(port, request(a, "POST", "/projects", "{\"project\":" + deep + "}")));
   EXPECT_EQ(deep_status, 400);
   EXPECT_TRUE(deep_body.is_object() && deep_body.as_object().contains("message"));
   EXPECT_EQ(a.get("/projects").body.at("projects").as_array().size(), 1u) << "nothing was created";
@@ -158,11 +161,14 @@ TEST(ApiHostileTest, OversizedDeepSlowAndManyClientsGetCleanAnswersWithinBounds)
 
   // Bounded: descriptors back to where they were, memory not grown by more than a few dozen MB.
   int fds_after = 0;
-  for (int i = 0; i < 100 && (fds_after = open_fds(a.pid())) > fds_before + 2; ++i) std::this_thread::sleep_for(50ms);
+  for (int i = 0; i < 100 && (fds_after = open_fds(a.pid())) > fds_before + 2; ++i)
+    std::this_thread::sleep_for(50ms);
   EXPECT_LE(fds_after, fds_before + 2) << "argond holds no descriptor of the closed clients";
   const long rss_after = rss_kb(a.pid());
-  std::printf("argond RSS: %ld kB before, %ld kB with 1,000 requests in flight, %ld kB after; fds %d -> %d\n",
-              rss_before, rss_peak, rss_after, fds_before, fds_after);
+  std::printf(
+      "argond RSS: %ld kB before, %ld kB with 1,000 requests in flight, %ld kB after; fds %d -> "
+      "%d\n",
+      rss_before, rss_peak, rss_after, fds_before, fds_after);
   if (rss_bounds_apply()) EXPECT_LT(rss_after - rss_before, 64 * 1024) << "kB";
 }
 

@@ -1,20 +1,18 @@
 // The `argon` CLI against a real argond: resource commands by id and by name, data checked through
 // the connection strings it prints, and the failure paths with their documented exit codes.
 #include <fcntl.h>
-#include <sys/wait.h>
-#include <signal.h>
-#include <unistd.h>
-
-#include <thread>
-
-#include <algorithm>
-#include <fstream>
-#include <sstream>
-
-#include <boost/json.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "common/pg_conn.h"
 #include "harness.h"
@@ -48,12 +46,14 @@ class CliTest : public ::testing::Test {
     std::vector<std::string> argv = {argon_cli_path()};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<std::string> env = {"ARGON_API_HOST=" + a_.api_url(), "ARGON_API_KEY=" + a_.key(),
-                                    "ARGON_CONFIG_DIR=" + (dir_ / "config").string(), "PATH=/usr/bin:/bin"};
+                                    "ARGON_CONFIG_DIR=" + (dir_ / "config").string(),
+                                    "PATH=/usr/bin:/bin"};
     env.insert(env.end(), env_extra.begin(), env_extra.end());
     const fs::path out = dir_ / "out", err = dir_ / "err";
     pid_t pid = ::fork();
     if (pid == 0) {
-      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600),
+          e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       ::dup2(o, 1);
       ::dup2(e, 2);
       std::vector<char*> a, en;
@@ -76,7 +76,8 @@ class CliTest : public ::testing::Test {
       ss << in.rdbuf();
       return ss.str();
     };
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out), slurp(err)};
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(out),
+            slurp(err)};
   }
   CliResult ok(std::vector<std::string> args) {
     auto r = run(args);
@@ -111,7 +112,11 @@ TEST_F(CliTest, ResourceCommandsByIdAndName) {
 
   ok({"branches", "rename", "dev", "feature"});
   ok({"branches", "protect", "feature"});
-  EXPECT_EQ(ok({"-o", "json", "branches", "get", dev.at("id").as_string().c_str()}).json().at("protected").as_bool(), true);
+  EXPECT_EQ(ok({"-o", "json", "branches", "get", dev.at("id").as_string().c_str()})
+                .json()
+                .at("protected")
+                .as_bool(),
+            true);
   auto refused = run({"branches", "delete", "feature"});
   EXPECT_EQ(refused.exit, 1) << refused.err;
   EXPECT_NE(refused.err.find("protected"), std::string::npos) << refused.err;
@@ -136,13 +141,16 @@ TEST_F(CliTest, ResourceCommandsByIdAndName) {
   ok({"snapshots", "rename", "v1", "version-1"});
   ok({"snapshots", "delete", "version-1"});
   EXPECT_TRUE(ok({"-o", "json", "snapshots", "list"}).json().as_array().empty());
-  EXPECT_EQ(query_value(main_uri, "SELECT v FROM t"), "v1") << "restored data outlives its snapshot";
+  EXPECT_EQ(query_value(main_uri, "SELECT v FROM t"), "v1")
+      << "restored data outlives its snapshot";
 
   // Roles and databases, applied inside Postgres.
   ok({"roles", "create", "app"});
   ok({"databases", "create", "appdb", "--owner", "app"});
   EXPECT_NE(ok({"databases", "list"}).out.find("appdb"), std::string::npos);
-  EXPECT_EQ(query_value(main_uri, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'appdb'"), "app");
+  EXPECT_EQ(query_value(main_uri,
+                        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'appdb'"),
+            "app");
   ok({"databases", "delete", "appdb"});
   ok({"roles", "delete", "app"});
   EXPECT_EQ(query_value(main_uri, "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"), "0");
@@ -176,10 +184,13 @@ TEST_F(CliTest, FailuresExitWithAReasonAndTheirCode) {
       {in({"branches", "create", "--name", "x", "--expires-in", "soon"}), 2, "not a duration"},
       {in({"branches", "frobnicate"}), 2, ""},
       {run({"branches", "list"}), 2, "no project"},
-      {run({"--project-id", project, "--api-key", "wrong", "branches", "list"}), 5, "API key was refused"},
-      {run({"--project-id", project, "--api-host", "http://127.0.0.1:1/api/v2", "branches", "list"}), 4,
-       "cannot reach the API"},
-      {run({"--project-id", project, "--api-host", "ftp://x", "branches", "list"}), 2, "not an http"},
+      {run({"--project-id", project, "--api-key", "wrong", "branches", "list"}), 5,
+       "API key was refused"},
+      {run({"--project-id", project, "--api-host", "http://127.0.0.1:1/api/v2", "branches",
+            "list"}),
+       4, "cannot reach the API"},
+      {run({"--project-id", project, "--api-host", "ftp://x", "branches", "list"}), 2,
+       "not an http"},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(c.r.exit, c.exit) << c.r.err;
@@ -189,8 +200,11 @@ TEST_F(CliTest, FailuresExitWithAReasonAndTheirCode) {
     }
   }
   // Nothing changed: the same two branches and two snapshots.
-  EXPECT_EQ(ok({"--project-id", project, "-o", "json", "branches", "list"}).json().as_array().size(), 2u);
-  EXPECT_EQ(ok({"--project-id", project, "-o", "json", "snapshots", "list"}).json().as_array().size(), 2u);
+  EXPECT_EQ(
+      ok({"--project-id", project, "-o", "json", "branches", "list"}).json().as_array().size(), 2u);
+  EXPECT_EQ(
+      ok({"--project-id", project, "-o", "json", "snapshots", "list"}).json().as_array().size(),
+      2u);
 }
 
 // The snapshot-promotion guide and the agent-versioning pattern, one command per phase, with the
@@ -200,27 +214,35 @@ TEST_F(CliTest, WorkflowsFromTheGuides) {
   ok({"set-context", "--project-id", std::string(created.json().at("id").as_string())});
   ok({"branches", "rename", "main", "prod"});
   const std::string prod = trimmed(ok({"connection-string", "prod"}).out);
-  query_value(prod, "CREATE TABLE items (id int PRIMARY KEY, title text); INSERT INTO items VALUES (1, 'prod item')");
+  query_value(prod,
+              "CREATE TABLE items (id int PRIMARY KEY, title text); INSERT INTO items VALUES (1, "
+              "'prod item')");
 
   // Phase 1: dev as a second root branch.
-  const std::string dev = trimmed(ok({"setup-dev", "--from", "prod", "--name", "dev", "--protect-prod"}).out);
+  const std::string dev =
+      trimmed(ok({"setup-dev", "--from", "prod", "--name", "dev", "--protect-prod"}).out);
   EXPECT_EQ(trimmed(ok({"connection-string", "dev"}).out), dev);
   EXPECT_EQ(query_value(dev, "SELECT title FROM items"), "prod item");
   auto dev_branch = ok({"-o", "json", "branches", "get", "dev"}).json();
   EXPECT_FALSE(dev_branch.as_object().contains("parent_id")) << "a root branch";
   EXPECT_TRUE(ok({"-o", "json", "branches", "get", "prod"}).json().at("protected").as_bool());
-  EXPECT_TRUE(ok({"-o", "json", "snapshots", "list"}).json().as_array().empty()) << "the baseline is deleted";
+  EXPECT_TRUE(ok({"-o", "json", "snapshots", "list"}).json().as_array().empty())
+      << "the baseline is deleted";
 
   // Phase 2: a preview of dev; the change goes to dev.
-  const std::string feat = trimmed(ok({"preview", "create", "--from", "dev", "--name", "feat", "--expires-in", "2h"}).out);
+  const std::string feat = trimmed(
+      ok({"preview", "create", "--from", "dev", "--name", "feat", "--expires-in", "2h"}).out);
   EXPECT_EQ(query_value(feat, "SELECT count(*) FROM items"), "1");
   EXPECT_NE(ok({"preview", "list", "--from", "dev"}).out.find("feat"), std::string::npos);
   ok({"preview", "delete", "feat"});
-  query_value(dev, "ALTER TABLE items ADD COLUMN price numeric; INSERT INTO items VALUES (2, 'dev item', 5)");
+  query_value(
+      dev,
+      "ALTER TABLE items ADD COLUMN price numeric; INSERT INTO items VALUES (2, 'dev item', 5)");
 
   // Phase 3: promote; prod's connection string now serves dev's schema and rows.
   ok({"promote", "--from", "dev", "--to", "prod"});
-  EXPECT_EQ(query_value(prod, "SELECT string_agg(title, ',' ORDER BY id) FROM items"), "prod item,dev item");
+  EXPECT_EQ(query_value(prod, "SELECT string_agg(title, ',' ORDER BY id) FROM items"),
+            "prod item,dev item");
   EXPECT_EQ(trimmed(ok({"connection-string", "prod"}).out), prod);
   auto prod_branch = ok({"-o", "json", "branches", "get", "prod"}).json();
   EXPECT_TRUE(prod_branch.at("protected").as_bool());
@@ -248,7 +270,9 @@ TEST_F(CliTest, WorkflowsFromTheGuides) {
   // Phase 5: roll prod back to before the promotion.
   ok({"rollback", "prod"});
   EXPECT_EQ(query_value(prod, "SELECT string_agg(title, ',' ORDER BY id) FROM items"), "prod item");
-  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items'"), "2");
+  EXPECT_EQ(query_value(
+                prod, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items'"),
+            "2");
   EXPECT_EQ(names(), (std::vector<std::string>{"dev", "prod"}));
 
   // The write-loss guard, and resuming an interrupted promotion: the first run stops at the
@@ -262,10 +286,14 @@ TEST_F(CliTest, WorkflowsFromTheGuides) {
   auto refused = run({"promote", "--from", "cand", "--to", "prod"});
   EXPECT_EQ(refused.exit, 1) << refused.err;
   EXPECT_NE(refused.err.find("done in an earlier run"), std::string::npos) << refused.err;
-  EXPECT_NE(refused.err.find("committed on the target after its rollback snapshot"), std::string::npos) << refused.err;
-  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM items WHERE id = 4"), "1") << "nothing was replaced";
+  EXPECT_NE(refused.err.find("committed on the target after its rollback snapshot"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM items WHERE id = 4"), "1")
+      << "nothing was replaced";
   ok({"promote", "--from", "cand", "--to", "prod", "--accept-prod-write-loss"});
-  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM items"), "3") << "cand's data: dev's three rows";
+  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM items"), "3")
+      << "cand's data: dev's three rows";
 
   // Checkpoints of the active (default) branch: the history survives in-place restores.
   query_value(prod, "CREATE TABLE contacts (id int)");
@@ -274,12 +302,21 @@ TEST_F(CliTest, WorkflowsFromTheGuides) {
   ok({"checkpoint", "save", "v2"});
   EXPECT_EQ(run({"checkpoint", "save", "v2"}).exit, 1) << "names are unique";
   ok({"checkpoint", "restore", "v1"});
-  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts'"), "1");
+  EXPECT_EQ(
+      query_value(prod,
+                  "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts'"),
+      "1");
   const std::string v2 = trimmed(ok({"checkpoint", "preview", "v2"}).out);
-  EXPECT_EQ(query_value(v2, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts'"), "2");
+  EXPECT_EQ(
+      query_value(v2,
+                  "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts'"),
+      "2");
   ok({"preview", "delete", "checkpoint-preview-v2"});
   ok({"checkpoint", "restore", "v2"});
-  EXPECT_EQ(query_value(prod, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts'"), "2");
+  EXPECT_EQ(
+      query_value(prod,
+                  "SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts'"),
+      "2");
   auto listed = ok({"checkpoint", "list"}).out;
   EXPECT_NE(listed.find("v1"), std::string::npos);
   EXPECT_NE(listed.find("v2"), std::string::npos);
@@ -331,13 +368,15 @@ TEST_F(CliTest, AnInterruptedPromotionFinishesWhenRunAgain) {
     for (const auto& s : sl.as_array()) snapshots.emplace_back(s.at("name").as_string());
     std::sort(branches.begin(), branches.end());
     EXPECT_EQ(branches, (std::vector<std::string>{"dev", "main"})) << again.err;
-    EXPECT_EQ(std::count_if(snapshots.begin(), snapshots.end(), [](const std::string& n) {
-                return n.find("_pre-promotion") != std::string::npos;
-              }),
+    EXPECT_EQ(std::count_if(snapshots.begin(), snapshots.end(),
+                            [](const std::string& n) {
+                              return n.find("_pre-promotion") != std::string::npos;
+                            }),
               round)
         << "one rollback snapshot per promotion";
-    EXPECT_EQ(std::count_if(snapshots.begin(), snapshots.end(),
-                            [](const std::string& n) { return n.find("_candidate") != std::string::npos; }),
+    EXPECT_EQ(std::count_if(
+                  snapshots.begin(), snapshots.end(),
+                  [](const std::string& n) { return n.find("_candidate") != std::string::npos; }),
               0);
     query_value(dev, fmt::format("UPDATE t SET v = 'dev {}'", round));
   }
@@ -352,7 +391,8 @@ TEST_F(CliTest, ResetFromParentKeepsTheBranchAndItsConnectionString) {
   query_value(main_uri, "CREATE TABLE t (v text); INSERT INTO t VALUES ('parent v1')");
   ok({"branches", "create", "--name", "dev", "--parent", "main"});
   ok({"branches", "create", "--name", "dev-child", "--parent", "dev", "--no-compute"});
-  const std::string dev_id(ok({"-o", "json", "branches", "get", "dev"}).json().at("id").as_string());
+  const std::string dev_id(
+      ok({"-o", "json", "branches", "get", "dev"}).json().at("id").as_string());
   const std::string dev_uri = trimmed(ok({"connection-string", "dev"}).out);
   query_value(dev_uri, "INSERT INTO t VALUES ('dev only')");
   query_value(main_uri, "UPDATE t SET v = 'parent v2'");
@@ -360,17 +400,23 @@ TEST_F(CliTest, ResetFromParentKeepsTheBranchAndItsConnectionString) {
   auto refused = run({"branches", "reset-from-parent", "dev"});
   EXPECT_EQ(refused.exit, 2) << refused.err;
   EXPECT_NE(refused.err.find("preserve_under_name"), std::string::npos) << refused.err;
-  EXPECT_EQ(run({"branches", "reset-from-parent", "main"}).exit, 2) << "a root branch has no parent";
+  EXPECT_EQ(run({"branches", "reset-from-parent", "main"}).exit, 2)
+      << "a root branch has no parent";
 
-  auto reset = ok({"-o", "json", "branches", "reset-from-parent", "dev", "--preserve-under-name", "dev-before"}).json();
+  auto reset = ok({"-o", "json", "branches", "reset-from-parent", "dev", "--preserve-under-name",
+                   "dev-before"})
+                   .json();
   EXPECT_EQ(reset.at("id").as_string(), dev_id) << "the branch keeps its id";
   EXPECT_EQ(trimmed(ok({"connection-string", "dev"}).out), dev_uri);
   EXPECT_EQ(query_value(dev_uri, "SELECT string_agg(v, ',' ORDER BY v) FROM t"), "parent v2");
-  const std::string before_id(ok({"-o", "json", "branches", "get", "dev-before"}).json().at("id").as_string());
-  EXPECT_EQ(ok({"-o", "json", "branches", "get", "dev-child"}).json().at("parent_id").as_string(), before_id)
+  const std::string before_id(
+      ok({"-o", "json", "branches", "get", "dev-before"}).json().at("id").as_string());
+  EXPECT_EQ(ok({"-o", "json", "branches", "get", "dev-child"}).json().at("parent_id").as_string(),
+            before_id)
       << "the children move to the preserved branch";
   ok({"endpoints", "create", "--branch", "dev-before"});
-  EXPECT_EQ(query_value(trimmed(ok({"connection-string", "dev-before"}).out), "SELECT string_agg(v, ',' ORDER BY v) FROM t"),
+  EXPECT_EQ(query_value(trimmed(ok({"connection-string", "dev-before"}).out),
+                        "SELECT string_agg(v, ',' ORDER BY v) FROM t"),
             "dev only,parent v1");
 }
 

@@ -1,8 +1,10 @@
 // The crash matrix: kill -9 of argond at each named step of every operation (crash points, see
 // src/common/crash_point.h) and at random moments, then a restart. Each time the operation
 // finishes, the endpoint serves exactly one of the two states through the same connection string,
-// and nothing is leaked: no temp or unknown directory, no postmaster beyond the active endpoints, no
-// operation left pending.
+// and nothing is leaked: no temp or unknown directory, no postmaster beyond the active endpoints,
+// no operation left pending.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -11,9 +13,6 @@
 #include <random>
 #include <set>
 #include <thread>
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 #include "common/pg_conn.h"
 #include "harness.h"
@@ -57,7 +56,8 @@ class SnapshotCrashTest : public ::testing::TestWithParam<std::string> {
     p_ = create_project(*a_, {{"name", "crash"}});
     info_ = a_->owner_conninfo(p_.password, p_.endpoint);
     exec("CREATE TABLE t (v text); INSERT INTO t VALUES ('v1')");
-    auto s = a_->call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=v1", p_.id, p_.branch));
+    auto s = a_->call("POST",
+                      fmt::format("/projects/{}/branches/{}/snapshot?name=v1", p_.id, p_.branch));
     ASSERT_EQ(s.status, 200) << s.raw;
     a_->wait_operations(p_.id, s.body.at("operations"));
     v1_ = str(s.body.at("snapshot"), "id");
@@ -78,7 +78,8 @@ class SnapshotCrashTest : public ::testing::TestWithParam<std::string> {
 
   // Restarts argond so that it kills itself at `point`, makes `call`, waits for the crash, and
   // starts it again normally; returns once the project's operations are all done.
-  void crash_during(const std::string& point, const std::function<void()>& call, const std::string& main_before = "v2") {
+  void crash_during(const std::string& point, const std::function<void()>& call,
+                    const std::string& main_before = "v2") {
     a_->terminate();
     ::setenv("ARGON_CRASH_AT", point.c_str(), 1);
     a_->start();
@@ -91,7 +92,8 @@ class SnapshotCrashTest : public ::testing::TestWithParam<std::string> {
       // The crash may come before the answer.
     }
     ASSERT_TRUE(a_->wait_exit(120s)) << "argond never reached " << point << "\n" << a_->log_tail();
-    for (int i = 0; i < 200 && postmasters_under(a_->data_dir()) > 0; ++i) std::this_thread::sleep_for(25ms);
+    for (int i = 0; i < 200 && postmasters_under(a_->data_dir()) > 0; ++i)
+      std::this_thread::sleep_for(25ms);
     a_->start();
     info_ = a_->owner_conninfo(p_.password, p_.endpoint);
     a_->wait_idle(p_.id);
@@ -100,7 +102,8 @@ class SnapshotCrashTest : public ::testing::TestWithParam<std::string> {
   // A child 'kid' of main with an endpoint; returns the branch's and the endpoint's ids.
   std::pair<std::string, std::string> make_kid() {
     auto kid = a_->post(fmt::format("/projects/{}/branches", p_.id),
-                        {{"branch", {{"name", "kid"}, {"parent_id", p_.branch}}}, {"endpoints", {{{"type", "read_write"}}}}});
+                        {{"branch", {{"name", "kid"}, {"parent_id", p_.branch}}},
+                         {"endpoints", {{{"type", "read_write"}}}}});
     EXPECT_EQ(kid.status, 201) << kid.raw;
     a_->wait_operations(p_.id, kid.body.at("operations"));
     return {str(kid.body.at("branch"), "id"), str(kid.body.at("endpoints").as_array()[0], "id")};
@@ -173,8 +176,9 @@ TEST_P(RestoreCrashTest, FinishesAfterRestart) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EachStep, RestoreCrashTest,
-                         points({"api.committed", "storage.filled", "create_timeline.executed", "swap.new_started",
-                                  "swap.gated", "swap.swapped", "swap_binding_id.executed"}),
+                         points({"api.committed", "storage.filled", "create_timeline.executed",
+                                 "swap.new_started", "swap.gated", "swap.swapped",
+                                 "swap_binding_id.executed"}),
                          point_name);
 
 // A snapshot of main (v2), killed at each step: afterwards it is listed and restoring it gives v2.
@@ -192,20 +196,24 @@ TEST_P(SnapshotStepCrashTest, FinishesAfterRestart) {
   ASSERT_FALSE(v2.empty()) << point << "\n" << a_->log_tail();
   EXPECT_EQ(state(), "v2");
   expect_nothing_leaked();
-  auto r = a_->call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p_.id, v1_),
-                    fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p_.branch));
+  auto r =
+      a_->call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p_.id, v1_),
+               fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p_.branch));
   ASSERT_EQ(r.status, 200) << r.raw;
   a_->wait_operations(p_.id, r.body.at("operations"));
   EXPECT_EQ(state(), "v1");
   r = a_->call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p_.id, v2),
-               fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", str(r.body.at("branch"), "id")));
+               fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})",
+                           str(r.body.at("branch"), "id")));
   ASSERT_EQ(r.status, 200) << r.raw;
-  for (const auto& s : a_->wait_operations(p_.id, r.body.at("operations"))) EXPECT_EQ(s, "finished");
+  for (const auto& s : a_->wait_operations(p_.id, r.body.at("operations")))
+    EXPECT_EQ(s, "finished");
   EXPECT_EQ(state(), "v2") << "the snapshot taken across the crash holds v2";
 }
 
 INSTANTIATE_TEST_SUITE_P(EachStep, SnapshotStepCrashTest,
-                         points({"api.committed", "storage.filled", "snapshot.captured", "create_timeline.executed"}),
+                         points({"api.committed", "storage.filled", "snapshot.captured",
+                                 "create_timeline.executed"}),
                          point_name);
 
 // A reset of a child from its parent (POST /branches/{id}/restore), killed at each step: afterwards
@@ -216,19 +224,23 @@ TEST_P(ResetCrashTest, FinishesAfterRestart) {
   const std::string point = GetParam();
   const auto [kid_id, kid_ep] = make_kid();
   exec("UPDATE t SET v = 'v3'");  // main moves on; kid still has v2
-  crash_during(point, [&] {
-    a_->call("POST", fmt::format("/projects/{}/branches/{}/restore", p_.id, kid_id),
-             fmt::format(R"({{"source_branch_id":"{}"}})", p_.branch));
-  }, "v3");
+  crash_during(
+      point,
+      [&] {
+        a_->call("POST", fmt::format("/projects/{}/branches/{}/restore", p_.id, kid_id),
+                 fmt::format(R"({{"source_branch_id":"{}"}})", p_.branch));
+      },
+      "v3");
   const std::string kid_info = a_->owner_conninfo(p_.password, kid_ep);
   EXPECT_EQ(query_value(kid_info, "SELECT v FROM t"), "v3") << point << "\n" << a_->log_tail();
-  EXPECT_EQ(a_->get(fmt::format("/projects/{}/branches/{}", p_.id, kid_id)).status, 200) << "same id";
+  EXPECT_EQ(a_->get(fmt::format("/projects/{}/branches/{}", p_.id, kid_id)).status, 200)
+      << "same id";
   expect_nothing_leaked();
 }
 
 INSTANTIATE_TEST_SUITE_P(EachStep, ResetCrashTest,
-                         points({"api.committed", "storage.filled", "reset.captured", "reset.exchanged",
-                                  "create_timeline.executed"}),
+                         points({"api.committed", "storage.filled", "reset.captured",
+                                 "reset.exchanged", "create_timeline.executed"}),
                          point_name);
 
 // A branch created with an endpoint, killed at each step: afterwards it exists, its endpoint serves
@@ -239,7 +251,8 @@ TEST_P(BranchCreateCrashTest, FinishesAfterRestart) {
   const std::string point = GetParam();
   crash_during(point, [&] {
     a_->post(fmt::format("/projects/{}/branches", p_.id),
-             {{"branch", {{"name", "kid"}, {"parent_id", p_.branch}}}, {"endpoints", {{{"type", "read_write"}}}}});
+             {{"branch", {{"name", "kid"}, {"parent_id", p_.branch}}},
+              {"endpoints", {{{"type", "read_write"}}}}});
   });
   const std::string kid = branch_named("kid");
   ASSERT_FALSE(kid.empty()) << point << "\n" << a_->log_tail();
@@ -255,7 +268,8 @@ TEST_P(BranchCreateCrashTest, FinishesAfterRestart) {
 
 // The first start_compute is main's, woken before the call; the second is the new branch's.
 INSTANTIATE_TEST_SUITE_P(EachStep, BranchCreateCrashTest,
-                         points({"api.committed", "storage.filled", "create_timeline.executed", "start_compute.executed#2"}),
+                         points({"api.committed", "storage.filled", "create_timeline.executed",
+                                 "start_compute.executed#2"}),
                          point_name);
 
 // A preview restore of v1 (finalize_restore false), killed at each step: afterwards the preview
@@ -300,12 +314,13 @@ TEST_P(BranchDeleteCrashTest, FinishesAfterRestart) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EachStep, BranchDeleteCrashTest,
-                         points({"api.committed", "suspend_compute.executed", "delete.stopped", "storage.renamed",
-                                  "delete_timeline.executed"}),
+                         points({"api.committed", "suspend_compute.executed", "delete.stopped",
+                                 "storage.renamed", "delete_timeline.executed"}),
                          point_name);
 
-// The whole project (main with a running compute, a child, the snapshot v1), deleted, killed at each
-// step: afterwards the project answers 404 and its directories, rows and postmasters are all gone.
+// The whole project (main with a running compute, a child, the snapshot v1), deleted, killed at
+// each step: afterwards the project answers 404 and its directories, rows and postmasters are all
+// gone.
 class ProjectDeleteCrashTest : public SnapshotCrashTest {};
 
 TEST_P(ProjectDeleteCrashTest, FinishesAfterRestart) {
@@ -320,7 +335,8 @@ TEST_P(ProjectDeleteCrashTest, FinishesAfterRestart) {
        ++i) {
     std::this_thread::sleep_for(50ms);
   }
-  EXPECT_EQ(a_->get(fmt::format("/projects/{}", p_.id)).status, 404) << point << "\n" << a_->log_tail();
+  EXPECT_EQ(a_->get(fmt::format("/projects/{}", p_.id)).status, 404) << point << "\n"
+                                                                     << a_->log_tail();
   EXPECT_EQ(a_->get("/projects").body.at("projects").as_array().size(), 0u);
   EXPECT_EQ(entries(a_->data_dir() / "branches"), std::set<std::string>{}) << a_->log_tail();
   EXPECT_EQ(entries(a_->data_dir() / "snapshots"), std::set<std::string>{}) << a_->log_tail();
@@ -329,8 +345,9 @@ TEST_P(ProjectDeleteCrashTest, FinishesAfterRestart) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EachStep, ProjectDeleteCrashTest,
-                         points({"api.committed", "suspend_compute.executed", "delete.stopped", "storage.renamed",
-                                  "delete_timeline.executed", "project.removing"}),
+                         points({"api.committed", "suspend_compute.executed", "delete.stopped",
+                                 "storage.renamed", "delete_timeline.executed",
+                                 "project.removing"}),
                          point_name);
 
 // What a branch or snapshot holds of the table `acked`: the number of rows and their sum.
@@ -360,10 +377,12 @@ int env_int(const char* name, int fallback) {
 TEST(RandomKillTest, EveryOperationSurvivesKillsAtRandomMoments) {
   ::signal(SIGPIPE, SIG_IGN);
   const int rounds = env_int("ARGON_CRASH_ROUNDS", 170);
-  const uint64_t seed = std::getenv("ARGON_CRASH_SEED") ? std::strtoull(std::getenv("ARGON_CRASH_SEED"), nullptr, 10)
-                                                        : std::random_device{}();
+  const uint64_t seed = std::getenv("ARGON_CRASH_SEED")
+                            ? std::strtoull(std::getenv("ARGON_CRASH_SEED"), nullptr, 10)
+                            : std::random_device{}();
   std::mt19937_64 rng(seed);
-  std::cout << "random kills: seed " << seed << " (ARGON_CRASH_SEED), " << rounds << " rounds" << std::endl;
+  std::cout << "random kills: seed " << seed << " (ARGON_CRASH_SEED), " << rounds << " rounds"
+            << std::endl;
 
   Argond a;
   const TestProject p = create_project(a, {{"name", "random-kills"}});
@@ -383,7 +402,9 @@ TEST(RandomKillTest, EveryOperationSurvivesKillsAtRandomMoments) {
   int interrupted = 0;
   std::map<std::string, int> done;
 
-  auto branches = [&](const std::string& project) { return list(a, fmt::format("/projects/{}/branches", project), "branches"); };
+  auto branches = [&](const std::string& project) {
+    return list(a, fmt::format("/projects/{}/branches", project), "branches");
+  };
   auto serves = [&](const std::string& info) {
     try {
       return query_value(info, kContentSql);
@@ -397,9 +418,11 @@ TEST(RandomKillTest, EveryOperationSurvivesKillsAtRandomMoments) {
     std::set<std::string> branch_ids, snapshot_ids;
     int active = 0;
     for (const auto& project : projects) {
-      for (const auto& op : list(a, fmt::format("/projects/{}/operations?limit=1000", project), "operations")) {
+      for (const auto& op :
+           list(a, fmt::format("/projects/{}/operations?limit=1000", project), "operations")) {
         const std::string status = str(op, "status");
-        EXPECT_TRUE(status == "finished" || status == "skipped") << json::serialize(op) << "\n" << a.log_tail();
+        EXPECT_TRUE(status == "finished" || status == "skipped") << json::serialize(op) << "\n"
+                                                                 << a.log_tail();
       }
       for (const auto& b : branches(project)) branch_ids.insert(str(b, "id"));
       for (const auto& s : list(a, fmt::format("/projects/{}/snapshots", project), "snapshots")) {
@@ -421,7 +444,8 @@ TEST(RandomKillTest, EveryOperationSurvivesKillsAtRandomMoments) {
     EXPECT_EQ(serves(main_info()), main.text()) << "main, through its unchanged connection string";
     if (every_branch) {
       for (const auto& [id, kid] : kids) {
-        if (!kid.endpoint.empty()) EXPECT_EQ(serves(a.owner_conninfo(p.password, kid.endpoint)), kid.content.text()) << id;
+        if (!kid.endpoint.empty())
+          EXPECT_EQ(serves(a.owner_conninfo(p.password, kid.endpoint)), kid.content.text()) << id;
       }
     }
   };
@@ -432,8 +456,8 @@ TEST(RandomKillTest, EveryOperationSurvivesKillsAtRandomMoments) {
   };
 
   enum Kind { kCreate, kSnapshot, kRestore, kPreview, kDelete, kDeleteProject };
-  const char* names[] = {"branch create", "snapshot", "finalized restore", "preview restore", "branch delete",
-                         "project delete"};
+  const char* names[] = {"branch create",   "snapshot",      "finalized restore",
+                         "preview restore", "branch delete", "project delete"};
   const int max_delay_ms[] = {500, 400, 600, 400, 150, 300};  // about each operation's duration
   for (int round = 0; round < rounds && !::testing::Test::HasFatalFailure(); ++round) {
     Kind kind = static_cast<Kind>(std::discrete_distribution<int>({3, 3, 2, 2, 2, 1})(rng));
@@ -455,10 +479,14 @@ TEST(RandomKillTest, EveryOperationSurvivesKillsAtRandomMoments) {
     main.add(next);
     const std::string tag = fmt::format("r{}", round);
     const std::string snapshot = kind == kRestore || kind == kPreview ? pick(snapshots) : "";
-    const std::string victim = kind == kDelete ? leaves[std::uniform_int_distribution<size_t>(0, leaves.size() - 1)(rng)] : "";
-    if (kind == kDeleteProject && scratch.empty()) scratch = create_project(a, {{"name", "scratch"}}).id;
+    const std::string victim =
+        kind == kDelete ? leaves[std::uniform_int_distribution<size_t>(0, leaves.size() - 1)(rng)]
+                        : "";
+    if (kind == kDeleteProject && scratch.empty())
+      scratch = create_project(a, {{"name", "scratch"}}).id;
 
-    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, max_delay_ms[kind])(rng));
+    const auto delay =
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(0, max_delay_ms[kind])(rng));
     const pid_t pid = a.pid();
     std::thread killer([&] {
       std::this_thread::sleep_for(delay);
@@ -468,28 +496,36 @@ TEST(RandomKillTest, EveryOperationSurvivesKillsAtRandomMoments) {
       switch (kind) {
         case kCreate:
           a.post(fmt::format("/projects/{}/branches", p.id),
-                 {{"branch", {{"name", tag}, {"parent_id", main_branch}}}, {"endpoints", {{{"type", "read_write"}}}}});
+                 {{"branch", {{"name", tag}, {"parent_id", main_branch}}},
+                  {"endpoints", {{{"type", "read_write"}}}}});
           break;
         case kSnapshot:
-          a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name={}", p.id, main_branch, tag));
+          a.call("POST",
+                 fmt::format("/projects/{}/branches/{}/snapshot?name={}", p.id, main_branch, tag));
           break;
         case kRestore:
-          a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, snapshot),
-                 fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", main_branch));
+          a.call(
+              "POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, snapshot),
+              fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", main_branch));
           break;
         case kPreview:
           a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, snapshot),
                  fmt::format(R"({{"name":"{}","finalize_restore":false}})", tag));
           break;
-        case kDelete: a.call("DELETE", fmt::format("/projects/{}/branches/{}", p.id, victim)); break;
-        case kDeleteProject: a.call("DELETE", fmt::format("/projects/{}", scratch)); break;
+        case kDelete:
+          a.call("DELETE", fmt::format("/projects/{}/branches/{}", p.id, victim));
+          break;
+        case kDeleteProject:
+          a.call("DELETE", fmt::format("/projects/{}", scratch));
+          break;
       }
     } catch (const std::exception&) {
       // Killed before it answered.
     }
     killer.join();
     a.kill9();
-    for (int i = 0; i < 200 && postmasters_under(a.data_dir()) > 0; ++i) std::this_thread::sleep_for(25ms);
+    for (int i = 0; i < 200 && postmasters_under(a.data_dir()) > 0; ++i)
+      std::this_thread::sleep_for(25ms);
     a.start();
     a.wait_idle(p.id);
     {
@@ -537,19 +573,22 @@ TEST(RandomKillTest, EveryOperationSurvivesKillsAtRandomMoments) {
         }
         break;
       case kDelete:
-        if (a.get(fmt::format("/projects/{}/branches/{}", p.id, victim)).status == 404) kids.erase(victim);
+        if (a.get(fmt::format("/projects/{}/branches/{}", p.id, victim)).status == 404)
+          kids.erase(victim);
         break;
       case kDeleteProject:
         if (a.get(fmt::format("/projects/{}", scratch)).status == 404) scratch.clear();
         break;
     }
     if (!touched.empty() && !kids[touched].endpoint.empty()) {
-      EXPECT_EQ(serves(a.owner_conninfo(p.password, kids[touched].endpoint)), kids[touched].content.text())
+      EXPECT_EQ(serves(a.owner_conninfo(p.password, kids[touched].endpoint)),
+                kids[touched].content.text())
           << "the branch holds every write acknowledged before the call";
     }
     check(round % 10 == 9 || round == rounds - 1);
   }
-  std::cout << "random kills: " << rounds << " kill points, " << interrupted << " with an operation running;";
+  std::cout << "random kills: " << rounds << " kill points, " << interrupted
+            << " with an operation running;";
   for (const auto& [name, n] : done) std::cout << " " << name << " " << n;
   std::cout << std::endl;
 }

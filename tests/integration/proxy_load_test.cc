@@ -1,6 +1,8 @@
 // 500 client connections at once through the proxy to one endpoint: every one authenticates and
 // runs a query, and once they are closed argond's descriptors and memory are back at their
 // baseline (nothing leaks per connection).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -9,9 +11,6 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 #include "harness.h"
 
@@ -30,13 +29,14 @@ TEST(ProxyLoadTest, FiveHundredConcurrentConnectionsLeaveNothingBehind) {
 
   Argond a;
   const auto created = create_project(
-      a, {{"name", "load"}, {"default_endpoint_settings", {{"pg_settings", {{"max_connections", "600"}}}}}});
+      a, {{"name", "load"},
+          {"default_endpoint_settings", {{"pg_settings", {{"max_connections", "600"}}}}}});
   const std::string& endpoint = created.endpoint;
   const std::string& password = created.password;
-  const std::string info =
-      fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
-                  "options=endpoint={} connect_timeout=60",
-                  a.proxy_port(), password, endpoint);
+  const std::string info = fmt::format(
+      "host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
+      "options=endpoint={} connect_timeout=60",
+      a.proxy_port(), password, endpoint);
   {
     auto c = PgConn::connect(info);
     ASSERT_TRUE(c) << c.error().message;
@@ -93,15 +93,17 @@ TEST(ProxyLoadTest, FiveHundredConcurrentConnectionsLeaveNothingBehind) {
     fds_after = open_fds(a.pid());
   } while (fds_after > fds_before && std::chrono::steady_clock::now() < deadline);
   long rss_after = rss_kb(a.pid());
-  while (rss_bounds_apply() && rss_after - rss_before > 16 * 1024 && std::chrono::steady_clock::now() < deadline) {
+  while (rss_bounds_apply() && rss_after - rss_before > 16 * 1024 &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(200ms);
     rss_after = rss_kb(a.pid());
   }
-  std::printf("argond: fds %d -> %d, RSS %ld kB -> %ld kB after 500 connections\n", fds_before, fds_after,
-              rss_before, rss_after);
+  std::printf("argond: fds %d -> %d, RSS %ld kB -> %ld kB after 500 connections\n", fds_before,
+              fds_after, rss_before, rss_after);
   EXPECT_LE(fds_after, fds_before);
   if (rss_bounds_apply()) {
-    EXPECT_LT(rss_after - rss_before, 16 * 1024) << "more than 16 MB retained after the connections closed";
+    EXPECT_LT(rss_after - rss_before, 16 * 1024)
+        << "more than 16 MB retained after the connections closed";
   }
 
   // A second round of 500 must not grow memory again (no per-connection leak).
@@ -110,13 +112,15 @@ TEST(ProxyLoadTest, FiveHundredConcurrentConnectionsLeaveNothingBehind) {
   EXPECT_EQ(ok2.load(), 500);
   long rss_second = rss_kb(a.pid());
   deadline = std::chrono::steady_clock::now() + 30s;
-  while (rss_bounds_apply() && rss_second - rss_after > 8 * 1024 && std::chrono::steady_clock::now() < deadline) {
+  while (rss_bounds_apply() && rss_second - rss_after > 8 * 1024 &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(200ms);
     rss_second = rss_kb(a.pid());
   }
   std::printf("argond: RSS after a second round of 500: %ld kB\n", rss_second);
   if (rss_bounds_apply()) {
-    EXPECT_LT(rss_second - rss_after, 8 * 1024) << "memory grew by more than 8 MB over another 500 connections";
+    EXPECT_LT(rss_second - rss_after, 8 * 1024)
+        << "memory grew by more than 8 MB over another 500 connections";
   }
   for (int i = 0; i < 600 && open_fds(a.pid()) > fds_before; ++i) std::this_thread::sleep_for(50ms);
   EXPECT_LE(open_fds(a.pid()), fds_before);

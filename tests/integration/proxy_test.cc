@@ -1,18 +1,17 @@
 // The connection proxy against real computes: connection strings the API returns, used verbatim;
 // SCRAM over TLS with channel binding; endpoint resolution; refusals; wake on connect; autosuspend;
 // cancel; and the gate/terminate/switch sequence around a change of compute.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <libpq-fe.h>
 
 #include <atomic>
-#include <cstdio>
-#include <thread>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
-#include <gtest/gtest.h>
+#include <cstdio>
+#include <thread>
 
 #include "harness.h"
 
@@ -32,7 +31,8 @@ Project create_project(Argond& a, json::object extra = {}) {
 
 // libpq keyword conninfo reaching the proxy on loopback.
 std::string conninfo(const Argond& a, const std::string& extra) {
-  return fmt::format("host=127.0.0.1 port={} dbname=neondb connect_timeout=30 {}", a.proxy_port(), extra);
+  return fmt::format("host=127.0.0.1 port={} dbname=neondb connect_timeout=30 {}", a.proxy_port(),
+                     extra);
 }
 
 // Runs psql with a connection string exactly as given; returns its output (stdout and stderr).
@@ -67,7 +67,8 @@ TEST(ProxyTest, ConnectionStringsFromTheApiWorkVerbatimWithPsql) {
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "neondb_owner@neondb");
 
-  auto cu = a.get(fmt::format("/projects/{}/connection_uri?database_name=neondb&role_name=neondb_owner", p.id));
+  auto cu = a.get(
+      fmt::format("/projects/{}/connection_uri?database_name=neondb&role_name=neondb_owner", p.id));
   ASSERT_EQ(cu.status, 200) << cu.raw;
   auto [rc2, out2] = psql(str(cu.body, "uri"), "select 1");
   EXPECT_EQ(rc2, 0) << out2;
@@ -79,15 +80,18 @@ TEST(ProxyTest, ConnectionStringsFromTheApiWorkVerbatimWithPsql) {
   EXPECT_EQ(out3, "2");
 
   // A branch's own connection string reaches the branch, not its parent.
-  auto b = a.post(fmt::format("/projects/{}/branches", p.id),
-                  {{"branch", {{"name", "dev"}}}, {"endpoints", json::array{{{"type", "read_write"}}}}});
+  auto b =
+      a.post(fmt::format("/projects/{}/branches", p.id),
+             {{"branch", {{"name", "dev"}}}, {"endpoints", json::array{{{"type", "read_write"}}}}});
   ASSERT_EQ(b.status, 201) << b.raw;
   a.wait_idle(p.id);
   auto [rc4, out4] = psql(p.uri, "create table marker(v text); insert into marker values ('main')");
   EXPECT_EQ(rc4, 0) << out4;
-  auto bu = a.get(fmt::format("/projects/{}/connection_uri?database_name=neondb&role_name=neondb_owner&branch_id={}",
-                              p.id, str(b.body.at("branch"), "id")));
-  auto [rc5, out5] = psql(str(bu.body, "uri"), "select count(*) from pg_tables where tablename = 'marker'");
+  auto bu = a.get(fmt::format(
+      "/projects/{}/connection_uri?database_name=neondb&role_name=neondb_owner&branch_id={}", p.id,
+      str(b.body.at("branch"), "id")));
+  auto [rc5, out5] =
+      psql(str(bu.body, "uri"), "select count(*) from pg_tables where tablename = 'marker'");
   EXPECT_EQ(rc5, 0) << out5;
   EXPECT_EQ(out5, "0");
 }
@@ -95,13 +99,17 @@ TEST(ProxyTest, ConnectionStringsFromTheApiWorkVerbatimWithPsql) {
 TEST(ProxyTest, EndpointFromOptionsOrPasswordAndPlaintextOnLoopback) {
   Argond a;
   auto p = create_project(a);
-  auto opt = PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options='endpoint={} -c search_path=custom'",
-                                                     p.password, p.endpoint)));
+  auto opt =
+      PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require "
+                                              "options='endpoint={} -c search_path=custom'",
+                                              p.password, p.endpoint)));
   ASSERT_TRUE(opt) << opt.error().message;
-  EXPECT_EQ(one_value(*opt, "show search_path"), "custom") << "the rest of options reaches the compute";
+  EXPECT_EQ(one_value(*opt, "show search_path"), "custom")
+      << "the rest of options reaches the compute";
 
-  auto pw = PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password=endpoint={};{} sslmode=disable",
-                                                    p.endpoint, p.password)));
+  auto pw = PgConn::connect(
+      conninfo(a, fmt::format("user=neondb_owner password=endpoint={};{} sslmode=disable",
+                              p.endpoint, p.password)));
   ASSERT_TRUE(pw) << pw.error().message;
   EXPECT_EQ(one_value(*pw, "select current_user"), "neondb_owner");
 }
@@ -110,9 +118,11 @@ TEST(ProxyTest, EndpointFromOptionsOrPasswordAndPlaintextOnLoopback) {
 std::string raw_exchange(const Argond& a, const std::string& bytes) {
   boost::asio::io_context io;
   boost::asio::ip::tcp::socket sock(io);
-  sock.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(a.proxy_port())});
+  sock.connect(
+      {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(a.proxy_port())});
   boost::asio::write(sock, boost::asio::buffer(bytes));
-  sock.shutdown(boost::asio::ip::tcp::socket::shutdown_send);  // nothing more comes: no waiting for timeouts
+  sock.shutdown(
+      boost::asio::ip::tcp::socket::shutdown_send);  // nothing more comes: no waiting for timeouts
   std::string out;
   boost::system::error_code ec;
   char buf[4096];
@@ -124,16 +134,15 @@ std::string raw_exchange(const Argond& a, const std::string& bytes) {
   return out;
 }
 
-std::string be32(uint32_t v) {
-  return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
-}
+std::string be32(uint32_t v) { return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; }
 
 TEST(ProxyTest, PasswordsAreCheckedAgainstPostgresAndChangesCountAtOnce) {
   Argond a;
   auto p = create_project(a);
   auto info = [&](const std::string& password) {
-    return conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}", password,
-                                   p.endpoint));
+    return conninfo(a,
+                    fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
+                                password, p.endpoint));
   };
   auto wrong = PgConn::connect(info("not-the-password"));
   ASSERT_FALSE(wrong);
@@ -148,7 +157,8 @@ TEST(ProxyTest, PasswordsAreCheckedAgainstPostgresAndChangesCountAtOnce) {
   EXPECT_TRUE(PgConn::connect(info("Changed-in-SQL-42")));
 
   // Unknown roles fail exactly like wrong passwords.
-  auto ghost = PgConn::connect(conninfo(a, fmt::format("user=ghost password=x sslmode=require options=endpoint={}", p.endpoint)));
+  auto ghost = PgConn::connect(conninfo(
+      a, fmt::format("user=ghost password=x sslmode=require options=endpoint={}", p.endpoint)));
   ASSERT_FALSE(ghost);
   EXPECT_NE(ghost.error().message.find("password authentication failed"), std::string::npos);
 
@@ -156,22 +166,26 @@ TEST(ProxyTest, PasswordsAreCheckedAgainstPostgresAndChangesCountAtOnce) {
   // still gets only the password error (not what the compute says of the database), and the
   // backend started for it is closed.
   for (int i = 0; i < 10; ++i) {
-    auto r = PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password=wrong dbname=nope sslmode=require "
-                                                     "options=endpoint={}",
-                                                     p.endpoint)));
+    auto r = PgConn::connect(
+        conninfo(a, fmt::format("user=neondb_owner password=wrong dbname=nope sslmode=require "
+                                "options=endpoint={}",
+                                p.endpoint)));
     ASSERT_FALSE(r);
-    EXPECT_NE(r.error().message.find("password authentication failed"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("password authentication failed"), std::string::npos)
+        << r.error().message;
   }
   // Clients that leave in the middle of the exchange, while their backend is starting.
-  const std::string startup = std::string("user\0neondb_owner\0database\0neondb\0options\0endpoint=", 51) +
-                              p.endpoint + std::string("\0\0", 2);
+  const std::string startup =
+      std::string("user\0neondb_owner\0database\0neondb\0options\0endpoint=", 51) + p.endpoint +
+      std::string("\0\0", 2);
   for (int i = 0; i < 10; ++i) {
     auto reply = raw_exchange(a, be32(8 + startup.size()) + be32(196608) + startup);
     EXPECT_EQ(reply.substr(0, 1), "R") << "expected the SCRAM request, got " << reply;
   }
   auto backends = [&] {
     auto rows = ok->exec(
-        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> "
+        "pg_backend_pid() "
         "AND usename = 'neondb_owner'");
     return rows ? rows->value(0, 0) : std::string("query failed: " + rows.error().message);
   };
@@ -187,15 +201,20 @@ TEST(ProxyTest, RefusalsAreErrorResponsesThatSayWhatToDo) {
     std::string expect;
   };
   const std::vector<Case> cases = {
-      {conninfo(a, "user=neondb_owner password=x sslmode=require options=endpoint=ep-no-such-00000000"),
+      {conninfo(
+           a, "user=neondb_owner password=x sslmode=require options=endpoint=ep-no-such-00000000"),
        "endpoint ep-no-such-00000000 does not exist"},
-      {conninfo(a, "user=neondb_owner password=x sslmode=require"), "could not tell which endpoint"},
-      {conninfo(a, fmt::format("user=argon_admin password=x sslmode=require options=endpoint={}", p.endpoint)),
+      {conninfo(a, "user=neondb_owner password=x sslmode=require"),
+       "could not tell which endpoint"},
+      {conninfo(a, fmt::format("user=argon_admin password=x sslmode=require options=endpoint={}",
+                               p.endpoint)),
        "reserved for Argon's internal use"},
       {conninfo(a, "user=neondb_owner password=x sslmode=require options=endpoint=not-an-endpoint"),
        "is not an endpoint id"},
-      {conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={} dbname=nope",
-                               p.password, p.endpoint)),
+      {conninfo(a,
+                fmt::format(
+                    "user=neondb_owner password={} sslmode=require options=endpoint={} dbname=nope",
+                    p.password, p.endpoint)),
        "database \"nope\" does not exist"},
   };
   for (const auto& c : cases) {
@@ -208,8 +227,9 @@ TEST(ProxyTest, RefusalsAreErrorResponsesThatSayWhatToDo) {
                   R"({"endpoint":{"disabled":true}})");
   ASSERT_EQ(d.status, 200) << d.raw;
   a.wait_idle(p.id);
-  auto r = PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
-                                                   p.password, p.endpoint)));
+  auto r = PgConn::connect(
+      conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
+                              p.password, p.endpoint)));
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("is disabled"), std::string::npos) << r.error().message;
 }
@@ -235,19 +255,23 @@ TEST(ProxyTest, MalformedAndOversizedPacketsGetAProtocolViolation) {
   // A password message too large for the authentication phase (no endpoint given: the proxy asks
   // for the endpoint=<id>;<password> form).
   std::string startup = std::string("user\0neondb_owner\0\0", 19);
-  auto reply = raw_exchange(a, be32(8 + startup.size()) + be32(196608) + startup + "p" + be32(1 << 20));
+  auto reply =
+      raw_exchange(a, be32(8 + startup.size()) + be32(196608) + startup + "p" + be32(1 << 20));
   EXPECT_NE(reply.find("08P01"), std::string::npos) << reply;
 }
 
 TEST(ProxyTest, TlsOnlyWhenPlaintextIsNotAllowed) {
   Argond a({"--proxy-allow-plaintext", "false"});
   auto p = create_project(a);
-  auto plain = PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password={} sslmode=disable options=endpoint={}",
-                                                       p.password, p.endpoint)));
+  auto plain = PgConn::connect(
+      conninfo(a, fmt::format("user=neondb_owner password={} sslmode=disable options=endpoint={}",
+                              p.password, p.endpoint)));
   ASSERT_FALSE(plain);
-  EXPECT_NE(plain.error().message.find("sslmode=require"), std::string::npos) << plain.error().message;
-  auto tls = PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
-                                                     p.password, p.endpoint)));
+  EXPECT_NE(plain.error().message.find("sslmode=require"), std::string::npos)
+      << plain.error().message;
+  auto tls = PgConn::connect(
+      conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
+                              p.password, p.endpoint)));
   EXPECT_TRUE(tls) << tls.error().message;
 }
 
@@ -257,11 +281,13 @@ TEST(ProxyTest, ConnectingWakesASuspendedEndpointOnceForManyClients) {
   {
     // A first login leaves the proxy holding an admin session to this compute, which the suspend
     // kills: the logins after the wake must notice and open a new one.
-    auto c = PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
-                                                     p.password, p.endpoint)));
+    auto c = PgConn::connect(
+        conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
+                                p.password, p.endpoint)));
     ASSERT_TRUE(c) << c.error().message;
   }
-  auto s = a.post(fmt::format("/projects/{}/endpoints/{}/suspend", p.id, p.endpoint), json::object{});
+  auto s =
+      a.post(fmt::format("/projects/{}/endpoints/{}/suspend", p.id, p.endpoint), json::object{});
   ASSERT_EQ(s.status, 200) << s.raw;
   a.wait_idle(p.id);
   ASSERT_EQ(endpoint_state(a, p), "idle");
@@ -269,7 +295,8 @@ TEST(ProxyTest, ConnectingWakesASuspendedEndpointOnceForManyClients) {
   auto starts_before = [&] {
     int n = 0;
     auto ops = a.get(fmt::format("/projects/{}/operations?limit=1000", p.id));
-    for (const auto& op : ops.body.at("operations").as_array()) n += op.at("action").as_string() == "start_compute";
+    for (const auto& op : ops.body.at("operations").as_array())
+      n += op.at("action").as_string() == "start_compute";
     return n;
   };
   const int before = starts_before();
@@ -277,8 +304,9 @@ TEST(ProxyTest, ConnectingWakesASuspendedEndpointOnceForManyClients) {
   std::vector<std::thread> clients;
   for (int i = 0; i < 8; ++i) {
     clients.emplace_back([&] {
-      auto c = PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
-                                                       p.password, p.endpoint)));
+      auto c = PgConn::connect(conninfo(
+          a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
+                         p.password, p.endpoint)));
       if (c && c->exec("select 1")) ++ok;
     });
   }
@@ -295,8 +323,9 @@ TEST(ProxyTest, AutosuspendAfterTheTimeoutWithoutConnections) {
                       R"({"endpoint":{"suspend_timeout_seconds":2}})");
   ASSERT_EQ(patch.status, 200) << patch.raw;
   {
-    auto c = PgConn::connect(conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
-                                                     p.password, p.endpoint)));
+    auto c = PgConn::connect(
+        conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
+                                p.password, p.endpoint)));
     ASSERT_TRUE(c) << c.error().message;
     // Held open for longer than the timeout: an open connection keeps the endpoint active.
     std::this_thread::sleep_for(4s);
@@ -304,7 +333,8 @@ TEST(ProxyTest, AutosuspendAfterTheTimeoutWithoutConnections) {
     EXPECT_TRUE(c->exec("select 1"));
   }
   auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (endpoint_state(a, p) != "idle" && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(200ms);
+  while (endpoint_state(a, p) != "idle" && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(200ms);
   EXPECT_EQ(endpoint_state(a, p), "idle");
   auto ep = a.get(fmt::format("/projects/{}/endpoints/{}", p.id, p.endpoint)).body.at("endpoint");
   EXPECT_TRUE(ep.as_object().contains("suspended_at"));
@@ -314,8 +344,10 @@ TEST(ProxyTest, AutosuspendAfterTheTimeoutWithoutConnections) {
 TEST(ProxyTest, CancelRequestReachesTheComputeRunningTheQuery) {
   Argond a;
   auto p = create_project(a);
-  PGconn* c = PQconnectdb(conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
-                                                  p.password, p.endpoint)).c_str());
+  PGconn* c = PQconnectdb(
+      conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
+                              p.password, p.endpoint))
+          .c_str());
   ASSERT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
   std::thread canceller([&] {
     std::this_thread::sleep_for(500ms);
@@ -338,8 +370,9 @@ TEST(ProxyTest, CancelRequestReachesTheComputeRunningTheQuery) {
 TEST(ProxyTest, MovingAnEndpointTerminatesOldConnectionsAndNewOnesReachTheNewCompute) {
   Argond a;
   auto p = create_project(a);
-  const std::string info = conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
-                                                   p.password, p.endpoint));
+  const std::string info =
+      conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
+                              p.password, p.endpoint));
   {
     auto c = PgConn::connect(info);
     ASSERT_TRUE(c) << c.error().message;
@@ -351,12 +384,14 @@ TEST(ProxyTest, MovingAnEndpointTerminatesOldConnectionsAndNewOnesReachTheNewCom
   a.wait_idle(p.id);
   {
     // The new branch holds a different marker (written through the admin socket).
-    auto s = a.post(fmt::format("/projects/{}/endpoints", p.id), {{"endpoint", {{"branch_id", next}, {"type", "read_write"}}}});
+    auto s = a.post(fmt::format("/projects/{}/endpoints", p.id),
+                    {{"endpoint", {{"branch_id", next}, {"type", "read_write"}}}});
     ASSERT_EQ(s.status, 201) << s.raw;
     a.wait_idle(p.id);
     auto admin = a.connect(next, "neondb");
     ASSERT_TRUE(admin.exec("update marker set v = 'next'"));
-    auto del = a.call("DELETE", fmt::format("/projects/{}/endpoints/{}", p.id, str(s.body.at("endpoint"), "id")));
+    auto del = a.call(
+        "DELETE", fmt::format("/projects/{}/endpoints/{}", p.id, str(s.body.at("endpoint"), "id")));
     ASSERT_EQ(del.status, 200) << del.raw;
     a.wait_idle(p.id);
   }
@@ -394,7 +429,8 @@ TEST(ProxyTest, MovingAnEndpointTerminatesOldConnectionsAndNewOnesReachTheNewCom
   loop.join();
   EXPECT_GT(saw_main.load(), 0);
   EXPECT_GT(saw_next.load(), 0);
-  EXPECT_LT(last_main_at.load(), switched_at) << "a connection reached the old compute after the switch";
+  EXPECT_LT(last_main_at.load(), switched_at)
+      << "a connection reached the old compute after the switch";
 
   // The connection that was open on the old compute was told why it ended.
   PGresult* r = PQexec(old_conn, "select 1");

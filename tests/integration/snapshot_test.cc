@@ -1,16 +1,15 @@
 // Snapshots and restores against real computes, through the proxy and the connection string the
 // API returned: the agent-versioning pattern (snapshot each version, restore in place, the string
 // never changes) and a preview restore finalized later.
-#include <libpq-fe.h>
-
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
-#include <fstream>
 #include <thread>
 
 #include "common/clock.h"
@@ -35,7 +34,8 @@ std::string columns(const std::string& info) {
   EXPECT_TRUE(c) << (c ? "" : c.error().message);
   if (!c) return "?";
   auto r = c->exec(
-      "SELECT coalesce(string_agg(column_name, ',' ORDER BY ordinal_position), '-') FROM information_schema.columns "
+      "SELECT coalesce(string_agg(column_name, ',' ORDER BY ordinal_position), '-') FROM "
+      "information_schema.columns "
       "WHERE table_name = 't'");
   EXPECT_TRUE(r);
   return r ? r->value() : "?";
@@ -48,9 +48,11 @@ void exec(const std::string& info, const std::string& sql) {
   ASSERT_TRUE(r) << r.error().message;
 }
 
-std::string snapshot(Argond& a, const Project& p, const std::string& branch, const std::string& name) {
+std::string snapshot(Argond& a, const Project& p, const std::string& branch,
+                     const std::string& name) {
   // As Neon's CLI sends it: query parameters, no body.
-  auto r = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name={}", p.id, branch, name));
+  auto r =
+      a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name={}", p.id, branch, name));
   EXPECT_EQ(r.status, 200) << r.raw;
   EXPECT_EQ(str(r.body.at("snapshot"), "name"), name);
   EXPECT_EQ(str(r.body.at("snapshot"), "source_branch_id"), branch);
@@ -58,10 +60,13 @@ std::string snapshot(Argond& a, const Project& p, const std::string& branch, con
   return str(r.body.at("snapshot"), "id");
 }
 
-json::value restore(Argond& a, const Project& p, const std::string& snapshot_id, const std::string& body) {
-  auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, snapshot_id), body);
+json::value restore(Argond& a, const Project& p, const std::string& snapshot_id,
+                    const std::string& body) {
+  auto r =
+      a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, snapshot_id), body);
   EXPECT_EQ(r.status, 200) << r.raw;
-  for (const auto& s : a.wait_operations(p.id, r.body.at("operations"))) EXPECT_EQ(s, "finished") << a.log_tail();
+  for (const auto& s : a.wait_operations(p.id, r.body.at("operations")))
+    EXPECT_EQ(s, "finished") << a.log_tail();
   return r.body;
 }
 
@@ -99,8 +104,9 @@ TEST(SnapshotTest, AgentVersionsRestoreInPlaceBehindAnUnchangedConnectionString)
   int restores = 0;
   for (int v : {1, 3, 0, 2}) {
     const std::string target = default_branch_id(a, p);
-    auto body = restore(a, p, versions[v],
-                        fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", target));
+    auto body =
+        restore(a, p, versions[v],
+                fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", target));
     ++restores;
     const auto& n = body.at("branch");
     EXPECT_NE(str(n, "id"), target) << "a restore always makes a new branch";
@@ -114,21 +120,24 @@ TEST(SnapshotTest, AgentVersionsRestoreInPlaceBehindAnUnchangedConnectionString)
     EXPECT_EQ(str(now, "restored_as"), target);
     EXPECT_FALSE(now.as_object().contains("parent_id"));
     auto old = a.get(fmt::format("/projects/{}/branches/{}", p.id, target)).body.at("branch");
-    EXPECT_EQ(str(old, "name"), restores == 1 ? "main (old)" : fmt::format("main (old {})", restores));
+    EXPECT_EQ(str(old, "name"),
+              restores == 1 ? "main (old)" : fmt::format("main (old {})", restores));
     EXPECT_FALSE(old.at("default").as_bool());
     auto eps = a.get(fmt::format("/projects/{}/branches/{}/endpoints", p.id, target));
     EXPECT_TRUE(eps.body.at("endpoints").as_array().empty()) << "the old branch keeps no endpoint";
   }
   PGresult* r = PQexec(held, "SELECT 1");
   EXPECT_NE(PQresultStatus(r), PGRES_TUPLES_OK);
-  EXPECT_NE(std::string(PQerrorMessage(held)).find("was restored from a snapshot"), std::string::npos)
+  EXPECT_NE(std::string(PQerrorMessage(held)).find("was restored from a snapshot"),
+            std::string::npos)
       << PQerrorMessage(held);
   PQclear(r);
   PQfinish(held);
 
   // The snapshots stay attached to the branch they were taken from (now "main (old)").
   list = a.get(fmt::format("/projects/{}/snapshots", p.id));
-  for (const auto& s : list.body.at("snapshots").as_array()) EXPECT_EQ(str(s, "source_branch_id"), p.branch);
+  for (const auto& s : list.body.at("snapshots").as_array())
+    EXPECT_EQ(str(s, "source_branch_id"), p.branch);
 }
 
 TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreCallReturned) {
@@ -164,11 +173,13 @@ TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreCallReturned) {
     const bool to_a = i % 2 == 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     const std::string target = default_branch_id(a, p);
-    auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, to_a ? snap_a : snap_b),
+    auto r = a.call("POST",
+                    fmt::format("/projects/{}/snapshots/{}/restore", p.id, to_a ? snap_a : snap_b),
                     fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", target));
     const auto returned = std::chrono::steady_clock::now();
     ASSERT_EQ(r.status, 200) << r.raw;
-    for (const auto& st : a.wait_operations(p.id, r.body.at("operations"))) EXPECT_EQ(st, "finished");
+    for (const auto& st : a.wait_operations(p.id, r.body.at("operations")))
+      EXPECT_EQ(st, "finished");
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     std::lock_guard l(mu);
     int after = 0;
@@ -176,7 +187,8 @@ TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreCallReturned) {
       // A connection that started after the call returned sees the restored version only.
       if (t <= returned) continue;
       ++after;
-      EXPECT_EQ(v, to_a ? "A" : "B") << "restore " << i << ": a connection made after the call returned saw old data";
+      EXPECT_EQ(v, to_a ? "A" : "B")
+          << "restore " << i << ": a connection made after the call returned saw old data";
     }
     EXPECT_GT(after, 0);
     reads.clear();
@@ -195,7 +207,8 @@ TEST(SnapshotTest, PreviewRestoreIsANewRootBranchFinalizedLater) {
   const std::string preview = str(body.at("branch"), "id");
   EXPECT_EQ(str(body.at("branch"), "name"), "preview-v1");
   EXPECT_FALSE(body.as_object().contains("endpoints")) << "a preview restore gets no compute";
-  auto ep = a.post(fmt::format("/projects/{}/endpoints", p.id), {{"endpoint", {{"branch_id", preview}, {"type", "read_write"}}}});
+  auto ep = a.post(fmt::format("/projects/{}/endpoints", p.id),
+                   {{"endpoint", {{"branch_id", preview}, {"type", "read_write"}}}});
   ASSERT_EQ(ep.status, 201) << ep.raw;
   a.wait_idle(p.id);
   const std::string preview_info = conninfo(a, p, str(ep.body.at("endpoint"), "id"));
@@ -207,14 +220,16 @@ TEST(SnapshotTest, PreviewRestoreIsANewRootBranchFinalizedLater) {
   {
     auto c = PgConn::connect(info);
     ASSERT_TRUE(c) << c.error().message;
-    EXPECT_EQ(c->exec("SELECT string_agg(a::text, ',' ORDER BY a) FROM t")->value(), "1,2") << "the target is untouched";
+    EXPECT_EQ(c->exec("SELECT string_agg(a::text, ',' ORDER BY a) FROM t")->value(), "1,2")
+        << "the target is untouched";
   }
 
   // Deleting the snapshot never affects a branch restored from it.
   auto del = a.call("DELETE", fmt::format("/projects/{}/snapshots/{}", p.id, v1));
   ASSERT_EQ(del.status, 202) << del.raw;
   a.wait_operations(p.id, del.body.at("operations"));
-  EXPECT_TRUE(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().empty());
+  EXPECT_TRUE(
+      a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().empty());
   {
     auto c = PgConn::connect(preview_info);
     ASSERT_TRUE(c) << c.error().message;
@@ -226,7 +241,8 @@ TEST(SnapshotTest, PreviewRestoreIsANewRootBranchFinalizedLater) {
   auto fin = a.call("POST", fmt::format("/projects/{}/branches/{}/finalize_restore", p.id, preview),
                     R"({"name":"main-before-preview"})");
   ASSERT_EQ(fin.status, 200) << fin.raw;
-  for (const auto& st : a.wait_operations(p.id, fin.body.at("operations"))) EXPECT_EQ(st, "finished") << a.log_tail();
+  for (const auto& st : a.wait_operations(p.id, fin.body.at("operations")))
+    EXPECT_EQ(st, "finished") << a.log_tail();
   {
     auto c = PgConn::connect(info);
     ASSERT_TRUE(c) << c.error().message;
@@ -238,23 +254,26 @@ TEST(SnapshotTest, PreviewRestoreIsANewRootBranchFinalizedLater) {
   EXPECT_EQ(str(now, "restore_status"), "finalized");
   auto old = a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch)).body.at("branch");
   EXPECT_EQ(str(old, "name"), "main-before-preview");
-  auto again = a.call("POST", fmt::format("/projects/{}/branches/{}/finalize_restore", p.id, preview), "{}");
+  auto again =
+      a.call("POST", fmt::format("/projects/{}/branches/{}/finalize_restore", p.id, preview), "{}");
   EXPECT_EQ(again.status, 409) << "finalizing twice is refused: " << again.raw;
 }
 
 TEST(SnapshotTest, ExpiredSnapshotsAreDeletedWithTheirOperationsRecorded) {
   Argond a({"--expiry-check-seconds", "1"});
   auto p = create_project(a);
-  const std::string expires = format_time(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() +
-      3);
+  const std::string expires = format_time(std::chrono::duration_cast<std::chrono::seconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count() +
+                                          3);
   auto r = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot", p.id, p.branch),
                   fmt::format(R"({{"name":"short-lived","expires_at":"{}"}})", expires));
   ASSERT_EQ(r.status, 200) << r.raw;
   EXPECT_EQ(str(r.body.at("snapshot"), "expires_at"), expires);
   const std::string kept = snapshot(a, p, p.branch, "kept");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size() > 1 &&
+  while (a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size() >
+             1 &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
@@ -265,7 +284,8 @@ TEST(SnapshotTest, ExpiredSnapshotsAreDeletedWithTheirOperationsRecorded) {
   bool recorded = false;
   auto ops = a.get(fmt::format("/projects/{}/operations", p.id));
   for (const auto& op : ops.body.at("operations").as_array()) {
-    recorded |= op.at("action").as_string() == "delete_timeline" && op.at("status").as_string() == "finished";
+    recorded |= op.at("action").as_string() == "delete_timeline" &&
+                op.at("status").as_string() == "finished";
   }
   EXPECT_TRUE(recorded) << ops.raw;
 }
@@ -275,17 +295,22 @@ TEST(SnapshotTest, PerProjectLimitsAnswerWithNeonCodes) {
   auto p = create_project(a);
   const std::string s1 = snapshot(a, p, p.branch, "one");
   snapshot(a, p, p.branch, "two");
-  auto third = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=three", p.id, p.branch));
+  auto third =
+      a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=three", p.id, p.branch));
   EXPECT_EQ(third.status, 422) << third.raw;
   EXPECT_EQ(str(third.body, "code"), "SNAPSHOTS_LIMIT_EXCEEDED");
   EXPECT_NE(str(third.body, "message").find("--max-snapshots-per-project"), std::string::npos);
 
   restore(a, p, s1, R"({"name":"second-root"})");  // two root branches now: main and this one
-  auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, s1), R"({"name":"third-root"})");
+  auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, s1),
+                  R"({"name":"third-root"})");
   EXPECT_EQ(r.status, 422) << r.raw;
   EXPECT_EQ(str(r.body, "code"), "ROOT_BRANCHES_LIMIT_EXCEEDED");
-  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches", p.id)).body.at("branches").as_array().size(), 2u);
-  EXPECT_EQ(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(), 2u);
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches", p.id)).body.at("branches").as_array().size(),
+            2u);
+  EXPECT_EQ(
+      a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(),
+      2u);
 }
 
 TEST(SnapshotTest, ADamagedSnapshotIsRefusedAndTheTargetKeepsServing) {
@@ -307,8 +332,10 @@ TEST(SnapshotTest, ADamagedSnapshotIsRefusedAndTheTargetKeepsServing) {
   ASSERT_EQ(r.status, 200) << r.raw;
   auto statuses = a.wait_operations(p.id, r.body.at("operations"));
   EXPECT_EQ(statuses.at(0), "failed");
-  auto op = a.get(fmt::format("/projects/{}/operations/{}", p.id, str(r.body.at("operations").at(0), "id")));
-  EXPECT_NE(str(op.body.at("operation"), "error").find("PG_VERSION does not match its checksum"), std::string::npos)
+  auto op = a.get(
+      fmt::format("/projects/{}/operations/{}", p.id, str(r.body.at("operations").at(0), "id")));
+  EXPECT_NE(str(op.body.at("operation"), "error").find("PG_VERSION does not match its checksum"),
+            std::string::npos)
       << op.raw;
   // Nothing half-made, and the target still serves its own data through the same string.
   auto branches = a.get(fmt::format("/projects/{}/branches", p.id)).body.at("branches").as_array();
@@ -322,7 +349,8 @@ TEST(SnapshotTest, ADamagedSnapshotIsRefusedAndTheTargetKeepsServing) {
 
 // RFC 3339 with microseconds, as a client stamps "now".
 int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 std::string iso_now() { return format_time_us(now_us()); }
@@ -339,11 +367,12 @@ TEST(SnapshotTest, PointInTimeSnapshotsAreExactOrRefused) {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
 
   // By LSN, first: a capture checkpoints, and WAL before the checkpoint can no longer answer.
-  auto by_lsn = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=at-lsn&lsn={}", p.id, p.branch,
-                                           lsn_after_first));
+  auto by_lsn = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=at-lsn&lsn={}",
+                                           p.id, p.branch, lsn_after_first));
   ASSERT_EQ(by_lsn.status, 200) << by_lsn.raw;
   EXPECT_EQ(str(by_lsn.body.at("snapshot"), "lsn"), lsn_after_first);
-  for (const auto& s : a.wait_operations(p.id, by_lsn.body.at("operations"))) EXPECT_EQ(s, "finished");
+  for (const auto& s : a.wait_operations(p.id, by_lsn.body.at("operations")))
+    EXPECT_EQ(s, "finished");
 
   // The demo app's call: a JSON body stamped "now". Nothing committed since: exact, also
   // right after another snapshot's checkpoint.
@@ -355,28 +384,39 @@ TEST(SnapshotTest, PointInTimeSnapshotsAreExactOrRefused) {
   }
   // A commit after those points: both are refused, with the reason, and nothing is created.
   exec(info, "INSERT INTO t VALUES (2)");
-  for (const auto& query : {fmt::format("timestamp={}", after_first), fmt::format("lsn={}", lsn_after_first)}) {
-    auto refused = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?{}", p.id, p.branch, query));
+  for (const auto& query :
+       {fmt::format("timestamp={}", after_first), fmt::format("lsn={}", lsn_after_first)}) {
+    auto refused =
+        a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?{}", p.id, p.branch, query));
     EXPECT_EQ(refused.status, 409) << query << " " << refused.raw;
-    EXPECT_NE(refused.raw.find("point-in-time capture is not available"), std::string::npos) << refused.raw;
+    EXPECT_NE(refused.raw.find("point-in-time capture is not available"), std::string::npos)
+        << refused.raw;
   }
-  EXPECT_EQ(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(), 2u);
+  EXPECT_EQ(
+      a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(),
+      2u);
 
   // The accepted ones hold exactly the state at their point.
   auto preview = restore(a, p, str(ok.body.at("snapshot"), "id"), R"({"name":"check"})");
   const std::string check = str(preview.at("branch"), "id");
-  auto ep = a.call("POST", fmt::format("/projects/{}/endpoints", p.id),
-                   fmt::format(R"({{"endpoint":{{"branch_id":"{}","type":"read_write"}}}})", check));
+  auto ep =
+      a.call("POST", fmt::format("/projects/{}/endpoints", p.id),
+             fmt::format(R"({{"endpoint":{{"branch_id":"{}","type":"read_write"}}}})", check));
   ASSERT_EQ(ep.status, 201) << ep.raw;
   a.wait_operations(p.id, ep.body.at("operations"));
-  EXPECT_EQ(query_value(conninfo(a, p, str(ep.body.at("endpoint"), "id")), "SELECT string_agg(a::text, ',') FROM t"), "1");
+  EXPECT_EQ(query_value(conninfo(a, p, str(ep.body.at("endpoint"), "id")),
+                        "SELECT string_agg(a::text, ',') FROM t"),
+            "1");
 
   // A stopped compute's WAL answers too.
-  auto suspended = a.call("POST", fmt::format("/projects/{}/endpoints/{}/suspend", p.id, p.endpoint));
+  auto suspended =
+      a.call("POST", fmt::format("/projects/{}/endpoints/{}/suspend", p.id, p.endpoint));
   a.wait_operations(p.id, suspended.body.at("operations"));
-  auto idle = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?timestamp={}", p.id, p.branch, iso_now()));
+  auto idle = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?timestamp={}", p.id,
+                                         p.branch, iso_now()));
   EXPECT_EQ(idle.status, 200) << idle.raw;
-  auto stale = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn={}", p.id, p.branch, lsn_after_first));
+  auto stale = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn={}", p.id,
+                                          p.branch, lsn_after_first));
   EXPECT_EQ(stale.status, 409) << stale.raw;
 
   // A client with a millisecond clock (JavaScript's toISOString) stamps "now" right after its
@@ -399,7 +439,8 @@ TEST(SnapshotTest, PointInTimeSnapshotsAreExactOrRefused) {
   auto same_ms = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot", p.id, p.branch),
                         fmt::format(R"({{"name":"same-ms","timestamp":"{}"}})", stamp));
   ASSERT_EQ(same_ms.status, 200) << stamp << " " << same_ms.raw;
-  for (const auto& s : a.wait_operations(p.id, same_ms.body.at("operations"))) EXPECT_EQ(s, "finished");
+  for (const auto& s : a.wait_operations(p.id, same_ms.body.at("operations")))
+    EXPECT_EQ(s, "finished");
 }
 
 // With a writer committing now and then, a snapshot "at now" is refused by the call, or
@@ -422,7 +463,8 @@ TEST(SnapshotTest, PointInTimeUnderWritesIsExactOrFails) {
   std::vector<std::pair<std::string, std::string>> taken;  // snapshot id, timestamp
   for (int i = 0; i < 8; ++i) {
     const std::string t = iso_now();
-    auto r = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?timestamp={}", p.id, p.branch, t));
+    auto r = a.call(
+        "POST", fmt::format("/projects/{}/branches/{}/snapshot?timestamp={}", p.id, p.branch, t));
     if (r.status == 409) {
       ++refused;
       continue;
@@ -446,16 +488,19 @@ TEST(SnapshotTest, PointInTimeUnderWritesIsExactOrFails) {
     ASSERT_EQ(ep.status, 201) << ep.raw;
     a.wait_operations(p.id, ep.body.at("operations"));
     EXPECT_EQ(query_value(conninfo(a, p, str(ep.body.at("endpoint"), "id")),
-                        fmt::format("SELECT count(*) FROM w WHERE at > '{}'", t)),
+                          fmt::format("SELECT count(*) FROM w WHERE at > '{}'", t)),
               "0")
         << "snapshot " << id << " at " << t << " holds a row committed later";
     ++exact;
   }
-  std::printf("point-in-time under writes: %d refused by the call, %d failed before capture, %d exact\n", refused,
-              failed, exact);
+  std::printf(
+      "point-in-time under writes: %d refused by the call, %d failed before capture, %d exact\n",
+      refused, failed, exact);
   EXPECT_EQ(refused + failed + exact, 8);
   // Failed ones left nothing behind.
-  EXPECT_EQ(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(), taken.size());
+  EXPECT_EQ(
+      a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(),
+      taken.size());
 }
 
 // Off by default (the other tests keep their '(old)' branches); with a retention, a branch a
@@ -467,20 +512,27 @@ TEST(SnapshotTest, OldBranchesAreDeletedAfterTheConfiguredRetention) {
   exec(info, "CREATE TABLE t (a int)");
   const std::string s = snapshot(a, p, p.branch, "v1");
   auto preview = restore(a, p, s, R"({"name":"preview"})");  // not finalized: not "old", kept
-  auto body = restore(a, p, s, fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p.branch));
+  auto body = restore(
+      a, p, s, fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p.branch));
   const std::string restored = str(body.at("branch"), "id");
-  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch)).status, 200) << "kept right after";
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch)).status, 200)
+      << "kept right after";
 
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch)).status == 200 &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch)).status, 404) << a.log_tail();
-  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches/{}", p.id, str(preview.at("branch"), "id"))).status, 200);
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch)).status, 404)
+      << a.log_tail();
+  EXPECT_EQ(
+      a.get(fmt::format("/projects/{}/branches/{}", p.id, str(preview.at("branch"), "id"))).status,
+      200);
   EXPECT_EQ(default_branch_id(a, p), restored);
   EXPECT_EQ(columns(info), "a") << "the restored branch serves on";
-  EXPECT_EQ(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(), 1u);
+  EXPECT_EQ(
+      a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().size(),
+      1u);
 }
 
 // Restores without a name get generated ones, which never collide, even within one second.
@@ -507,15 +559,32 @@ TEST(SnapshotTest, BadRequestsChangeNothing) {
   };
   const std::vector<Case> cases = {
       {"POST", fmt::format("/projects/{}/branches/br-no-such-1/snapshot", p.id), "", 404},
-      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?timestamp=2020-01-01T00:00:00Z", p.id, p.branch), "", 400},
-      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?timestamp=2999-01-01T00:00:00Z", p.id, p.branch), "", 400},
-      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn=yesterday", p.id, p.branch), "", 400},
-      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn=FFFFFFFF/0", p.id, p.branch), "", 400},
-      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn=0/1&timestamp=2999-01-01T00:00:00Z", p.id, p.branch), "", 400},
-      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?expires_at=2001-01-01T00:00:00Z", p.id, p.branch), "", 400},
-      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?expires_at=soon", p.id, p.branch), "", 400},
-      {"POST", fmt::format("/projects/{}/branches/{}/snapshot", p.id, p.branch), R"({"name": 5})", 400},
-      {"PATCH", fmt::format("/projects/{}/snapshots/snap-no-such-1", p.id), R"({"snapshot":{"name":"x"}})", 404},
+      {"POST",
+       fmt::format("/projects/{}/branches/{}/snapshot?timestamp=2020-01-01T00:00:00Z", p.id,
+                   p.branch),
+       "", 400},
+      {"POST",
+       fmt::format("/projects/{}/branches/{}/snapshot?timestamp=2999-01-01T00:00:00Z", p.id,
+                   p.branch),
+       "", 400},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn=yesterday", p.id, p.branch), "",
+       400},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?lsn=FFFFFFFF/0", p.id, p.branch), "",
+       400},
+      {"POST",
+       fmt::format("/projects/{}/branches/{}/snapshot?lsn=0/1&timestamp=2999-01-01T00:00:00Z", p.id,
+                   p.branch),
+       "", 400},
+      {"POST",
+       fmt::format("/projects/{}/branches/{}/snapshot?expires_at=2001-01-01T00:00:00Z", p.id,
+                   p.branch),
+       "", 400},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot?expires_at=soon", p.id, p.branch), "",
+       400},
+      {"POST", fmt::format("/projects/{}/branches/{}/snapshot", p.id, p.branch), R"({"name": 5})",
+       400},
+      {"PATCH", fmt::format("/projects/{}/snapshots/snap-no-such-1", p.id),
+       R"({"snapshot":{"name":"x"}})", 404},
       {"DELETE", fmt::format("/projects/{}/snapshots/snap-no-such-1", p.id), "", 404},
       {"POST", fmt::format("/projects/{}/snapshots/snap-no-such-1/restore", p.id), "{}", 404},
       {"POST", fmt::format("/projects/{}/branches/{}/finalize_restore", p.id, p.branch), "{}", 409},
@@ -525,12 +594,14 @@ TEST(SnapshotTest, BadRequestsChangeNothing) {
     EXPECT_EQ(r.status, c.status) << c.method << " " << c.path << " " << r.raw;
     EXPECT_TRUE(r.body.as_object().contains("message")) << r.raw;
   }
-  EXPECT_TRUE(a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().empty());
+  EXPECT_TRUE(
+      a.get(fmt::format("/projects/{}/snapshots", p.id)).body.at("snapshots").as_array().empty());
   const std::string s = snapshot(a, p, p.branch, "only");
   auto bad_target = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, s),
                            R"({"target_branch_id":"br-no-such-1","finalize_restore":true})");
   EXPECT_EQ(bad_target.status, 404) << bad_target.raw;
-  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches", p.id)).body.at("branches").as_array().size(), 1u);
+  EXPECT_EQ(a.get(fmt::format("/projects/{}/branches", p.id)).body.at("branches").as_array().size(),
+            1u);
 }
 
 }  // namespace

@@ -5,6 +5,9 @@
 //    write acknowledged on main before the call;
 //  - after a finalized restore returned, no new connection ever reads the replaced data;
 //  - argond's descriptors and memory stay flat from the first cycles to the last.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -12,9 +15,6 @@
 #include <mutex>
 #include <random>
 #include <thread>
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 #include "common/pg_conn.h"
 #include "harness.h"
@@ -83,7 +83,9 @@ TEST(SoakTest, WritersAndReadersThroughContinuousSnapshotsRestoresAndBranches) {
   Argond a;
   const TestProject p = create_project(a, {{"name", "soak"}});
   const std::string info = a.owner_conninfo(p.password, p.endpoint);  // never changes
-  query_value(info, "CREATE TABLE w (writer int, seq bigint, PRIMARY KEY (writer, seq)); CREATE TABLE marker (k int)");
+  query_value(info,
+              "CREATE TABLE w (writer int, seq bigint, PRIMARY KEY (writer, seq)); CREATE TABLE "
+              "marker (k int)");
 
   // Measured with main's compute up and no client connected; again so at the end.
   const int fds_start = open_fds(a.pid());
@@ -133,8 +135,10 @@ TEST(SoakTest, WritersAndReadersThroughContinuousSnapshotsRestoresAndBranches) {
       std::lock_guard l(restores_mu);
       for (const auto& row : r->rows) {
         const int k = std::stoi(*row[0]);
-        if (auto it = restore_returned.find(k); it != restore_returned.end() && it->second < opened) {
-          stale.push_back(fmt::format("a connection opened after restore {} returned read its replaced data", k));
+        if (auto it = restore_returned.find(k);
+            it != restore_returned.end() && it->second < opened) {
+          stale.push_back(fmt::format(
+              "a connection opened after restore {} returned read its replaced data", k));
         }
       }
     }
@@ -155,7 +159,9 @@ TEST(SoakTest, WritersAndReadersThroughContinuousSnapshotsRestoresAndBranches) {
   // be on either side of it, so no check counts on them.
   Writes base;
   Clock::time_point base_since = Clock::now() - 1h;
-  auto main_writes = [&](Clock::time_point before) { return merge(base, acks.between(base_since, before)); };
+  auto main_writes = [&](Clock::time_point before) {
+    return merge(base, acks.between(base_since, before));
+  };
   std::string main_branch = p.branch;
   std::vector<std::pair<std::string, Writes>> snapshots;  // id, writes it must hold
   std::mt19937 rng(std::random_device{}());
@@ -165,45 +171,56 @@ TEST(SoakTest, WritersAndReadersThroughContinuousSnapshotsRestoresAndBranches) {
 
   auto run = [&](const ApiReply& r) {
     EXPECT_TRUE(r.status >= 200 && r.status <= 202) << r.raw;
-    for (const auto& s : a.wait_operations(p.id, r.body.at("operations"))) EXPECT_EQ(s, "finished") << a.log_tail();
+    for (const auto& s : a.wait_operations(p.id, r.body.at("operations")))
+      EXPECT_EQ(s, "finished") << a.log_tail();
   };
   auto add_endpoint = [&](const std::string& branch) {
-    auto r = a.post(fmt::format("/projects/{}/endpoints", p.id), {{"endpoint", {{"branch_id", branch}, {"type", "read_write"}}}});
+    auto r = a.post(fmt::format("/projects/{}/endpoints", p.id),
+                    {{"endpoint", {{"branch_id", branch}, {"type", "read_write"}}}});
     run(r);
     return a.owner_conninfo(p.password, str(r.body.at("endpoint"), "id"));
   };
-  auto remove_branch = [&](const std::string& id) { run(a.call("DELETE", fmt::format("/projects/{}/branches/{}", p.id, id))); };
+  auto remove_branch = [&](const std::string& id) {
+    run(a.call("DELETE", fmt::format("/projects/{}/branches/{}", p.id, id)));
+  };
 
   const auto deadline = Clock::now() + duration;
   while (Clock::now() < deadline && !::testing::Test::HasFailure()) {
     SCOPED_TRACE(fmt::format("cycle {}", cycles));
     // A snapshot of main.
     auto called = Clock::now();
-    auto s = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=c{}", p.id, main_branch, cycles));
+    auto s = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=c{}", p.id,
+                                        main_branch, cycles));
     run(s);
     snapshots.emplace_back(str(s.body.at("snapshot"), "id"), main_writes(called));
     if (snapshots.size() > 4) {
-      run(a.call("DELETE", fmt::format("/projects/{}/snapshots/{}", p.id, snapshots.front().first)));
+      run(a.call("DELETE",
+                 fmt::format("/projects/{}/snapshots/{}", p.id, snapshots.front().first)));
       snapshots.erase(snapshots.begin());
     }
 
     // A branch of main: it holds every write acknowledged before the call.
     called = Clock::now();
-    auto b = a.post(fmt::format("/projects/{}/branches", p.id),
-                    {{"branch", {{"parent_id", main_branch}}}, {"endpoints", {{{"type", "read_write"}}}}});
+    auto b = a.post(
+        fmt::format("/projects/{}/branches", p.id),
+        {{"branch", {{"parent_id", main_branch}}}, {"endpoints", {{{"type", "read_write"}}}}});
     run(b);
     const Writes expected_in_branch = main_writes(called);
-    EXPECT_EQ(missing(a.owner_conninfo(p.password, str(b.body.at("endpoints").at(0), "id")), expected_in_branch), 0)
+    EXPECT_EQ(missing(a.owner_conninfo(p.password, str(b.body.at("endpoints").at(0), "id")),
+                      expected_in_branch),
+              0)
         << "a new branch lacks acknowledged writes";
     remove_branch(str(b.body.at("branch"), "id"));
     ++branches;
 
     // A finalized restore of one of the kept snapshots onto main.
-    const auto& [snap, snap_writes] = snapshots[std::uniform_int_distribution<size_t>(0, snapshots.size() - 1)(rng)];
+    const auto& [snap, snap_writes] =
+        snapshots[std::uniform_int_distribution<size_t>(0, snapshots.size() - 1)(rng)];
     query_value(info, fmt::format("INSERT INTO marker VALUES ({})", restores));
     called = Clock::now();
-    auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, snap),
-                    fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", main_branch));
+    auto r =
+        a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, snap),
+               fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", main_branch));
     {
       std::lock_guard l(restores_mu);
       restore_returned[restores] = Clock::now();
@@ -211,12 +228,14 @@ TEST(SoakTest, WritersAndReadersThroughContinuousSnapshotsRestoresAndBranches) {
     const Writes kept = main_writes(called);  // 'main (old)' must hold these
     run(r);
     const auto finished = Clock::now();
-    EXPECT_EQ(missing(info, snap_writes), 0) << "main after the restore lacks writes its snapshot held";
+    EXPECT_EQ(missing(info, snap_writes), 0)
+        << "main after the restore lacks writes its snapshot held";
     const std::string old_main = main_branch;
     main_branch = str(r.body.at("branch"), "id");
     base = snap_writes;
     base_since = finished;
-    EXPECT_EQ(missing(add_endpoint(old_main), kept), 0) << "'main (old)' lacks writes acknowledged before the restore";
+    EXPECT_EQ(missing(add_endpoint(old_main), kept), 0)
+        << "'main (old)' lacks writes acknowledged before the restore";
     remove_branch(old_main);
     ++restores;
 
@@ -238,20 +257,24 @@ TEST(SoakTest, WritersAndReadersThroughContinuousSnapshotsRestoresAndBranches) {
     std::lock_guard l(restores_mu);
     for (const auto& m : stale) ADD_FAILURE() << m;
   }
-  std::printf("soak: %lld s, %d cycles (%d snapshots, %d branches, %d restores), %zu writes acknowledged, "
-              "%ld write errors (restores' 57P01), %ld reconnecting reads; argond fds %d before, %d max, %d after; "
-              "RSS %ld kB before, %ld kB max, %ld kB after\n",
-              static_cast<long long>(duration.count()), cycles, cycles, branches, restores, acks.size(),
-              write_errors.load(), reads.load(), fds_start, fds_max, fds_end, rss_start, rss_max, rss_end);
+  std::printf(
+      "soak: %lld s, %d cycles (%d snapshots, %d branches, %d restores), %zu writes acknowledged, "
+      "%ld write errors (restores' 57P01), %ld reconnecting reads; argond fds %d before, %d max, "
+      "%d after; "
+      "RSS %ld kB before, %ld kB max, %ld kB after\n",
+      static_cast<long long>(duration.count()), cycles, cycles, branches, restores, acks.size(),
+      write_errors.load(), reads.load(), fds_start, fds_max, fds_end, rss_start, rss_max, rss_end);
   ASSERT_GE(cycles, 3) << "too few cycles to judge flatness";
   // Flat: with the clients gone, back to the descriptors of the start.
   if (fds_end > fds_start + kAdminPool) {
     std::string held;
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", a.pid()), ec)) {
+    for (const auto& e :
+         std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", a.pid()), ec)) {
       held += std::filesystem::read_symlink(e.path(), ec).string() + " ";
     }
-    ADD_FAILURE() << "argond's descriptors grew from " << fds_start << " to " << fds_end << ": " << held;
+    ADD_FAILURE() << "argond's descriptors grew from " << fds_start << " to " << fds_end << ": "
+                  << held;
   }
   if (rss_bounds_apply()) EXPECT_LE(rss_end, rss_start + 32 * 1024) << "argond's memory grew (kB)";
 }

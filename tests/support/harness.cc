@@ -1,18 +1,17 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
-
-#include <algorithm>
 #include <fstream>
 #include <stdexcept>
 #include <thread>
@@ -59,8 +58,9 @@ void Argond::start() {
   fs::create_directories(data_dir_);
   ::chmod(data_dir_.c_str(), 0711);
   fs::path out = data_dir_ / "argond.stdout";
-  std::vector<std::string> argv = {argond_path(), "--data-dir", data_dir_.string(), "--listen", "127.0.0.1:0",
-                                   "--proxy-listen", "127.0.0.1:0", "--log-level", "debug"};
+  std::vector<std::string> argv = {argond_path(), "--data-dir",  data_dir_.string(),
+                                   "--listen",    "127.0.0.1:0", "--proxy-listen",
+                                   "127.0.0.1:0", "--log-level", "debug"};
   if (!durable_) argv.push_back("--unsafe-no-fsync");
   for (const auto& f : flags_) argv.push_back(f);
   ::truncate(out.c_str(), 0);
@@ -86,7 +86,8 @@ void Argond::start() {
     std::ifstream in(out);
     std::string line;
     while (std::getline(in, line)) {
-      if (line.starts_with("ARGOND_PROXY=")) proxy_port_ = std::stoi(line.substr(line.rfind(':') + 1));
+      if (line.starts_with("ARGOND_PROXY="))
+        proxy_port_ = std::stoi(line.substr(line.rfind(':') + 1));
       if (line.starts_with("ARGOND_API_URL=http://")) {
         std::string rest = line.substr(22);
         host_ = rest.substr(0, rest.find(':'));
@@ -130,9 +131,10 @@ void Argond::terminate() {
 std::string Argond::api_url() const { return fmt::format("http://{}:{}/api/v2", host_, port_); }
 
 std::string Argond::owner_conninfo(const std::string& password, const std::string& endpoint) const {
-  return fmt::format("host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
-                     "options=endpoint={} connect_timeout=60",
-                     proxy_port_, password, endpoint);
+  return fmt::format(
+      "host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} sslmode=require "
+      "options=endpoint={} connect_timeout=60",
+      proxy_port_, password, endpoint);
 }
 
 std::string Argond::log_tail() const { return tail_file(data_dir_ / "argond.stdout", 6000); }
@@ -162,15 +164,19 @@ ApiReply Argond::call(const std::string& method, const std::string& path, const 
   return r;
 }
 
-std::vector<std::string> Argond::wait_operations(const std::string& project_id, const json::value& ops,
-                                                 std::chrono::seconds timeout, std::chrono::milliseconds poll) {
+std::vector<std::string> Argond::wait_operations(const std::string& project_id,
+                                                 const json::value& ops,
+                                                 std::chrono::seconds timeout,
+                                                 std::chrono::milliseconds poll) {
   std::vector<std::string> out;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (const auto& op : ops.as_array()) {
     std::string id(op.at("id").as_string());
     while (true) {
       auto r = get(fmt::format("/projects/{}/operations/{}", project_id, id));
-      std::string status = r.status == 200 ? std::string(r.body.at("operation").at("status").as_string()) : "missing";
+      std::string status = r.status == 200
+                               ? std::string(r.body.at("operation").at("status").as_string())
+                               : "missing";
       if (status != "scheduling" && status != "running") {
         out.push_back(status);
         break;
@@ -197,11 +203,14 @@ void Argond::wait_idle(const std::string& project_id, std::chrono::seconds timeo
     if (!pending) return;
     std::this_thread::sleep_for(50ms);
   }
-  throw std::runtime_error(fmt::format("project {} still has pending operations\n{}", project_id, log_tail()));
+  throw std::runtime_error(
+      fmt::format("project {} still has pending operations\n{}", project_id, log_tail()));
 }
 
-PgConn Argond::connect(const std::string& branch_id, const std::string& dbname, const std::string& user) {
-  auto c = PgConn::connect(socket_conninfo((data_dir_ / "run" / branch_id).string(), kComputePort, user, dbname));
+PgConn Argond::connect(const std::string& branch_id, const std::string& dbname,
+                       const std::string& user) {
+  auto c = PgConn::connect(
+      socket_conninfo((data_dir_ / "run" / branch_id).string(), kComputePort, user, dbname));
   if (!c) throw std::runtime_error(c.error().message);
   return std::move(*c);
 }
@@ -220,15 +229,18 @@ const char* argond_path() {
 }
 const char* argon_cli_path() { return ARGON_CLI_PATH; }
 
-std::string str(const json::value& v, std::string_view key) { return std::string(v.at(key).as_string()); }
+std::string str(const json::value& v, std::string_view key) {
+  return std::string(v.at(key).as_string());
+}
 
 TestProject create_project(Argond& a, const json::object& project) {
   auto r = a.post("/projects", json::object{{"project", project}});
-  if (r.status != 201) throw std::runtime_error(fmt::format("create project: HTTP {} {}", r.status, r.raw));
+  if (r.status != 201)
+    throw std::runtime_error(fmt::format("create project: HTTP {} {}", r.status, r.raw));
   const auto& conn = r.body.at("connection_uris").at(0);
   TestProject p{str(r.body.at("project"), "id"), str(r.body.at("branch"), "id"),
-                str(r.body.at("endpoints").at(0), "id"), str(conn.at("connection_parameters"), "password"),
-                str(conn, "connection_uri")};
+                str(r.body.at("endpoints").at(0), "id"),
+                str(conn.at("connection_parameters"), "password"), str(conn, "connection_uri")};
   for (const auto& status : a.wait_operations(p.id, r.body.at("operations"))) {
     if (status != "finished") {
       throw std::runtime_error(fmt::format("project creation ended {}\n{}", status, a.log_tail()));
@@ -239,7 +251,9 @@ TestProject create_project(Argond& a, const json::object& project) {
 
 std::pair<double, double> p50_p99(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))]; };
+  auto at = [&](double q) {
+    return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
+  };
   return {at(0.50), at(0.99)};
 }
 
@@ -254,7 +268,9 @@ bool rss_bounds_apply() {
 int open_fds(pid_t pid) {
   int n = 0;
   std::error_code ec;
-  for (fs::directory_iterator it(fmt::format("/proc/{}/fd", pid), ec), end; !ec && it != end; it.increment(ec)) ++n;
+  for (fs::directory_iterator it(fmt::format("/proc/{}/fd", pid), ec), end; !ec && it != end;
+       it.increment(ec))
+    ++n;
   return n;
 }
 

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -14,8 +15,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <boost/json.hpp>
 
 #include "common/cluster_names.h"
 #include "common/pg_conn.h"
@@ -63,11 +62,13 @@ class Argond {
     return call("POST", path, boost::json::serialize(body));
   }
   // Polls every operation id until terminal; returns their final statuses.
-  std::vector<std::string> wait_operations(const std::string& project_id, const boost::json::value& ops,
-                                           std::chrono::seconds timeout = std::chrono::seconds(120),
-                                           std::chrono::milliseconds poll = std::chrono::milliseconds(50));
+  std::vector<std::string> wait_operations(
+      const std::string& project_id, const boost::json::value& ops,
+      std::chrono::seconds timeout = std::chrono::seconds(120),
+      std::chrono::milliseconds poll = std::chrono::milliseconds(50));
   // Waits until the project has no pending operation.
-  void wait_idle(const std::string& project_id, std::chrono::seconds timeout = std::chrono::seconds(120));
+  void wait_idle(const std::string& project_id,
+                 std::chrono::seconds timeout = std::chrono::seconds(120));
   // Admin connection to the compute serving `branch_id`.
   PgConn connect(const std::string& branch_id, const std::string& dbname = "postgres",
                  const std::string& user = std::string(kAdminRole));

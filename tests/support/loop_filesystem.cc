@@ -1,12 +1,11 @@
 #include "loop_filesystem.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <string>
-
-#include <fmt/format.h>
 
 namespace argon::testing {
 
@@ -23,9 +22,10 @@ LoopFilesystem::LoopFilesystem(LoopFsType type, std::uint64_t size_bytes) {
   image_ = dir_ / "fs.img";
   mnt_ = dir_ / "mnt";
   fs::create_directories(mnt_);
-  const char* mkfs = type == LoopFsType::kXfsReflink ? "mkfs.xfs -q -m reflink=1" : "mkfs.ext4 -q -F";
-  ok_ = run(fmt::format("truncate -s {} {} && {} {} && mount -o loop {} {}", size_bytes, image_.string(), mkfs,
-                        image_.string(), image_.string(), mnt_.string()));
+  const char* mkfs =
+      type == LoopFsType::kXfsReflink ? "mkfs.xfs -q -m reflink=1" : "mkfs.ext4 -q -F";
+  ok_ = run(fmt::format("truncate -s {} {} && {} {} && mount -o loop {} {}", size_bytes,
+                        image_.string(), mkfs, image_.string(), image_.string(), mnt_.string()));
   if (ok_) ::chmod(mnt_.c_str(), 0711);
 }
 

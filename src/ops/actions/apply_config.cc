@@ -15,14 +15,18 @@ class ApplyConfig final : public TypedAction<params::ApplyConfig> {
 
  private:
   Result<Outcome> execute(catalog::Operation& op, const params::ApplyConfig& p) override {
-    ARGON_ASSIGN_OR_RETURN(auto rt, env_.catalog.transact([&](catalog::Tx& tx) -> Result<std::optional<BranchRuntime>> {
-      return ActionEnv::load_runtime(tx, op.project_id, op.branch_id.value_or(""));
-    }));
+    ARGON_ASSIGN_OR_RETURN(
+        auto rt,
+        env_.catalog.transact([&](catalog::Tx& tx) -> Result<std::optional<BranchRuntime>> {
+          return ActionEnv::load_runtime(tx, op.project_id, op.branch_id.value_or(""));
+        }));
     if (!rt) return Outcome::kSkipped;
     const bool was_running = env_.computes.running(rt->branch.id);
     ARGON_RETURN_IF_ERROR(env_.ensure_compute(*rt));
     const Status applied = ClusterConfig(env_).apply(rt->branch, p.changes);
-    if (!was_running) log_if_cleanup_failed(env_.stop_compute(rt->branch.id), "suspend a compute woken for a change");
+    if (!was_running)
+      log_if_cleanup_failed(env_.stop_compute(rt->branch.id),
+                            "suspend a compute woken for a change");
     ARGON_RETURN_IF_ERROR(applied);
     return Outcome::kDone;
   }
@@ -30,6 +34,8 @@ class ApplyConfig final : public TypedAction<params::ApplyConfig> {
 
 }  // namespace
 
-std::unique_ptr<Action> make_apply_config(ActionEnv& env) { return std::make_unique<ApplyConfig>(env); }
+std::unique_ptr<Action> make_apply_config(ActionEnv& env) {
+  return std::make_unique<ApplyConfig>(env);
+}
 
 }  // namespace argon::ops

@@ -1,5 +1,5 @@
-// create_branch (Neon: create_timeline): a new branch's data directory, from the template cluster (a
-// new project's first branch, whose roles and databases are then created) or from its parent's
+// create_branch (Neon: create_timeline): a new branch's data directory, from the template cluster
+// (a new project's first branch, whose roles and databases are then created) or from its parent's
 // current state (a consistent capture when the parent runs, a plain clone when it is stopped). A
 // failure removes the directory, the branch and its endpoints; the later operations on them are
 // skipped.
@@ -30,8 +30,10 @@ class CreateBranch final : public TypedAction<params::CreateBranch> {
 
   Result<Outcome> execute(catalog::Operation& op, const params::CreateBranch& p) override {
     ARGON_ASSIGN_OR_RETURN(Loaded loaded, env_.catalog.transact([&](Tx& tx) -> Result<Loaded> {
-      Loaded l{ActionEnv::load_runtime(tx, op.project_id, op.branch_id.value_or(""), true), std::nullopt};
-      if (l.branch && l.branch->branch.parent_id) l.parent = tx.get_branch(op.project_id, *l.branch->branch.parent_id, true);
+      Loaded l{ActionEnv::load_runtime(tx, op.project_id, op.branch_id.value_or(""), true),
+               std::nullopt};
+      if (l.branch && l.branch->branch.parent_id)
+        l.parent = tx.get_branch(op.project_id, *l.branch->branch.parent_id, true);
       return l;
     }));
     if (!loaded.branch || loaded.branch->branch.deleted) return Outcome::kSkipped;
@@ -39,7 +41,8 @@ class CreateBranch final : public TypedAction<params::CreateBranch> {
     ARGON_ASSIGN_OR_RETURN(const PgInstall* pg, env_.install(rt.pg_major));
 
     std::optional<std::string> lsn;
-    Status st = p.source == Source::kTemplate ? from_template(rt, *pg) : from_parent(rt, loaded.parent, *pg, lsn);
+    Status st = p.source == Source::kTemplate ? from_template(rt, *pg)
+                                              : from_parent(rt, loaded.parent, *pg, lsn);
     if (!st) {
       env_.discard_branch(rt.branch.id);
       return std::unexpected(st.error());
@@ -55,8 +58,8 @@ class CreateBranch final : public TypedAction<params::CreateBranch> {
     return ClusterConfig(env_).initialize(rt.branch);
   }
 
-  Status from_parent(const BranchRuntime& rt, const std::optional<Branch>& parent, const PgInstall& pg,
-                     std::optional<std::string>& lsn) {
+  Status from_parent(const BranchRuntime& rt, const std::optional<Branch>& parent,
+                     const PgInstall& pg, std::optional<std::string>& lsn) {
     if (!parent) return fail(ErrorCode::kConflict, "parent branch no longer exists");
     const auto src = env_.storage.branch_pgdata(parent->id);
     if (!env_.computes.running(parent->id)) {
@@ -64,7 +67,8 @@ class CreateBranch final : public TypedAction<params::CreateBranch> {
       return {};
     }
     ARGON_ASSIGN_OR_RETURN(auto conn, PgConn::connect(env_.computes.admin_conninfo(parent->id)));
-    ARGON_ASSIGN_OR_RETURN(auto info, env_.storage.create_branch_from_running(rt.branch.id, src, conn, pg.major));
+    ARGON_ASSIGN_OR_RETURN(
+        auto info, env_.storage.create_branch_from_running(rt.branch.id, src, conn, pg.major));
     lsn = info.stop_lsn;
     return {};
   }
@@ -72,6 +76,8 @@ class CreateBranch final : public TypedAction<params::CreateBranch> {
 
 }  // namespace
 
-std::unique_ptr<Action> make_create_branch(ActionEnv& env) { return std::make_unique<CreateBranch>(env); }
+std::unique_ptr<Action> make_create_branch(ActionEnv& env) {
+  return std::make_unique<CreateBranch>(env);
+}
 
 }  // namespace argon::ops

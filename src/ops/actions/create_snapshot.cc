@@ -3,9 +3,9 @@
 // sealed with a manifest and made read-only. A snapshot asked for at a point in time is accepted
 // only if nothing committed on the branch between that point and the capture's end. A failure
 // removes the data and the row: the snapshot disappears from the list.
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "common/crash_point.h"
 #include "common/pg_conn.h"
@@ -38,18 +38,22 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
     ARGON_ASSIGN_OR_RETURN(Loaded loaded, env_.catalog.transact([&](Tx& tx) -> Result<Loaded> {
       auto project = tx.get_project(op.project_id, true);
       return Loaded{tx.get_snapshot(op.project_id, p.snapshot_id, true),
-                    tx.get_branch(op.project_id, op.branch_id.value_or(""), true), project ? project->pg_version : 0};
+                    tx.get_branch(op.project_id, op.branch_id.value_or(""), true),
+                    project ? project->pg_version : 0};
     }));
     if (!loaded.snapshot || loaded.snapshot->deleted) return Outcome::kSkipped;
     ARGON_ASSIGN_OR_RETURN(const PgInstall* pg, env_.install(loaded.pg_major));
     const int64_t captured_at = env_.clock.now_ms();
     // Set when the snapshot was asked for at a point in time (see verify_no_commit).
-    const std::optional<uint64_t> wal_end = p.wal_end ? storage::parse_lsn(*p.wal_end) : std::nullopt;
+    const std::optional<uint64_t> wal_end =
+        p.wal_end ? storage::parse_lsn(*p.wal_end) : std::nullopt;
     auto captured = capture(p.snapshot_id, *loaded.snapshot, loaded.branch, *pg, wal_end);
     if (!captured) {
-      log_if_cleanup_failed(env_.storage.remove_snapshot(p.snapshot_id), "remove a snapshot that failed");
-      log_if_cleanup_failed(env_.catalog.run([&](Tx& tx) { return tx.delete_snapshot_row(p.snapshot_id); }),
-                            "remove the row of a snapshot that failed");
+      log_if_cleanup_failed(env_.storage.remove_snapshot(p.snapshot_id),
+                            "remove a snapshot that failed");
+      log_if_cleanup_failed(
+          env_.catalog.run([&](Tx& tx) { return tx.delete_snapshot_row(p.snapshot_id); }),
+          "remove the row of a snapshot that failed");
       return std::unexpected(captured.error());
     }
     crash_point("snapshot.captured");
@@ -58,7 +62,8 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
       if (!s) return {};
       s->state = catalog::snapshot_state::kReady;
       if (!s->timestamp) s->timestamp = captured_at;
-      if (captured->lsn && !s->lsn) s->lsn = captured->lsn;  // a point asked for stays what the snapshot shows
+      if (captured->lsn && !s->lsn)
+        s->lsn = captured->lsn;  // a point asked for stays what the snapshot shows
       if (captured->bytes) s->full_size = static_cast<int64_t>(captured->bytes);
       s->updated_at = env_.clock.now_ms();
       return tx.put_snapshot(*s);
@@ -74,15 +79,20 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
       // A run before a crash completed the capture; keep it and finish sealing it. A point-in-time
       // one must be verified again from its own WAL: if that no longer reaches back, it fails.
       ARGON_RETURN_IF_ERROR(env_.storage.seal_snapshot(snapshot_id));
-      if (wal_end) ARGON_RETURN_IF_ERROR(verify_no_commit(pg, snapshot.source_branch_id, copy, *wal_end, std::nullopt));
+      if (wal_end)
+        ARGON_RETURN_IF_ERROR(
+            verify_no_commit(pg, snapshot.source_branch_id, copy, *wal_end, std::nullopt));
       return Captured{};
     }
-    if (!branch || branch->deleted) return fail(ErrorCode::kConflict, "the branch to snapshot no longer exists");
+    if (!branch || branch->deleted)
+      return fail(ErrorCode::kConflict, "the branch to snapshot no longer exists");
     const fs::path pgdata = env_.storage.branch_pgdata(branch->id);
     if (!env_.computes.running(branch->id)) {
-      ARGON_ASSIGN_OR_RETURN(auto stats, env_.storage.create_snapshot_from_stopped(snapshot_id, pgdata));
+      ARGON_ASSIGN_OR_RETURN(auto stats,
+                             env_.storage.create_snapshot_from_stopped(snapshot_id, pgdata));
       // The copy holds all of the stopped branch's WAL.
-      if (wal_end) ARGON_RETURN_IF_ERROR(verify_no_commit(pg, branch->id, copy, *wal_end, std::nullopt));
+      if (wal_end)
+        ARGON_RETURN_IF_ERROR(verify_no_commit(pg, branch->id, copy, *wal_end, std::nullopt));
       return Captured{std::nullopt, stats.bytes};
     }
     ARGON_ASSIGN_OR_RETURN(auto conn, PgConn::connect(env_.computes.admin_conninfo(branch->id)));
@@ -91,9 +101,11 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
       // it from the latest redo point, so [wal_end, capture end) can still be read afterwards.
       std::string slot = "argon_" + snapshot_id;
       std::replace(slot.begin(), slot.end(), '-', '_');
-      ARGON_RETURN_IF_ERROR(conn.exec(fmt::format("SELECT pg_create_physical_replication_slot('{}', true, true)", slot)));
+      ARGON_RETURN_IF_ERROR(conn.exec(
+          fmt::format("SELECT pg_create_physical_replication_slot('{}', true, true)", slot)));
     }
-    ARGON_ASSIGN_OR_RETURN(auto info, env_.storage.create_snapshot_from_running(snapshot_id, pgdata, conn, pg.major));
+    ARGON_ASSIGN_OR_RETURN(
+        auto info, env_.storage.create_snapshot_from_running(snapshot_id, pgdata, conn, pg.major));
     if (wal_end) {
       // Up to the backup's end in the branch's own WAL (the slot kept it); after it, in the WAL the
       // snapshot copied: a restore replays all of that, not only up to the stop LSN.
@@ -108,21 +120,24 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
   // branch after that point by the API call, which saw the branch's WAL end at `wal_end`. Anything
   // committed in `pgdata`'s WAL from `from` (to `until`) means the point is no longer the state
   // captured.
-  Status verify_no_commit(const PgInstall& pg, const std::string& branch_id, const fs::path& pgdata, uint64_t from,
-                          std::optional<uint64_t> until) {
+  Status verify_no_commit(const PgInstall& pg, const std::string& branch_id, const fs::path& pgdata,
+                          uint64_t from, std::optional<uint64_t> until) {
     auto history = env_.storage.wal_history(pg, pgdata, from, until);
     if (!history) {
       return fail(ErrorCode::kConflict,
-                  fmt::format("could not verify that nothing committed on branch {} after the snapshot call ({}); the "
+                  fmt::format("could not verify that nothing committed on branch {} after the "
+                              "snapshot call ({}); the "
                               "point asked for cannot be captured exactly, take the snapshot again",
                               branch_id, history.error().message));
     }
     if (history->last_commit_lsn) {
-      return fail(ErrorCode::kConflict,
-                  fmt::format("a transaction committed on branch {} (at LSN {}) after the snapshot call and before "
-                              "the capture, so the point asked for is no longer the branch's state; take the "
-                              "snapshot again",
-                              branch_id, storage::format_lsn(*history->last_commit_lsn)));
+      return fail(
+          ErrorCode::kConflict,
+          fmt::format(
+              "a transaction committed on branch {} (at LSN {}) after the snapshot call and before "
+              "the capture, so the point asked for is no longer the branch's state; take the "
+              "snapshot again",
+              branch_id, storage::format_lsn(*history->last_commit_lsn)));
     }
     return {};
   }
@@ -130,6 +145,8 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
 
 }  // namespace
 
-std::unique_ptr<Action> make_create_snapshot(ActionEnv& env) { return std::make_unique<CreateSnapshot>(env); }
+std::unique_ptr<Action> make_create_snapshot(ActionEnv& env) {
+  return std::make_unique<CreateSnapshot>(env);
+}
 
 }  // namespace argon::ops

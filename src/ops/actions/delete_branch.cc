@@ -31,6 +31,8 @@ class DeleteBranch final : public TypedAction<params::DeleteBranch> {
 
 }  // namespace
 
-std::unique_ptr<Action> make_delete_branch(ActionEnv& env) { return std::make_unique<DeleteBranch>(env); }
+std::unique_ptr<Action> make_delete_branch(ActionEnv& env) {
+  return std::make_unique<DeleteBranch>(env);
+}
 
 }  // namespace argon::ops

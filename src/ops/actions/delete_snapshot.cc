@@ -14,13 +14,16 @@ class DeleteSnapshot final : public TypedAction<params::DeleteSnapshot> {
  private:
   Result<Outcome> execute(catalog::Operation&, const params::DeleteSnapshot& p) override {
     ARGON_RETURN_IF_ERROR(env_.storage.remove_snapshot(p.snapshot_id));
-    ARGON_RETURN_IF_ERROR(env_.catalog.run([&](catalog::Tx& tx) { return tx.delete_snapshot_row(p.snapshot_id); }));
+    ARGON_RETURN_IF_ERROR(
+        env_.catalog.run([&](catalog::Tx& tx) { return tx.delete_snapshot_row(p.snapshot_id); }));
     return Outcome::kDone;
   }
 };
 
 }  // namespace
 
-std::unique_ptr<Action> make_delete_snapshot(ActionEnv& env) { return std::make_unique<DeleteSnapshot>(env); }
+std::unique_ptr<Action> make_delete_snapshot(ActionEnv& env) {
+  return std::make_unique<DeleteSnapshot>(env);
+}
 
 }  // namespace argon::ops

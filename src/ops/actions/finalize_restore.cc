@@ -1,8 +1,8 @@
 // finalize_restore (Neon: swap_binding_id): the restored branch N takes the target T's place
-// (ARCHITECTURE.md §4). N's compute starts while T still serves; then T's endpoints are gated, their
-// clients told why and disconnected, the endpoints bound to N together with T's name and flags in
-// one catalog transaction, and the gate lifted; T's compute stops last. Idempotent: after a crash the
-// swap is either done (only T's compute is left to stop) or not begun.
+// (ARCHITECTURE.md §4). N's compute starts while T still serves; then T's endpoints are gated,
+// their clients told why and disconnected, the endpoints bound to N together with T's name and
+// flags in one catalog transaction, and the gate lifted; T's compute stops last. Idempotent: after
+// a crash the swap is either done (only T's compute is left to stop) or not begun.
 #include <fmt/format.h>
 
 #include "common/crash_point.h"
@@ -30,7 +30,8 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
   Result<Outcome> execute(catalog::Operation& op, const params::FinalizeRestore& p) override {
     ARGON_ASSIGN_OR_RETURN(Loaded loaded, env_.catalog.transact([&](Tx& tx) -> Result<Loaded> {
       return Loaded{ActionEnv::load_runtime(tx, op.project_id, op.branch_id.value_or("")),
-                    tx.get_branch(op.project_id, p.target_branch_id), tx.list_branch_endpoints(p.target_branch_id)};
+                    tx.get_branch(op.project_id, p.target_branch_id),
+                    tx.list_branch_endpoints(p.target_branch_id)};
     }));
     if (!loaded.restored) return Outcome::kSkipped;
     BranchRuntime& restored = *loaded.restored;
@@ -38,11 +39,14 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
       ARGON_RETURN_IF_ERROR(env_.stop_compute(p.target_branch_id));
       return Outcome::kDone;
     }
-    if (!loaded.target) return fail(ErrorCode::kConflict, fmt::format("target branch {} no longer exists", p.target_branch_id));
+    if (!loaded.target)
+      return fail(ErrorCode::kConflict,
+                  fmt::format("target branch {} no longer exists", p.target_branch_id));
     const Branch& target = *loaded.target;
     bool serve = false;
     for (const auto& ep : loaded.endpoints) {
-      serve |= !ep.disabled && (ep.current_state == catalog::endpoint_state::kActive || env_.computes.running(target.id));
+      serve |= !ep.disabled && (ep.current_state == catalog::endpoint_state::kActive ||
+                                env_.computes.running(target.id));
     }
     if (serve) {
       // N's compute runs with the settings of the endpoints it is about to receive.
@@ -51,11 +55,14 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
     }
     crash_point("swap.new_started");
     const auto fenced = ids_of(loaded.endpoints);
-    env_.fence(fenced, fmt::format("terminating connection: branch {} was restored from a snapshot; reconnect to "
-                                   "reach the restored data",
-                                   target.name));
+    env_.fence(
+        fenced,
+        fmt::format("terminating connection: branch {} was restored from a snapshot; reconnect to "
+                    "reach the restored data",
+                    target.name));
     crash_point("swap.gated");
-    const Status swapped = env_.catalog.run([&](Tx& tx) { return swap(tx, op.project_id, restored.branch.id, target.id, p); });
+    const Status swapped = env_.catalog.run(
+        [&](Tx& tx) { return swap(tx, op.project_id, restored.branch.id, target.id, p); });
     crash_point("swap.swapped");
     env_.unfence(fenced);
     ARGON_RETURN_IF_ERROR(swapped);
@@ -64,18 +71,19 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
   }
 
   // N takes T's name, flags and endpoints; T becomes "<name> (old)" (or the name asked for).
-  Status swap(Tx& tx, const std::string& project_id, const std::string& restored_id, const std::string& target_id,
-              const params::FinalizeRestore& p) {
+  Status swap(Tx& tx, const std::string& project_id, const std::string& restored_id,
+              const std::string& target_id, const params::FinalizeRestore& p) {
     auto n = tx.get_branch(project_id, restored_id);
     auto t = tx.get_branch(project_id, target_id);
-    if (!n || !t) return fail(ErrorCode::kConflict, "the restored or the target branch was deleted meanwhile");
+    if (!n || !t)
+      return fail(ErrorCode::kConflict, "the restored or the target branch was deleted meanwhile");
     const int64_t now = env_.clock.now_ms();
     const std::string name = t->name;
     if (p.old_name) {
       t->name = *p.old_name;
     } else {
-      // "<name> (old)"; a second restore of the same branch gets "(old 2)", and so on, so that every
-      // branch name stays unambiguous.
+      // "<name> (old)"; a second restore of the same branch gets "(old 2)", and so on, so that
+      // every branch name stays unambiguous.
       const auto branches = tx.list_branches(project_id);
       auto taken = [&](const std::string& candidate) {
         for (const auto& other : branches) {
@@ -110,6 +118,8 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
 
 }  // namespace
 
-std::unique_ptr<Action> make_finalize_restore(ActionEnv& env) { return std::make_unique<FinalizeRestore>(env); }
+std::unique_ptr<Action> make_finalize_restore(ActionEnv& env) {
+  return std::make_unique<FinalizeRestore>(env);
+}
 
 }  // namespace argon::ops

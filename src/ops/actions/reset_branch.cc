@@ -37,7 +37,8 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
     const BranchRuntime& rt = *loaded.branch;
     const Branch& branch = rt.branch;
     bool serve = env_.computes.running(branch.id);
-    for (const auto& ep : rt.endpoints) serve |= !ep.disabled && ep.current_state == catalog::endpoint_state::kActive;
+    for (const auto& ep : rt.endpoints)
+      serve |= !ep.disabled && ep.current_state == catalog::endpoint_state::kActive;
     const auto fenced = ids_of(rt.endpoints);
 
     std::optional<std::string> lsn;
@@ -49,9 +50,11 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
       }
       lsn = *captured;
       crash_point("reset.captured");
-      env_.fence(fenced, fmt::format("terminating connection: branch {} was reset from branch {}; reconnect to "
-                                     "reach its new data",
-                                     branch.name, loaded.source->name));
+      env_.fence(
+          fenced,
+          fmt::format("terminating connection: branch {} was reset from branch {}; reconnect to "
+                      "reach its new data",
+                      branch.name, loaded.source->name));
       Status st = env_.stop_compute(branch.id);
       if (st) st = env_.storage.exchange_reset(branch.id);
       if (!st) {
@@ -64,13 +67,15 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
     if (st && serve) st = env_.ensure_compute(rt);
     env_.unfence(fenced);
     ARGON_RETURN_IF_ERROR(st);
-    ARGON_RETURN_IF_ERROR(env_.catalog.run([&](Tx& tx) { return record(tx, op.project_id, branch.id, lsn, p); }));
+    ARGON_RETURN_IF_ERROR(
+        env_.catalog.run([&](Tx& tx) { return record(tx, op.project_id, branch.id, lsn, p); }));
     return Outcome::kDone;
   }
 
   // The source's current state into branches/.reset-<id>; the LSN it was captured at when it ran.
   Result<std::optional<std::string>> capture(const catalog::Operation& op, const BranchRuntime& rt,
-                                             const std::string& source_id, const std::optional<Branch>& source) {
+                                             const std::string& source_id,
+                                             const std::optional<Branch>& source) {
     if (!source) {
       return fail(ErrorCode::kConflict,
                   fmt::format("branch {}, the source of the reset, no longer exists", source_id));
@@ -81,14 +86,16 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
       return std::optional<std::string>();
     }
     ARGON_ASSIGN_OR_RETURN(auto conn, PgConn::connect(env_.computes.admin_conninfo(source->id)));
-    ARGON_ASSIGN_OR_RETURN(auto info, env_.storage.capture_reset_from_running(rt.branch.id, src, conn, rt.pg_major, op.id));
+    ARGON_ASSIGN_OR_RETURN(auto info, env_.storage.capture_reset_from_running(
+                                          rt.branch.id, src, conn, rt.pg_major, op.id));
     return std::optional<std::string>(info.stop_lsn);
   }
 
   // The capture failed: its copy goes, and so does the preserve branch the API made for the old
   // data (its children come back to the branch).
   void abandon(const catalog::Operation& op, const Branch& branch, const params::ResetBranch& p) {
-    log_if_cleanup_failed(env_.storage.abandon_reset(branch.id), "remove the copy of a reset that failed");
+    log_if_cleanup_failed(env_.storage.abandon_reset(branch.id),
+                          "remove the copy of a reset that failed");
     if (!p.preserve_branch_id) return;
     log_if_cleanup_failed(env_.catalog.run([&](Tx& tx) -> Status {
       for (auto child : tx.list_branches(op.project_id)) {
@@ -134,6 +141,8 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
 
 }  // namespace
 
-std::unique_ptr<Action> make_reset_branch(ActionEnv& env) { return std::make_unique<ResetBranch>(env); }
+std::unique_ptr<Action> make_reset_branch(ActionEnv& env) {
+  return std::make_unique<ResetBranch>(env);
+}
 
 }  // namespace argon::ops

@@ -18,15 +18,18 @@ class RestoreBranch final : public TypedAction<params::RestoreBranch> {
 
  private:
   Result<Outcome> execute(catalog::Operation& op, const params::RestoreBranch& p) override {
-    ARGON_ASSIGN_OR_RETURN(auto branch, env_.catalog.transact([&](Tx& tx) -> Result<std::optional<catalog::Branch>> {
-      return tx.get_branch(op.project_id, op.branch_id.value_or(""), true);
-    }));
+    ARGON_ASSIGN_OR_RETURN(
+        auto branch, env_.catalog.transact([&](Tx& tx) -> Result<std::optional<catalog::Branch>> {
+          return tx.get_branch(op.project_id, op.branch_id.value_or(""), true);
+        }));
     if (!branch || branch->deleted) return Outcome::kSkipped;
     Status st;
     if (!env_.storage.snapshot_exists(p.snapshot_id)) {
       st = fail(ErrorCode::kConflict,
-                fmt::format("snapshot {} has no data (it was deleted or never completed)", p.snapshot_id));
-    } else if (auto stats = env_.storage.create_branch_from_snapshot(branch->id, p.snapshot_id); !stats) {
+                fmt::format("snapshot {} has no data (it was deleted or never completed)",
+                            p.snapshot_id));
+    } else if (auto stats = env_.storage.create_branch_from_snapshot(branch->id, p.snapshot_id);
+               !stats) {
       st = std::unexpected(stats.error());
     }
     if (!st) {
@@ -40,6 +43,8 @@ class RestoreBranch final : public TypedAction<params::RestoreBranch> {
 
 }  // namespace
 
-std::unique_ptr<Action> make_restore_branch(ActionEnv& env) { return std::make_unique<RestoreBranch>(env); }
+std::unique_ptr<Action> make_restore_branch(ActionEnv& env) {
+  return std::make_unique<RestoreBranch>(env);
+}
 
 }  // namespace argon::ops

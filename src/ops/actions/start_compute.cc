@@ -30,14 +30,16 @@ class StartCompute final : public TypedAction<params::StartCompute> {
     if (!loaded.endpoint || !loaded.branch) return Outcome::kSkipped;
     const auto& ep = *loaded.endpoint;
     if (ep.disabled) {
-      return fail(ErrorCode::kConflict, fmt::format("endpoint {} is disabled; enable it with PATCH first", ep.id));
+      return fail(ErrorCode::kConflict,
+                  fmt::format("endpoint {} is disabled; enable it with PATCH first", ep.id));
     }
     const Status started = env_.ensure_compute(*loaded.branch);
     ARGON_RETURN_IF_ERROR(env_.catalog.run([&](Tx& tx) -> Status {
       auto e = tx.get_endpoint(op.project_id, ep.id);
       if (!e) return {};
       const int64_t now = env_.clock.now_ms();
-      e->current_state = std::string(started ? catalog::endpoint_state::kActive : catalog::endpoint_state::kIdle);
+      e->current_state =
+          std::string(started ? catalog::endpoint_state::kActive : catalog::endpoint_state::kIdle);
       e->pending_state.reset();
       if (started) e->started_at = e->last_active = now;
       e->updated_at = now;
@@ -50,6 +52,8 @@ class StartCompute final : public TypedAction<params::StartCompute> {
 
 }  // namespace
 
-std::unique_ptr<Action> make_start_compute(ActionEnv& env) { return std::make_unique<StartCompute>(env); }
+std::unique_ptr<Action> make_start_compute(ActionEnv& env) {
+  return std::make_unique<StartCompute>(env);
+}
 
 }  // namespace argon::ops

@@ -56,8 +56,8 @@ TEST(InputTest, IntegerFieldsTakeWholeNumbersInRangeOfAnyJsonForm) {
     ASSERT_TRUE(r) << number << ": " << r.error().message;
     EXPECT_EQ(r->value(), want) << number;
   }
-  for (const char* number : {"100001", "-6", "4.44e26", "-4.44e26", "9223372036854775808", "18446744073709551615",
-                             "9.3e18", "-9.3e18", "1e308"}) {
+  for (const char* number : {"100001", "-6", "4.44e26", "-4.44e26", "9223372036854775808",
+                             "18446744073709551615", "9.3e18", "-9.3e18", "1e308"}) {
     auto r = read(number);
     ASSERT_FALSE(r) << number;
     EXPECT_EQ(r.error().message, "n: must be between -5 and 100000") << number;

@@ -47,14 +47,16 @@ TEST(RouterTest, AnotherMethodOnAKnownPathIsTold) {
 }
 
 TEST(RouterTest, CapturesThatCannotExistAreNotFound) {
-  EXPECT_TRUE(Router::check_captures({{"project_id", "odd-moon-12345678"}, {"role_name", "Any Name"}}));
+  EXPECT_TRUE(
+      Router::check_captures({{"project_id", "odd-moon-12345678"}, {"role_name", "Any Name"}}));
   auto bad = Router::check_captures({{"project_id", "UPPER"}});
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, ErrorCode::kNotFound);
   EXPECT_FALSE(Router::check_captures({{"branch_id", std::string(61, 'a')}}));
   EXPECT_FALSE(Router::check_captures({{"role_name", std::string(64, 'a')}}));
   EXPECT_FALSE(Router::check_captures({{"database_name", ""}}));
-  EXPECT_TRUE(Router::check_captures({{"operation_id", "0b8c6f1e-3A52"}})) << "operation ids are UUIDs";
+  EXPECT_TRUE(Router::check_captures({{"operation_id", "0b8c6f1e-3A52"}}))
+      << "operation ids are UUIDs";
 }
 
 }  // namespace

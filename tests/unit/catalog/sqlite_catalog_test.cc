@@ -1,11 +1,10 @@
 #include "catalog/sqlite_catalog.h"
 
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 namespace argon::catalog {
 namespace {
@@ -63,16 +62,22 @@ PRAGMA user_version = 2;
 
   auto cat = SqliteCatalog::open(db);
   ASSERT_TRUE(cat) << cat.error().message << " " << cat.error().detail;
-  auto ops = (*cat)->transact([](Tx& tx) -> Result<std::vector<Operation>> { return tx.list_operations("p", 0, 100); });
+  auto ops = (*cat)->transact(
+      [](Tx& tx) -> Result<std::vector<Operation>> { return tx.list_operations("p", 0, 100); });
   ASSERT_TRUE(ops);
   std::map<std::string, std::pair<std::string, std::string>> got;  // id -> (kind, action)
   for (const auto& op : *ops) got[op.id] = {op.kind, op.action};
   const std::map<std::string, std::pair<std::string, std::string>> want = {
-      {"o1", {"create_branch", "create_timeline"}},    {"o2", {"create_branch", "create_timeline"}},
-      {"o3", {"restore_branch", "create_timeline"}},   {"o4", {"reset_branch", "create_timeline"}},
-      {"o5", {"create_snapshot", "create_timeline"}},  {"o6", {"delete_snapshot", "delete_timeline"}},
-      {"o7", {"delete_branch", "delete_timeline"}},    {"o8", {"finalize_restore", "swap_binding_id"}},
-      {"o9", {"start_compute", "start_compute"}},      {"o10", {"suspend_compute", "suspend_compute"}},
+      {"o1", {"create_branch", "create_timeline"}},
+      {"o2", {"create_branch", "create_timeline"}},
+      {"o3", {"restore_branch", "create_timeline"}},
+      {"o4", {"reset_branch", "create_timeline"}},
+      {"o5", {"create_snapshot", "create_timeline"}},
+      {"o6", {"delete_snapshot", "delete_timeline"}},
+      {"o7", {"delete_branch", "delete_timeline"}},
+      {"o8", {"finalize_restore", "swap_binding_id"}},
+      {"o9", {"start_compute", "start_compute"}},
+      {"o10", {"suspend_compute", "suspend_compute"}},
       {"o11", {"apply_config", "apply_config"}},
   };
   EXPECT_EQ(got, want);

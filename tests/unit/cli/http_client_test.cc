@@ -3,16 +3,16 @@
 // exchange works once the certificate is trusted through SSL_CERT_FILE, as with any OpenSSL tool.
 #include "cli/http_client.h"
 
-#include <cstdlib>
-#include <thread>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <fmt/format.h>
-#include <gtest/gtest.h>
+#include <cstdlib>
+#include <thread>
 
 #include "proxy/tls_context.h"
 
@@ -78,7 +78,8 @@ TEST(HttpClientTest, HttpsVerifiesTheCertificateAndItsHostName) {
   auto refused = untrusted->request("GET", "/projects", "", {});
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable);
-  EXPECT_NE(refused.error().message.find("certificate verify failed"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("certificate verify failed"), std::string::npos)
+      << refused.error().message;
 
   ::setenv("SSL_CERT_FILE", server.cert().c_str(), 1);
   auto trusted = HttpClient::make(fmt::format("https://localhost:{}/api/v2/", server.port()));

@@ -39,9 +39,9 @@ TEST(ClockTest, AWrittenTimeNamesTheIntervalOfItsLastDigit) {
 }
 
 TEST(ClockTest, RejectsMalformedTimes) {
-  for (const char* bad : {"", "yesterday", "2022-11-23", "2022-13-01T00:00:00Z",
-                          "2022-11-23T17:42:25", "2022-11-23T17:42:25Zjunk", "2022-11-23T25:00:00Z",
-                          "2022-11-23T17:42:25.Z"}) {
+  for (const char* bad :
+       {"", "yesterday", "2022-11-23", "2022-13-01T00:00:00Z", "2022-11-23T17:42:25",
+        "2022-11-23T17:42:25Zjunk", "2022-11-23T25:00:00Z", "2022-11-23T17:42:25.Z"}) {
     EXPECT_FALSE(parse_time(bad).has_value()) << bad;
   }
 }

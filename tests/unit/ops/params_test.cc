@@ -1,7 +1,8 @@
 #include "ops/params.h"
 
-#include <boost/json.hpp>
 #include <gtest/gtest.h>
+
+#include <boost/json.hpp>
 
 namespace argon::ops {
 namespace {
@@ -59,21 +60,28 @@ TEST(ParamsTest, MissingOrMistypedKeysAreErrorsNamingThem) {
   };
   const Case cases[] = {
       {ActionKind::kFinalizeRestore, "{}", "'target_branch_id' must be a string"},
-      {ActionKind::kFinalizeRestore, R"({"target_branch_id": 3})", "'target_branch_id' must be a string"},
+      {ActionKind::kFinalizeRestore, R"({"target_branch_id": 3})",
+       "'target_branch_id' must be a string"},
       {ActionKind::kCreateBranch, R"({"source": "elsewhere"})", "'source' must be"},
-      {ActionKind::kCreateSnapshot, R"({"snapshot_id": "s", "wal_end": 12})", "'wal_end' must be a string"},
-      {ActionKind::kSuspendCompute, R"({"branch_id": "b", "delete_endpoint": "yes"})", "'delete_endpoint' must be"},
+      {ActionKind::kCreateSnapshot, R"({"snapshot_id": "s", "wal_end": 12})",
+       "'wal_end' must be a string"},
+      {ActionKind::kSuspendCompute, R"({"branch_id": "b", "delete_endpoint": "yes"})",
+       "'delete_endpoint' must be"},
       {ActionKind::kApplyConfig, R"({"changes": {}})", "'changes' must be an array"},
-      {ActionKind::kApplyConfig, R"({"changes": [{"kind": "create_role"}]})", "'name' must be a string"},
-      {ActionKind::kApplyConfig, R"({"changes": [{"kind": "drop_everything", "name": "x"}]})", "'kind' must be"},
-      {ActionKind::kApplyConfig, R"({"changes": [{"kind": "update_database", "id": 4}]})", "'old_name' must be"},
+      {ActionKind::kApplyConfig, R"({"changes": [{"kind": "create_role"}]})",
+       "'name' must be a string"},
+      {ActionKind::kApplyConfig, R"({"changes": [{"kind": "drop_everything", "name": "x"}]})",
+       "'kind' must be"},
+      {ActionKind::kApplyConfig, R"({"changes": [{"kind": "update_database", "id": 4}]})",
+       "'old_name' must be"},
       {ActionKind::kDeleteSnapshot, "not json", "delete_snapshot"},
   };
   for (const auto& c : cases) {
     auto r = parse_params(c.kind, c.json);
     ASSERT_FALSE(r) << c.json;
     EXPECT_EQ(r.error().code, ErrorCode::kInternal);
-    EXPECT_NE(r.error().detail.find(c.names), std::string::npos) << c.json << " -> " << r.error().detail;
+    EXPECT_NE(r.error().detail.find(c.names), std::string::npos)
+        << c.json << " -> " << r.error().detail;
   }
 }
 

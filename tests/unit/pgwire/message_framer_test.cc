@@ -18,7 +18,8 @@ std::vector<std::pair<char, std::string>> drain(MessageFramer& f) {
   }
 }
 
-const std::string kStream = frame('Q', std::string("select 1\0", 9)) + frame('S', "") + frame('p', std::string(300, 'x'));
+const std::string kStream =
+    frame('Q', std::string("select 1\0", 9)) + frame('S', "") + frame('p', std::string(300, 'x'));
 
 TEST(MessageFramerTest, CoalescedMessagesComeOutOneByOne) {
   MessageFramer f(kMaxAuthMessageLength);

@@ -16,7 +16,8 @@ Message only_message(MessageFramer& f, const std::string& bytes) {
 }
 
 TEST(MessagesTest, ErrorResponseRoundTrips) {
-  ErrorFields e{"FATAL", "57P01", "terminating connection: branch restored", "detail here", "reconnect"};
+  ErrorFields e{"FATAL", "57P01", "terminating connection: branch restored", "detail here",
+                "reconnect"};
   MessageFramer f(1 << 20);
   auto m = only_message(f, error_response(e));
   EXPECT_EQ(m.type, 'E');

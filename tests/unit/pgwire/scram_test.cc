@@ -1,10 +1,9 @@
 #include "pgwire/scram.h"
 
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
-
-#include <gtest/gtest.h>
 
 namespace argon::pgwire {
 namespace {
@@ -14,7 +13,8 @@ constexpr std::string_view kRfcSalt = "W22ZaJ0SNY7soEsUEjb6gQ==";
 constexpr std::string_view kRfcClientFirst = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
 constexpr std::string_view kRfcServerNonce = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
 constexpr std::string_view kRfcClientFinal =
-    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+"
+    "Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 
 ScramVerifier rfc_verifier() {
   auto v = parse_scram_verifier(make_scram_verifier("pencil", *base64_decode(kRfcSalt), 4096));
@@ -25,8 +25,8 @@ ScramVerifier rfc_verifier() {
 std::string hmac(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), int(key.size()), reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-       out, &len);
+  HMAC(EVP_sha256(), key.data(), int(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
   return std::string(reinterpret_cast<char*>(out), len);
 }
 
@@ -45,13 +45,15 @@ struct Client {
     auto salt = *base64_decode(sf.substr(s_at, sf.find(",i=") - s_at));
     int iters = std::stoi(sf.substr(sf.find(",i=") + 3));
     std::string salted(32, '\0');
-    PKCS5_PBKDF2_HMAC(password.data(), int(password.size()), reinterpret_cast<const unsigned char*>(salt.data()),
-                      int(salt.size()), iters, EVP_sha256(), 32, reinterpret_cast<unsigned char*>(salted.data()));
+    PKCS5_PBKDF2_HMAC(password.data(), int(password.size()),
+                      reinterpret_cast<const unsigned char*>(salt.data()), int(salt.size()), iters,
+                      EVP_sha256(), 32, reinterpret_cast<unsigned char*>(salted.data()));
     auto client_key = hmac(salted, "Client Key");
     unsigned char stored[32];
     SHA256(reinterpret_cast<const unsigned char*>(client_key.data()), client_key.size(), stored);
     std::string without_proof = "c=" + base64_encode(gs2 + cbind_data) + ",r=" + r;
-    auto sig = hmac(std::string_view(reinterpret_cast<char*>(stored), 32), bare + "," + sf + "," + without_proof);
+    auto sig = hmac(std::string_view(reinterpret_cast<char*>(stored), 32),
+                    bare + "," + sf + "," + without_proof);
     std::string proof(32, '\0');
     for (int i = 0; i < 32; ++i) proof[i] = char(client_key[i] ^ sig[i]);
     if (corrupt_proof) proof[0] = char(proof[0] ^ 1);
@@ -63,7 +65,9 @@ TEST(ScramTest, ReproducesRfc7677Exchange) {
   ScramServer server(rfc_verifier(), "", std::string(kRfcServerNonce));
   auto first = server.client_first(kScramSha256, kRfcClientFirst);
   ASSERT_TRUE(first) << first.error().message;
-  EXPECT_EQ(*first, "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+  EXPECT_EQ(
+      *first,
+      "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
   auto final = server.client_final(kRfcClientFinal);
   ASSERT_TRUE(final) << final.error().message;
   EXPECT_EQ(*final, "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
@@ -114,7 +118,8 @@ TEST(ScramTest, ChannelBindingPlusSucceedsWithTheCertificateHash) {
 
 TEST(ScramTest, ChannelBindingToAnotherCertificateFails) {
   ScramServer server(rfc_verifier(), std::string(32, '\x42'));
-  Client c{"pencil", "p=tls-server-end-point,,", std::string(32, '\x43')};  // a man in the middle's cert
+  Client c{"pencil", "p=tls-server-end-point,,",
+           std::string(32, '\x43')};  // a man in the middle's cert
   auto first = server.client_first(kScramSha256Plus, c.first());
   ASSERT_TRUE(first);
   auto final = server.client_final(c.final(*first));
@@ -129,31 +134,38 @@ TEST(ScramTest, RefusesChannelBindingDowngradesAndMismatches) {
   EXPECT_FALSE(ScramServer(rfc_verifier(), cert_hash).client_first(kScramSha256, "y,,n=,r=abc"));
   // 'y' without TLS is fine.
   EXPECT_TRUE(ScramServer(rfc_verifier(), "").client_first(kScramSha256, "y,,n=,r=abc"));
-  // -PLUS without TLS, -PLUS without binding, binding with the plain mechanism, other binding types.
-  EXPECT_FALSE(ScramServer(rfc_verifier(), "").client_first(kScramSha256Plus, "p=tls-server-end-point,,n=,r=a"));
+  // -PLUS without TLS, -PLUS without binding, binding with the plain mechanism, other binding
+  // types.
+  EXPECT_FALSE(ScramServer(rfc_verifier(), "")
+                   .client_first(kScramSha256Plus, "p=tls-server-end-point,,n=,r=a"));
   EXPECT_FALSE(ScramServer(rfc_verifier(), cert_hash).client_first(kScramSha256Plus, "n,,n=,r=a"));
-  EXPECT_FALSE(ScramServer(rfc_verifier(), cert_hash).client_first(kScramSha256, "p=tls-server-end-point,,n=,r=a"));
-  EXPECT_FALSE(ScramServer(rfc_verifier(), cert_hash).client_first(kScramSha256Plus, "p=tls-unique,,n=,r=a"));
+  EXPECT_FALSE(ScramServer(rfc_verifier(), cert_hash)
+                   .client_first(kScramSha256, "p=tls-server-end-point,,n=,r=a"));
+  EXPECT_FALSE(ScramServer(rfc_verifier(), cert_hash)
+                   .client_first(kScramSha256Plus, "p=tls-unique,,n=,r=a"));
   EXPECT_FALSE(ScramServer(rfc_verifier(), "").client_first("SCRAM-SHA-1", "n,,n=,r=a"));
 }
 
 TEST(ScramTest, MalformedMessagesAreRejectedNotCrashedOn) {
-  for (std::string_view bad : {"", "n", "n,", "n,,", "n,,r=abc", "n,,n=", "n,,n=,r=", "n,a=authz,n=,r=x",
-                               "x,,n=,r=abc", "n,,m=ext,n=,r=abc", "n,,n=,r=ab\x01"}) {
+  for (std::string_view bad :
+       {"", "n", "n,", "n,,", "n,,r=abc", "n,,n=", "n,,n=,r=", "n,a=authz,n=,r=x", "x,,n=,r=abc",
+        "n,,m=ext,n=,r=abc", "n,,n=,r=ab\x01"}) {
     EXPECT_FALSE(ScramServer(rfc_verifier(), "").client_first(kScramSha256, bad)) << bad;
   }
   ScramServer server(rfc_verifier(), "");
   ASSERT_TRUE(server.client_first(kScramSha256, "n,,n=,r=abc"));
-  for (std::string_view bad : {"", "c=biws", "c=biws,r=abc", "c=biws,r=wrongnonce,p=AAAA", "r=x,c=biws,p=x",
-                               "c=biws,r=abc,p=not-base64!"}) {
+  for (std::string_view bad : {"", "c=biws", "c=biws,r=abc", "c=biws,r=wrongnonce,p=AAAA",
+                               "r=x,c=biws,p=x", "c=biws,r=abc,p=not-base64!"}) {
     EXPECT_FALSE(server.client_final(bad)) << bad;
   }
-  EXPECT_FALSE(ScramServer(rfc_verifier(), "").client_final("c=biws,r=abc,p=AAAA")) << "final before first";
+  EXPECT_FALSE(ScramServer(rfc_verifier(), "").client_final("c=biws,r=abc,p=AAAA"))
+      << "final before first";
 }
 
 TEST(ScramTest, VerifiersThatCannotAuthenticateAreRefused) {
-  for (std::string_view bad : {"", "md5d41d8cd98f00b204e9800998ecf8427e", "SCRAM-SHA-256$", "SCRAM-SHA-256$x:AA==$A:B",
-                               "SCRAM-SHA-256$4096:!!$AA==:AA==", "SCRAM-SHA-256$4096:AAAA$AAAA:AAAA"}) {
+  for (std::string_view bad :
+       {"", "md5d41d8cd98f00b204e9800998ecf8427e", "SCRAM-SHA-256$", "SCRAM-SHA-256$x:AA==$A:B",
+        "SCRAM-SHA-256$4096:!!$AA==:AA==", "SCRAM-SHA-256$4096:AAAA$AAAA:AAAA"}) {
     EXPECT_FALSE(parse_scram_verifier(bad)) << bad;
   }
 }

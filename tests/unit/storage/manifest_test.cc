@@ -1,11 +1,10 @@
 #include "storage/manifest.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 namespace argon::storage {
 namespace {
@@ -55,7 +54,8 @@ TEST_F(ManifestDirTest, EveryKindOfDamageIsNamed) {
   write("base/1/1259", std::string(99999, 'x') + "y");  // same size, one byte changed
   auto changed = verify_manifest(dir_ / "data", dir_ / "manifest");
   ASSERT_FALSE(changed);
-  EXPECT_NE(changed.error().message.find("base/1/1259 does not match its checksum"), std::string::npos)
+  EXPECT_NE(changed.error().message.find("base/1/1259 does not match its checksum"),
+            std::string::npos)
       << changed.error().message;
 
   write("base/1/1259", std::string(100000, 'x'));

@@ -39,12 +39,16 @@ TEST(WalHistoryTest, ControlDataGivesRedoTimelineAndCheckpointTime) {
 TEST(WalHistoryTest, WaldumpGivesTheNewestCommitAndTheEndOfWal) {
   // As pg_waldump writes it: stderr (the end) may come before buffered stdout.
   const char* text =
-      "pg_waldump: error: error in WAL record at 0/15165D8: invalid record length at 0/1516770: wanted 24, got 0\n"
-      "rmgr: Transaction len (rec/tot):    405/   405, tx:        724, lsn: 0/015160D8, prev 0/01516098, "
+      "pg_waldump: error: error in WAL record at 0/15165D8: invalid record length at 0/1516770: "
+      "wanted 24, got 0\n"
+      "rmgr: Transaction len (rec/tot):    405/   405, tx:        724, lsn: 0/015160D8, prev "
+      "0/01516098, "
       "desc: COMMIT 2026-11-21 03:40:50.900000 UTC; inval msgs: catcache 80 relcache 16384\n"
-      "rmgr: Transaction len (rec/tot):     34/    34, tx:        725, lsn: 0/015165D8, prev 0/01516598, "
+      "rmgr: Transaction len (rec/tot):     34/    34, tx:        725, lsn: 0/015165D8, prev "
+      "0/01516598, "
       "desc: COMMIT 2026-11-21 03:40:50.238595 UTC\n"
-      "rmgr: Transaction len (rec/tot):     34/    34, tx:        726, lsn: 0/01516600, prev 0/015165D8, "
+      "rmgr: Transaction len (rec/tot):     34/    34, tx:        726, lsn: 0/01516600, prev "
+      "0/015165D8, "
       "desc: ABORT 2026-11-21 03:40:51.000000 UTC\n";
   auto h = parse_waldump(text, 0x1500718, kSeg);
   ASSERT_TRUE(h) << h.error().message;
@@ -55,14 +59,17 @@ TEST(WalHistoryTest, WaldumpGivesTheNewestCommitAndTheEndOfWal) {
 }
 
 TEST(WalHistoryTest, WaldumpWithNothingAfterTheStartHasNoCommit) {
-  auto h = parse_waldump("pg_waldump: error: could not find a valid record after 0/1516770\n", 0x1516770, kSeg);
+  auto h = parse_waldump("pg_waldump: error: could not find a valid record after 0/1516770\n",
+                         0x1516770, kSeg);
   ASSERT_TRUE(h);
   EXPECT_EQ(h->end_lsn, 0x1516770u);
   EXPECT_FALSE(h->last_commit_lsn);
 }
 
 TEST(WalHistoryTest, MissingWalIsAnErrorNotAnEmptyHistory) {
-  auto h = parse_waldump("pg_waldump: error: could not find file \"000000010000000000000000\": No such file\n", 0x100, kSeg);
+  auto h = parse_waldump(
+      "pg_waldump: error: could not find file \"000000010000000000000000\": No such file\n", 0x100,
+      kSeg);
   ASSERT_FALSE(h);
   EXPECT_EQ(h.error().code, ErrorCode::kConflict);
   EXPECT_FALSE(parse_waldump("", 0x100, kSeg)) << "no end reported: unknown, not empty";
@@ -70,8 +77,9 @@ TEST(WalHistoryTest, MissingWalIsAnErrorNotAnEmptyHistory) {
 
 TEST(WalHistoryTest, WalEndingAtASegmentBoundaryEndsThere) {
   // After a segment switch the next segment does not exist yet: that is the end, not a gap.
-  auto h = parse_waldump("pg_waldump: error: could not find file \"000000010000000100000003\": No such file\n",
-                         0x102000028, kSeg);
+  auto h = parse_waldump(
+      "pg_waldump: error: could not find file \"000000010000000100000003\": No such file\n",
+      0x102000028, kSeg);
   ASSERT_TRUE(h) << h.error().message;
   EXPECT_EQ(h->end_lsn, 0x103000000u);
 }
@@ -81,8 +89,11 @@ PointInTime at(int64_t us, int64_t unit_us = 1) { return {.time = TimeSpan{us, u
 
 class PointTest : public ::testing::Test {
  protected:
-  WalHistory h_{.redo_lsn = 0x1000, .checkpoint_time_us = 100 * kSec, .end_lsn = 0x5000,
-                .last_commit_lsn = 0x3000, .last_commit_time_us = 200 * kSec};
+  WalHistory h_{.redo_lsn = 0x1000,
+                .checkpoint_time_us = 100 * kSec,
+                .end_lsn = 0x5000,
+                .last_commit_lsn = 0x3000,
+                .last_commit_time_us = 200 * kSec};
   const int64_t now_ = 300 * kSec;
   const int64_t created_ = 50 * kSec;
   ErrorCode code(PointInTime p) {
