@@ -124,8 +124,8 @@ Status Storage::build_dir(const fs::path& final_dir,
   if (st) st = sync_fs(tmp);
   if (st) st = rename_durable(tmp, final_dir);
   if (!st) {
-    (void)remove_tree(
-        tmp);  // the build's error is the one to report; recover() removes .tmp-* leftovers
+    // The build's error is the one to report; recover() removes .tmp-* leftovers.
+    (void)remove_tree(tmp);
     return st;
   }
   return {};

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +24,90 @@
 
 namespace argon::testing {
 
+namespace {
+
+// One initdb per test run instead of one per argond (about 2.5 s each, well over a hundred times a
+// run). The first argond of a run creates its template clusters as always; the harness keeps a
+// copy of <data-dir>/templates beside the argond binary, stamped with that binary's identity, and
+// seeds every later fresh data directory with it, so argond finds its templates and skips initdb.
+// Test processes run one after another or in parallel; an flock serialises the copying.
+class TemplateCache {
+ public:
+  TemplateCache() {
+    const fs::path bin = fs::absolute(argond_path());
+    dir_ = bin.parent_path().parent_path() / "test-templates";
+    struct stat st {};
+    if (::stat(bin.c_str(), &st) == 0) {
+      stamp_ = fmt::format("{} {} {}", bin.string(), st.st_size, st.st_mtim.tv_sec);
+    }
+  }
+
+  // Copies the cached templates into a new data directory; false when there are none yet.
+  bool seed(const fs::path& data_dir) {
+    if (stamp_.empty() || std::getenv("ARGON_TEST_NO_TEMPLATE_CACHE")) return false;
+    Lock lock(dir_);
+    if (!current()) return false;
+    return copy(dir_ / "templates", data_dir / "templates");
+  }
+
+  // After an argond started on `data_dir`: keeps its templates if the cache has none for this
+  // binary.
+  void keep(const fs::path& data_dir) {
+    if (stamp_.empty() || std::getenv("ARGON_TEST_NO_TEMPLATE_CACHE")) return;
+    if (!fs::exists(data_dir / "templates")) return;
+    Lock lock(dir_);
+    if (current()) return;
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+    fs::create_directories(dir_, ec);
+    if (!copy(data_dir / "templates", dir_ / "templates")) return;
+    std::ofstream(dir_ / "stamp") << stamp_;
+  }
+
+ private:
+  struct Lock {
+    explicit Lock(const fs::path& dir) {
+      fd = ::open((dir.string() + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (fd >= 0) ::flock(fd, LOCK_EX);
+    }
+    ~Lock() {
+      if (fd >= 0) ::close(fd);
+    }
+    int fd = -1;
+  };
+
+  bool current() const {
+    std::ifstream in(dir_ / "stamp");
+    std::string got;
+    std::getline(in, got);
+    return got == stamp_ && fs::exists(dir_ / "templates");
+  }
+
+  // Hard links where the two are on one filesystem (argond only ever reads a template: branches
+  // are clones of it), else a copy; -a keeps owners (the Postgres user when tests run as root) and
+  // modes, as argond made them.
+  static bool copy(const fs::path& from, const fs::path& to) {
+    for (const char* how : {"-al", "-a"}) {
+      std::error_code ec;
+      fs::remove_all(to, ec);
+      const std::string cmd =
+          fmt::format("cp {} '{}' '{}' 2>/dev/null", how, from.string(), to.string());
+      if (std::system(cmd.c_str()) == 0) return true;
+    }
+    return false;
+  }
+
+  fs::path dir_;
+  std::string stamp_;
+};
+
+TemplateCache& template_cache() {
+  static TemplateCache cache;
+  return cache;
+}
+
+}  // namespace
+
 namespace fs = std::filesystem;
 namespace http = boost::beast::http;
 namespace json = boost::json;
@@ -37,7 +123,10 @@ Argond::Argond(std::vector<std::string> extra_flags, fs::path data_dir, bool dur
     data_dir_ = data_dir;
   }
   key_ = "test-" + random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789");
+  const bool fresh = !fs::exists(data_dir_ / "catalog.db");
+  const bool seeded = fresh && template_cache().seed(data_dir_);
   start();
+  if (fresh && !seeded) template_cache().keep(data_dir_);
 }
 
 Argond::~Argond() {
