@@ -195,8 +195,11 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, parent->id, b.id, now));
 
     std::vector<catalog::Operation> ops;
-    ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().add(tx, p.id, b.id, std::nullopt,
-                                                                     ops::params::CreateBranch{}));
+    ARGON_ASSIGN_OR_RETURN(
+        ops.emplace_back(),
+        engine_.planner().add(
+            tx, p.id, b.id, std::nullopt,
+            ops::params::CreateBranch{ops::params::CreateBranch::Source::kParent, parent->id}));
     json::array eps_json;
     std::optional<catalog::Endpoint> rw;
     for (auto& req : eps) {

@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 namespace argon {
 
@@ -28,9 +30,29 @@ Target read_target() {
   return t;
 }
 
+struct Delay {
+  std::string name;
+  long ms = 0;
+};
+
+Delay read_delay() {
+  const char* v = std::getenv("ARGON_DELAY_AT");
+  Delay d{v ? v : "", 0};
+  if (auto colon = d.name.find(':'); colon != std::string::npos) {
+    const std::string n = d.name.substr(colon + 1);
+    std::from_chars(n.data(), n.data() + n.size(), d.ms);
+    d.name.resize(colon);
+  }
+  return d;
+}
+
 }  // namespace
 
 void crash_point(std::string_view name) {
+  static const Delay delay = read_delay();
+  if (!delay.name.empty() && delay.name == name && delay.ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay.ms));
+  }
   static const Target target = read_target();
   static std::atomic<long> hits{0};
   if (target.name.empty() || target.name != name) return;

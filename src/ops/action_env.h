@@ -18,7 +18,8 @@
 namespace argon::ops {
 
 struct EngineOptions {
-  int workers = 2;
+  int workers = 2;          // data operations (clones, snapshots, restores, deletes, config)
+  int compute_workers = 2;  // compute start and suspend, so a wake never waits behind a clone
   std::chrono::milliseconds compute_start_timeout{60000};
   std::chrono::milliseconds compute_stop_timeout{30000};
   std::chrono::milliseconds expiry_interval{10000};

@@ -110,6 +110,10 @@ void put_opt(json::object& o, std::string_view key, const std::optional<std::str
 std::string_view to_string(ActionKind kind) { return entry(kind).name; }
 std::string_view neon_action(ActionKind kind) { return entry(kind).neon; }
 
+bool is_compute_kind(ActionKind kind) {
+  return kind == ActionKind::kStartCompute || kind == ActionKind::kSuspendCompute;
+}
+
 std::optional<ActionKind> parse_action_kind(std::string_view name) {
   for (const auto& k : kKinds) {
     if (k.name == name) return k.kind;
@@ -128,6 +132,7 @@ json::object to_json(const ActionParams& p) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, params::CreateBranch>) {
           o["source"] = v.source == params::CreateBranch::Source::kTemplate ? "template" : "parent";
+          put_opt(o, "parent_branch_id", v.parent_branch_id);
         } else if constexpr (std::is_same_v<T, params::RestoreBranch>) {
           o["source"] = "snapshot";
           o["snapshot_id"] = v.snapshot_id;
@@ -179,7 +184,8 @@ Result<ActionParams> parse_params(ActionKind kind, std::string_view text) {
       if (source != "template" && source != "parent")
         r.problem("source", "\"template\" or \"parent\"");
       out = params::CreateBranch{source == "template" ? params::CreateBranch::Source::kTemplate
-                                                      : params::CreateBranch::Source::kParent};
+                                                      : params::CreateBranch::Source::kParent,
+                                 r.opt_str("parent_branch_id")};
       break;
     }
     case ActionKind::kRestoreBranch:

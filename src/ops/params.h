@@ -35,6 +35,8 @@ std::string_view to_string(ActionKind kind);
 std::optional<ActionKind> parse_action_kind(std::string_view name);
 // Neon's OperationAction value the API shows for this kind.
 std::string_view neon_action(ActionKind kind);
+// start_compute and suspend_compute: they run in the compute lane, apart from data operations.
+bool is_compute_kind(ActionKind kind);
 
 namespace params {
 
@@ -42,6 +44,9 @@ struct CreateBranch {
   enum class Source { kTemplate, kParent };
   static constexpr ActionKind kKind = ActionKind::kCreateBranch;
   Source source = Source::kParent;
+  // The branch copied from (kParent). Rows from before it was recorded lack it: the scheduler then
+  // keeps every compute operation of the project waiting behind this one.
+  std::optional<std::string> parent_branch_id;
 };
 struct RestoreBranch {
   static constexpr ActionKind kKind = ActionKind::kRestoreBranch;

@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <map>
+#include <set>
+#include <variant>
+
 #include "common/crash_point.h"
 
 namespace argon::ops {
@@ -20,7 +24,12 @@ void Scheduler::start() {
   std::lock_guard lock(mu_);
   stopping_ = false;
   threads_.emplace_back([this] { dispatch_loop(); });
-  for (int i = 0; i < env_.options.workers; ++i) threads_.emplace_back([this] { worker_loop(); });
+  for (int i = 0; i < env_.options.workers; ++i) {
+    threads_.emplace_back([this] { worker_loop(Lane::kData); });
+  }
+  for (int i = 0; i < env_.options.compute_workers; ++i) {
+    threads_.emplace_back([this] { worker_loop(Lane::kCompute); });
+  }
 }
 
 void Scheduler::stop() {
@@ -30,7 +39,7 @@ void Scheduler::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
-  work_cv_.notify_all();
+  for (auto& cv : work_cv_) cv.notify_all();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
@@ -43,6 +52,94 @@ void Scheduler::notify() {
     dirty_ = true;
   }
   cv_.notify_all();
+}
+
+namespace {
+
+// What an operation touches, for ordering the two lanes against each other.
+struct Footprint {
+  bool compute = false;
+  std::set<std::string> branches;
+  bool whole_project = false;  // touches branches it does not name (a row from before they were)
+};
+
+Footprint footprint(const Operation& op) {
+  Footprint f;
+  const auto kind = parse_action_kind(op.kind);
+  if (!kind) {
+    f.whole_project = true;  // fails when it runs; until then it orders like anything unknown
+    return f;
+  }
+  f.compute = is_compute_kind(*kind);
+  if (op.branch_id) f.branches.insert(*op.branch_id);
+  auto params = parse_params(*kind, op.params_json);
+  if (!params) {
+    f.whole_project = true;
+    return f;
+  }
+  std::visit(
+      [&](const auto& p) {
+        using T = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, params::CreateBranch>) {
+          if (p.parent_branch_id) {
+            f.branches.insert(*p.parent_branch_id);
+          } else if (p.source == params::CreateBranch::Source::kParent) {
+            f.whole_project = true;
+          }
+        } else if constexpr (std::is_same_v<T, params::FinalizeRestore>) {
+          f.branches.insert(p.target_branch_id);
+        } else if constexpr (std::is_same_v<T, params::ResetBranch>) {
+          f.branches.insert(p.source_branch_id);
+          if (p.preserve_branch_id) f.branches.insert(*p.preserve_branch_id);
+        } else if constexpr (std::is_same_v<T, params::SuspendCompute>) {
+          f.branches.insert(p.branch_id);
+        }
+      },
+      *params);
+  return f;
+}
+
+bool overlap(const std::set<std::string>& a, const std::set<std::string>& b) {
+  for (const auto& x : a) {
+    if (b.contains(x)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<Operation> Scheduler::runnable(std::vector<Operation> pending) {
+  // Walk oldest first, remembering per project what earlier (still pending) operations hold.
+  struct Earlier {
+    bool data = false;                       // a data operation
+    bool compute = false;                    // a compute operation
+    bool data_whole_project = false;         // a data operation touching unnamed branches
+    std::set<std::string> data_branches;     // branches earlier data operations touch
+    std::set<std::string> compute_branches;  // and earlier compute operations
+    std::set<std::string> endpoints;         // endpoints of earlier compute operations
+  };
+  std::map<std::string, Earlier> earlier;
+  std::vector<Operation> out;
+  for (auto& op : pending) {
+    Earlier& e = earlier[op.project_id];
+    const Footprint f = footprint(op);
+    bool blocked;
+    if (f.compute) {
+      blocked = e.endpoints.contains(op.endpoint_id.value_or("")) || e.data_whole_project ||
+                f.whole_project || overlap(f.branches, e.data_branches) ||
+                overlap(f.branches, e.compute_branches);
+      e.compute = true;
+      e.endpoints.insert(op.endpoint_id.value_or(""));
+      e.compute_branches.insert(f.branches.begin(), f.branches.end());
+    } else {
+      blocked = e.data || e.compute;
+      e.data = true;
+      e.data_whole_project |= f.whole_project;
+      e.data_branches.insert(f.branches.begin(), f.branches.end());
+    }
+    if (!blocked && !in_flight_.contains(op.id)) out.push_back(std::move(op));
+  }
+  return out;
 }
 
 void Scheduler::dispatch_loop() {
@@ -59,28 +156,29 @@ void Scheduler::dispatch_loop() {
       spdlog::error("operations engine cannot read the catalog: {}", pending.error().detail);
       continue;
     }
-    std::set<std::string> seen;
-    for (auto& op : *pending) {
-      if (!seen.insert(op.project_id).second) continue;  // FIFO: only the oldest per project
-      if (busy_projects_.contains(op.project_id)) continue;
-      busy_projects_.insert(op.project_id);
-      queue_.push_back(std::move(op));
-      work_cv_.notify_one();
+    for (auto& op : runnable(std::move(*pending))) {
+      const auto kind = parse_action_kind(op.kind);
+      const int lane =
+          static_cast<int>(kind && is_compute_kind(*kind) ? Lane::kCompute : Lane::kData);
+      in_flight_.insert(op.id);
+      queue_[lane].push_back(std::move(op));
+      work_cv_[lane].notify_one();
     }
   }
 }
 
-void Scheduler::worker_loop() {
+void Scheduler::worker_loop(Lane lane) {
+  const int l = static_cast<int>(lane);
   std::unique_lock lock(mu_);
   while (true) {
-    work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping and drained
-    Operation op = std::move(queue_.front());
-    queue_.pop_front();
+    work_cv_[l].wait(lock, [&] { return stopping_ || !queue_[l].empty(); });
+    if (queue_[l].empty()) return;  // stopping and drained
+    Operation op = std::move(queue_[l].front());
+    queue_[l].pop_front();
     lock.unlock();
     const bool ran = run(op);
     lock.lock();
-    busy_projects_.erase(op.project_id);
+    in_flight_.erase(op.id);
     // One that could not start waits for the next look (at most 500 ms), not a tight retry loop.
     if (ran) dirty_ = true;
     cv_.notify_all();

@@ -1,8 +1,13 @@
-// The scheduler runs the operations the planner committed to the catalog. A dispatcher thread reads
-// the pending operations and hands the oldest of each project to a worker pool (per-project FIFO:
-// a project's operations run one at a time in creation order; projects run in parallel). A worker
-// marks the operation running, runs the action its kind names, and records how it ended. Every
-// action is idempotent, so an operation interrupted by a crash simply runs again.
+// The scheduler runs the operations the planner committed to the catalog, in two lanes:
+// - data operations (clones, snapshots, restores, deletes, role/database changes) run one at a
+//   time per project, in creation order, on `workers` threads; projects run in parallel;
+// - compute operations (start_compute, suspend_compute) run one at a time per endpoint, in
+//   creation order, on their own `compute_workers` threads, so a wake never waits behind a clone.
+// The lanes meet at branches: an operation waits for every earlier one of the other lane that
+// touches a branch it touches (a compute op for its branch; a data op for the branches it reads
+// or changes), and a data operation waits for every earlier compute operation of its project. A
+// worker marks the operation running, runs the action its kind names, and records how it ended.
+// Every action is idempotent, so an operation interrupted by a crash simply runs again.
 #pragma once
 
 #include <condition_variable>
@@ -38,8 +43,11 @@ class Scheduler {
   void notify();
 
  private:
+  enum class Lane { kData, kCompute };
   void dispatch_loop();
-  void worker_loop();
+  // Pending operations, oldest first, to the ones that may start now.
+  std::vector<catalog::Operation> runnable(std::vector<catalog::Operation> pending);
+  void worker_loop(Lane lane);
   // False when the operation could not be marked running (it stays pending).
   bool run(catalog::Operation op);
   Result<Outcome> execute(catalog::Operation& op);
@@ -49,13 +57,12 @@ class Scheduler {
   const Finished on_finished_;
 
   std::mutex mu_;
-  std::condition_variable cv_;            // the dispatcher's wake-up; guarded by mu_
-  std::condition_variable work_cv_;       // the workers'
-  std::deque<catalog::Operation> queue_;  // guarded by mu_
-  std::set<std::string>
-      busy_projects_;      // guarded by mu_: a project with an operation queued or running
-  bool dirty_ = true;      // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
+  std::condition_variable cv_;               // the dispatcher's wake-up; guarded by mu_
+  std::condition_variable work_cv_[2];       // the workers' of each lane
+  std::deque<catalog::Operation> queue_[2];  // guarded by mu_, by lane
+  std::set<std::string> in_flight_;          // guarded by mu_: ids queued or running here
+  bool dirty_ = true;                        // guarded by mu_
+  bool stopping_ = false;                    // guarded by mu_
   std::vector<std::thread> threads_;
 };
 

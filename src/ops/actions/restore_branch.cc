@@ -3,6 +3,7 @@
 // finalize_restore queued after it is then skipped.
 #include <fmt/format.h>
 
+#include "common/crash_point.h"
 #include "ops/action.h"
 #include "ops/action_env.h"
 #include "ops/actions/actions.h"
@@ -32,6 +33,7 @@ class RestoreBranch final : public TypedAction<params::RestoreBranch> {
                !stats) {
       st = std::unexpected(stats.error());
     }
+    if (st) crash_point("restore.cloned");
     if (!st) {
       env_.discard_branch(branch->id);
       return std::unexpected(st.error());

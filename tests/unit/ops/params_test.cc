@@ -13,7 +13,8 @@ namespace json = boost::json;
 TEST(ParamsTest, EveryKindRoundTripsThroughItsJson) {
   const std::vector<ActionParams> all = {
       params::CreateBranch{params::CreateBranch::Source::kTemplate},
-      params::CreateBranch{params::CreateBranch::Source::kParent},
+      params::CreateBranch{params::CreateBranch::Source::kParent, std::nullopt},
+      params::CreateBranch{params::CreateBranch::Source::kParent, "br-parent"},
       params::RestoreBranch{"snap-1"},
       params::FinalizeRestore{"br-target", std::nullopt},
       params::FinalizeRestore{"br-target", "main (before)"},
