@@ -86,7 +86,12 @@ class ApiService {
                                      const std::optional<catalog::Endpoint>& ep);
   catalog::Endpoint new_endpoint(const catalog::Project& p, const std::string& branch_id);
   // `pg_major`: the project's PostgreSQL, which judges settings.pg_settings.
-  Status apply_endpoint_fields(const Fields& f, catalog::Endpoint& e, int pg_major);
+  // The endpoint fields of a request onto `e` (no I/O: runs inside the transaction).
+  Status apply_endpoint_fields(const Fields& f, catalog::Endpoint& e);
+  // Before the transaction: PostgreSQL's verdict on the request's settings.pg_settings (postgres
+  // -C, up to seconds), so that nothing slow runs while the catalog is locked.
+  Status check_endpoint_pg_settings(const Fields& f, const std::string& project_id);
+  Result<int> project_pg_version(const std::string& project_id);
   // Copies the catalog's roles (with passwords) and databases of a branch or snapshot to another.
   Status copy_roles_and_databases(catalog::Tx& tx, const std::string& from_id,
                                   const std::string& to_id, int64_t now);

@@ -151,6 +151,7 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
         return fail(ErrorCode::kBadRequest,
                     fmt::format("{}.type: must be read_write or read_only", path));
       }
+      ARGON_RETURN_IF_ERROR(check_endpoint_pg_settings(ef, c.param("project_id")));
       eps.push_back({ef});
     }
     if (eps.size() > 1) {
@@ -204,7 +205,7 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
     std::optional<catalog::Endpoint> rw;
     for (auto& req : eps) {
       catalog::Endpoint e = new_endpoint(p, b.id);
-      ARGON_RETURN_IF_ERROR(apply_endpoint_fields(req.fields, e, p.pg_version));
+      ARGON_RETURN_IF_ERROR(apply_endpoint_fields(req.fields, e));
       ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
       if (!e.disabled) {
         ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));

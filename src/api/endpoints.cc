@@ -62,7 +62,22 @@ catalog::Endpoint ApiService::new_endpoint(const catalog::Project& p,
   return e;
 }
 
-Status ApiService::apply_endpoint_fields(const Fields& f, catalog::Endpoint& e, int pg_major) {
+Result<int> ApiService::project_pg_version(const std::string& project_id) {
+  return catalog_.transact([&](Tx& tx) -> Result<int> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, project_id));
+    return p.pg_version;
+  });
+}
+
+Status ApiService::check_endpoint_pg_settings(const Fields& f, const std::string& project_id) {
+  ARGON_ASSIGN_OR_RETURN(auto settings, f.object_text("settings"));
+  if (!settings) return {};
+  ARGON_RETURN_IF_ERROR(validate_settings(*settings));
+  ARGON_ASSIGN_OR_RETURN(const int pg_major, project_pg_version(project_id));
+  return engine_.check_pg_settings(pg_major, *settings, f.path("settings.pg_settings"));
+}
+
+Status ApiService::apply_endpoint_fields(const Fields& f, catalog::Endpoint& e) {
   ARGON_ASSIGN_OR_RETURN(auto min_cu, f.number("autoscaling_limit_min_cu", 0.25, 64));
   ARGON_ASSIGN_OR_RETURN(auto max_cu, f.number("autoscaling_limit_max_cu", 0.25, 64));
   ARGON_ASSIGN_OR_RETURN(auto settings, f.object_text("settings"));
@@ -82,11 +97,7 @@ Status ApiService::apply_endpoint_fields(const Fields& f, catalog::Endpoint& e, 
                 fmt::format("{}: must be k8s-pod or k8s-neonvm", f.path("provisioner")));
   }
   (void)pooler_enabled;  // the proxy is the pooler here
-  if (settings) {
-    ARGON_RETURN_IF_ERROR(validate_settings(*settings));
-    ARGON_RETURN_IF_ERROR(
-        engine_.check_pg_settings(pg_major, *settings, f.path("settings.pg_settings")));
-  }
+  if (settings) ARGON_RETURN_IF_ERROR(validate_settings(*settings));
   const double lo = min_cu.value_or(e.autoscaling_limit_min_cu);
   const double hi = max_cu.value_or(std::max(lo, e.autoscaling_limit_max_cu));
   if (hi < lo) {
@@ -126,6 +137,7 @@ Result<ApiService::Reply> ApiService::create_endpoint(Ctx& c) {
     return fail(ErrorCode::kBadRequest, "endpoint.type: read_only endpoints are not supported yet");
   if (*type != "read_write")
     return fail(ErrorCode::kBadRequest, "endpoint.type: must be read_write or read_only");
+  ARGON_RETURN_IF_ERROR(check_endpoint_pg_settings(f, c.param("project_id")));
   if (region && *region != options_.address.region_id) {
     return fail(ErrorCode::kBadRequest,
                 fmt::format("endpoint.region_id: must be the project's region '{}'",
@@ -146,7 +158,7 @@ Result<ApiService::Reply> ApiService::create_endpoint(Ctx& c) {
       }
     }
     catalog::Endpoint e = new_endpoint(p, b->id);
-    ARGON_RETURN_IF_ERROR(apply_endpoint_fields(f, e, p.pg_version));
+    ARGON_RETURN_IF_ERROR(apply_endpoint_fields(f, e));
     ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
     std::vector<catalog::Operation> ops;
     if (!e.disabled) {
@@ -170,11 +182,12 @@ Result<ApiService::Reply> ApiService::update_endpoint(Ctx& c) {
   if (!body.contains("endpoint")) return fail(ErrorCode::kBadRequest, "endpoint: required");
   ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("endpoint"));
   ARGON_ASSIGN_OR_RETURN(auto branch_id, f.string("branch_id", 1, 60));
+  ARGON_RETURN_IF_ERROR(check_endpoint_pg_settings(f, c.param("project_id")));
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto e, find_endpoint(tx, p, c.param("endpoint_id")));
     const catalog::Endpoint before = e;
-    ARGON_RETURN_IF_ERROR(apply_endpoint_fields(f, e, p.pg_version));
+    ARGON_RETURN_IF_ERROR(apply_endpoint_fields(f, e));
     if (branch_id && *branch_id != e.branch_id) {
       auto b = tx.get_branch(p.id, *branch_id);
       if (!b) {

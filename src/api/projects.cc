@@ -143,16 +143,17 @@ Result<ApiService::Reply> ApiService::update_project(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto retention, f.integer("history_retention_seconds", 0, 2592000));
   ARGON_ASSIGN_OR_RETURN(auto settings, f.object_text("settings"));
   ARGON_ASSIGN_OR_RETURN(auto endpoint_settings, f.object_text("default_endpoint_settings"));
+  if (endpoint_settings) {
+    ARGON_ASSIGN_OR_RETURN(const int pg_major, project_pg_version(c.param("project_id")));
+    ARGON_RETURN_IF_ERROR(engine_.check_pg_settings(
+        pg_major, *endpoint_settings, "project.default_endpoint_settings.pg_settings"));
+  }
   return mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     if (name) p.name = *name;
     if (retention) p.history_retention_seconds = *retention;
     if (settings) p.settings_json = *settings;
-    if (endpoint_settings) {
-      ARGON_RETURN_IF_ERROR(engine_.check_pg_settings(
-          p.pg_version, *endpoint_settings, "project.default_endpoint_settings.pg_settings"));
-      p.default_endpoint_settings_json = *endpoint_settings;
-    }
+    if (endpoint_settings) p.default_endpoint_settings_json = *endpoint_settings;
     p.updated_at = clock_.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_project(p));
     return Reply{200, json::object{{"project", project_json(p, options_.address)},

@@ -202,9 +202,14 @@ Status ComputeManager::check_settings(
     const fs::path& scratch_dir) {
   if (settings.empty()) return {};
   std::error_code ec;
-  fs::create_directories(scratch_dir, ec);
-  if (!fs::exists(scratch_dir / "postgresql.conf")) {
-    if (auto st = write_file_atomic(scratch_dir / "postgresql.conf", "", 0600); !st) return st;
+  {
+    // API requests check settings concurrently; the empty configuration is written once.
+    static std::mutex scratch_mu;
+    std::lock_guard lock(scratch_mu);
+    fs::create_directories(scratch_dir, ec);
+    if (!fs::exists(scratch_dir / "postgresql.conf")) {
+      if (auto st = write_file_atomic(scratch_dir / "postgresql.conf", "", 0600); !st) return st;
+    }
   }
   static std::atomic<uint64_t> counter{0};
   ProcessSpec ps;
