@@ -28,9 +28,31 @@ struct HttpServer::Impl {
   Handler handler;
   HttpLimits limits;
   tcp::acceptor acceptor;
+  asio::thread_pool handlers;
 
   Impl(asio::io_context& io_, Handler h, HttpLimits l)
-      : io(io_), handler(std::move(h)), limits(l), acceptor(io_) {}
+      : io(io_),
+        handler(std::move(h)),
+        limits(l),
+        acceptor(io_),
+        handlers(static_cast<std::size_t>(std::max(1, l.handler_threads))) {}
+  ~Impl() {
+    // Requests still queued are dropped with their connections; one being handled finishes.
+    handlers.stop();
+    handlers.join();
+  }
+
+  HttpResponse handle(const HttpRequest& r) {
+    try {
+      return handler(r);
+    } catch (const std::exception& e) {
+      spdlog::error("request {} {} failed: {}", r.method, r.target, e.what());
+      HttpResponse out;
+      out.status = 500;
+      out.body = error_body("INTERNAL_ERROR", "internal error");
+      return out;
+    }
+  }
 
   asio::awaitable<void> accept_loop() {
     while (acceptor.is_open()) {
@@ -95,14 +117,10 @@ struct HttpServer::Impl {
         }
         r.body = std::move(req.body());
         r.remote_addr = remote;
-        HttpResponse out;
-        try {
-          out = handler(r);
-        } catch (const std::exception& e) {
-          spdlog::error("request {} {} failed: {}", r.method, r.target, e.what());
-          out.status = 500;
-          out.body = error_body("INTERNAL_ERROR", "internal error");
-        }
+        // The handler runs on the pool; this coroutine, on the connection's executor, waits.
+        HttpResponse out = co_await asio::co_spawn(
+            handlers.get_executor(),
+            [&]() -> asio::awaitable<HttpResponse> { co_return handle(r); }, asio::use_awaitable);
         http::response<http::string_body> res{static_cast<http::status>(out.status), req.version()};
         res.set(http::field::server, "argond");
         if (!out.body.empty() || out.status != 204)

@@ -1,6 +1,8 @@
 // The HTTP/1.1 server under the API: Boost.Beast on Asio with C++20 coroutines. It owns sockets,
 // limits (body size, header size, read deadline) and keep-alive; a synchronous handler turns each
-// request into a response. Beast and Asio stay in http_server.cc.
+// request into a response. Handlers run on a bounded pool of their own, never on the I/O threads:
+// a handler may block (a catalog transaction, `postgres -C`, `pg_waldump`) without stalling the
+// sockets of other requests or the proxy's accepts. Beast and Asio stay in http_server.cc.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,7 @@ struct HttpLimits {
   size_t max_body_bytes = 1 << 20;
   size_t max_header_bytes = 16 * 1024;
   int read_timeout_seconds = 30;
+  int handler_threads = 4;  // requests handled at once; more wait for a thread, their sockets idle
 };
 
 class HttpServer {

@@ -51,6 +51,9 @@ Delay read_delay() {
 void crash_point(std::string_view name) {
   static const Delay delay = read_delay();
   if (!delay.name.empty() && delay.name == name && delay.ms > 0) {
+    // Tests wait for this line to know the work is being held.
+    static const std::string msg = "argond: ARGON_DELAY_AT: holding " + delay.name + "\n";
+    (void)!::write(2, msg.data(), msg.size());
     std::this_thread::sleep_for(std::chrono::milliseconds(delay.ms));
   }
   static const Target target = read_target();

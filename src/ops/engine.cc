@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/crash_point.h"
 #include "ops/action.h"
 #include "ops/recovery.h"
 
@@ -113,6 +114,7 @@ Status Engine::check_pg_settings(int pg_major, const std::string& settings_json,
   ARGON_ASSIGN_OR_RETURN(const PgInstall* pg, env_.install(pg_major));
   auto st = env_.computes.check_settings(*pg, settings,
                                          env_.storage.data_dir() / "run" / ".settings-check");
+  crash_point("settings.checked");
   if (!st && st.error().code == ErrorCode::kBadRequest) {
     return fail(ErrorCode::kBadRequest, fmt::format("{}: {}", field, st.error().message));
   }
