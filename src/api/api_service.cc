@@ -170,20 +170,24 @@ Status ApiService::authenticate(const HttpRequest& req) {
                 "missing API key: send the header 'Authorization: Bearer <api key>'");
   }
   const std::string hash = sha256_hex(std::string_view(auth).substr(kBearer.size()));
-  return catalog_.run([&](Tx& tx) -> Status {
+  // The lookup reads; the key's last use is written at most once a minute per address.
+  ARGON_ASSIGN_OR_RETURN(auto key, catalog_.read([&](Tx& tx) -> Result<catalog::ApiKey> {
     for (auto& k : tx.list_api_keys()) {
-      if (constant_time_equal(k.hash, hash)) {
-        const int64_t now = clock_.now_ms();
-        if (!k.last_used_at || now - *k.last_used_at > 60'000 ||
-            k.last_used_from_addr != req.remote_addr) {
-          k.last_used_at = now;
-          k.last_used_from_addr = req.remote_addr;
-          return tx.put_api_key(k);
-        }
-        return {};
-      }
+      if (constant_time_equal(k.hash, hash)) return k;
     }
     return fail(ErrorCode::kUnauthorized, "invalid or revoked API key");
+  }));
+  const int64_t now = clock_.now_ms();
+  if (key.last_used_at && now - *key.last_used_at <= 60'000 &&
+      key.last_used_from_addr == req.remote_addr) {
+    return {};
+  }
+  return catalog_.run([&](Tx& tx) -> Status {
+    auto k = tx.get_api_key(key.id);
+    if (!k || k->revoked) return fail(ErrorCode::kUnauthorized, "invalid or revoked API key");
+    k->last_used_at = now;
+    k->last_used_from_addr = req.remote_addr;
+    return tx.put_api_key(*k);
   });
 }
 
@@ -277,7 +281,7 @@ Result<ApiService::Reply> ApiService::get_my_orgs(Ctx&) {
 }
 
 Result<ApiService::Reply> ApiService::list_api_keys(Ctx&) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     json::array a;
     for (const auto& k : tx.list_api_keys()) {
       json::object o{
@@ -341,7 +345,7 @@ Result<ApiService::Reply> ApiService::list_operations(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto limit_param, parse_int_param(c.q("limit"), "limit", 1, 1000));
   ARGON_ASSIGN_OR_RETURN(const int64_t before, parse_cursor(c.q("cursor")));
   const int64_t limit = limit_param.value_or(10);
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     auto ops = tx.list_operations(p.id, before, static_cast<int>(limit));
     json::object out{{"operations", ops_json(ops)}};
@@ -351,7 +355,7 @@ Result<ApiService::Reply> ApiService::list_operations(Ctx& c) {
 }
 
 Result<ApiService::Reply> ApiService::get_operation(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     auto op = tx.get_operation(p.id, c.param("operation_id"));
     if (!op) {

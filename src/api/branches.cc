@@ -51,7 +51,7 @@ Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(const int64_t cursor, parse_cursor(c.q("cursor"), "o"));
   const size_t offset = static_cast<size_t>(cursor);
   const std::string search = c.q("search").value_or("");
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     auto all = tx.list_branches(p.id);
     std::vector<catalog::Branch> branches;
@@ -84,7 +84,7 @@ Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
 
 Result<ApiService::Reply> ApiService::count_branches(Ctx& c) {
   const std::string search = c.q("search").value_or("");
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     int64_t n = 0;
     for (const auto& b : tx.list_branches(p.id)) {
@@ -227,7 +227,7 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
 }
 
 Result<ApiService::Reply> ApiService::get_branch(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     json::object annotation{{"object", json::object{{"type", "console/branch"}, {"id", b.id}}},
@@ -343,7 +343,7 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
   }
   const int64_t now = clock_.now_ms();
   if (point.lsn || point.time) {
-    ARGON_ASSIGN_OR_RETURN(auto source, catalog_.transact([&](Tx& tx) -> Result<catalog::Branch> {
+    ARGON_ASSIGN_OR_RETURN(auto source, catalog_.read([&](Tx& tx) -> Result<catalog::Branch> {
       ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
       return find_branch(tx, p, *source_id);
     }));
@@ -414,7 +414,7 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
 }
 
 Result<ApiService::Reply> ApiService::list_branch_endpoints(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     json::array eps;

@@ -63,7 +63,7 @@ catalog::Endpoint ApiService::new_endpoint(const catalog::Project& p,
 }
 
 Result<int> ApiService::project_pg_version(const std::string& project_id) {
-  return catalog_.transact([&](Tx& tx) -> Result<int> {
+  return catalog_.read([&](Tx& tx) -> Result<int> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, project_id));
     return p.pg_version;
   });
@@ -116,7 +116,7 @@ Status ApiService::apply_endpoint_fields(const Fields& f, catalog::Endpoint& e) 
 }
 
 Result<ApiService::Reply> ApiService::list_endpoints(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     json::array eps;
     for (const auto& e : tx.list_endpoints(p.id)) eps.push_back(endpoint_json(e, options_.address));
@@ -170,7 +170,7 @@ Result<ApiService::Reply> ApiService::create_endpoint(Ctx& c) {
 }
 
 Result<ApiService::Reply> ApiService::get_endpoint(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto e, find_endpoint(tx, p, c.param("endpoint_id")));
     return Reply{200, json::object{{"endpoint", endpoint_json(e, options_.address)}}};

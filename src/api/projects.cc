@@ -17,7 +17,7 @@ Result<ApiService::Reply> ApiService::list_projects(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(const int64_t after, parse_cursor(c.q("cursor")));
   const int64_t limit = limit_param.value_or(10);
   const std::string search = c.q("search").value_or("");
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     auto projects = tx.list_projects(after, static_cast<int>(limit), search);
     json::array items;
     for (const auto& p : projects) items.push_back(project_list_item_json(p, options_.address));
@@ -129,7 +129,7 @@ Result<ApiService::Reply> ApiService::create_project(Ctx& c) {
 }
 
 Result<ApiService::Reply> ApiService::get_project(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     return Reply{200, json::object{{"project", project_json(p, options_.address)}}};
   });
@@ -186,7 +186,7 @@ Result<ApiService::Reply> ApiService::get_connection_uri(Ctx& c) {
     return fail(ErrorCode::kBadRequest, "database_name: required");
   if (!role_name || role_name->empty()) return fail(ErrorCode::kBadRequest, "role_name: required");
   const bool pooled = c.q("pooled").value_or("false") == "true";
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     std::string branch_id = c.q("branch_id").value_or("");
     if (branch_id.empty()) {

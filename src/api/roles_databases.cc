@@ -32,7 +32,7 @@ Result<catalog::Database> ApiService::find_database(Tx& tx, const catalog::Branc
 // ---- roles and databases --------------------------------------------------------------------
 
 Result<ApiService::Reply> ApiService::list_roles(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     json::array roles;
@@ -71,7 +71,7 @@ Result<ApiService::Reply> ApiService::create_role(Ctx& c) {
 }
 
 Result<ApiService::Reply> ApiService::get_role(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     ARGON_ASSIGN_OR_RETURN(auto r, find_role(tx, b, c.param("role_name")));
@@ -104,7 +104,7 @@ Result<ApiService::Reply> ApiService::delete_role(Ctx& c) {
 }
 
 Result<ApiService::Reply> ApiService::reveal_password(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     ARGON_ASSIGN_OR_RETURN(auto r, find_role(tx, b, c.param("role_name")));
@@ -138,7 +138,7 @@ Result<ApiService::Reply> ApiService::reset_password(Ctx& c) {
 }
 
 Result<ApiService::Reply> ApiService::list_databases(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     json::array dbs;
@@ -184,7 +184,7 @@ Result<ApiService::Reply> ApiService::create_database(Ctx& c) {
 }
 
 Result<ApiService::Reply> ApiService::get_database(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     ARGON_ASSIGN_OR_RETURN(auto d, find_database(tx, b, c.param("database_name")));

@@ -88,7 +88,7 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
   // The operation checks again that nothing committed between this call and the capture.
   std::optional<std::string> wal_end;
   if (params.point.time || params.point.lsn) {
-    ARGON_ASSIGN_OR_RETURN(auto b, catalog_.transact([&](Tx& tx) -> Result<catalog::Branch> {
+    ARGON_ASSIGN_OR_RETURN(auto b, catalog_.read([&](Tx& tx) -> Result<catalog::Branch> {
       ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
       return find_branch(tx, p, c.param("branch_id"));
     }));
@@ -127,7 +127,7 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
 }
 
 Result<ApiService::Reply> ApiService::list_snapshots(Ctx& c) {
-  return catalog_.transact([&](Tx& tx) -> Result<Reply> {
+  return catalog_.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     json::array out;
     for (const auto& s : tx.list_snapshots(p.id)) out.push_back(snapshot_json(s));

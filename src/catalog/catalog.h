@@ -96,17 +96,31 @@ class Catalog {
 
   // Runs `fn` in one transaction. Commits if it returns success, rolls back otherwise.
   virtual Status run(const std::function<Status(Tx&)>& fn) = 0;
+  // Runs `fn` in a read-only transaction: a consistent view that waits for no writer and makes
+  // none wait (GETs, the proxy's wake). A write inside it fails. By default the same as run().
+  virtual Status run_read(const std::function<Status(Tx&)>& fn) { return run(fn); }
 
-  // Convenience wrapper returning a value from the transaction.
+  // Convenience wrappers returning a value from the transaction (read-write, or read-only).
   template <typename F>
   auto transact(F&& fn) -> decltype(fn(std::declval<Tx&>())) {
+    return with_value(fn, false);
+  }
+  template <typename F>
+  auto read(F&& fn) -> decltype(fn(std::declval<Tx&>())) {
+    return with_value(fn, true);
+  }
+
+ private:
+  template <typename F>
+  auto with_value(F& fn, bool read_only) -> decltype(fn(std::declval<Tx&>())) {
     using R = decltype(fn(std::declval<Tx&>()));
     std::optional<R> out;
-    Status st = run([&](Tx& tx) -> Status {
+    auto body = [&](Tx& tx) -> Status {
       out.emplace(fn(tx));
       if (!out->has_value()) return std::unexpected(out->error());
       return {};
-    });
+    };
+    Status st = read_only ? run_read(body) : run(body);
     if (!st) {
       if (out && !out->has_value()) return *out;
       return std::unexpected(st.error());

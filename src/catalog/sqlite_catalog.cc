@@ -720,10 +720,20 @@ Result<std::unique_ptr<SqliteCatalog>> SqliteCatalog::open(const std::filesystem
     if (auto st = exec_sql(db, pragma); !st) return std::unexpected(st.error());
   }
   if (auto st = cat->migrate(); !st) return std::unexpected(st.error());
+  rc = sqlite3_open_v2(path.c_str(), &cat->reader_, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX,
+                       nullptr);
+  if (rc != SQLITE_OK) {
+    return fail(ErrorCode::kInternal, fmt::format("cannot open catalog {} for reading: {}",
+                                                  path.string(), sqlite3_errmsg(cat->reader_)));
+  }
+  sqlite3_busy_timeout(cat->reader_, 5000);
   return cat;
 }
 
-SqliteCatalog::~SqliteCatalog() { sqlite3_close(db_); }
+SqliteCatalog::~SqliteCatalog() {
+  sqlite3_close(reader_);
+  sqlite3_close(db_);
+}
 
 Status SqliteCatalog::migrate() {
   int version = 0;
@@ -754,8 +764,18 @@ Status SqliteCatalog::migrate() {
 
 Status SqliteCatalog::run(const std::function<Status(Tx&)>& fn) {
   std::lock_guard lock(mu_);
-  if (auto st = exec_sql(db_, "BEGIN IMMEDIATE"); !st) return st;
-  SqliteTx tx(db_);
+  return transaction(db_, "BEGIN IMMEDIATE", fn);
+}
+
+Status SqliteCatalog::run_read(const std::function<Status(Tx&)>& fn) {
+  std::lock_guard lock(read_mu_);
+  return transaction(reader_, "BEGIN", fn);
+}
+
+Status SqliteCatalog::transaction(sqlite3* db, const char* begin,
+                                  const std::function<Status(Tx&)>& fn) {
+  if (auto st = exec_sql(db, begin); !st) return st;
+  SqliteTx tx(db);
   Status result;
   try {
     result = fn(tx);
@@ -763,11 +783,11 @@ Status SqliteCatalog::run(const std::function<Status(Tx&)>& fn) {
     result = fail(ErrorCode::kInternal, "catalog error", e.what());
   }
   if (!result) {
-    (void)exec_sql(db_, "ROLLBACK");  // the callback's or COMMIT's error is the one to report
+    (void)exec_sql(db, "ROLLBACK");  // the callback's or COMMIT's error is the one to report
     return result;
   }
-  if (auto st = exec_sql(db_, "COMMIT"); !st) {
-    (void)exec_sql(db_, "ROLLBACK");  // the callback's or COMMIT's error is the one to report
+  if (auto st = exec_sql(db, "COMMIT"); !st) {
+    (void)exec_sql(db, "ROLLBACK");  // the callback's or COMMIT's error is the one to report
     return st;
   }
   return {};

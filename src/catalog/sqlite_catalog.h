@@ -1,6 +1,7 @@
-// SQLite implementation of the catalog: one connection in WAL mode with synchronous=FULL,
-// serialized by a mutex (argond's catalog traffic is small; correctness over concurrency). Schema
-// changes are numbered migrations applied at open.
+// SQLite implementation of the catalog: one writing connection in WAL mode with synchronous=FULL,
+// serialized by a mutex (argond's catalog traffic is small; correctness over concurrency), and one
+// read-only connection with a mutex of its own, whose transactions see the last commit and never
+// wait for the writer. Schema changes are numbered migrations applied at open.
 #pragma once
 
 #include <filesystem>
@@ -20,13 +21,18 @@ class SqliteCatalog final : public Catalog {
   ~SqliteCatalog() override;
 
   Status run(const std::function<Status(Tx&)>& fn) override;
+  Status run_read(const std::function<Status(Tx&)>& fn) override;
 
  private:
   explicit SqliteCatalog(sqlite3* db) : db_(db) {}
   Status migrate();
+  // One transaction on `db`: BEGIN `begin`, fn, COMMIT (ROLLBACK on failure).
+  static Status transaction(sqlite3* db, const char* begin, const std::function<Status(Tx&)>& fn);
 
   std::mutex mu_;
-  sqlite3* db_;
+  sqlite3* db_;  // guarded by mu_
+  std::mutex read_mu_;
+  sqlite3* reader_ = nullptr;  // guarded by read_mu_
 };
 
 }  // namespace argon::catalog

@@ -41,6 +41,21 @@ Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_
       }
     }
   }
+  if (!recheck) {
+    // Every connection asks: the usual answer (the compute runs) comes from a read that waits for
+    // no writer. Anything else (an error to name, a start to ask for) takes the path below.
+    auto running = env_.catalog.read([&](Tx& tx) -> Result<std::optional<compute::ComputeTarget>> {
+      auto ep = tx.find_endpoint(endpoint_id);
+      if (!ep || ep->deleted || ep->disabled ||
+          ep->current_state != catalog::endpoint_state::kActive ||
+          !env_.computes.running(ep->branch_id)) {
+        return std::nullopt;
+      }
+      return compute::ComputeTarget{ep->id, ep->project_id, ep->branch_id,
+                                    env_.storage.run_dir(ep->branch_id)};
+    });
+    if (running && *running) return running;
+  }
   std::optional<compute::ComputeTarget> ready;
   bool submitted = false;
   auto st = env_.catalog.run([&](Tx& tx) -> Status {

@@ -98,3 +98,40 @@ PRAGMA user_version = 2;
 
 }  // namespace
 }  // namespace argon::catalog
+
+namespace argon::catalog {
+namespace {
+
+// Reads run on a connection of their own: they see every committed write, and cannot write.
+TEST(SqliteCatalogTest, ReadTransactionsSeeCommitsAndCannotWrite) {
+  TempDir dir;
+  auto cat = SqliteCatalog::open(dir.path() / "catalog.db");
+  ASSERT_TRUE(cat) << cat.error().detail;
+  ASSERT_TRUE((*cat)->run([](Tx& tx) { return tx.set_meta("k", "one"); }));
+  auto seen =
+      (*cat)->read([](Tx& tx) -> Result<std::string> { return tx.get_meta("k").value_or(""); });
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(*seen, "one");
+
+  auto wrote = (*cat)->run_read([](Tx& tx) { return tx.set_meta("k", "two"); });
+  EXPECT_FALSE(wrote);
+  auto after =
+      (*cat)->read([](Tx& tx) -> Result<std::string> { return tx.get_meta("k").value_or(""); });
+  ASSERT_TRUE(after);
+  EXPECT_EQ(*after, "one");
+
+  // A read open across a commit keeps its view; the next one sees the commit.
+  ASSERT_TRUE((*cat)->run_read([&](Tx& tx) -> Status {
+    EXPECT_EQ(tx.get_meta("k").value_or(""), "one");
+    ARGON_RETURN_IF_ERROR((*cat)->run([](Tx& w) { return w.set_meta("k", "three"); }));
+    EXPECT_EQ(tx.get_meta("k").value_or(""), "one");  // the writer did not wait for this read
+    return {};
+  }));
+  auto last =
+      (*cat)->read([](Tx& tx) -> Result<std::string> { return tx.get_meta("k").value_or(""); });
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, "three");
+}
+
+}  // namespace
+}  // namespace argon::catalog
