@@ -39,7 +39,10 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
     bool serve = env_.computes.running(branch.id);
     for (const auto& ep : rt.endpoints)
       serve |= !ep.disabled && ep.current_state == catalog::endpoint_state::kActive;
-    const auto fenced = ids_of(rt.endpoints);
+    // Gated by this run only: a re-run after the exchange (a crash) finds no connections and gates
+    // nothing, so it must lift nothing either, or it would lift another operation's gate. Clients
+    // arriving meanwhile wait anyway: their start_compute waits for this operation (scheduler.h).
+    std::vector<std::string> fenced;
 
     std::optional<std::string> lsn;
     if (!env_.storage.reset_exchanged(branch.id, op.id)) {
@@ -50,6 +53,7 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
       }
       lsn = *captured;
       crash_point("reset.captured");
+      fenced = ids_of(rt.endpoints);
       env_.fence(
           fenced,
           fmt::format("terminating connection: branch {} was reset from branch {}; reconnect to "
