@@ -92,6 +92,10 @@ class ApiService {
   // -C, up to seconds), so that nothing slow runs while the catalog is locked.
   Status check_endpoint_pg_settings(const Fields& f, const std::string& project_id);
   Result<int> project_pg_version(const std::string& project_id);
+  // A finalized restore: the target's endpoints are marked switching by `op_id` (in the
+  // transaction), and after the commit the proxy holds them (ops::Engine::sync_holds).
+  Status mark_switching(catalog::Tx& tx, const std::string& target_id, const std::string& op_id);
+  void hold_switching();
   // Copies the catalog's roles (with passwords) and databases of a branch or snapshot to another.
   Status copy_roles_and_databases(catalog::Tx& tx, const std::string& from_id,
                                   const std::string& to_id, int64_t now);

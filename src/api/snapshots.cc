@@ -1,5 +1,6 @@
 // Snapshot handlers (CONTRACT.md §7, §10): create, list, rename/expire, delete, restore, finalize.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
 #include <functional>
@@ -179,7 +180,6 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto finalize, f.boolean("finalize_restore"));
   const int64_t now = clock_.now_ms();
   std::string swap_op;
-  std::vector<std::string> gated;
   auto reply = mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto s, find_snapshot(tx, p, c.param("snapshot_id")));
@@ -244,20 +244,16 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
                              engine_.planner().add(tx, p.id, n.id, std::nullopt,
                                                    ops::params::FinalizeRestore{target->id}));
       swap_op = ops.back().id;
-      for (auto ep : tx.list_branch_endpoints(target->id)) {
+      ARGON_RETURN_IF_ERROR(mark_switching(tx, target->id, swap_op));
+      for (const auto& ep : tx.list_branch_endpoints(target->id)) {
         endpoints.push_back(endpoint_json(ep, options_.address));
-        gated.push_back(ep.id);
       }
     }
     json::object out{{"branch", branch_json(n)}, {"operations", ops_json(ops)}};
     if (!endpoints.empty()) out["endpoints"] = std::move(endpoints);
-    // From the moment this call returns, no new connection reaches the data being replaced: they
-    // wait at the gate (bounded) until the swap is done. Gated before the commit, so the swap
-    // cannot run (and release) first.
-    if (!swap_op.empty()) engine_.hold_endpoints_until(swap_op, gated);
     return Reply{200, std::move(out)};
   });
-  if (!reply && !swap_op.empty()) engine_.release_endpoints(swap_op);  // the commit failed
+  if (reply && !swap_op.empty()) hold_switching();
   return reply;
 }
 
@@ -288,13 +284,29 @@ Result<ApiService::Reply> ApiService::finalize_restore(Ctx& c) {
         auto op, engine_.planner().add(tx, p.id, n.id, std::nullopt,
                                        ops::params::FinalizeRestore{target->id, old_name}));
     swap_op = op.id;
-    std::vector<std::string> gated;
-    for (const auto& ep : tx.list_branch_endpoints(target->id)) gated.push_back(ep.id);
-    engine_.hold_endpoints_until(swap_op, gated);  // as in restore_snapshot
+    ARGON_RETURN_IF_ERROR(mark_switching(tx, target->id, swap_op));
     return Reply{200, json::object{{"branch", branch_json(n)}, {"operations", ops_json({op})}}};
   });
-  if (!reply && !swap_op.empty()) engine_.release_endpoints(swap_op);
+  if (reply && !swap_op.empty()) hold_switching();
   return reply;
+}
+
+Status ApiService::mark_switching(Tx& tx, const std::string& target_id, const std::string& op_id) {
+  for (auto ep : tx.list_branch_endpoints(target_id)) {
+    ep.switching_op = op_id;
+    ARGON_RETURN_IF_ERROR(tx.put_endpoint(ep));
+  }
+  return {};
+}
+
+void ApiService::hold_switching() {
+  // From the moment the call returns, no new connection reaches the data being replaced: they
+  // wait at the proxy (bounded) until the swap is done. The rows say so already; this makes the
+  // proxy hold them now. If it fails, they are held at the next sync (the operation's end, or a
+  // restart), and connections until then may see the data being replaced, as before its end.
+  if (auto st = engine_.sync_holds(); !st) {
+    spdlog::error("holding the endpoints of a finalized restore failed: {}", st.error().detail);
+  }
 }
 
 }  // namespace argon::api

@@ -86,6 +86,10 @@ UPDATE operations SET kind = CASE
 ALTER TABLE operations DROP COLUMN step;
 ALTER TABLE operations DROP COLUMN retry_at;
 )sql",
+    // The restore gate as endpoint state (model.h Endpoint::switching_op).
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN switching_op TEXT;
+)sql",
 };
 
 // A prepared statement with positional binding (1-based, in call order) and column reading.
@@ -180,7 +184,7 @@ constexpr std::string_view kBranchCols =
 constexpr std::string_view kEndpointCols =
     "id, project_id, branch_id, type, name, current_state, pending_state, disabled, "
     "passwordless_access, suspend_timeout_seconds, min_cu, max_cu, settings, created_at, "
-    "updated_at, last_active, started_at, suspended_at, deleted";
+    "updated_at, last_active, started_at, suspended_at, deleted, switching_op";
 constexpr std::string_view kRoleCols =
     "branch_id, name, project_id, password, is_protected, no_login, created_at, updated_at, "
     "pending_delete";
@@ -273,6 +277,7 @@ Endpoint read_endpoint(Stmt& s) {
   e.started_at = s.opt_i64();
   e.suspended_at = s.opt_i64();
   e.deleted = s.boolean();
+  e.switching_op = s.opt_text();
   return e;
 }
 
@@ -461,7 +466,11 @@ class SqliteTx final : public Tx {
     s.bind(e.current_state).bind(e.pending_state).bind(e.disabled).bind(e.passwordless_access);
     s.bind(e.suspend_timeout_seconds).bind(e.autoscaling_limit_min_cu);
     s.bind(e.autoscaling_limit_max_cu).bind(e.settings_json).bind(e.created_at).bind(e.updated_at);
-    s.bind(e.last_active).bind(e.started_at).bind(e.suspended_at).bind(e.deleted);
+    s.bind(e.last_active)
+        .bind(e.started_at)
+        .bind(e.suspended_at)
+        .bind(e.deleted)
+        .bind(e.switching_op);
     s.exec();
     return {};
   }

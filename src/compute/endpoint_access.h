@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -42,9 +43,14 @@ struct EndpointActivity {
 class ConnectionControl {
  public:
   virtual ~ConnectionControl() = default;
-  // New connections to the endpoint wait (bounded) until ungate(); gates nest by count.
+  // New connections to the endpoint wait (bounded) until ungate(); gates nest by count. For the
+  // fences of one action run, paired within it.
   virtual void gate(const std::string& endpoint_id) = 0;
   virtual void ungate(const std::string& endpoint_id) = 0;
+  // The endpoints whose new connections wait because the catalog says they are being switched
+  // (Endpoint::switching_op); replaces the previous set, so it is a copy of catalog state, never a
+  // count a crash could leave unpaired.
+  virtual void set_held(const std::set<std::string>& endpoint_ids) = 0;
   // Closes every live connection of the endpoint with SQLSTATE 57P01 and `reason` as the message;
   // returns once they are closed (bounded by a few seconds).
   virtual void terminate(const std::string& endpoint_id, const std::string& reason) = 0;

@@ -29,24 +29,24 @@ Engine::~Engine() { stop(); }
 Status Engine::recover() { return ops::recover(env_); }
 
 Status Engine::start() {
-  // A finalized restore interrupted by a crash gates its target's endpoints again until its
-  // operation ends, as the API call did: no connection reaches the data being replaced.
-  ARGON_ASSIGN_OR_RETURN(
-      auto holds,
-      env_.catalog.transact([&](Tx& tx) -> Result<std::map<std::string, std::vector<std::string>>> {
-        std::map<std::string, std::vector<std::string>> out;
-        for (const auto& op : tx.list_pending_operations()) {
-          if (op.kind != to_string(ActionKind::kFinalizeRestore)) continue;
-          ARGON_ASSIGN_OR_RETURN(auto params,
-                                 parse_params(ActionKind::kFinalizeRestore, op.params_json));
-          out[op.id] = ids_of(
-              tx.list_branch_endpoints(std::get<params::FinalizeRestore>(params).target_branch_id));
-        }
-        return out;
-      }));
-  for (const auto& [op_id, endpoints] : holds) hold_endpoints_until(op_id, endpoints);
+  // A finalized restore interrupted by a crash still has its endpoints marked switching: the proxy
+  // holds them again before it accepts connections.
+  ARGON_RETURN_IF_ERROR(sync_holds());
   scheduler_.start();
   sweeps_.start();
+  return {};
+}
+
+Status Engine::sync_holds() {
+  std::lock_guard l(holds_mu_);
+  ARGON_ASSIGN_OR_RETURN(auto held, env_.catalog.read([&](Tx& tx) -> Result<std::set<std::string>> {
+    std::set<std::string> out;
+    for (const auto& ep : tx.list_all_endpoints()) {
+      if (ep.switching_op && !ep.deleted) out.insert(ep.id);
+    }
+    return out;
+  }));
+  if (env_.control) env_.control->set_held(held);
   return {};
 }
 
@@ -59,32 +59,28 @@ void Engine::notify() { scheduler_.notify(); }
 
 void Engine::on_finished(const Operation& op) {
   if (op.kind == to_string(ActionKind::kStartCompute)) wakes_.note_finished(op);
-  if (op.kind == to_string(ActionKind::kFinalizeRestore)) release_endpoints(op.id);
+  if (op.kind == to_string(ActionKind::kFinalizeRestore)) {
+    // Done, failed or skipped: its endpoints are not being switched any more. (Done, the swap
+    // cleared them already.)
+    auto st = env_.catalog.run([&](Tx& tx) -> Status {
+      for (auto ep : tx.list_all_endpoints()) {
+        if (ep.switching_op != op.id) continue;
+        ep.switching_op.reset();
+        ARGON_RETURN_IF_ERROR(tx.put_endpoint(ep));
+      }
+      return {};
+    });
+    if (st) st = sync_holds();
+    // A failure here leaves the endpoints held (waiting clients time out with a clear message)
+    // until the next sync: the next restore's end, or argond's next start.
+    if (!st)
+      spdlog::error("lifting the restore hold of operation {} failed: {}", op.id,
+                    st.error().detail);
+  }
   if (auto st = remove_deleted_projects(env_); !st) {
     // The next operation's end, or the next start, tries again.
     spdlog::error("removing deleted projects failed: {} {}", st.error().message, st.error().detail);
   }
-}
-
-void Engine::hold_endpoints_until(const std::string& swap_op_id,
-                                  const std::vector<std::string>& endpoint_ids) {
-  if (!env_.control || endpoint_ids.empty()) return;
-  for (const auto& ep : endpoint_ids) env_.control->gate(ep);
-  std::lock_guard l(held_mu_);
-  auto& held = held_[swap_op_id];
-  held.insert(held.end(), endpoint_ids.begin(), endpoint_ids.end());
-}
-
-void Engine::release_endpoints(const std::string& swap_op_id) {
-  std::vector<std::string> held;
-  {
-    std::lock_guard l(held_mu_);
-    if (auto it = held_.find(swap_op_id); it != held_.end()) {
-      held = std::move(it->second);
-      held_.erase(it);
-    }
-  }
-  env_.unfence(held);
 }
 
 Result<std::optional<compute::ComputeTarget>> Engine::wake(std::string_view endpoint_id) {

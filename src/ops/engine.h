@@ -32,8 +32,8 @@ class Engine final : public compute::EndpointResolver {
 
   // Startup reconciliation (ops/recovery.h), before any request is served.
   [[nodiscard]] Status recover();
-  // Starts the threads. Interrupted finalized restores gate their endpoints again first (needs
-  // set_connection_control before).
+  // Starts the threads. Endpoints being switched by an interrupted finalized restore are held again
+  // first (needs set_connection_control before).
   [[nodiscard]] Status start();
   // Stops dispatching and the sweeps, and waits for running operations.
   void stop();
@@ -47,13 +47,12 @@ class Engine final : public compute::EndpointResolver {
   // The proxy's control over client connections: suspending a compute gates the endpoint and
   // terminates its connections first; the sweeps read activity for autosuspend. Set before start().
   void set_connection_control(compute::ConnectionControl* control) { env_.control = control; }
-  // A finalized restore was accepted: from now until its finalize_restore operation ends (done,
-  // failed or skipped), new connections to these endpoints wait at the proxy's gate instead of
-  // reaching the data being replaced. In memory: start() takes it again after a restart.
-  void hold_endpoints_until(const std::string& swap_op_id,
-                            const std::vector<std::string>& endpoint_ids);
-  // Lifts that hold (also done when the operation ends).
-  void release_endpoints(const std::string& swap_op_id);
+  // Makes the proxy hold new connections to exactly the endpoints the catalog says are being
+  // switched (Endpoint::switching_op, set by the API with a finalized restore and cleared when its
+  // finalize_restore operation ends, however it ends). Called after such a commit, when the
+  // operation ends, and at start; each call copies the current catalog state, so a crash loses no
+  // hold and no caller can lift another's.
+  [[nodiscard]] Status sync_holds();
   // What a branch's WAL says about its last commit (storage/wal_history.h), for a snapshot asked
   // for at a point in time. Runs PostgreSQL's tools: tens of milliseconds.
   [[nodiscard]] Result<storage::WalHistory> branch_wal_history(const catalog::Branch& branch);
@@ -73,9 +72,7 @@ class Engine final : public compute::EndpointResolver {
   WakeCoordinator wakes_;
   Sweeps sweeps_;
   Scheduler scheduler_;
-  std::mutex held_mu_;
-  std::map<std::string, std::vector<std::string>>
-      held_;  // guarded by held_mu_: operation id -> gated endpoints
+  std::mutex holds_mu_;  // one sync_holds at a time: the later catalog read is applied later
 };
 
 }  // namespace argon::ops

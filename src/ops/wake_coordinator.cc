@@ -46,7 +46,7 @@ Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_
     // no writer. Anything else (an error to name, a start to ask for) takes the path below.
     auto running = env_.catalog.read([&](Tx& tx) -> Result<std::optional<compute::ComputeTarget>> {
       auto ep = tx.find_endpoint(endpoint_id);
-      if (!ep || ep->deleted || ep->disabled ||
+      if (!ep || ep->deleted || ep->disabled || ep->switching_op ||
           ep->current_state != catalog::endpoint_state::kActive ||
           !env_.computes.running(ep->branch_id)) {
         return std::nullopt;
@@ -79,6 +79,8 @@ Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_
                       "{{\"endpoint\": {{\"disabled\": false}}}}",
                       ep->id, ep->project_id, ep->id));
     }
+    // Being switched by a restore: wait (bounded by the proxy) for the branch it is switched to.
+    if (ep->switching_op) return {};
     if (ep->current_state == catalog::endpoint_state::kActive &&
         env_.computes.running(ep->branch_id)) {
       ready = compute::ComputeTarget{ep->id, ep->project_id, ep->branch_id,

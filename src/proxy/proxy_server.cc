@@ -104,6 +104,7 @@ class Session;
 struct ProxyServer::Impl : std::enable_shared_from_this<Impl> {
   struct EndpointEntry {
     int gates = 0;
+    bool held = false;  // set_held: a restore switching it (catalog state)
     std::int64_t last_active_ms = 0;
     std::set<std::shared_ptr<Session>> sessions;
   };
@@ -479,7 +480,7 @@ awaitable<Status> Session::enter_endpoint() {
     {
       std::lock_guard l(proxy_->mu);
       auto& ep = proxy_->endpoints[endpoint_id_];
-      if (ep.gates == 0) {
+      if (ep.gates == 0 && !ep.held) {
         ep.sessions.insert(shared_from_this());
         ep.last_active_ms = proxy_->clock.now_ms();
         registered_ = true;
@@ -902,6 +903,12 @@ void ProxyServer::ungate(const std::string& endpoint_id) {
   std::lock_guard l(impl_->mu);
   auto& ep = impl_->endpoints[endpoint_id];
   if (ep.gates > 0) --ep.gates;
+}
+
+void ProxyServer::set_held(const std::set<std::string>& endpoint_ids) {
+  std::lock_guard l(impl_->mu);
+  for (auto& [id, ep] : impl_->endpoints) ep.held = endpoint_ids.contains(id);
+  for (const auto& id : endpoint_ids) impl_->endpoints[id].held = true;
 }
 
 void ProxyServer::terminate(const std::string& endpoint_id, const std::string& reason) {

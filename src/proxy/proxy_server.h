@@ -58,6 +58,7 @@ class ProxyServer final : public compute::ConnectionControl {
 
   void gate(const std::string& endpoint_id) override;
   void ungate(const std::string& endpoint_id) override;
+  void set_held(const std::set<std::string>& endpoint_ids) override;
   void terminate(const std::string& endpoint_id, const std::string& reason) override;
   std::map<std::string, compute::EndpointActivity> activity() const override;
 

@@ -195,6 +195,36 @@ TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreCallReturned) {
   }
 }
 
+// The restore hold is catalog state (Endpoint::switching_op), not memory: argond killed after the
+// restore call returned holds the endpoint again when it restarts, so a connection made then, while
+// the restore still runs, waits and reads the restored data, never the data being replaced.
+TEST(SnapshotTest, TheRestoreHoldSurvivesAKill) {
+  ::setenv("ARGON_DELAY_AT", "restore.cloned:6000", 1);  // each restore's clone takes 6 s longer
+  Argond a;
+  auto p = create_project(a);
+  exec(conninfo(a, p, p.endpoint), "CREATE TABLE t (v text); INSERT INTO t VALUES ('A')");
+  const std::string snap_a = snapshot(a, p, p.branch, "A");
+  exec(conninfo(a, p, p.endpoint), "UPDATE t SET v = 'B'");
+  auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, snap_a),
+                  fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p.branch));
+  ASSERT_EQ(r.status, 200) << r.raw;
+  a.kill9();
+  a.start();
+  ::unsetenv("ARGON_DELAY_AT");
+  const auto pending = a.get(fmt::format("/projects/{}/operations", p.id));
+  size_t unfinished = 0;
+  for (const auto& op : pending.body.at("operations").as_array()) {
+    unfinished += str(op, "status") != "finished";
+  }
+  ASSERT_GT(unfinished, 0u) << "the restore ended before the restart; the test holds nothing";
+  auto c = PgConn::connect(conninfo(a, p, p.endpoint));
+  ASSERT_TRUE(c) << c.error().message;
+  auto v = c->exec("SELECT v FROM t");
+  ASSERT_TRUE(v) << v.error().message;
+  EXPECT_EQ(v->value(), "A");
+  a.wait_idle(p.id);
+}
+
 TEST(SnapshotTest, PreviewRestoreIsANewRootBranchFinalizedLater) {
   Argond a;
   auto p = create_project(a);

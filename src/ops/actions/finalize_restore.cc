@@ -109,6 +109,7 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
     const bool running = env_.computes.running(n->id);
     for (auto ep : tx.list_branch_endpoints(t->id)) {
       ep.branch_id = n->id;
+      ep.switching_op.reset();  // switched: new connections reach the restored branch
       set_serving(ep, running, now);
       ARGON_RETURN_IF_ERROR(tx.put_endpoint(ep));
     }

@@ -31,7 +31,8 @@ TEST(SqliteCatalogTest, OperationsFromBeforeKindsGetTheirKindFromTheirParameters
   const fs::path db = dir.path() / "catalog.db";
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
-  // The operations table as schema version 2 had it (the other tables do not matter here).
+  // The operations table as schema version 2 had it; of the others, only what later migrations
+  // alter.
   const char* v2 = R"sql(
 CREATE TABLE operations(
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, project_id TEXT NOT NULL,
@@ -39,6 +40,7 @@ CREATE TABLE operations(
   failures_count INTEGER NOT NULL, error TEXT, params TEXT NOT NULL, step INTEGER NOT NULL,
   created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, total_duration_ms INTEGER NOT NULL,
   retry_at INTEGER);
+CREATE TABLE endpoints(id TEXT PRIMARY KEY);
 CREATE INDEX operations_project ON operations(project_id, seq);
 CREATE INDEX operations_pending ON operations(status) WHERE status IN ('scheduling', 'running');
 INSERT INTO operations(id, project_id, action, status, failures_count, params, step, created_at, updated_at,
