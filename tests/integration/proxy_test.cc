@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "common/clock.h"
 #include "harness.h"
 
 namespace argon::testing {
@@ -327,8 +328,18 @@ TEST(ProxyTest, AutosuspendAfterTheTimeoutWithoutConnections) {
         conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require options=endpoint={}",
                                 p.password, p.endpoint)));
     ASSERT_TRUE(c) << c.error().message;
-    // Held open for longer than the timeout: an open connection keeps the endpoint active.
-    std::this_thread::sleep_for(4s);
+    // Held open for longer than the timeout: an open connection keeps the endpoint active. The
+    // sweep records it as activity; wait until it has, more than the timeout after the open.
+    const int64_t opened_ms = SystemClock().now_ms();
+    auto last_active_ms = [&]() -> int64_t {
+      auto ep =
+          a.get(fmt::format("/projects/{}/endpoints/{}", p.id, p.endpoint)).body.at("endpoint");
+      if (!ep.as_object().contains("last_active")) return 0;
+      return parse_time_us(str(ep, "last_active")).value_or(0) / 1000;
+    };
+    for (int i = 0; i < 300 && last_active_ms() < opened_ms + 3000; ++i)
+      std::this_thread::sleep_for(100ms);
+    ASSERT_GE(last_active_ms(), opened_ms + 3000);
     EXPECT_EQ(endpoint_state(a, p), "active");
     EXPECT_TRUE(c->exec("select 1"));
   }
@@ -418,13 +429,14 @@ TEST(ProxyTest, MovingAnEndpointTerminatesOldConnectionsAndNewOnesReachTheNewCom
     }
   });
   StopAndJoin joiner{stop, loop};
-  std::this_thread::sleep_for(300ms);
+  // Some reads of the old compute first, then the move; then until the new one answers.
+  for (int i = 0; i < 1000 && saw_main.load() == 0; ++i) std::this_thread::sleep_for(10ms);
   auto move = a.call("PATCH", fmt::format("/projects/{}/endpoints/{}", p.id, p.endpoint),
                      fmt::format(R"({{"endpoint":{{"branch_id":"{}"}}}})", next));
   ASSERT_EQ(move.status, 200) << move.raw;
   a.wait_operations(p.id, move.body.at("operations"));
   const int64_t switched_at = std::chrono::steady_clock::now().time_since_epoch().count();
-  std::this_thread::sleep_for(500ms);
+  for (int i = 0; i < 1000 && saw_next.load() < 3; ++i) std::this_thread::sleep_for(10ms);
   stop = true;
   loop.join();
   EXPECT_GT(saw_main.load(), 0);
