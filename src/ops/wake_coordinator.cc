@@ -16,6 +16,15 @@ void WakeCoordinator::note_finished(const catalog::Operation& op) {
     it->second.error = op.error.value_or("start failed");
 }
 
+std::optional<compute::ComputeTarget> WakeCoordinator::serving(const catalog::Endpoint& ep) const {
+  if (ep.switching_op || ep.current_state != catalog::endpoint_state::kActive ||
+      !env_.computes.running(ep.branch_id)) {
+    return std::nullopt;
+  }
+  return compute::ComputeTarget{ep.id, ep.project_id, ep.branch_id,
+                                env_.storage.run_dir(ep.branch_id)};
+}
+
 Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_view endpoint_id) {
   std::optional<Pending> recheck;  // a start that has been pending for a while
   {
@@ -46,13 +55,8 @@ Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_
     // no writer. Anything else (an error to name, a start to ask for) takes the path below.
     auto running = env_.catalog.read([&](Tx& tx) -> Result<std::optional<compute::ComputeTarget>> {
       auto ep = tx.find_endpoint(endpoint_id);
-      if (!ep || ep->deleted || ep->disabled || ep->switching_op ||
-          ep->current_state != catalog::endpoint_state::kActive ||
-          !env_.computes.running(ep->branch_id)) {
-        return std::nullopt;
-      }
-      return compute::ComputeTarget{ep->id, ep->project_id, ep->branch_id,
-                                    env_.storage.run_dir(ep->branch_id)};
+      if (!ep || ep->deleted || ep->disabled) return std::nullopt;
+      return serving(*ep);
     });
     if (running && *running) return running;
   }
@@ -81,12 +85,7 @@ Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_
     }
     // Being switched by a restore: wait (bounded by the proxy) for the branch it is switched to.
     if (ep->switching_op) return {};
-    if (ep->current_state == catalog::endpoint_state::kActive &&
-        env_.computes.running(ep->branch_id)) {
-      ready = compute::ComputeTarget{ep->id, ep->project_id, ep->branch_id,
-                                     env_.storage.run_dir(ep->branch_id)};
-      return {};
-    }
+    if ((ready = serving(*ep))) return {};
     if (recheck) {
       auto op = tx.get_operation(ep->project_id, recheck->op_id);
       if (op && !op->terminal()) return {};  // still queued or running

@@ -35,6 +35,9 @@ class WakeCoordinator {
     std::chrono::steady_clock::time_point checked_at;  // last catalog check while pending
   };
 
+  // The endpoint's compute when it runs and may be reached now (not being switched).
+  std::optional<compute::ComputeTarget> serving(const catalog::Endpoint& ep) const;
+
   ActionEnv& env_;
   const Planner& planner_;
   const std::function<void()> notify_;
