@@ -84,7 +84,10 @@ void ComputeManager::monitor_loop() {
       }
       if (auto code = try_reap(it->second.pid)) {
         it->second.exit_code = *code;
-        if (it->second.stopping) {
+        if (it->second.abandoned) {
+          spdlog::info("compute {} (pid {}) exited at last", it->first, it->second.pid);
+          it = procs_.erase(it);
+        } else if (it->second.stopping) {
           ++it;  // stop() removes it
         } else {
           spdlog::warn("compute {} (pid {}) exited unexpectedly with status {}", it->first,
@@ -111,7 +114,12 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
   {
     std::lock_guard lock(mu_);
     auto it = procs_.find(spec.id);
-    if (it != procs_.end() && !it->second.exit_code && !it->second.stopping) return {};
+    if (it != procs_.end() && !it->second.exit_code) {
+      if (!it->second.stopping) return {};
+      return fail(ErrorCode::kUnavailable,
+                  fmt::format("compute {}: the previous postgres (pid {}) has not exited yet",
+                              spec.id, it->second.pid));
+    }
   }
   if (auto st = stop_stray(spec.pgdata, 30s); !st) return st;
   if (auto st = make_dir(spec.run_dir, 0700); !st) return st;
@@ -161,7 +169,7 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
   if (!pid) return std::unexpected(pid.error());
   {
     std::lock_guard lock(mu_);
-    procs_[spec.id] = Proc{*pid, spec.run_dir, false, std::nullopt};
+    procs_[spec.id] = Proc{*pid, spec.run_dir, false, false, std::nullopt};
   }
   spdlog::info("compute {} starting (pid {}, PostgreSQL {})", spec.id, *pid, spec.pg.version);
 
@@ -240,26 +248,30 @@ Status ComputeManager::stop(std::string_view id, std::chrono::milliseconds timeo
   p.stopping = true;
   const pid_t pid = p.pid;
   if (!p.exit_code) ::kill(pid, SIGINT);  // fast shutdown: checkpoint, clean exit
-  bool done = exited_cv_.wait_for(lock, timeout, [&] {
+  // Only this pid's entry: a start() after a stop that gave up must not be mistaken for it.
+  auto reaped = [&] {
     auto i = procs_.find(id);
-    return i == procs_.end() || i->second.exit_code.has_value();
-  });
+    return i == procs_.end() || i->second.pid != pid || i->second.exit_code.has_value();
+  };
+  bool done = exited_cv_.wait_for(lock, timeout, reaped);
   if (!done) {
     spdlog::warn("compute {} did not stop within {} ms; immediate shutdown", id, timeout.count());
     ::kill(pid, SIGQUIT);
-    done = exited_cv_.wait_for(lock, 10s, [&] {
-      auto i = procs_.find(id);
-      return i == procs_.end() || i->second.exit_code.has_value();
-    });
+    done = exited_cv_.wait_for(lock, 10s, reaped);
     if (!done) {
       ::kill(pid, SIGKILL);
-      exited_cv_.wait_for(lock, 10s, [&] {
-        auto i = procs_.find(id);
-        return i == procs_.end() || i->second.exit_code.has_value();
-      });
+      done = exited_cv_.wait_for(lock, 10s, reaped);
     }
   }
-  procs_.erase(std::string(id));
+  auto i = procs_.find(id);
+  if (!done) {
+    // Still not reaped after SIGKILL (a process stuck in the kernel, say): forgetting it would let
+    // a second postgres start on the same data directory while this one can still write to it.
+    if (i != procs_.end() && i->second.pid == pid) i->second.abandoned = true;
+    return fail(ErrorCode::kInternal,
+                fmt::format("compute {}: postgres pid {} did not exit after SIGKILL", id, pid));
+  }
+  if (i != procs_.end() && i->second.pid == pid) procs_.erase(i);
   spdlog::info("compute {} stopped", id);
   return {};
 }

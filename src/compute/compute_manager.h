@@ -72,6 +72,9 @@ class ComputeManager {
     pid_t pid = 0;
     std::filesystem::path run_dir;
     bool stopping = false;
+    // stop() gave up waiting (it outlived SIGKILL): the monitor erases the entry once it reaps the
+    // pid, and until then start() refuses to run a second postgres on the same data directory.
+    bool abandoned = false;
     std::optional<int> exit_code;  // set by the monitor when reaped
   };
 
