@@ -1,10 +1,8 @@
 // The API under hostile clients: oversized bodies and headers, deeply nested JSON, slow-loris
 // connections and 1,000 concurrent requests. Each gets a clean Neon-shaped 4xx or its answer,
 // other clients keep being served, and argond's memory and descriptors stay bounded.
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -23,47 +21,9 @@ using namespace std::chrono_literals;
 
 int api_port(const Argond& a) { return std::stoi(a.api_url().substr(a.api_url().rfind(':') + 1)); }
 
-int connect_to(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-bool send_all(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// Reads until the peer closes or `timeout` passes.
-std::string read_all(int fd, std::chrono::milliseconds timeout) {
-  std::string out;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  char buf[4096];
-  while (std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
 // One request on its own connection ("Connection: close"); the raw answer.
 std::string round_trip(int port, const std::string& request) {
-  int fd = connect_to(port);
+  int fd = tcp_connect(port);
   if (fd < 0) return "";
   send_all(fd, request);
   std::string out = read_all(fd, 30s);
@@ -122,7 +82,7 @@ TEST(ApiHostileTest, OversizedDeepSlowAndManyClientsGetCleanAnswersWithinBounds)
   // the server closes the slow ones at its read deadline (30 s).
   std::vector<int> slow;
   for (int i = 0; i < 100; ++i) {
-    int fd = connect_to(port);
+    int fd = tcp_connect(port);
     ASSERT_GE(fd, 0);
     send_all(fd, "GET /api/v2/projects HTTP/1.1\r\nHost: x\r\n");
     slow.push_back(fd);
@@ -145,7 +105,7 @@ TEST(ApiHostileTest, OversizedDeepSlowAndManyClientsGetCleanAnswersWithinBounds)
   // 1,000 concurrent requests: every one answered.
   std::vector<int> many;
   for (int i = 0; i < 1000; ++i) {
-    int fd = connect_to(port);
+    int fd = tcp_connect(port);
     ASSERT_GE(fd, 0) << "connection " << i;
     many.push_back(fd);
   }
@@ -169,7 +129,9 @@ TEST(ApiHostileTest, OversizedDeepSlowAndManyClientsGetCleanAnswersWithinBounds)
       "argond RSS: %ld kB before, %ld kB with 1,000 requests in flight, %ld kB after; fds %d -> "
       "%d\n",
       rss_before, rss_peak, rss_after, fds_before, fds_after);
-  if (rss_bounds_apply()) EXPECT_LT(rss_after - rss_before, 64 * 1024) << "kB";
+  if (rss_bounds_apply()) {
+    EXPECT_LT(rss_after - rss_before, 64 * 1024) << "kB";
+  }
 }
 
 }  // namespace

@@ -444,8 +444,9 @@ TEST(RandomKillTest, EveryOperationSurvivesKillsAtRandomMoments) {
     EXPECT_EQ(serves(main_info()), main.text()) << "main, through its unchanged connection string";
     if (every_branch) {
       for (const auto& [id, kid] : kids) {
-        if (!kid.endpoint.empty())
+        if (!kid.endpoint.empty()) {
           EXPECT_EQ(serves(a.owner_conninfo(p.password, kid.endpoint)), kid.content.text()) << id;
+        }
       }
     }
   };

@@ -28,8 +28,9 @@ fs::path fill_disk(const fs::path& dir, uint64_t free_mb) {
   const fs::path ballast = dir / "ballast";
   int fd = ::open(ballast.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   EXPECT_GE(fd, 0);
-  if (avail > (free_mb << 20))
+  if (avail > (free_mb << 20)) {
     EXPECT_EQ(::posix_fallocate(fd, 0, static_cast<off_t>(avail - (free_mb << 20))), 0);
+  }
   ::close(fd);
   return ballast;
 }

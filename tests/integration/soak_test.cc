@@ -276,7 +276,9 @@ TEST(SoakTest, WritersAndReadersThroughContinuousSnapshotsRestoresAndBranches) {
     ADD_FAILURE() << "argond's descriptors grew from " << fds_start << " to " << fds_end << ": "
                   << held;
   }
-  if (rss_bounds_apply()) EXPECT_LE(rss_end, rss_start + 32 * 1024) << "argond's memory grew (kB)";
+  if (rss_bounds_apply()) {
+    EXPECT_LE(rss_end, rss_start + 32 * 1024) << "argond's memory grew (kB)";
+  }
 }
 
 }  // namespace
