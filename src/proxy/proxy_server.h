@@ -3,12 +3,17 @@
 // branch), wakes a suspended compute, logs in to the compute on the client's behalf over the
 // compute's private socket, and then relays bytes. It keeps every live connection per endpoint, so
 // the operations engine can gate, terminate and ungate them (compute::ConnectionControl).
+//
+// It runs on threads of its own, apart from the API's: one single-threaded event loop per core for
+// the connections, a housekeeping loop (the listening socket, the admin pool, the registry's
+// janitor) and a small pool for the engine's wake, which may block.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -17,13 +22,10 @@
 #include "common/error.h"
 #include "compute/endpoint_access.h"
 
-namespace boost::asio {
-class io_context;
-}
-
 namespace argon::proxy {
 
 class TlsContext;
+struct ProxyContext;
 
 struct ProxyOptions {
   std::string listen_host = "127.0.0.1";
@@ -35,16 +37,18 @@ struct ProxyOptions {
   std::chrono::milliseconds handshake_timeout{15000};  // startup packet through authentication
   std::chrono::milliseconds wake_timeout{60000};       // waiting for a compute to start
   std::chrono::milliseconds gate_timeout{30000};       // waiting at a gate
+  std::chrono::milliseconds admin_timeout{10000};      // one exchange on an admin session
+  // How long an endpoint nobody is connected to stays in the registry, so that autosuspend (which
+  // reads activity() every --expiry-check-seconds) sees its last connection. Longer than that.
+  std::chrono::milliseconds idle_endpoint_retention{60000};
   int max_connections = 10000;
 };
 
 class ProxyServer final : public compute::ConnectionControl {
  public:
-  // `tls` may be null (plaintext only). The resolver and clock outlive the proxy. `io` carries the
-  // listening socket and the proxy's housekeeping. Connections run on the proxy's own event loops,
-  // one per core, each a single-threaded io_context on its own thread; a connection stays on one
-  // loop from accept to close.
-  ProxyServer(boost::asio::io_context& io, ProxyOptions options, std::shared_ptr<TlsContext> tls,
+  // `tls` may be null (plaintext only). The resolver and clock outlive the proxy. A connection
+  // stays on one loop from accept to close.
+  ProxyServer(ProxyOptions options, std::shared_ptr<TlsContext> tls,
               compute::EndpointResolver& resolver, const Clock& clock);
   ~ProxyServer() override;
 
@@ -62,12 +66,11 @@ class ProxyServer final : public compute::ConnectionControl {
   void terminate(const std::string& endpoint_id, const std::string& reason) override;
   std::map<std::string, compute::EndpointActivity> activity() const override;
 
-  struct Impl;
   struct Loops;
 
  private:
-  std::shared_ptr<Impl> impl_;
-  std::unique_ptr<Loops> loops_;  // stopped, joined and destroyed before impl_
+  std::shared_ptr<ProxyContext> context_;
+  std::unique_ptr<Loops> loops_;
 };
 
 }  // namespace argon::proxy

@@ -224,7 +224,10 @@ int main(int argc, char** argv) {
   po.listen_port = proxy_port;
   po.allow_plaintext = f.proxy_allow_plaintext.value_or(is_loopback(proxy_host_addr));
   po.reserved_role = [](std::string_view role) { return api::reserved_role(role); };
-  proxy::ProxyServer proxy(io, po, tls, engine, clock);
+  // Autosuspend reads the proxy's activity every expiry interval; idle entries outlive that.
+  po.idle_endpoint_retention = std::max<std::chrono::milliseconds>(
+      std::chrono::minutes(1), 3 * std::chrono::seconds(f.expiry_check_seconds));
+  proxy::ProxyServer proxy(po, tls, engine, clock);
   const int proxy_bound = check(proxy.listen());
   engine.set_connection_control(&proxy);
   check(engine.start());

@@ -1,6 +1,7 @@
 // The connection proxy against real computes: connection strings the API returns, used verbatim;
 // SCRAM over TLS with channel binding; endpoint resolution; refusals; wake on connect; autosuspend;
-// cancel; and the gate/terminate/switch sequence around a change of compute.
+// cancel; the gate/terminate/switch sequence around a change of compute; and a compute that stops
+// answering the proxy's admin session.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
@@ -10,8 +11,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "harness.h"
@@ -451,6 +457,66 @@ TEST(ProxyTest, MovingAnEndpointTerminatesOldConnectionsAndNewOnesReachTheNewCom
   EXPECT_NE(msg.find("moved to branch " + next), std::string::npos) << msg;
   PQclear(r);
   PQfinish(old_conn);
+}
+
+// The postmaster and every process under it (its backends and auxiliary processes), from /proc.
+std::vector<pid_t> process_tree(pid_t root) {
+  std::vector<pid_t> tree{root};
+  for (std::size_t i = 0; i < tree.size(); ++i) {
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      const std::string name = entry.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream stat(entry.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+      const auto close = line.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(line.substr(close + 1));
+      std::string state;
+      pid_t ppid = 0;
+      rest >> state >> ppid;
+      if (ppid == tree[i]) tree.push_back(std::stoi(name));
+    }
+  }
+  return tree;
+}
+
+TEST(ProxyTest, AComputeThatStopsAnsweringCostsALoginItsErrorNotAHang) {
+  Argond a;
+  Project p = create_project(a);
+  const std::string info = conninfo(a, fmt::format("user=neondb_owner password={} sslmode=require "
+                                                   "options=endpoint={}",
+                                                   p.password, p.endpoint));
+  {
+    auto c = PgConn::connect(info);  // leaves an idle admin session in the proxy's pool
+    ASSERT_TRUE(c) << c.error().message;
+  }
+  std::ifstream pidfile(a.data_dir() / "branches" / p.branch / "pgdata" / "postmaster.pid");
+  pid_t pm = 0;
+  pidfile >> pm;
+  ASSERT_GT(pm, 0);
+  // Every process of the compute stops: the pooled admin session's backend, and the postmaster
+  // that a new session would need. They go on again however the test ends.
+  const auto frozen = process_tree(pm);
+  struct Thaw {
+    const std::vector<pid_t>& pids;
+    ~Thaw() {
+      for (pid_t pid : pids) ::kill(pid, SIGCONT);
+    }
+  } thaw{frozen};
+  for (pid_t pid : frozen) ::kill(pid, SIGSTOP);
+
+  auto stalled = PgConn::connect(info);
+  ASSERT_FALSE(stalled);
+  EXPECT_NE(stalled.error().message.find("the endpoint's compute did not answer within"),
+            std::string::npos)
+      << stalled.error().message;
+
+  for (pid_t pid : frozen) ::kill(pid, SIGCONT);
+  auto again = PgConn::connect(info);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(one_value(*again, "select 1"), "1");
 }
 
 }  // namespace

@@ -126,6 +126,14 @@ const char* argon_cli_path();
 // False for this build under ASan, and when $ARGON_ARGOND names another argond (the TSan one).
 bool rss_bounds_apply();
 
+// Raw TCP for tests that speak a protocol by hand. tcp_connect: a connection to 127.0.0.1:`port`
+// from `source` (any 127.0.0.0/8 address: tests that open many connections spread them over
+// several, so the server's TIME_WAIT sockets do not exhaust one address's ports); -1 on failure.
+int tcp_connect(int port, const char* source = nullptr);
+bool send_all(int fd, const std::string& data);
+// Reads until the peer closes or `timeout` passes.
+std::string read_all(int fd, std::chrono::milliseconds timeout);
+
 // Open descriptors and resident memory (kB) of a process, from /proc.
 int open_fds(pid_t pid);
 long rss_kb(pid_t pid);
