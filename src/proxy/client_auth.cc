@@ -60,7 +60,8 @@ awaitable<Status> Session::scram_exchange(const pgwire::ScramVerifier& verifier)
   }
   auto final = co_await read_message();
   if (!final) co_return std::unexpected(final.error());
-  if (final->first != 'p') co_return fail(ErrorCode::kBadRequest, "expected a SASLResponse message");
+  if (final->first != 'p')
+    co_return fail(ErrorCode::kBadRequest, "expected a SASLResponse message");
   auto server_final = scram.client_final(final->second);
   if (!server_final) {
     if (server_final.error().code == ErrorCode::kUnauthorized) co_return std::unexpected(denied());

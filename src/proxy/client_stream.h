@@ -1,6 +1,7 @@
 // The client's side of a proxied connection: the TCP socket, with TLS on top once the client asked
-// for it. OpenSSL runs directly on the non-blocking socket (`SSL_read`, `SSL_write`), and the stream
-// waits for readiness only when OpenSSL asks for it: no Asio SSL engine, no memory BIO copies.
+// for it. OpenSSL runs directly on the non-blocking socket (`SSL_read`, `SSL_write`), and the
+// stream waits for readiness only when OpenSSL asks for it: no Asio SSL engine, no memory BIO
+// copies.
 #pragma once
 
 #include <openssl/ssl.h>

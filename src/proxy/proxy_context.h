@@ -3,8 +3,8 @@
 // the connections that use it.
 #pragma once
 
-#include <boost/asio/thread_pool.hpp>
 #include <atomic>
+#include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -41,7 +41,7 @@ struct ProxyContext {
   const Clock& clock;
   EndpointRegistry registry;
   CancelKeys cancel_keys;
-  AdminPool* admin = nullptr;                // set before accepting starts; lives on the loops
+  AdminPool* admin = nullptr;                    // set before accepting starts; lives on the loops
   boost::asio::thread_pool* blocking = nullptr;  // for calls that may block (the wake)
 
   std::atomic<int> open_connections{0};
