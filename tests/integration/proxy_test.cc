@@ -127,11 +127,12 @@ std::string raw_exchange(const Argond& a, const std::string& bytes) {
   boost::asio::ip::tcp::socket sock(io);
   sock.connect(
       {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(a.proxy_port())});
-  boost::asio::write(sock, boost::asio::buffer(bytes));
-  sock.shutdown(
-      boost::asio::ip::tcp::socket::shutdown_send);  // nothing more comes: no waiting for timeouts
-  std::string out;
   boost::system::error_code ec;
+  boost::asio::write(sock, boost::asio::buffer(bytes), ec);
+  // Nothing more comes: no waiting for timeouts. The proxy may already have answered and closed
+  // (a refusal needs only the first bytes), so the socket may be gone: what it sent is still read.
+  sock.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
+  std::string out;
   char buf[4096];
   for (;;) {
     size_t n = sock.read_some(boost::asio::buffer(buf), ec);
