@@ -3,41 +3,17 @@
 
 #include <boost/json.hpp>
 
-#include "api/api_service.h"
+#include "api/endpoint_fields.h"
+#include "api/handlers.h"
+#include "api/input.h"
+#include "api/lookups.h"
 
 namespace argon::api {
 
 namespace json = boost::json;
 using catalog::Tx;
 
-Status ApiService::check_branch_name_free(Tx& tx, const std::string& project_id,
-                                          const std::string& name, const std::string& except_id) {
-  for (const auto& b : tx.list_branches(project_id)) {
-    if (b.name == name && b.id != except_id) {
-      return fail(ErrorCode::kConflict,
-                  fmt::format("a branch named '{}' already exists ({})", name, b.id));
-    }
-  }
-  return {};
-}
-
-Status ApiService::copy_roles_and_databases(Tx& tx, const std::string& from_id,
-                                            const std::string& to_id, int64_t now) {
-  for (auto r : tx.list_roles(from_id)) {
-    r.branch_id = to_id;
-    r.created_at = r.updated_at = now;
-    ARGON_RETURN_IF_ERROR(tx.put_role(r));
-  }
-  for (auto d : tx.list_databases(from_id)) {
-    d.id = 0;
-    d.branch_id = to_id;
-    d.created_at = d.updated_at = now;
-    ARGON_RETURN_IF_ERROR(tx.put_database(d));
-  }
-  return {};
-}
-
-Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
+Result<Reply> BranchHandlers::list_branches(Request& c) {
   const std::string sort_by = c.q("sort_by").value_or("updated_at");
   const std::string sort_order = c.q("sort_order").value_or("desc");
   if (sort_by != "name" && sort_by != "created_at" && sort_by != "updated_at") {
@@ -51,7 +27,7 @@ Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(const int64_t cursor, parse_cursor(c.q("cursor"), "o"));
   const size_t offset = static_cast<size_t>(cursor);
   const std::string search = c.q("search").value_or("");
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     auto all = tx.list_branches(p.id);
     std::vector<catalog::Branch> branches;
@@ -82,9 +58,9 @@ Result<ApiService::Reply> ApiService::list_branches(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::count_branches(Ctx& c) {
+Result<Reply> BranchHandlers::count_branches(Request& c) {
   const std::string search = c.q("search").value_or("");
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     int64_t n = 0;
     for (const auto& b : tx.list_branches(p.id)) {
@@ -95,8 +71,8 @@ Result<ApiService::Reply> ApiService::count_branches(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+Result<Reply> BranchHandlers::create_branch(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   Fields root(&body, "");
   ARGON_ASSIGN_OR_RETURN(Fields f, root.object("branch"));
   ARGON_ASSIGN_OR_RETURN(auto parent_id, f.string("parent_id", 1, 60));
@@ -125,7 +101,7 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
   if (archived.value_or(false)) {
     return fail(ErrorCode::kBadRequest, "branch.archived: archived branches are not supported");
   }
-  const int64_t now = clock_.now_ms();
+  const int64_t now = ctx_.clock.now_ms();
   if (expires_at && *expires_at && **expires_at <= now) {
     return fail(ErrorCode::kBadRequest, "branch.expires_at: must be in the future");
   }
@@ -151,7 +127,7 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
         return fail(ErrorCode::kBadRequest,
                     fmt::format("{}.type: must be read_write or read_only", path));
       }
-      ARGON_RETURN_IF_ERROR(check_endpoint_pg_settings(ef, c.param("project_id")));
+      ARGON_RETURN_IF_ERROR(check_endpoint_pg_settings(ctx_, ef, c.param("project_id")));
       eps.push_back({ef});
     }
     if (eps.size() > 1) {
@@ -160,7 +136,7 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
     }
   }
 
-  return mutate([&](Tx& tx) -> Result<Reply> {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     std::optional<catalog::Branch> parent;
     if (parent_id) {
@@ -179,7 +155,7 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
         return fail(ErrorCode::kConflict, "the project has no default branch to branch from");
     }
     catalog::Branch b;
-    b.id = ids_.make("br");
+    b.id = ctx_.ids.make("br");
     b.project_id = p.id;
     b.name = name.value_or(b.id);
     ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, b.name, b.id));
@@ -198,19 +174,19 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
     std::vector<catalog::Operation> ops;
     ARGON_ASSIGN_OR_RETURN(
         ops.emplace_back(),
-        engine_.planner().add(
+        ctx_.engine.planner().add(
             tx, p.id, b.id, std::nullopt,
             ops::params::CreateBranch{ops::params::CreateBranch::Source::kParent, parent->id}));
     json::array eps_json;
     std::optional<catalog::Endpoint> rw;
     for (auto& req : eps) {
-      catalog::Endpoint e = new_endpoint(p, b.id);
+      catalog::Endpoint e = new_endpoint(ctx_, p, b.id);
       ARGON_RETURN_IF_ERROR(apply_endpoint_fields(req.fields, e));
       ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
       if (!e.disabled) {
-        ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));
+        ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), ctx_.engine.planner().start_endpoint(tx, e));
       }
-      eps_json.push_back(endpoint_json(e, options_.address));
+      eps_json.push_back(endpoint_json(e, ctx_.options.address));
       rw = e;
     }
     json::array roles, dbs;
@@ -218,16 +194,16 @@ Result<ApiService::Reply> ApiService::create_branch(Ctx& c) {
     for (const auto& d : tx.list_databases(b.id)) dbs.push_back(database_json(d));
     json::object out{{"branch", branch_json(b)},
                      {"endpoints", std::move(eps_json)},
-                     {"operations", ops_json(ops)},
+                     {"operations", operations_json(ops)},
                      {"roles", std::move(roles)},
                      {"databases", std::move(dbs)}};
-    if (rw) out["connection_uris"] = connection_uris(tx, b, rw);
+    if (rw) out["connection_uris"] = ctx_.connection_uris(tx, b, rw);
     return Reply{201, std::move(out)};
   });
 }
 
-Result<ApiService::Reply> ApiService::get_branch(Ctx& c) {
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+Result<Reply> BranchHandlers::get_branch(Request& c) {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     json::object annotation{{"object", json::object{{"type", "console/branch"}, {"id", b.id}}},
@@ -237,18 +213,18 @@ Result<ApiService::Reply> ApiService::get_branch(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::update_branch(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+Result<Reply> BranchHandlers::update_branch(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   if (!body.contains("branch")) return fail(ErrorCode::kBadRequest, "branch: required");
   ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("branch"));
   ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 256));
   ARGON_ASSIGN_OR_RETURN(auto is_protected, f.boolean("protected"));
   ARGON_ASSIGN_OR_RETURN(auto expires_at, f.time_or_null("expires_at"));
-  const int64_t now = clock_.now_ms();
+  const int64_t now = ctx_.clock.now_ms();
   if (expires_at && *expires_at && **expires_at <= now) {
     return fail(ErrorCode::kBadRequest, "branch.expires_at: must be in the future");
   }
-  return mutate([&](Tx& tx) -> Result<Reply> {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     if (name) {
@@ -270,8 +246,8 @@ Result<ApiService::Reply> ApiService::update_branch(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::delete_branch(Ctx& c) {
-  return mutate([&](Tx& tx) -> Result<Reply> {
+Result<Reply> BranchHandlers::delete_branch(Request& c) {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     auto any = tx.get_branch(p.id, c.param("branch_id"), true);
     if (any && any->deleted) return Reply{204, nullptr};  // already being deleted
@@ -294,16 +270,17 @@ Result<ApiService::Reply> ApiService::delete_branch(Ctx& c) {
                   fmt::format("branch {} has {} child branch{}; delete them first", b.id, children,
                               children == 1 ? "" : "es"));
     }
-    ARGON_ASSIGN_OR_RETURN(auto ops, engine_.planner().delete_branch(tx, b));
-    return Reply{200, json::object{{"branch", branch_json(b)}, {"operations", ops_json(ops)}}};
+    ARGON_ASSIGN_OR_RETURN(auto ops, ctx_.engine.planner().delete_branch(tx, b));
+    return Reply{200,
+                 json::object{{"branch", branch_json(b)}, {"operations", operations_json(ops)}}};
   });
 }
 
-Result<ApiService::Reply> ApiService::set_default_branch(Ctx& c) {
-  return mutate([&](Tx& tx) -> Result<Reply> {
+Result<Reply> BranchHandlers::set_default_branch(Request& c) {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    const int64_t now = clock_.now_ms();
+    const int64_t now = ctx_.clock.now_ms();
     for (auto other : tx.list_branches(p.id)) {
       if (other.is_default && other.id != b.id) {
         other.is_default = false;
@@ -324,8 +301,8 @@ Result<ApiService::Reply> ApiService::set_default_branch(Ctx& c) {
 // `source_branch_id` at its head (reset from parent is this with the parent as source). A past
 // `source_lsn`/`source_timestamp` is accepted when it is the head (nothing committed after it),
 // as for snapshots; restoring a branch to its own past is not available.
-Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+Result<Reply> BranchHandlers::restore_branch(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   Fields f(&body, "");
   ARGON_ASSIGN_OR_RETURN(auto source_id, f.string("source_branch_id", 1, 60));
   ARGON_ASSIGN_OR_RETURN(auto preserve, f.string("preserve_under_name", 1, 256));
@@ -341,17 +318,17 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
   if (time_text && !(point.time = parse_time_span(*time_text))) {
     return fail(ErrorCode::kBadRequest, "source_timestamp: must be an RFC 3339 time");
   }
-  const int64_t now = clock_.now_ms();
+  const int64_t now = ctx_.clock.now_ms();
   if (point.lsn || point.time) {
-    ARGON_ASSIGN_OR_RETURN(auto source, catalog_.read([&](Tx& tx) -> Result<catalog::Branch> {
+    ARGON_ASSIGN_OR_RETURN(auto source, ctx_.catalog.read([&](Tx& tx) -> Result<catalog::Branch> {
       ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
       return find_branch(tx, p, *source_id);
     }));
-    ARGON_ASSIGN_OR_RETURN(auto history, engine_.branch_wal_history(source));
+    ARGON_ASSIGN_OR_RETURN(auto history, ctx_.engine.branch_wal_history(source));
     ARGON_RETURN_IF_ERROR(
         storage::point_is_current(history, point, now * 1000 + 999, source.created_at * 1000));
   }
-  return mutate([&](Tx& tx) -> Result<Reply> {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     if (*source_id == b.id) {
@@ -382,7 +359,7 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
     if (preserve) {
       ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, *preserve));
       catalog::Branch keep;
-      keep.id = ids_.make("br");
+      keep.id = ctx_.ids.make("br");
       keep.project_id = p.id;
       keep.name = *preserve;
       keep.parent_id = b.parent_id;
@@ -408,20 +385,35 @@ Result<ApiService::Reply> ApiService::restore_branch(Ctx& c) {
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, source.id, b.id, now));
     b.updated_at = now;
     ARGON_RETURN_IF_ERROR(tx.put_branch(b));
-    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().add(tx, p.id, b.id, std::nullopt, params));
-    return Reply{200, json::object{{"branch", branch_json(b)}, {"operations", ops_json({op})}}};
+    ARGON_ASSIGN_OR_RETURN(auto op,
+                           ctx_.engine.planner().add(tx, p.id, b.id, std::nullopt, params));
+    return Reply{200,
+                 json::object{{"branch", branch_json(b)}, {"operations", operations_json({op})}}};
   });
 }
 
-Result<ApiService::Reply> ApiService::list_branch_endpoints(Ctx& c) {
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+Result<Reply> BranchHandlers::list_branch_endpoints(Request& c) {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     json::array eps;
     for (const auto& e : tx.list_branch_endpoints(b.id))
-      eps.push_back(endpoint_json(e, options_.address));
+      eps.push_back(endpoint_json(e, ctx_.options.address));
     return Reply{200, json::object{{"endpoints", std::move(eps)}}};
   });
+}
+
+void BranchHandlers::add_routes(Routes& routes) {
+  routes.add("GET", kProjectPath + "/branches", this, &BranchHandlers::list_branches);
+  routes.add("POST", kProjectPath + "/branches", this, &BranchHandlers::create_branch);
+  routes.add("GET", kProjectPath + "/branches/count", this, &BranchHandlers::count_branches);
+  routes.add("GET", kBranchPath, this, &BranchHandlers::get_branch);
+  routes.add("PATCH", kBranchPath, this, &BranchHandlers::update_branch);
+  routes.add("DELETE", kBranchPath, this, &BranchHandlers::delete_branch);
+  routes.add("POST", kBranchPath + "/set_as_default", this, &BranchHandlers::set_default_branch);
+  routes.add("POST", kBranchPath + "/set_as_primary", this, &BranchHandlers::set_default_branch);
+  routes.add("POST", kBranchPath + "/restore", this, &BranchHandlers::restore_branch);
+  routes.add("GET", kBranchPath + "/endpoints", this, &BranchHandlers::list_branch_endpoints);
 }
 
 }  // namespace argon::api

@@ -3,7 +3,10 @@
 
 #include <boost/json.hpp>
 
-#include "api/api_service.h"
+#include "api/endpoint_fields.h"
+#include "api/handlers.h"
+#include "api/input.h"
+#include "api/lookups.h"
 #include "api/names.h"
 #include "common/random.h"
 
@@ -12,15 +15,15 @@ namespace argon::api {
 namespace json = boost::json;
 using catalog::Tx;
 
-Result<ApiService::Reply> ApiService::list_projects(Ctx& c) {
+Result<Reply> ProjectHandlers::list_projects(Request& c) {
   ARGON_ASSIGN_OR_RETURN(auto limit_param, parse_int_param(c.q("limit"), "limit", 1, 400));
   ARGON_ASSIGN_OR_RETURN(const int64_t after, parse_cursor(c.q("cursor")));
   const int64_t limit = limit_param.value_or(10);
   const std::string search = c.q("search").value_or("");
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     auto projects = tx.list_projects(after, static_cast<int>(limit), search);
     json::array items;
-    for (const auto& p : projects) items.push_back(project_list_item_json(p, options_.address));
+    for (const auto& p : projects) items.push_back(project_list_item_json(p, ctx_.options.address));
     json::object out{{"projects", std::move(items)},
                      {"applications", json::object{}},
                      {"integrations", json::object{}}};
@@ -30,12 +33,12 @@ Result<ApiService::Reply> ApiService::list_projects(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::list_shared_projects(Ctx&) {
+Result<Reply> ProjectHandlers::list_shared_projects(Request&) {
   return Reply{200, json::object{{"projects", json::array{}}}};
 }
 
-Result<ApiService::Reply> ApiService::create_project(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+Result<Reply> ProjectHandlers::create_project(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("project"));
   ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 256));
   ARGON_ASSIGN_OR_RETURN(auto region, f.string("region_id", 1, 64));
@@ -49,21 +52,21 @@ Result<ApiService::Reply> ApiService::create_project(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto branch_name, bf.string("name", 1, 256));
   ARGON_ASSIGN_OR_RETURN(auto db_name, bf.string("database_name", 1, 63));
   ARGON_ASSIGN_OR_RETURN(auto role_name, bf.string("role_name", 1, 63));
-  if (region && *region != options_.address.region_id) {
+  if (region && *region != ctx_.options.address.region_id) {
     return fail(ErrorCode::kBadRequest,
                 fmt::format("project.region_id: unknown region '{}'; this server "
                             "has one region, '{}'",
-                            region->substr(0, 64), options_.address.region_id));
+                            region->substr(0, 64), ctx_.options.address.region_id));
   }
-  const int version = static_cast<int>(pg_version.value_or(options_.default_pg_version));
-  if (!pg_.find(version)) {
+  const int version = static_cast<int>(pg_version.value_or(ctx_.options.default_pg_version));
+  if (!ctx_.pg.find(version)) {
     return fail(ErrorCode::kBadRequest,
                 fmt::format("project.pg_version: PostgreSQL {} is not installed on this server; "
                             "available: {}",
-                            version, pg_.majors_list()));
+                            version, ctx_.pg.majors_list()));
   }
   if (endpoint_settings) {
-    ARGON_RETURN_IF_ERROR(engine_.check_pg_settings(
+    ARGON_RETURN_IF_ERROR(ctx_.engine.check_pg_settings(
         version, *endpoint_settings, "project.default_endpoint_settings.pg_settings"));
   }
   const std::string database = db_name.value_or("neondb");
@@ -78,12 +81,12 @@ Result<ApiService::Reply> ApiService::create_project(Ctx& c) {
   }
   (void)provisioner;  // one provisioner here: local processes
 
-  return mutate([&](Tx& tx) -> Result<Reply> {
-    const int64_t now = clock_.now_ms();
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
+    const int64_t now = ctx_.clock.now_ms();
     catalog::Project p;
-    p.id = ids_.make("");
+    p.id = ctx_.ids.make("");
     p.name = name.value_or(p.id);
-    p.region_id = options_.address.region_id;
+    p.region_id = ctx_.options.address.region_id;
     p.pg_version = version;
     p.store_passwords = store_passwords.value_or(true);
     p.history_retention_seconds = retention.value_or(86400);
@@ -93,7 +96,7 @@ Result<ApiService::Reply> ApiService::create_project(Ctx& c) {
     ARGON_RETURN_IF_ERROR(tx.put_project(p));
 
     catalog::Branch b;
-    b.id = ids_.make("br");
+    b.id = ctx_.ids.make("br");
     b.project_id = p.id;
     b.name = branch_name.value_or("main");
     b.is_default = true;
@@ -105,38 +108,38 @@ Result<ApiService::Reply> ApiService::create_project(Ctx& c) {
     catalog::Database d{0, p.id, b.id, database, role, now, now, false};
     ARGON_RETURN_IF_ERROR(tx.put_database(d));
 
-    catalog::Endpoint e = new_endpoint(p, b.id);
+    catalog::Endpoint e = new_endpoint(ctx_, p, b.id);
     ARGON_RETURN_IF_ERROR(tx.put_endpoint(e));
 
     std::vector<catalog::Operation> ops;
     ARGON_ASSIGN_OR_RETURN(
         ops.emplace_back(),
-        engine_.planner().add(
+        ctx_.engine.planner().add(
             tx, p.id, b.id, std::nullopt,
             ops::params::CreateBranch{ops::params::CreateBranch::Source::kTemplate}));
-    ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), engine_.planner().start_endpoint(tx, e));
+    ARGON_ASSIGN_OR_RETURN(ops.emplace_back(), ctx_.engine.planner().start_endpoint(tx, e));
 
-    json::object out{
-        {"project", project_json(p, options_.address)},
-        {"connection_uris", json::array{connection_details_json(e, r, d.name, options_.address)}},
-        {"roles", json::array{role_json(r, true)}},
-        {"databases", json::array{database_json(d)}},
-        {"operations", ops_json(ops)},
-        {"branch", branch_json(b)},
-        {"endpoints", json::array{endpoint_json(e, options_.address)}}};
+    json::object out{{"project", project_json(p, ctx_.options.address)},
+                     {"connection_uris",
+                      json::array{connection_details_json(e, r, d.name, ctx_.options.address)}},
+                     {"roles", json::array{role_json(r, true)}},
+                     {"databases", json::array{database_json(d)}},
+                     {"operations", operations_json(ops)},
+                     {"branch", branch_json(b)},
+                     {"endpoints", json::array{endpoint_json(e, ctx_.options.address)}}};
     return Reply{201, std::move(out)};
   });
 }
 
-Result<ApiService::Reply> ApiService::get_project(Ctx& c) {
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+Result<Reply> ProjectHandlers::get_project(Request& c) {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
-    return Reply{200, json::object{{"project", project_json(p, options_.address)}}};
+    return Reply{200, json::object{{"project", project_json(p, ctx_.options.address)}}};
   });
 }
 
-Result<ApiService::Reply> ApiService::update_project(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+Result<Reply> ProjectHandlers::update_project(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   if (!body.contains("project")) return fail(ErrorCode::kBadRequest, "project: required");
   ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("project"));
   ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 256));
@@ -144,25 +147,25 @@ Result<ApiService::Reply> ApiService::update_project(Ctx& c) {
   ARGON_ASSIGN_OR_RETURN(auto settings, f.object_text("settings"));
   ARGON_ASSIGN_OR_RETURN(auto endpoint_settings, f.object_text("default_endpoint_settings"));
   if (endpoint_settings) {
-    ARGON_ASSIGN_OR_RETURN(const int pg_major, project_pg_version(c.param("project_id")));
-    ARGON_RETURN_IF_ERROR(engine_.check_pg_settings(
+    ARGON_ASSIGN_OR_RETURN(const int pg_major, project_pg_version(ctx_, c.param("project_id")));
+    ARGON_RETURN_IF_ERROR(ctx_.engine.check_pg_settings(
         pg_major, *endpoint_settings, "project.default_endpoint_settings.pg_settings"));
   }
-  return mutate([&](Tx& tx) -> Result<Reply> {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     if (name) p.name = *name;
     if (retention) p.history_retention_seconds = *retention;
     if (settings) p.settings_json = *settings;
     if (endpoint_settings) p.default_endpoint_settings_json = *endpoint_settings;
-    p.updated_at = clock_.now_ms();
+    p.updated_at = ctx_.clock.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_project(p));
-    return Reply{200, json::object{{"project", project_json(p, options_.address)},
+    return Reply{200, json::object{{"project", project_json(p, ctx_.options.address)},
                                    {"operations", json::array{}}}};
   });
 }
 
-Result<ApiService::Reply> ApiService::delete_project(Ctx& c) {
-  return mutate([&](Tx& tx) -> Result<Reply> {
+Result<Reply> ProjectHandlers::delete_project(Request& c) {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     // Children first, so every delete_timeline finds its branch's children already gone.
     auto branches = tx.list_branches(p.id);
@@ -170,23 +173,24 @@ Result<ApiService::Reply> ApiService::delete_project(Ctx& c) {
                      [](const catalog::Branch& a, const catalog::Branch& b) {
                        return a.created_at > b.created_at;
                      });
-    for (const auto& b : branches) ARGON_RETURN_IF_ERROR(engine_.planner().delete_branch(tx, b));
+    for (const auto& b : branches)
+      ARGON_RETURN_IF_ERROR(ctx_.engine.planner().delete_branch(tx, b));
     for (auto s : tx.list_snapshots(p.id))
-      ARGON_RETURN_IF_ERROR(engine_.planner().delete_snapshot(tx, s));
-    p.deleted_at = p.updated_at = clock_.now_ms();
+      ARGON_RETURN_IF_ERROR(ctx_.engine.planner().delete_snapshot(tx, s));
+    p.deleted_at = p.updated_at = ctx_.clock.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_project(p));
-    return Reply{200, json::object{{"project", project_json(p, options_.address)}}};
+    return Reply{200, json::object{{"project", project_json(p, ctx_.options.address)}}};
   });
 }
 
-Result<ApiService::Reply> ApiService::get_connection_uri(Ctx& c) {
+Result<Reply> ProjectHandlers::get_connection_uri(Request& c) {
   auto database = c.q("database_name");
   auto role_name = c.q("role_name");
   if (!database || database->empty())
     return fail(ErrorCode::kBadRequest, "database_name: required");
   if (!role_name || role_name->empty()) return fail(ErrorCode::kBadRequest, "role_name: required");
   const bool pooled = c.q("pooled").value_or("false") == "true";
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     std::string branch_id = c.q("branch_id").value_or("");
     if (branch_id.empty()) {
@@ -228,8 +232,47 @@ Result<ApiService::Reply> ApiService::get_connection_uri(Ctx& c) {
                               r->name));
     }
     return Reply{
-        200, json::object{{"uri", connection_uri(*ep, *r, *database, options_.address, pooled)}}};
+        200,
+        json::object{{"uri", connection_uri(*ep, *r, *database, ctx_.options.address, pooled)}}};
   });
+}
+
+Result<Reply> ProjectHandlers::list_operations(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto limit_param, parse_int_param(c.q("limit"), "limit", 1, 1000));
+  ARGON_ASSIGN_OR_RETURN(const int64_t before, parse_cursor(c.q("cursor")));
+  const int64_t limit = limit_param.value_or(10);
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    auto ops = tx.list_operations(p.id, before, static_cast<int>(limit));
+    json::object out{{"operations", operations_json(ops)}};
+    if (!ops.empty()) out["pagination"] = json::object{{"cursor", std::to_string(ops.back().seq)}};
+    return Reply{200, std::move(out)};
+  });
+}
+
+Result<Reply> ProjectHandlers::get_operation(Request& c) {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    auto op = tx.get_operation(p.id, c.param("operation_id"));
+    if (!op) {
+      return fail(ErrorCode::kNotFound, fmt::format("operation {} not found in project {}",
+                                                    c.param("operation_id").substr(0, 64), p.id));
+    }
+    return Reply{200, json::object{{"operation", operation_json(*op)}}};
+  });
+}
+
+void ProjectHandlers::add_routes(Routes& routes) {
+  routes.add("GET", "/api/v2/projects", this, &ProjectHandlers::list_projects);
+  routes.add("POST", "/api/v2/projects", this, &ProjectHandlers::create_project);
+  routes.add("GET", "/api/v2/projects/shared", this, &ProjectHandlers::list_shared_projects);
+  routes.add("GET", kProjectPath, this, &ProjectHandlers::get_project);
+  routes.add("PATCH", kProjectPath, this, &ProjectHandlers::update_project);
+  routes.add("DELETE", kProjectPath, this, &ProjectHandlers::delete_project);
+  routes.add("GET", kProjectPath + "/connection_uri", this, &ProjectHandlers::get_connection_uri);
+  routes.add("GET", kProjectPath + "/operations", this, &ProjectHandlers::list_operations);
+  routes.add("GET", kProjectPath + "/operations/{operation_id}", this,
+             &ProjectHandlers::get_operation);
 }
 
 }  // namespace argon::api

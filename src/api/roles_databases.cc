@@ -3,7 +3,9 @@
 
 #include <boost/json.hpp>
 
-#include "api/api_service.h"
+#include "api/handlers.h"
+#include "api/input.h"
+#include "api/lookups.h"
 #include "api/names.h"
 #include "common/random.h"
 
@@ -12,27 +14,10 @@ namespace argon::api {
 namespace json = boost::json;
 using catalog::Tx;
 
-Result<catalog::Role> ApiService::find_role(Tx& tx, const catalog::Branch& b,
-                                            const std::string& name) {
-  auto r = tx.get_role(b.id, name);
-  if (!r || r->pending_delete)
-    return fail(ErrorCode::kNotFound, fmt::format("role {} not found in branch {}", name, b.id));
-  return *r;
-}
-
-Result<catalog::Database> ApiService::find_database(Tx& tx, const catalog::Branch& b,
-                                                    const std::string& name) {
-  auto d = tx.get_database(b.id, name);
-  if (!d)
-    return fail(ErrorCode::kNotFound,
-                fmt::format("database {} not found in branch {}", name, b.id));
-  return *d;
-}
-
 // ---- roles and databases --------------------------------------------------------------------
 
-Result<ApiService::Reply> ApiService::list_roles(Ctx& c) {
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+Result<Reply> RoleDatabaseHandlers::list_roles(Request& c) {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     json::array roles;
@@ -41,8 +26,8 @@ Result<ApiService::Reply> ApiService::list_roles(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::create_role(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+Result<Reply> RoleDatabaseHandlers::create_role(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   if (!body.contains("role")) return fail(ErrorCode::kBadRequest, "role: required");
   ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("role"));
   ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 63));
@@ -50,7 +35,7 @@ Result<ApiService::Reply> ApiService::create_role(Ctx& c) {
   if (!name) return fail(ErrorCode::kBadRequest, "role.name: required (1 to 63 bytes)");
   if (reserved_role(*name))
     return fail(ErrorCode::kBadRequest, fmt::format("role.name: '{}' is reserved", *name));
-  return mutate([&](Tx& tx) -> Result<Reply> {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     if (auto existing = tx.get_role(b.id, *name)) {
@@ -60,18 +45,19 @@ Result<ApiService::Reply> ApiService::create_role(Ctx& c) {
               ? fmt::format("role {} is being deleted; retry when its operation finishes", *name)
               : fmt::format("role {} already exists in branch {}", *name, b.id));
     }
-    const int64_t now = clock_.now_ms();
+    const int64_t now = ctx_.clock.now_ms();
     catalog::Role r{p.id, b.id, *name, generate_password(), false, no_login.value_or(false),
                     now,  now,  false};
     ARGON_RETURN_IF_ERROR(tx.put_role(r));
-    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().apply_config(
+    ARGON_ASSIGN_OR_RETURN(auto op, ctx_.engine.planner().apply_config(
                                         tx, b, {ops::params::ChangeKind::kCreateRole, r.name}));
-    return Reply{201, json::object{{"role", role_json(r, true)}, {"operations", ops_json({op})}}};
+    return Reply{201,
+                 json::object{{"role", role_json(r, true)}, {"operations", operations_json({op})}}};
   });
 }
 
-Result<ApiService::Reply> ApiService::get_role(Ctx& c) {
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+Result<Reply> RoleDatabaseHandlers::get_role(Request& c) {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     ARGON_ASSIGN_OR_RETURN(auto r, find_role(tx, b, c.param("role_name")));
@@ -79,8 +65,8 @@ Result<ApiService::Reply> ApiService::get_role(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::delete_role(Ctx& c) {
-  return mutate([&](Tx& tx) -> Result<Reply> {
+Result<Reply> RoleDatabaseHandlers::delete_role(Request& c) {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     ARGON_ASSIGN_OR_RETURN(auto r, find_role(tx, b, c.param("role_name")));
@@ -95,16 +81,17 @@ Result<ApiService::Reply> ApiService::delete_role(Ctx& c) {
       }
     }
     r.pending_delete = true;
-    r.updated_at = clock_.now_ms();
+    r.updated_at = ctx_.clock.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_role(r));
-    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().apply_config(
+    ARGON_ASSIGN_OR_RETURN(auto op, ctx_.engine.planner().apply_config(
                                         tx, b, {ops::params::ChangeKind::kDeleteRole, r.name}));
-    return Reply{200, json::object{{"role", role_json(r, false)}, {"operations", ops_json({op})}}};
+    return Reply{
+        200, json::object{{"role", role_json(r, false)}, {"operations", operations_json({op})}}};
   });
 }
 
-Result<ApiService::Reply> ApiService::reveal_password(Ctx& c) {
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+Result<Reply> RoleDatabaseHandlers::reveal_password(Request& c) {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     ARGON_ASSIGN_OR_RETURN(auto r, find_role(tx, b, c.param("role_name")));
@@ -123,22 +110,23 @@ Result<ApiService::Reply> ApiService::reveal_password(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::reset_password(Ctx& c) {
-  return mutate([&](Tx& tx) -> Result<Reply> {
+Result<Reply> RoleDatabaseHandlers::reset_password(Request& c) {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     ARGON_ASSIGN_OR_RETURN(auto r, find_role(tx, b, c.param("role_name")));
     r.password = generate_password();
-    r.updated_at = clock_.now_ms();
+    r.updated_at = ctx_.clock.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_role(r));
-    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().apply_config(
+    ARGON_ASSIGN_OR_RETURN(auto op, ctx_.engine.planner().apply_config(
                                         tx, b, {ops::params::ChangeKind::kResetPassword, r.name}));
-    return Reply{200, json::object{{"role", role_json(r, true)}, {"operations", ops_json({op})}}};
+    return Reply{200,
+                 json::object{{"role", role_json(r, true)}, {"operations", operations_json({op})}}};
   });
 }
 
-Result<ApiService::Reply> ApiService::list_databases(Ctx& c) {
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+Result<Reply> RoleDatabaseHandlers::list_databases(Request& c) {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     json::array dbs;
@@ -147,8 +135,8 @@ Result<ApiService::Reply> ApiService::list_databases(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::create_database(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+Result<Reply> RoleDatabaseHandlers::create_database(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   if (!body.contains("database")) return fail(ErrorCode::kBadRequest, "database: required");
   ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("database"));
   ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 63));
@@ -158,7 +146,7 @@ Result<ApiService::Reply> ApiService::create_database(Ctx& c) {
   if (reserved_database(*name)) {
     return fail(ErrorCode::kBadRequest, fmt::format("database.name: '{}' is reserved", *name));
   }
-  return mutate([&](Tx& tx) -> Result<Reply> {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     for (const auto& d : tx.list_databases(b.id, true)) {
@@ -173,18 +161,19 @@ Result<ApiService::Reply> ApiService::create_database(Ctx& c) {
           ErrorCode::kBadRequest,
           fmt::format("database.owner_name: role {} does not exist in branch {}", *owner, b.id));
     }
-    const int64_t now = clock_.now_ms();
+    const int64_t now = ctx_.clock.now_ms();
     catalog::Database d{0, p.id, b.id, *name, *owner, now, now, false};
     ARGON_RETURN_IF_ERROR(tx.put_database(d));
     ARGON_ASSIGN_OR_RETURN(auto op,
-                           engine_.planner().apply_config(
+                           ctx_.engine.planner().apply_config(
                                tx, b, {ops::params::ChangeKind::kCreateDatabase, {}, d.id}));
-    return Reply{201, json::object{{"database", database_json(d)}, {"operations", ops_json({op})}}};
+    return Reply{
+        201, json::object{{"database", database_json(d)}, {"operations", operations_json({op})}}};
   });
 }
 
-Result<ApiService::Reply> ApiService::get_database(Ctx& c) {
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+Result<Reply> RoleDatabaseHandlers::get_database(Request& c) {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     ARGON_ASSIGN_OR_RETURN(auto d, find_database(tx, b, c.param("database_name")));
@@ -192,8 +181,8 @@ Result<ApiService::Reply> ApiService::get_database(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::update_database(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+Result<Reply> RoleDatabaseHandlers::update_database(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   if (!body.contains("database")) return fail(ErrorCode::kBadRequest, "database: required");
   ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("database"));
   ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 63));
@@ -201,7 +190,7 @@ Result<ApiService::Reply> ApiService::update_database(Ctx& c) {
   if (name && reserved_database(*name)) {
     return fail(ErrorCode::kBadRequest, fmt::format("database.name: '{}' is reserved", *name));
   }
-  return mutate([&](Tx& tx) -> Result<Reply> {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     ARGON_ASSIGN_OR_RETURN(auto d, find_database(tx, b, c.param("database_name")));
@@ -224,28 +213,50 @@ Result<ApiService::Reply> ApiService::update_database(Ctx& c) {
       }
       d.owner_name = *owner;
     }
-    d.updated_at = clock_.now_ms();
+    d.updated_at = ctx_.clock.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_database(d));
     ARGON_ASSIGN_OR_RETURN(
-        auto op, engine_.planner().apply_config(
+        auto op, ctx_.engine.planner().apply_config(
                      tx, b, {ops::params::ChangeKind::kUpdateDatabase, {}, d.id, old_name}));
-    return Reply{200, json::object{{"database", database_json(d)}, {"operations", ops_json({op})}}};
+    return Reply{
+        200, json::object{{"database", database_json(d)}, {"operations", operations_json({op})}}};
   });
 }
 
-Result<ApiService::Reply> ApiService::delete_database(Ctx& c) {
-  return mutate([&](Tx& tx) -> Result<Reply> {
+Result<Reply> RoleDatabaseHandlers::delete_database(Request& c) {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
     ARGON_ASSIGN_OR_RETURN(auto d, find_database(tx, b, c.param("database_name")));
     d.pending_delete = true;
-    d.updated_at = clock_.now_ms();
+    d.updated_at = ctx_.clock.now_ms();
     ARGON_RETURN_IF_ERROR(tx.put_database(d));
     ARGON_ASSIGN_OR_RETURN(auto op,
-                           engine_.planner().apply_config(
+                           ctx_.engine.planner().apply_config(
                                tx, b, {ops::params::ChangeKind::kDeleteDatabase, {}, d.id}));
-    return Reply{200, json::object{{"database", database_json(d)}, {"operations", ops_json({op})}}};
+    return Reply{
+        200, json::object{{"database", database_json(d)}, {"operations", operations_json({op})}}};
   });
+}
+
+void RoleDatabaseHandlers::add_routes(Routes& routes) {
+  routes.add("GET", kBranchPath + "/roles", this, &RoleDatabaseHandlers::list_roles);
+  routes.add("POST", kBranchPath + "/roles", this, &RoleDatabaseHandlers::create_role);
+  routes.add("GET", kBranchPath + "/roles/{role_name}", this, &RoleDatabaseHandlers::get_role);
+  routes.add("DELETE", kBranchPath + "/roles/{role_name}", this,
+             &RoleDatabaseHandlers::delete_role);
+  routes.add("GET", kBranchPath + "/roles/{role_name}/reveal_password", this,
+             &RoleDatabaseHandlers::reveal_password);
+  routes.add("POST", kBranchPath + "/roles/{role_name}/reset_password", this,
+             &RoleDatabaseHandlers::reset_password);
+  routes.add("GET", kBranchPath + "/databases", this, &RoleDatabaseHandlers::list_databases);
+  routes.add("POST", kBranchPath + "/databases", this, &RoleDatabaseHandlers::create_database);
+  routes.add("GET", kBranchPath + "/databases/{database_name}", this,
+             &RoleDatabaseHandlers::get_database);
+  routes.add("PATCH", kBranchPath + "/databases/{database_name}", this,
+             &RoleDatabaseHandlers::update_database);
+  routes.add("DELETE", kBranchPath + "/databases/{database_name}", this,
+             &RoleDatabaseHandlers::delete_database);
 }
 
 }  // namespace argon::api

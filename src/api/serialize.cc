@@ -193,6 +193,12 @@ json::object operation_json(const catalog::Operation& op) {
   return o;
 }
 
+json::array operations_json(const std::vector<catalog::Operation>& ops) {
+  json::array a;
+  for (const auto& op : ops) a.push_back(operation_json(op));
+  return a;
+}
+
 json::object role_json(const catalog::Role& r, bool with_password) {
   json::object o;
   o["branch_id"] = r.branch_id;

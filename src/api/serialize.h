@@ -2,9 +2,11 @@
 // null (clients distinguish "absent" from null: a root branch has no `parent_id` key at all).
 #pragma once
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "catalog/model.h"
 
@@ -23,6 +25,7 @@ boost::json::object project_list_item_json(const catalog::Project& p, const Publ
 boost::json::object branch_json(const catalog::Branch& b);
 boost::json::object endpoint_json(const catalog::Endpoint& e, const PublicAddress& a);
 boost::json::object operation_json(const catalog::Operation& o);
+boost::json::array operations_json(const std::vector<catalog::Operation>& ops);
 boost::json::object role_json(const catalog::Role& r, bool with_password);
 boost::json::object database_json(const catalog::Database& d);
 

@@ -5,7 +5,9 @@
 #include <boost/json.hpp>
 #include <functional>
 
-#include "api/api_service.h"
+#include "api/handlers.h"
+#include "api/input.h"
+#include "api/lookups.h"
 #include "common/clock.h"
 
 namespace argon::api {
@@ -67,20 +69,22 @@ Result<SnapshotParams> snapshot_params(const HttpRequest& req, const QueryParam&
   return out;
 }
 
-}  // namespace
-
-Result<catalog::Snapshot> ApiService::find_snapshot(Tx& tx, const catalog::Project& p,
-                                                    const std::string& id) {
-  auto s = tx.get_snapshot(p.id, id);
-  if (!s)
-    return fail(ErrorCode::kNotFound, fmt::format("snapshot {} not found in project {}", id, p.id));
-  return *s;
+// A finalized restore: the target's endpoints are marked switching by `op_id` (in the
+// transaction), and after the commit the proxy holds them (hold_switching).
+Status mark_switching(Tx& tx, const std::string& target_id, const std::string& op_id) {
+  for (auto ep : tx.list_branch_endpoints(target_id)) {
+    ep.switching_op = op_id;
+    ARGON_RETURN_IF_ERROR(tx.put_endpoint(ep));
+  }
+  return {};
 }
 
-Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
+}  // namespace
+
+Result<Reply> SnapshotHandlers::create_snapshot(Request& c) {
   ARGON_ASSIGN_OR_RETURN(auto params,
-                         snapshot_params(c.req, [&](const std::string& k) { return c.q(k); }));
-  const int64_t now = clock_.now_ms();
+                         snapshot_params(c.http, [&](const std::string& k) { return c.q(k); }));
+  const int64_t now = ctx_.clock.now_ms();
   if (params.expires_at && *params.expires_at <= now) {
     return fail(ErrorCode::kBadRequest, "expires_at: must be in the future");
   }
@@ -89,19 +93,20 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
   // The operation checks again that nothing committed between this call and the capture.
   std::optional<std::string> wal_end;
   if (params.point.time || params.point.lsn) {
-    ARGON_ASSIGN_OR_RETURN(auto b, catalog_.read([&](Tx& tx) -> Result<catalog::Branch> {
+    ARGON_ASSIGN_OR_RETURN(auto b, ctx_.catalog.read([&](Tx& tx) -> Result<catalog::Branch> {
       ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
       return find_branch(tx, p, c.param("branch_id"));
     }));
-    ARGON_ASSIGN_OR_RETURN(auto history, engine_.branch_wal_history(b));
+    ARGON_ASSIGN_OR_RETURN(auto history, ctx_.engine.branch_wal_history(b));
     ARGON_RETURN_IF_ERROR(
         storage::point_is_current(history, params.point, now * 1000 + 999, b.created_at * 1000));
     wal_end = storage::format_lsn(history.end_lsn);
   }
-  return mutate([&](Tx& tx) -> Result<Reply> {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    if (auto n = tx.list_snapshots(p.id).size(); n >= static_cast<size_t>(options_.max_snapshots)) {
+    if (auto n = tx.list_snapshots(p.id).size();
+        n >= static_cast<size_t>(ctx_.options.max_snapshots)) {
       return limit_exceeded(
           "SNAPSHOTS_LIMIT_EXCEEDED",
           fmt::format("project {} has {} snapshots, its limit; delete snapshots you no longer "
@@ -109,7 +114,7 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
                       p.id, n));
     }
     catalog::Snapshot s;
-    s.id = ids_.make("snap");
+    s.id = ctx_.ids.make("snap");
     s.project_id = p.id;
     s.source_branch_id = b.id;
     s.name = params.name.value_or(fmt::format("{} {}", b.name, format_time(now / 1000)));
@@ -121,14 +126,15 @@ Result<ApiService::Reply> ApiService::create_snapshot(Ctx& c) {
     // The catalog's view of roles and databases goes with the snapshot, under its id.
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, b.id, s.id, now));
     ARGON_ASSIGN_OR_RETURN(auto op,
-                           engine_.planner().add(tx, p.id, b.id, std::nullopt,
-                                                 ops::params::CreateSnapshot{s.id, wal_end}));
-    return Reply{200, json::object{{"snapshot", snapshot_json(s)}, {"operations", ops_json({op})}}};
+                           ctx_.engine.planner().add(tx, p.id, b.id, std::nullopt,
+                                                     ops::params::CreateSnapshot{s.id, wal_end}));
+    return Reply{
+        200, json::object{{"snapshot", snapshot_json(s)}, {"operations", operations_json({op})}}};
   });
 }
 
-Result<ApiService::Reply> ApiService::list_snapshots(Ctx& c) {
-  return catalog_.read([&](Tx& tx) -> Result<Reply> {
+Result<Reply> SnapshotHandlers::list_snapshots(Request& c) {
+  return ctx_.catalog.read([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     json::array out;
     for (const auto& s : tx.list_snapshots(p.id)) out.push_back(snapshot_json(s));
@@ -136,17 +142,17 @@ Result<ApiService::Reply> ApiService::list_snapshots(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::update_snapshot(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+Result<Reply> SnapshotHandlers::update_snapshot(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   if (!body.contains("snapshot")) return fail(ErrorCode::kBadRequest, "snapshot: required");
   ARGON_ASSIGN_OR_RETURN(Fields f, Fields(&body, "").object("snapshot"));
   ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 256));
   ARGON_ASSIGN_OR_RETURN(auto expires_at, f.time_or_null("expires_at"));
-  const int64_t now = clock_.now_ms();
+  const int64_t now = ctx_.clock.now_ms();
   if (expires_at && *expires_at && **expires_at <= now) {
     return fail(ErrorCode::kBadRequest, "snapshot.expires_at: must be in the future");
   }
-  return mutate([&](Tx& tx) -> Result<Reply> {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto s, find_snapshot(tx, p, c.param("snapshot_id")));
     if (name) s.name = *name;
@@ -157,20 +163,20 @@ Result<ApiService::Reply> ApiService::update_snapshot(Ctx& c) {
   });
 }
 
-Result<ApiService::Reply> ApiService::delete_snapshot(Ctx& c) {
-  return mutate([&](Tx& tx) -> Result<Reply> {
+Result<Reply> SnapshotHandlers::delete_snapshot(Request& c) {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto s, find_snapshot(tx, p, c.param("snapshot_id")));
-    ARGON_ASSIGN_OR_RETURN(auto op, engine_.planner().delete_snapshot(tx, s));
-    return Reply{202, json::object{{"operations", ops_json({op})}}};
+    ARGON_ASSIGN_OR_RETURN(auto op, ctx_.engine.planner().delete_snapshot(tx, s));
+    return Reply{202, json::object{{"operations", operations_json({op})}}};
   });
 }
 
 // Always a new root branch N with `restored_from`. With finalize_restore, N then takes the target's
 // place (name, flags, endpoints) in a swap_binding_id operation; without, N waits for
 // POST /branches/{N}/finalize_restore.
-Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+Result<Reply> SnapshotHandlers::restore_snapshot(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   Fields f(&body, "");
   ARGON_ASSIGN_OR_RETURN(auto name, f.string("name", 1, 256));
   if (!name) {
@@ -178,9 +184,9 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
   }
   ARGON_ASSIGN_OR_RETURN(auto target_id, f.string("target_branch_id", 1, 60));
   ARGON_ASSIGN_OR_RETURN(auto finalize, f.boolean("finalize_restore"));
-  const int64_t now = clock_.now_ms();
+  const int64_t now = ctx_.clock.now_ms();
   std::string swap_op;
-  auto reply = mutate([&](Tx& tx) -> Result<Reply> {
+  auto reply = ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto s, find_snapshot(tx, p, c.param("snapshot_id")));
     const std::string target_ref = target_id.value_or(s.source_branch_id);
@@ -201,7 +207,7 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
     }
     size_t roots = 0;
     for (const auto& other : tx.list_branches(p.id)) roots += !other.parent_id;
-    if (roots >= static_cast<size_t>(options_.max_root_branches)) {
+    if (roots >= static_cast<size_t>(ctx_.options.max_root_branches)) {
       return limit_exceeded(
           "ROOT_BRANCHES_LIMIT_EXCEEDED",
           fmt::format("project {} has {} root branches, its limit (a restore makes a new one); "
@@ -210,7 +216,7 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
                       p.id, roots));
     }
     catalog::Branch n;
-    n.id = ids_.make("br");
+    n.id = ctx_.ids.make("br");
     n.project_id = p.id;
     n.init_source = "parent-data";
     n.restored_from = s.id;
@@ -237,19 +243,19 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
     std::vector<catalog::Operation> ops;
     ARGON_ASSIGN_OR_RETURN(
         ops.emplace_back(),
-        engine_.planner().add(tx, p.id, n.id, std::nullopt, ops::params::RestoreBranch{s.id}));
+        ctx_.engine.planner().add(tx, p.id, n.id, std::nullopt, ops::params::RestoreBranch{s.id}));
     json::array endpoints;
     if (finalize.value_or(false)) {
       ARGON_ASSIGN_OR_RETURN(ops.emplace_back(),
-                             engine_.planner().add(tx, p.id, n.id, std::nullopt,
-                                                   ops::params::FinalizeRestore{target->id}));
+                             ctx_.engine.planner().add(tx, p.id, n.id, std::nullopt,
+                                                       ops::params::FinalizeRestore{target->id}));
       swap_op = ops.back().id;
       ARGON_RETURN_IF_ERROR(mark_switching(tx, target->id, swap_op));
       for (const auto& ep : tx.list_branch_endpoints(target->id)) {
-        endpoints.push_back(endpoint_json(ep, options_.address));
+        endpoints.push_back(endpoint_json(ep, ctx_.options.address));
       }
     }
-    json::object out{{"branch", branch_json(n)}, {"operations", ops_json(ops)}};
+    json::object out{{"branch", branch_json(n)}, {"operations", operations_json(ops)}};
     if (!endpoints.empty()) out["endpoints"] = std::move(endpoints);
     return Reply{200, std::move(out)};
   });
@@ -257,12 +263,12 @@ Result<ApiService::Reply> ApiService::restore_snapshot(Ctx& c) {
   return reply;
 }
 
-Result<ApiService::Reply> ApiService::finalize_restore(Ctx& c) {
-  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.req));
+Result<Reply> SnapshotHandlers::finalize_restore(Request& c) {
+  ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   Fields f(&body, "");
   ARGON_ASSIGN_OR_RETURN(auto old_name, f.string("name", 1, 256));
   std::string swap_op;
-  auto reply = mutate([&](Tx& tx) -> Result<Reply> {
+  auto reply = ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto n, find_branch(tx, p, c.param("branch_id")));
     if (!n.restored_from) {
@@ -281,32 +287,37 @@ Result<ApiService::Reply> ApiService::finalize_restore(Ctx& c) {
     }
     if (old_name) ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, *old_name, target->id));
     ARGON_ASSIGN_OR_RETURN(
-        auto op, engine_.planner().add(tx, p.id, n.id, std::nullopt,
-                                       ops::params::FinalizeRestore{target->id, old_name}));
+        auto op, ctx_.engine.planner().add(tx, p.id, n.id, std::nullopt,
+                                           ops::params::FinalizeRestore{target->id, old_name}));
     swap_op = op.id;
     ARGON_RETURN_IF_ERROR(mark_switching(tx, target->id, swap_op));
-    return Reply{200, json::object{{"branch", branch_json(n)}, {"operations", ops_json({op})}}};
+    return Reply{200,
+                 json::object{{"branch", branch_json(n)}, {"operations", operations_json({op})}}};
   });
   if (reply && !swap_op.empty()) hold_switching();
   return reply;
 }
 
-Status ApiService::mark_switching(Tx& tx, const std::string& target_id, const std::string& op_id) {
-  for (auto ep : tx.list_branch_endpoints(target_id)) {
-    ep.switching_op = op_id;
-    ARGON_RETURN_IF_ERROR(tx.put_endpoint(ep));
-  }
-  return {};
-}
-
-void ApiService::hold_switching() {
+void SnapshotHandlers::hold_switching() {
   // From the moment the call returns, no new connection reaches the data being replaced: they
   // wait at the proxy (bounded) until the swap is done. The rows say so already; this makes the
   // proxy hold them now. If it fails, they are held at the next sync (the operation's end, or a
   // restart), and connections until then may see the data being replaced, as before its end.
-  if (auto st = engine_.sync_holds(); !st) {
+  if (auto st = ctx_.engine.sync_holds(); !st) {
     spdlog::error("holding the endpoints of a finalized restore failed: {}", st.error().detail);
   }
+}
+
+void SnapshotHandlers::add_routes(Routes& routes) {
+  routes.add("POST", kBranchPath + "/snapshot", this, &SnapshotHandlers::create_snapshot);
+  routes.add("POST", kBranchPath + "/finalize_restore", this, &SnapshotHandlers::finalize_restore);
+  routes.add("GET", kProjectPath + "/snapshots", this, &SnapshotHandlers::list_snapshots);
+  routes.add("PATCH", kProjectPath + "/snapshots/{snapshot_id}", this,
+             &SnapshotHandlers::update_snapshot);
+  routes.add("DELETE", kProjectPath + "/snapshots/{snapshot_id}", this,
+             &SnapshotHandlers::delete_snapshot);
+  routes.add("POST", kProjectPath + "/snapshots/{snapshot_id}/restore", this,
+             &SnapshotHandlers::restore_snapshot);
 }
 
 }  // namespace argon::api
