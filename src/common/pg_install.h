@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -20,6 +21,9 @@ struct PgInstall {
 
 class PgInstalls {
  public:
+  PgInstalls() = default;
+  // Known installs, ascending by major (for tests that run no PostgreSQL binary).
+  explicit PgInstalls(std::vector<PgInstall> installs) : installs_(std::move(installs)) {}
   // bindir empty: discover every /usr/lib/postgresql/*/bin. Errors when none is usable.
   static Result<PgInstalls> discover(const std::filesystem::path& bindir);
   const PgInstall* find(int major) const;

@@ -24,45 +24,28 @@
 #include "common/file_util.h"
 #include "common/pg_install.h"
 #include "common/process_runner.h"
+#include "compute/computes.h"
 
 namespace argon::compute {
 
-struct ComputeSpec {
-  std::string id;  // the branch id: a compute serves one branch's data directory
-  std::filesystem::path pgdata;
-  std::filesystem::path run_dir;
-  std::filesystem::path log_file;
-  PgInstall pg;
-  std::vector<std::pair<std::string, std::string>> settings;  // extra `-c name=value`
-};
-
-class ComputeManager {
+class ComputeManager final : public Computes {
  public:
-  using CrashCallback = std::function<void(const std::string& id, int exit_code)>;
-
   ComputeManager(ProcessRunner& runner, OsUser pg_user, bool fsync);
-  ~ComputeManager();
+  ~ComputeManager() override;
 
-  void set_crash_callback(CrashCallback cb);
-
-  // Idempotent: a running compute is left as is. Blocks until it accepts connections.
-  Status start(const ComputeSpec& spec, std::chrono::milliseconds timeout);
-  // PostgreSQL's verdict on `settings` without starting anything: `postgres -C` over an empty
-  // configuration in `scratch_dir` checks names, values, units and ranges (not the checks that
-  // need a running server, such as wal_level against max_wal_senders). The error is its FATAL.
+  void set_crash_callback(CrashCallback cb) override;
+  Status start(const ComputeSpec& spec, std::chrono::milliseconds timeout) override;
   Status check_settings(const PgInstall& pg,
                         const std::vector<std::pair<std::string, std::string>>& settings,
-                        const std::filesystem::path& scratch_dir);
-  // Idempotent clean shutdown; escalates to immediate shutdown after `timeout`.
-  Status stop(std::string_view id, std::chrono::milliseconds timeout);
-  void stop_all(std::chrono::milliseconds timeout);
+                        const std::filesystem::path& scratch_dir) override;
+  Status stop(std::string_view id, std::chrono::milliseconds timeout) override;
+  void stop_all(std::chrono::milliseconds timeout) override;
+  bool running(std::string_view id) const override;
+  std::string admin_conninfo(std::string_view id,
+                             std::string_view dbname = "postgres") const override;
 
-  bool running(std::string_view id) const;
   std::vector<std::string> running_ids() const;
   std::optional<std::filesystem::path> socket_dir(std::string_view id) const;
-  // libpq conninfo for argond's admin role on that compute (errors are never logged with the
-  // statement, which can hold a password).
-  std::string admin_conninfo(std::string_view id, std::string_view dbname = "postgres") const;
 
   // Stops a postmaster left running on `pgdata` by an earlier argond (postmaster.pid names it).
   static Status stop_stray(const std::filesystem::path& pgdata, std::chrono::milliseconds timeout);

@@ -11,7 +11,7 @@
 #include "catalog/catalog.h"
 #include "common/clock.h"
 #include "common/pg_install.h"
-#include "compute/compute_manager.h"
+#include "compute/computes.h"
 #include "compute/endpoint_access.h"
 #include "storage/storage.h"
 
@@ -39,7 +39,7 @@ struct BranchRuntime {
 struct ActionEnv {
   catalog::Catalog& catalog;
   storage::Storage& storage;
-  compute::ComputeManager& computes;
+  compute::Computes& computes;
   const PgInstalls& pg;
   const Clock& clock;
   EngineOptions options;

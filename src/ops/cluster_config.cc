@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "common/cluster_names.h"
 #include "common/pg_conn.h"
 
 namespace argon::ops {

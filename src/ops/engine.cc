@@ -12,9 +12,8 @@ namespace argon::ops {
 using catalog::Operation;
 using catalog::Tx;
 
-Engine::Engine(catalog::Catalog& catalog, storage::Storage& storage,
-               compute::ComputeManager& computes, const PgInstalls& pg, const Clock& clock,
-               EngineOptions options)
+Engine::Engine(catalog::Catalog& catalog, storage::Storage& storage, compute::Computes& computes,
+               const PgInstalls& pg, const Clock& clock, EngineOptions options)
     : env_{catalog, storage, computes, pg, clock, options},
       planner_(clock),
       wakes_(env_, planner_, [this] { notify(); }),

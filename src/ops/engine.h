@@ -13,7 +13,7 @@
 #include "catalog/catalog.h"
 #include "common/clock.h"
 #include "common/pg_install.h"
-#include "compute/compute_manager.h"
+#include "compute/computes.h"
 #include "compute/endpoint_access.h"
 #include "ops/action_env.h"
 #include "ops/planner.h"
@@ -26,7 +26,7 @@ namespace argon::ops {
 
 class Engine final : public compute::EndpointResolver {
  public:
-  Engine(catalog::Catalog& catalog, storage::Storage& storage, compute::ComputeManager& computes,
+  Engine(catalog::Catalog& catalog, storage::Storage& storage, compute::Computes& computes,
          const PgInstalls& pg, const Clock& clock, EngineOptions options);
   ~Engine();
 

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/crash_point.h"
+#include "compute/compute_manager.h"
 
 namespace argon::ops {
 

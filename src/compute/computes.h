@@ -1,0 +1,55 @@
+// What the operations engine asks of the computes: start and stop one, whether it runs, how to
+// reach it as argond's admin role, PostgreSQL's verdict on settings, and crash reports.
+// ComputeManager runs real `postgres` processes; the engine's unit tests use a fake.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/error.h"
+#include "common/pg_install.h"
+
+namespace argon::compute {
+
+struct ComputeSpec {
+  std::string id;  // the branch id: a compute serves one branch's data directory
+  std::filesystem::path pgdata;
+  std::filesystem::path run_dir;
+  std::filesystem::path log_file;
+  PgInstall pg;
+  std::vector<std::pair<std::string, std::string>> settings;  // extra `-c name=value`
+};
+
+class Computes {
+ public:
+  using CrashCallback = std::function<void(const std::string& id, int exit_code)>;
+
+  virtual ~Computes() = default;
+
+  // Called (from any thread) when a compute exits without being asked to.
+  virtual void set_crash_callback(CrashCallback cb) = 0;
+  // Idempotent: a running compute is left as is. Blocks until it accepts connections.
+  [[nodiscard]] virtual Status start(const ComputeSpec& spec,
+                                     std::chrono::milliseconds timeout) = 0;
+  // Idempotent clean shutdown; escalates to immediate shutdown after `timeout`.
+  [[nodiscard]] virtual Status stop(std::string_view id, std::chrono::milliseconds timeout) = 0;
+  virtual void stop_all(std::chrono::milliseconds timeout) = 0;
+  virtual bool running(std::string_view id) const = 0;
+  // libpq conninfo for argond's admin role on that compute (errors are never logged with the
+  // statement, which can hold a password).
+  virtual std::string admin_conninfo(std::string_view id,
+                                     std::string_view dbname = "postgres") const = 0;
+  // PostgreSQL's verdict on `settings` without starting anything: `postgres -C` over an empty
+  // configuration in `scratch_dir` checks names, values, units and ranges (not the checks that
+  // need a running server, such as wal_level against max_wal_senders). The error is its FATAL.
+  [[nodiscard]] virtual Status check_settings(
+      const PgInstall& pg, const std::vector<std::pair<std::string, std::string>>& settings,
+      const std::filesystem::path& scratch_dir) = 0;
+};
+
+}  // namespace argon::compute

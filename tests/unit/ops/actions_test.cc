@@ -1,0 +1,357 @@
+// The engine's actions one at a time, against a real catalog (SQLite in a temporary directory) and
+// real Storage on small trees of files standing in for data directories, with the computes faked:
+// what each action leaves in the catalog and on disk, when it succeeds, when what it was for is
+// gone, when a step fails, and when it runs a second time (as after a crash). No PostgreSQL runs,
+// so each test takes milliseconds; tests/integration covers the paths that need a running compute.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "catalog/sqlite_catalog.h"
+#include "common/clock.h"
+#include "common/file_util.h"
+#include "common/process_runner.h"
+#include "compute/computes.h"
+#include "ops/action.h"
+#include "ops/action_env.h"
+#include "storage/clone_driver.h"
+#include "storage/storage.h"
+
+namespace argon::ops {
+namespace {
+
+namespace fs = std::filesystem;
+using catalog::Tx;
+
+class ManualClock final : public Clock {
+ public:
+  int64_t now_ms() const override { return now; }
+  int64_t now = 1'700'000'000'000;
+};
+
+// Computes that run nothing: start records the spec (and can be told to fail), stop forgets it.
+class FakeComputes final : public compute::Computes {
+ public:
+  void set_crash_callback(CrashCallback) override {}
+  Status start(const compute::ComputeSpec& spec, std::chrono::milliseconds) override {
+    ++starts;
+    if (start_error) return fail(ErrorCode::kInternal, *start_error);
+    specs[spec.id] = spec;
+    return {};
+  }
+  Status stop(std::string_view id, std::chrono::milliseconds) override {
+    specs.erase(std::string(id));
+    return {};
+  }
+  void stop_all(std::chrono::milliseconds) override { specs.clear(); }
+  bool running(std::string_view id) const override { return specs.contains(std::string(id)); }
+  std::string admin_conninfo(std::string_view, std::string_view) const override {
+    return "host=/nonexistent port=1 connect_timeout=1";
+  }
+  Status check_settings(const PgInstall&, const std::vector<std::pair<std::string, std::string>>&,
+                        const fs::path&) override {
+    return {};
+  }
+
+  std::map<std::string, compute::ComputeSpec> specs;
+  std::optional<std::string> start_error;
+  int starts = 0;
+};
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "argon-actions-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    // Sealed snapshots are read-only.
+    for (auto it = fs::recursive_directory_iterator(path_, ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+    }
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+}
+
+class ActionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cat = catalog::SqliteCatalog::open(dir_.path() / "catalog.db");
+    ASSERT_TRUE(cat) << cat.error().message;
+    catalog_ = std::move(*cat);
+    storage_ = std::make_unique<storage::Storage>(
+        storage::StorageOptions{dir_.path() / "data", current_user(), false},
+        std::make_unique<storage::CopyCloneDriver>(), runner_);
+    ASSERT_TRUE(storage_->prepare_layout());
+    env_ = std::make_unique<ActionEnv>(
+        ActionEnv{*catalog_, *storage_, computes_, pg_, clock_, EngineOptions{}, nullptr});
+    actions_ = make_actions(*env_);
+
+    catalog::Project p;
+    p.id = "quiet-lake-12345678";
+    p.name = "p";
+    ASSERT_TRUE(catalog_->run([&](Tx& tx) { return tx.put_project(p); }));
+    ASSERT_TRUE(add_branch("br-main-00000001", std::nullopt, catalog::branch_state::kReady));
+    // A stand-in for a data directory: what Storage copies, checks and seals.
+    write(storage_->branch_pgdata("br-main-00000001") / "PG_VERSION", "15\n");
+    write(storage_->branch_pgdata("br-main-00000001") / "base" / "1" / "1259", "main's rows");
+    write(storage_->branch_pgdata("br-main-00000001") / "postmaster.pid", "4242\n");
+    catalog::Endpoint ep;
+    ep.id = "ep-main-00000001";
+    ep.project_id = kProject;
+    ep.branch_id = "br-main-00000001";
+    ep.current_state = catalog::endpoint_state::kIdle;
+    ASSERT_TRUE(catalog_->run([&](Tx& tx) { return tx.put_endpoint(ep); }));
+  }
+
+  Status add_branch(const std::string& id, std::optional<std::string> parent,
+                    std::string_view state = catalog::branch_state::kInit) {
+    catalog::Branch b;
+    b.id = id;
+    b.project_id = kProject;
+    b.name = id;
+    b.parent_id = std::move(parent);
+    b.current_state = std::string(state);
+    return catalog_->run([&](Tx& tx) { return tx.put_branch(b); });
+  }
+
+  // A snapshot row of main, as the API writes it before its create_snapshot runs.
+  catalog::Snapshot add_snapshot(const std::string& id) {
+    catalog::Snapshot s;
+    s.id = id;
+    s.project_id = kProject;
+    s.name = "before";
+    s.source_branch_id = "br-main-00000001";
+    EXPECT_TRUE(catalog_->run([&](Tx& tx) { return tx.put_snapshot(s); }));
+    return s;
+  }
+
+  // Runs the action for `params` as the scheduler would: an operation row, then the action.
+  Result<Outcome> run(const ActionParams& params, std::optional<std::string> branch_id,
+                      std::optional<std::string> endpoint_id = std::nullopt) {
+    catalog::Operation op;
+    op.id = "op-" + std::to_string(++ops_);
+    op.project_id = kProject;
+    op.branch_id = std::move(branch_id);
+    op.endpoint_id = std::move(endpoint_id);
+    op.kind = std::string(to_string(kind_of(params)));
+    op.action = std::string(neon_action(kind_of(params)));
+    op.params_json = boost::json::serialize(to_json(params));
+    if (auto st = catalog_->run([&](Tx& tx) { return tx.put_operation(op); }); !st)
+      return std::unexpected(st.error());
+    return actions_.at(kind_of(params))->run(op, params);
+  }
+
+  std::optional<catalog::Branch> branch(const std::string& id) {
+    auto r = catalog_->read([&](Tx& tx) -> Result<std::optional<catalog::Branch>> {
+      return tx.get_branch(kProject, id, true);
+    });
+    return r ? *r : std::nullopt;
+  }
+  std::optional<catalog::Endpoint> endpoint(const std::string& id) {
+    auto r = catalog_->read([&](Tx& tx) -> Result<std::optional<catalog::Endpoint>> {
+      return tx.get_endpoint(kProject, id, true);
+    });
+    return r ? *r : std::nullopt;
+  }
+  std::optional<catalog::Snapshot> snapshot(const std::string& id) {
+    auto r = catalog_->read([&](Tx& tx) -> Result<std::optional<catalog::Snapshot>> {
+      return tx.get_snapshot(kProject, id, true);
+    });
+    return r ? *r : std::nullopt;
+  }
+
+  static constexpr const char* kProject = "quiet-lake-12345678";
+  TempDir dir_;
+  PosixProcessRunner runner_;
+  std::unique_ptr<catalog::Catalog> catalog_;
+  std::unique_ptr<storage::Storage> storage_;
+  FakeComputes computes_;
+  PgInstalls pg_{{PgInstall{15, "15.0", "/nonexistent/bin"}}};
+  ManualClock clock_;
+  std::unique_ptr<ActionEnv> env_;
+  std::map<ActionKind, std::unique_ptr<Action>> actions_;
+  int ops_ = 0;
+};
+
+TEST_F(ActionsTest, ABranchOfAStoppedParentIsACopyOfItsFiles) {
+  ASSERT_TRUE(add_branch("br-kid-00000001", "br-main-00000001"));
+  const params::CreateBranch p{params::CreateBranch::Source::kParent, "br-main-00000001"};
+  auto r = run(p, "br-kid-00000001");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, Outcome::kDone);
+  const fs::path kid = storage_->branch_pgdata("br-kid-00000001");
+  EXPECT_EQ(read(kid / "base" / "1" / "1259"), "main's rows");
+  EXPECT_FALSE(fs::exists(kid / "postmaster.pid")) << "a stopped parent's pid file is not copied";
+  EXPECT_EQ(branch("br-kid-00000001")->current_state, catalog::branch_state::kReady);
+  EXPECT_EQ(computes_.starts, 0) << "a branch is created without starting anything";
+
+  // Run again, as after a crash between the copy and the operation's end: the same result, and
+  // the copy is not made twice over a changed parent.
+  write(storage_->branch_pgdata("br-main-00000001") / "base" / "1" / "1259", "changed later");
+  auto again = run(p, "br-kid-00000001");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(read(kid / "base" / "1" / "1259"), "main's rows");
+}
+
+TEST_F(ActionsTest, ABranchWhoseParentWentIsRemovedWithItsEndpoints) {
+  ASSERT_TRUE(add_branch("br-kid-00000001", "br-gone-00000001"));
+  catalog::Endpoint ep;
+  ep.id = "ep-kid-00000001";
+  ep.project_id = kProject;
+  ep.branch_id = "br-kid-00000001";
+  ASSERT_TRUE(catalog_->run([&](Tx& tx) { return tx.put_endpoint(ep); }));
+  auto r = run(params::CreateBranch{params::CreateBranch::Source::kParent, "br-gone-00000001"},
+               "br-kid-00000001");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kConflict);
+  EXPECT_FALSE(branch("br-kid-00000001"));
+  EXPECT_FALSE(endpoint("ep-kid-00000001"));
+  EXPECT_FALSE(fs::exists(storage_->branch_dir("br-kid-00000001")));
+}
+
+TEST_F(ActionsTest, AnOperationOnADeletedBranchIsSkipped) {
+  ASSERT_TRUE(add_branch("br-kid-00000001", "br-main-00000001"));
+  ASSERT_TRUE(catalog_->run([&](Tx& tx) {
+    auto b = tx.get_branch(kProject, "br-kid-00000001");
+    b->deleted = true;
+    return tx.put_branch(*b);
+  }));
+  auto r = run(params::CreateBranch{params::CreateBranch::Source::kParent, "br-main-00000001"},
+               "br-kid-00000001");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, Outcome::kSkipped);
+  EXPECT_FALSE(fs::exists(storage_->branch_dir("br-kid-00000001")));
+}
+
+TEST_F(ActionsTest, StartAndSuspendMoveTheEndpointBetweenActiveAndIdle) {
+  ASSERT_TRUE(catalog_->run([&](Tx& tx) {
+    auto e = tx.get_endpoint(kProject, "ep-main-00000001");
+    e->settings_json = R"({"pg_settings":{"work_mem":"8MB"}})";
+    return tx.put_endpoint(*e);
+  }));
+  auto started = run(params::StartCompute{}, std::nullopt, "ep-main-00000001");
+  ASSERT_TRUE(started) << started.error().message;
+  ASSERT_TRUE(computes_.running("br-main-00000001"));
+  const auto& spec = computes_.specs.at("br-main-00000001");
+  EXPECT_EQ(spec.pgdata, storage_->branch_pgdata("br-main-00000001"));
+  EXPECT_EQ(spec.settings, (std::vector<std::pair<std::string, std::string>>{{"work_mem", "8MB"}}))
+      << "the endpoint's pg_settings reach the compute";
+  EXPECT_EQ(endpoint("ep-main-00000001")->current_state, catalog::endpoint_state::kActive);
+  EXPECT_EQ(endpoint("ep-main-00000001")->started_at, clock_.now);
+
+  clock_.now += 1000;
+  auto suspended =
+      run(params::SuspendCompute{"br-main-00000001", false}, std::nullopt, "ep-main-00000001");
+  ASSERT_TRUE(suspended) << suspended.error().message;
+  EXPECT_FALSE(computes_.running("br-main-00000001"));
+  EXPECT_EQ(endpoint("ep-main-00000001")->current_state, catalog::endpoint_state::kIdle);
+  EXPECT_EQ(endpoint("ep-main-00000001")->suspended_at, clock_.now);
+
+  // The suspend of a deleted endpoint removes its row once the compute is down.
+  ASSERT_TRUE(
+      run(params::SuspendCompute{"br-main-00000001", true}, std::nullopt, "ep-main-00000001"));
+  EXPECT_FALSE(endpoint("ep-main-00000001"));
+}
+
+TEST_F(ActionsTest, AStartThatFailsLeavesTheEndpointIdleAndSaysWhy) {
+  computes_.start_error = "FATAL:  invalid value for parameter \"work_mem\"";
+  auto r = run(params::StartCompute{}, std::nullopt, "ep-main-00000001");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("work_mem"), std::string::npos) << r.error().message;
+  EXPECT_EQ(endpoint("ep-main-00000001")->current_state, catalog::endpoint_state::kIdle);
+
+  // A disabled endpoint does not start at all.
+  computes_.start_error.reset();
+  ASSERT_TRUE(catalog_->run([&](Tx& tx) {
+    auto e = tx.get_endpoint(kProject, "ep-main-00000001");
+    e->disabled = true;
+    return tx.put_endpoint(*e);
+  }));
+  const int before = computes_.starts;
+  auto disabled = run(params::StartCompute{}, std::nullopt, "ep-main-00000001");
+  ASSERT_FALSE(disabled);
+  EXPECT_EQ(disabled.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(computes_.starts, before);
+}
+
+TEST_F(ActionsTest, ASnapshotIsSealedAndARestoreOfItIsAWritableCopy) {
+  const catalog::Snapshot s = add_snapshot("snap-00000001");
+  auto taken = run(params::CreateSnapshot{s.id, std::nullopt}, "br-main-00000001");
+  ASSERT_TRUE(taken) << taken.error().message;
+  EXPECT_EQ(snapshot(s.id)->state, catalog::snapshot_state::kReady);
+  EXPECT_EQ(snapshot(s.id)->timestamp, clock_.now);
+  EXPECT_TRUE(fs::exists(storage_->snapshot_manifest(s.id)));
+  const fs::path copy = storage_->snapshot_pgdata(s.id) / "base" / "1" / "1259";
+  EXPECT_EQ(read(copy), "main's rows");
+  EXPECT_EQ(fs::status(copy).permissions() & fs::perms::owner_write, fs::perms::none)
+      << "a sealed snapshot is read-only";
+
+  // The branch changes after the snapshot; the restore brings back the state the snapshot holds.
+  write(storage_->branch_pgdata("br-main-00000001") / "base" / "1" / "1259", "changed later");
+  ASSERT_TRUE(add_branch("br-restored-00000001", std::nullopt));
+  auto restored = run(params::RestoreBranch{s.id}, "br-restored-00000001");
+  ASSERT_TRUE(restored) << restored.error().message;
+  const fs::path data = storage_->branch_pgdata("br-restored-00000001") / "base" / "1" / "1259";
+  EXPECT_EQ(read(data), "main's rows");
+  EXPECT_NE(fs::status(data).permissions() & fs::perms::owner_write, fs::perms::none)
+      << "a restored branch is writable";
+  EXPECT_EQ(branch("br-restored-00000001")->current_state, catalog::branch_state::kReady);
+}
+
+TEST_F(ActionsTest, ADamagedSnapshotIsRefusedAndTheRestoreLeavesNothing) {
+  const catalog::Snapshot s = add_snapshot("snap-00000001");
+  ASSERT_TRUE(run(params::CreateSnapshot{s.id, std::nullopt}, "br-main-00000001"));
+  const fs::path copy = storage_->snapshot_pgdata(s.id) / "base" / "1" / "1259";
+  fs::permissions(copy, fs::perms::owner_write, fs::perm_options::add);
+  write(copy, "main's rowz");  // same size, one byte flipped
+
+  ASSERT_TRUE(add_branch("br-restored-00000001", std::nullopt));
+  auto restored = run(params::RestoreBranch{s.id}, "br-restored-00000001");
+  ASSERT_FALSE(restored);
+  EXPECT_EQ(restored.error().code, ErrorCode::kConflict) << restored.error().message;
+  EXPECT_FALSE(branch("br-restored-00000001"));
+  EXPECT_FALSE(fs::exists(storage_->branch_dir("br-restored-00000001")));
+}
+
+TEST_F(ActionsTest, DeletingABranchStopsItsComputeAndRemovesItsDataAndRows) {
+  ASSERT_TRUE(run(params::StartCompute{}, std::nullopt, "ep-main-00000001"));
+  ASSERT_TRUE(computes_.running("br-main-00000001"));
+  auto r = run(params::DeleteBranch{}, "br-main-00000001");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(computes_.running("br-main-00000001"));
+  EXPECT_FALSE(fs::exists(storage_->branch_dir("br-main-00000001")));
+  EXPECT_FALSE(branch("br-main-00000001"));
+  EXPECT_FALSE(endpoint("ep-main-00000001"));
+  // Again, as after a crash once everything was gone: nothing left to do, and no error.
+  auto again = run(params::DeleteBranch{}, "br-main-00000001");
+  EXPECT_TRUE(again) << again.error().message;
+}
+
+}  // namespace
+}  // namespace argon::ops
