@@ -51,7 +51,7 @@ if [[ $kind == thread ]]; then
   export ARGON_ARGOND=$PWD/$dir/bin/argond
   tests=build
 fi
-(cd "$tests" && ctest --output-on-failure --timeout 900 -j1 "${select[@]}") || status=$?
+(cd "$tests" && ctest --output-on-failure --timeout 900 -j"$(nproc)" "${select[@]}") || status=$?
 if compgen -G "$reports/*" >/dev/null; then
   echo "sanitize ($sanitize): reports written during the run:" >&2
   for f in "$reports"/*; do

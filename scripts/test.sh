@@ -3,6 +3,8 @@
 # start real argond and PostgreSQL, the reflink tests loop-mount an XFS image and need root), then
 # the unit and integration suites again under ASan + UBSan, and argond under TSan through the tests
 # of the operations engine and the proxy (scripts/sanitize.sh). ARGON_SANITIZE=0 skips the last two.
+# ctest runs the tests -j$(nproc); those registered RUN_SERIAL (tests/CMakeLists.txt: the load, soak,
+# random-kill, disk and compat tests) run alone.
 # The last lines say which stages failed and which tests, as a CI log is often read from its end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,7 @@ run_stage() {
   [[ -f $failed_log ]] && failed=$(cut -d: -f2- "$failed_log" | paste -sd' ' -)
   summary+=("$name: ${failed:-no test failed; see the build output or the sanitizer reports above}")
 }
-normal_tests() { (cd build && ctest --output-on-failure --timeout 900 -j1); }
+normal_tests() { (cd build && ctest --output-on-failure --timeout 900 -j"$(nproc)"); }
 
 run_stage "format" - scripts/format.sh --check
 run_stage "normal build" build normal_tests
