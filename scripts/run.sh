@@ -68,6 +68,16 @@ read -r branch endpoint < <(curl -sf "$api/projects/$project/endpoints" -H "$aut
 # The same string Neon's API gives; it goes through argond's proxy, which wakes the compute.
 uri=$(curl -sf "$api/projects/$project/connection_uri?database_name=neondb&role_name=neondb_owner" -H "$auth" | \
   python3 -c 'import json,sys; print(json.load(sys.stdin)["uri"])')
+# With argond's own authority (no --proxy-tls-cert), the line that makes clients trust it.
+trust=""
+ca="$DATA_DIR/tls/ca.crt"
+if [[ -f $ca && " $* " != *" --proxy-tls-cert"* ]]; then
+  trust="
+  Trust the proxy's certificate (Node.js, Neon's serverless driver):
+    export NODE_EXTRA_CA_CERTS=$ca
+  (libpq: sslmode=verify-full&sslrootcert=$ca in place of sslmode=require)
+"
+fi
 cat <<INFO
 
   Argon is running (pid $pid, data in $DATA_DIR, log $DATA_DIR/logs/argond.log)
@@ -77,7 +87,7 @@ cat <<INFO
   Project      : $project  (branch $branch, endpoint $endpoint)
 
   psql '$uri'
-
+$trust
   Try the Neon CLI:  npx neonctl projects list --api-host $api --api-key $key --no-analytics
   Stop with Ctrl-C.
 INFO

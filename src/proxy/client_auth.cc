@@ -44,8 +44,8 @@ awaitable<Status> Session::scram_exchange(const pgwire::ScramVerifier& verifier)
     const std::string out = pgwire::authentication_sasl(mechanisms);
     co_await client_.write(out);
   }
-  pgwire::ScramServer scram(verifier,
-                            client_.encrypted() ? proxy_->tls->end_point_hash() : std::string());
+  pgwire::ScramServer scram(
+      verifier, client_.encrypted() ? proxy_->tls->end_point_hash(client_.ssl()) : std::string());
   auto first = co_await read_message();
   if (!first) co_return std::unexpected(first.error());
   if (first->first != 'p')

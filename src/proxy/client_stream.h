@@ -48,6 +48,7 @@ class ClientStream {
   boost::asio::awaitable<void> start_tls(SSL_CTX* context);
 
   bool encrypted() const { return tls_ != nullptr; }
+  const SSL* ssl() const { return tls_.get(); }
   // The host name the client sent in its TLS hello, or "".
   std::string server_name() const;
   void close();

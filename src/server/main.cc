@@ -107,9 +107,9 @@ int main(int argc, char** argv) {
   app.add_option(
       "--proxy-allow-plaintext", f.proxy_allow_plaintext,
       "accept clients without TLS: true | false (default: true when --proxy-listen is loopback)");
-  app.add_option(
-      "--proxy-tls-cert", f.proxy_tls_cert,
-      "PEM certificate (chain) for the proxy (default: a self-signed one kept in <data-dir>/tls)");
+  app.add_option("--proxy-tls-cert", f.proxy_tls_cert,
+                 "PEM certificate (chain) for the proxy (default: issued by a local CA kept in "
+                 "<data-dir>/tls)");
   app.add_option("--proxy-tls-key", f.proxy_tls_key, "PEM private key for --proxy-tls-cert");
   app.add_option("--pg-user", f.pg_user,
                  "OS user Postgres runs as (default: postgres when run as root)");

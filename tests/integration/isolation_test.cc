@@ -49,14 +49,15 @@ TEST(IsolationTest, ComputesDataAndSecretsStayPrivate) {
   EXPECT_GE(sockets, 1);
 
   // Nothing under the data directory is readable or writable by other users; directories may be
-  // traversable (the Postgres user must reach its own). The proxy's certificate is public.
+  // traversable (the Postgres user must reach its own). The proxy's certificate and its authority's
+  // are public.
   for (auto it = fs::recursive_directory_iterator(a.data_dir(),
                                                   fs::directory_options::skip_permission_denied);
        it != fs::recursive_directory_iterator(); ++it) {
     struct stat st {};
     if (::lstat(it->path().c_str(), &st) != 0 || S_ISLNK(st.st_mode) || S_ISSOCK(st.st_mode))
       continue;
-    if (it->path().filename() == "proxy.crt") continue;
+    if (it->path().filename() == "proxy.crt" || it->path().filename() == "ca.crt") continue;
     EXPECT_EQ(st.st_mode & (S_IROTH | S_IWOTH), 0u)
         << it->path() << fmt::format(" has mode {:o}", st.st_mode & 07777);
   }

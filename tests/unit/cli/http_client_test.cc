@@ -1,6 +1,7 @@
-// The CLI's HTTP client over TLS against a local HTTPS server with a self-signed certificate: the
-// certificate is verified (refused until trusted), the host name sent (SNI) and checked, and the
-// exchange works once the certificate is trusted through SSL_CERT_FILE, as with any OpenSSL tool.
+// The CLI's HTTP client over TLS against a local HTTPS server with a certificate issued as the
+// proxy's is (TlsContext's own authority): the certificate is verified (refused until trusted), the
+// host name sent (SNI) and checked, and the exchange works once the authority is trusted through
+// SSL_CERT_FILE, as with any OpenSSL tool.
 #include "cli/http_client.h"
 
 #include <fmt/format.h>
@@ -60,7 +61,7 @@ class TlsServer {
     fs::remove_all(dir_);
   }
   int port() const { return acceptor_.local_endpoint().port(); }
-  fs::path cert() const { return tls_->cert_file(); }
+  fs::path cert() const { return tls_->ca_file(); }  // what a client trusts
 
  private:
   fs::path dir_;
