@@ -81,6 +81,7 @@ ErrorFields parse_error_response(std::string_view body) {
         e.hint = *value;
         break;
       default:
+        e.other[(*field)[0]] = *value;
         break;
     }
   }
@@ -149,8 +150,13 @@ Result<std::string> parse_password_message(std::string_view body) {
   return std::string(*pw);
 }
 
-std::string extended_query(std::string_view sql,
-                           const std::vector<std::optional<std::string>>& params) {
+namespace {
+
+// Parse, Bind (text in, text out) and Execute of one unnamed statement, the portal described
+// between Bind and Execute when `describe`.
+std::string statement_messages(std::string_view sql,
+                               const std::vector<std::optional<std::string>>& params,
+                               bool describe) {
   std::string parse;
   put_cstring(parse, "");  // unnamed statement
   put_cstring(parse, sql);
@@ -172,7 +178,59 @@ std::string extended_query(std::string_view sql,
   std::string execute;
   put_cstring(execute, "");
   append_be32(execute, 0);  // no row limit
-  return frame('P', parse) + frame('B', bind) + frame('E', execute) + frame('S', {});
+  std::string out = frame('P', parse) + frame('B', bind);
+  if (describe) out += frame('D', std::string_view("P\0", 2));
+  return out + frame('E', execute);
+}
+
+}  // namespace
+
+std::string extended_query(std::string_view sql,
+                           const std::vector<std::optional<std::string>>& params) {
+  return statement_messages(sql, params, false) + sync_message();
+}
+
+std::string described_query(std::string_view sql,
+                            const std::vector<std::optional<std::string>>& params) {
+  return statement_messages(sql, params, true);
+}
+
+std::string sync_message() { return frame('S', {}); }
+
+std::string simple_query(std::string_view sql) {
+  std::string body;
+  put_cstring(body, sql);
+  return frame('Q', body);
+}
+
+Result<std::vector<FieldDescription>> parse_row_description(std::string_view body) {
+  WireReader r(body);
+  auto n = r.int16();
+  if (!n || *n < 0) return fail(ErrorCode::kBadRequest, "malformed RowDescription message");
+  std::vector<FieldDescription> fields;
+  fields.reserve(static_cast<std::size_t>(*n));
+  for (int i = 0; i < *n; ++i) {
+    FieldDescription f;
+    auto name = r.cstring();
+    auto table = r.int32();
+    auto column = r.int16();
+    auto type = r.int32();
+    auto size = r.int16();
+    auto modifier = r.int32();
+    auto format = r.int16();
+    if (!name || !table || !column || !type || !size || !modifier || !format) {
+      return fail(ErrorCode::kBadRequest, "malformed RowDescription message");
+    }
+    f.name = std::string(*name);
+    f.table_oid = static_cast<std::uint32_t>(*table);
+    f.column = *column;
+    f.type_oid = static_cast<std::uint32_t>(*type);
+    f.type_size = *size;
+    f.type_modifier = *modifier;
+    f.format = *format;
+    fields.push_back(std::move(f));
+  }
+  return fields;
 }
 
 std::string terminate_message() { return frame('X', {}); }

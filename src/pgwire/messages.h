@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,8 @@ struct ErrorFields {
   std::string message;
   std::string detail;
   std::string hint;
+  // Every other field by its code ('P' position, 'W' where, 'n' constraint, ...), when parsed.
+  std::map<char, std::string> other;
 };
 std::string error_response(const ErrorFields& e);
 // Decodes an ErrorResponse body (unknown fields are ignored).
@@ -51,7 +54,25 @@ Result<std::string> parse_password_message(std::string_view body);
 // Frontend messages of the proxy's own client: one statement with text parameters, text results.
 std::string extended_query(std::string_view sql,
                            const std::vector<std::optional<std::string>>& params);
+// The same statement without Sync, its portal described (RowDescription or NoData before the
+// rows): one of several statements pipelined before one sync_message().
+std::string described_query(std::string_view sql,
+                            const std::vector<std::optional<std::string>>& params);
+std::string sync_message();
+std::string simple_query(std::string_view sql);
 std::string terminate_message();
+
+// A RowDescription column.
+struct FieldDescription {
+  std::string name;
+  std::uint32_t table_oid = 0;
+  std::int16_t column = 0;
+  std::uint32_t type_oid = 0;
+  std::int16_t type_size = 0;
+  std::int32_t type_modifier = 0;
+  std::int16_t format = 0;
+};
+Result<std::vector<FieldDescription>> parse_row_description(std::string_view body);
 // A DataRow body as text columns (NULL = std::nullopt).
 Result<std::vector<std::optional<std::string>>> parse_data_row(std::string_view body);
 

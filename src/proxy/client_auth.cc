@@ -22,7 +22,7 @@ awaitable<Status> Session::authenticate(const RoleSecret& secret) {
   auto verifier = pgwire::parse_scram_verifier(secret.verifier);
   if (!verifier) co_return std::unexpected(denied());
   if (cleartext_) {
-    if (!pgwire::scram_password_matches(*verifier, *cleartext_))
+    if (!proxy_->passwords.matches(secret.verifier, *cleartext_))
       co_return std::unexpected(denied());
   } else {
     auto st = co_await scram_exchange(*verifier);

@@ -1,8 +1,10 @@
 #include "proxy/client_stream.h"
 
 #include <openssl/err.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 
 namespace argon::proxy {
@@ -17,6 +19,19 @@ namespace {
 int chunk(std::size_t n) { return static_cast<int>(std::min<std::size_t>(n, INT_MAX)); }
 
 }  // namespace
+
+awaitable<unsigned char> ClientStream::peek_byte() {
+  for (;;) {
+    unsigned char c = 0;
+    const ssize_t n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK);
+    if (n == 1) co_return c;
+    if (n == 0) throw boost::system::system_error(asio::error::eof);
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      throw boost::system::system_error(asio::error::connection_reset);
+    }
+    co_await socket_.async_wait(tcp::socket::wait_read, use_awaitable);
+  }
+}
 
 awaitable<std::size_t> ClientStream::read_some(asio::mutable_buffer b) {
   if (!tls_) co_return co_await socket_.async_read_some(b, use_awaitable);

@@ -41,6 +41,8 @@ class ClientStream {
  public:
   explicit ClientStream(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
 
+  // The first byte the client sent, left in the socket for the next read (MSG_PEEK).
+  boost::asio::awaitable<unsigned char> peek_byte();
   boost::asio::awaitable<std::size_t> read_some(boost::asio::mutable_buffer b);
   boost::asio::awaitable<void> read_exact(std::string& out, std::size_t n);
   boost::asio::awaitable<void> write(std::string_view data);

@@ -36,7 +36,7 @@ awaitable<Status> Session::enter_endpoint() {
     }
     co_await sleep(kPollInterval);
   }
-  phase_ = Phase::kWaiting;
+  if (phase_ != Phase::kHttp) phase_ = Phase::kWaiting;
   co_return Status{};
 }
 

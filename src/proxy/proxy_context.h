@@ -4,17 +4,23 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "compute/endpoint_access.h"
 #include "proxy/admin_pool.h"
 #include "proxy/cancel_keys.h"
 #include "proxy/endpoint_registry.h"
+#include "proxy/http_pool.h"
+#include "proxy/password_check.h"
 #include "proxy/proxy_server.h"
 
 namespace argon::proxy {
@@ -41,7 +47,17 @@ struct ProxyContext {
   const Clock& clock;
   EndpointRegistry registry;
   CancelKeys cancel_keys;
-  AdminPool* admin = nullptr;                    // set before accepting starts; lives on the loops
+  PasswordCheck passwords;
+  AdminPool* admin = nullptr;  // set before accepting starts; lives on the loops
+  // One per connection loop, each used on its loop only; set before accepting starts.
+  std::vector<std::unique_ptr<HttpPool>> http_pools;
+  HttpPool& http_pool(const boost::asio::any_io_executor& executor) {
+    auto* loop = &boost::asio::query(executor, boost::asio::execution::context);
+    for (auto& p : http_pools) {
+      if (p->loop() == loop) return *p;
+    }
+    return *http_pools.front();  // not reached: every session runs on one of the loops
+  }
   boost::asio::thread_pool* blocking = nullptr;  // for calls that may block (the wake)
 
   std::atomic<int> open_connections{0};

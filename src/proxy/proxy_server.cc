@@ -14,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -119,6 +120,18 @@ awaitable<void> ProxyServer::Loops::accept_loop(std::shared_ptr<ProxyContext> co
   }
 }
 
+// Closes a loop's pooled HTTP backends idle too long, on that loop, until the proxy stops.
+awaitable<void> sweep_http_pool(std::shared_ptr<ProxyContext> context, std::size_t loop) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (!context->stopping) {
+    timer.expires_after(kJanitorInterval);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    context->http_pools[loop]->sweep();
+  }
+  context->http_pools[loop]->clear();
+}
+
 awaitable<void> ProxyServer::Loops::janitor(std::shared_ptr<ProxyContext> context) {
   while (!context->stopping) {
     janitor_timer.expires_after(kJanitorInterval);
@@ -138,6 +151,9 @@ ProxyServer::ProxyServer(ProxyOptions options, std::shared_ptr<TlsContext> tls,
                                   context_->options.admin_timeout);
   context_->admin = loops_->admin.get();
   context_->blocking = &loops_->blocking;
+  for (auto& loop : loops_->connections) {
+    context_->http_pools.push_back(std::make_unique<HttpPool>(*loop));
+  }
 }
 
 ProxyServer::~ProxyServer() {
@@ -146,6 +162,7 @@ ProxyServer::~ProxyServer() {
   // the connections still on the loops are destroyed with them.
   loops_->join();
   loops_->admin->stop();
+  for (auto& pool : context_->http_pools) pool->clear();  // their sockets before their loops
   loops_.reset();
 }
 
@@ -175,6 +192,9 @@ void ProxyServer::start() {
   asio::co_spawn(hk, loops_->accept_loop(context_), asio::detached);
   asio::co_spawn(hk, loops_->janitor(context_), asio::detached);
   asio::co_spawn(hk, loops_->admin->sweep(), asio::detached);
+  for (std::size_t i = 0; i < loops_->connections.size(); ++i) {
+    asio::co_spawn(*loops_->connections[i], sweep_http_pool(context_, i), asio::detached);
+  }
 }
 
 void ProxyServer::stop() {
@@ -203,8 +223,15 @@ void ProxyServer::set_held(const std::set<std::string>& endpoint_ids) {
 
 void ProxyServer::terminate(const std::string& endpoint_id, const std::string& reason) {
   const auto victims = context_->registry.sessions_of(endpoint_id);
-  if (victims.empty()) return;
   for (const auto& s : victims) s->terminate(reason);
+  // Then the idle HTTP backends, each on its loop: posted after the requests' terminate(), so a
+  // request that ends before it sees the reason and pools nothing, and one that pooled is dropped.
+  for (std::size_t i = 0; i < loops_->connections.size(); ++i) {
+    asio::post(*loops_->connections[i], [pool = context_->http_pools[i].get(), endpoint_id] {
+      pool->drop_endpoint(endpoint_id);
+    });
+  }
+  if (victims.empty()) return;
   // Bounded wait for them to be gone, so the caller may stop the compute behind them.
   const auto deadline = std::chrono::steady_clock::now() + kTerminateWait;
   while (std::chrono::steady_clock::now() < deadline) {

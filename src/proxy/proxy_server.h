@@ -42,6 +42,12 @@ struct ProxyOptions {
   // reads activity() every --expiry-check-seconds) sees its last connection. Longer than that.
   std::chrono::milliseconds idle_endpoint_retention{60000};
   int max_connections = 10000;
+
+  // SQL over HTTP (Neon's limits for the first two).
+  std::size_t http_max_request = 10 << 20;               // a request body; over it, 413
+  std::size_t http_max_response = 10 << 20;              // a response's values; over it, 507
+  std::chrono::milliseconds http_query_timeout{300000};  // then the query is cancelled
+  std::chrono::milliseconds http_idle_timeout{60000};    // a kept-alive connection between requests
 };
 
 class ProxyServer final : public compute::ConnectionControl {

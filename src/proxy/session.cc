@@ -41,6 +41,16 @@ void Session::terminate(std::string reason) {
     if (self->terminate_reason_) return;
     self->terminate_reason_ = std::move(reason);
     boost::system::error_code ec;
+    if (self->phase_ == Phase::kHttp) {
+      // A request under way fails with the reason and the connection closes after its answer;
+      // between requests there is nothing to answer.
+      if (self->http_joined_) {
+        self->backend_.close(ec);
+      } else {
+        self->close_all();
+      }
+      return;
+    }
     self->backend_.cancel(ec);
     // The relay finishes the message in flight and says why; before it, nothing is owed.
     if (self->phase_ != Phase::kRelaying) self->close_all();
@@ -53,15 +63,29 @@ void Session::close_all() {
   client_.close();
 }
 
-awaitable<void> Session::run() {
-  auto self = shared_from_this();
-  watchdog_.expires_after(proxy_->options.handshake_timeout);
+void Session::arm_watchdog(std::chrono::milliseconds d) {
+  watchdog_.expires_after(d);
   watchdog_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
     if (ec) return;
     if (auto s = weak.lock()) s->close_all();
   });
+}
+
+awaitable<void> Session::run() {
+  auto self = shared_from_this();
+  arm_watchdog(proxy_->options.handshake_timeout);
   try {
-    auto st = co_await establish();
+    auto http = co_await speaks_http();
+    if (http && *http) {
+      phase_ = Phase::kHttp;
+      co_await serve_http();
+    }
+    Status st;
+    if (!http) {
+      st = std::unexpected(http.error());
+    } else if (!*http) {
+      st = co_await establish();
+    }
     if (!st) {
       const auto& e = st.error();
       if (e.code == ErrorCode::kInternal) spdlog::error("proxy: {} ({})", e.message, e.detail);
@@ -82,7 +106,9 @@ awaitable<void> Session::run() {
   }
   watchdog_.cancel();
   close_all();
-  if (phase_ != Phase::kStartup) {
+  if (phase_ == Phase::kHttp) {
+    if (http_joined_) proxy_->registry.leave(endpoint_id_, self, true);
+  } else if (phase_ != Phase::kStartup) {
     proxy_->registry.leave(endpoint_id_, self, phase_ >= Phase::kLoggingIn);
   }
   if (cancel_key_) proxy_->cancel_keys.erase(*cancel_key_);

@@ -1,8 +1,11 @@
 // One client connection, from the first byte to the end of the relay. All of its I/O runs on one
 // single-threaded loop; terminate() reaches it by posting to that loop. Its phases live one per
-// file: the startup negotiation and the choice of endpoint (handshake.cc), the gate and the wake
-// (gate_and_wake.cc), the client's authentication (client_auth.cc), the login to the compute on
-// the client's behalf (backend_login.cc) and the relay (relay.cc); session.cc runs them in order.
+// file: what the client speaks (first_bytes.cc), the startup negotiation and the choice of
+// endpoint (handshake.cc), the gate and the wake (gate_and_wake.cc), the client's authentication
+// (client_auth.cc), the login to the compute on the client's behalf (backend_login.cc) and the
+// relay (relay.cc); session.cc runs them in order. A connection that speaks HTTP instead is served
+// by http_server.cc, one request at a time, and SQL over HTTP (sql_over_http.cc) takes each request
+// through the same gate, wake and password check to a pooled backend connection.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -25,6 +28,8 @@
 #include "proxy/cancel_keys.h"
 #include "proxy/client_stream.h"
 #include "proxy/compute_login.h"
+#include "proxy/http_message.h"
+#include "proxy/http_pool.h"
 
 namespace argon::proxy {
 
@@ -39,6 +44,7 @@ class Session : public std::enable_shared_from_this<Session> {
     kWaiting,    // joined the endpoint: waiting at its gate, then for its compute
     kLoggingIn,  // the compute runs: authenticating the client, logging in to the compute
     kRelaying,   // bytes flow both ways
+    kHttp,       // serving HTTP requests; joined to an endpoint only while one runs
   };
 
   Session(std::shared_ptr<ProxyContext> proxy, boost::asio::ip::tcp::socket socket);
@@ -53,8 +59,24 @@ class Session : public std::enable_shared_from_this<Session> {
   using Message = std::pair<char, std::string>;
 
   void close_all();
+  // Closes the connection unless disarmed (watchdog_.cancel()) or re-armed within `d`.
+  void arm_watchdog(std::chrono::milliseconds d);
   // Startup through the greeting; Status{} with phase kStartup means a CancelRequest was served.
   boost::asio::awaitable<Status> establish();
+
+  // first_bytes.cc: TLS first when the client starts with a ClientHello; true when it speaks HTTP.
+  boost::asio::awaitable<Result<bool>> speaks_http();
+
+  // http_server.cc
+  boost::asio::awaitable<void> serve_http();
+
+  // sql_over_http.cc
+  boost::asio::awaitable<HttpAnswer> sql_over_http(const HttpRequest& request);
+  // The endpoint's compute for one request, through the gate and the wake; joined on success.
+  boost::asio::awaitable<Result<compute::ComputeTarget>> http_reach_compute();
+  boost::asio::awaitable<Result<PooledBackend>> http_backend(const compute::ComputeTarget& target,
+                                                             const std::string& database,
+                                                             bool& reused);
 
   // handshake.cc
   boost::asio::awaitable<Result<std::optional<pgwire::StartupMessage>>> read_startup();
@@ -92,7 +114,8 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::any_io_executor executor_;
   ClientStream client_;
   unix_socket backend_;
-  boost::asio::steady_timer watchdog_;  // handshake_timeout, from the first byte to the relay
+  // handshake_timeout, from the first byte to the relay; for HTTP, per request and between them
+  boost::asio::steady_timer watchdog_;
   pgwire::MessageFramer framer_{pgwire::kMaxAuthMessageLength};
   Phase phase_ = Phase::kStartup;
   std::optional<std::string> terminate_reason_;
@@ -102,6 +125,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<std::string> cleartext_;  // the password, when the client sent it in the clear
   std::optional<CancelKey> cancel_key_;
   std::string backend_greeting_;  // ParameterStatus..ReadyForQuery from the compute, for the client
+  bool http_joined_ = false;      // an HTTP request is joined to endpoint_id_ now
 };
 
 }  // namespace argon::proxy

@@ -5,7 +5,6 @@
 // checked with psql through the connection string the SDK returns, which must never change.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createApiClient } from '@neondatabase/api-client';
 import { startArgond, psql, waitOperations } from './lib/argond.mjs';
 
@@ -16,19 +15,9 @@ let activeBranchId;   // re-read after every finalized restore, as the guide say
 let activeUri;
 const versions = {};  // v0..v3 → snapshot id
 
-// The guide's waitForOperation, for each id a restore or snapshot call returned.
-async function waitForOperations(ops) {
-  for (const { id } of ops) {
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      const { status } = (await api.getProjectOperation(projectId, id)).data.operation;
-      if (['finished', 'skipped', 'cancelled'].includes(status)) break;
-      if (status === 'failed') throw new Error(`operation ${id} failed\n${argond.logTail()}`);
-      if (Date.now() > deadline) throw new Error(`operation ${id} still ${status}`);
-      await sleep(100);
-    }
-  }
-}
+// Polls the operations a call returned until each has ended (the guide's waitForOperation).
+const waitForOperations = (ops) => waitOperations(() => Promise.all(ops.map(
+  async ({ id }) => (await api.getProjectOperation(projectId, id)).data.operation)));
 
 const connectionUri = async (branchId) => (await api.getConnectionUri({
   projectId, branch_id: branchId, database_name: 'neondb', role_name: 'neondb_owner' })).data.uri;
