@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <climits>
 
+#include "proxy/websocket_tunnel.h"
+
 namespace argon::proxy {
 
 namespace asio = boost::asio;
@@ -33,7 +35,31 @@ awaitable<unsigned char> ClientStream::peek_byte() {
   }
 }
 
+ClientStream::ClientStream(tcp::socket socket) : socket_(std::move(socket)) {}
+ClientStream::~ClientStream() = default;
+
+awaitable<void> ClientStream::accept_websocket(
+    const boost::beast::http::request<boost::beast::http::string_body>& request, std::string host) {
+  auto ws = std::make_unique<WebSocketTunnel>(*this, socket_.get_executor());
+  co_await ws->accept(request);
+  ws_ = std::move(ws);
+  tunnel_host_ = std::move(host);
+}
+
 awaitable<std::size_t> ClientStream::read_some(asio::mutable_buffer b) {
+  if (ws_) co_return co_await ws_->read_some(b);
+  co_return co_await raw_read_some(b);
+}
+
+awaitable<void> ClientStream::write(std::string_view data) {
+  if (ws_) {
+    co_await ws_->write(data);
+    co_return;
+  }
+  co_await raw_write(data);
+}
+
+awaitable<std::size_t> ClientStream::raw_read_some(asio::mutable_buffer b) {
   if (!tls_) co_return co_await socket_.async_read_some(b, use_awaitable);
   for (;;) {
     const int n = SSL_read(tls_.get(), b.data(), chunk(b.size()));
@@ -48,7 +74,7 @@ awaitable<void> ClientStream::read_exact(std::string& out, std::size_t n) {
   while (have < n) have += co_await read_some(asio::buffer(out.data() + have, n - have));
 }
 
-awaitable<void> ClientStream::write(std::string_view data) {
+awaitable<void> ClientStream::raw_write(std::string_view data) {
   if (!tls_) {
     co_await write_now(socket_, data);
     co_return;
@@ -88,9 +114,8 @@ awaitable<void> ClientStream::start_tls(SSL_CTX* context) {
 }
 
 std::string ClientStream::server_name() const {
-  if (!tls_) return "";
-  const char* name = SSL_get_servername(tls_.get(), TLSEXT_NAMETYPE_host_name);
-  return name ? name : "";
+  const char* name = tls_ ? SSL_get_servername(tls_.get(), TLSEXT_NAMETYPE_host_name) : nullptr;
+  return name ? name : tunnel_host_;
 }
 
 void ClientStream::close() {

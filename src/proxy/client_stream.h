@@ -11,6 +11,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,9 +39,12 @@ boost::asio::awaitable<void> write_now(Socket& socket, std::string_view data) {
 // Errors are thrown as boost::system::system_error (eof, connection_reset): the connection ends.
 // Callers pass named buffers, never temporaries: GCC 12 destroys some temporaries that live across
 // a co_await twice.
+class WebSocketTunnel;
+
 class ClientStream {
  public:
-  explicit ClientStream(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
+  explicit ClientStream(boost::asio::ip::tcp::socket socket);
+  ~ClientStream();
 
   // The first byte the client sent, left in the socket for the next read (MSG_PEEK).
   boost::asio::awaitable<unsigned char> peek_byte();
@@ -48,10 +53,20 @@ class ClientStream {
   boost::asio::awaitable<void> write(std::string_view data);
   // Runs the TLS server handshake with `context` over the socket.
   boost::asio::awaitable<void> start_tls(SSL_CTX* context);
+  // Answers a WebSocket upgrade; from then on reads and writes carry the payload of binary
+  // WebSocket messages (websocket_tunnel.h). `host` names the endpoint when TLS sent no SNI.
+  boost::asio::awaitable<void> accept_websocket(
+      const boost::beast::http::request<boost::beast::http::string_body>& request,
+      std::string host);
+  bool tunneled() const { return ws_ != nullptr; }
+
+  // The socket or TLS layer beneath a WebSocket.
+  boost::asio::awaitable<std::size_t> raw_read_some(boost::asio::mutable_buffer b);
+  boost::asio::awaitable<void> raw_write(std::string_view data);
 
   bool encrypted() const { return tls_ != nullptr; }
   const SSL* ssl() const { return tls_.get(); }
-  // The host name the client sent in its TLS hello, or "".
+  // The host name the client sent in its TLS hello, else the WebSocket's host, or "".
   std::string server_name() const;
   void close();
 
@@ -64,6 +79,8 @@ class ClientStream {
   };
   boost::asio::ip::tcp::socket socket_;
   std::unique_ptr<SSL, SslFree> tls_;
+  std::unique_ptr<WebSocketTunnel> ws_;
+  std::string tunnel_host_;
 };
 
 }  // namespace argon::proxy

@@ -38,6 +38,10 @@ awaitable<Result<std::optional<pgwire::StartupMessage>>> Session::read_startup()
     auto packet = pgwire::parse_startup_packet(body);
     if (!packet) co_return Out(std::unexpected(packet.error()));
     if (std::holds_alternative<pgwire::SslRequest>(*packet)) {
+      if (client_.tunneled()) {  // the WebSocket is encrypted (wss) or plaintext is allowed
+        co_await client_.write("N");
+        continue;
+      }
       if (client_.encrypted())
         co_return Out(
             fail(ErrorCode::kBadRequest, "SSLRequest received on an encrypted connection"));
@@ -106,11 +110,28 @@ awaitable<Result<bool>> Session::handshake() {
   if (endpoint_id_.empty()) {
     auto st = co_await endpoint_from_password();
     if (!st) co_return std::unexpected(st.error());
+  } else if (client_.tunneled()) {
+    // Neon's driver sends its password over the WebSocket before being asked (pipelineConnect),
+    // so the tunnel asks for a cleartext password, not SCRAM; the WebSocket's TLS protects it.
+    auto password = co_await read_cleartext_password();
+    if (!password) co_return std::unexpected(password.error());
+    if (password->starts_with("endpoint=")) {
+      auto split = split_endpoint_password(*password);
+      if (!split) co_return std::unexpected(split.error());
+      if (split->first != endpoint_id_) {
+        co_return fail(ErrorCode::kBadRequest,
+                       fmt::format("the host names endpoint {} but the password names {}; use one",
+                                   endpoint_id_, split->first));
+      }
+      cleartext_ = std::move(split->second);
+    } else {
+      cleartext_ = std::move(*password);
+    }
   }
   co_return true;
 }
 
-awaitable<Status> Session::endpoint_from_password() {
+awaitable<Result<std::string>> Session::read_cleartext_password() {
   {
     const std::string out = pgwire::authentication_cleartext_password();
     co_await client_.write(out);
@@ -118,7 +139,11 @@ awaitable<Status> Session::endpoint_from_password() {
   auto msg = co_await read_message();
   if (!msg) co_return std::unexpected(msg.error());
   if (msg->first != 'p') co_return fail(ErrorCode::kBadRequest, "expected a password message");
-  auto password = pgwire::parse_password_message(msg->second);
+  co_return pgwire::parse_password_message(msg->second);
+}
+
+awaitable<Status> Session::endpoint_from_password() {
+  auto password = co_await read_cleartext_password();
   if (!password) co_return std::unexpected(password.error());
   auto split = split_endpoint_password(*password);
   if (!split) co_return std::unexpected(split.error());

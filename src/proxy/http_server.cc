@@ -39,18 +39,35 @@ HttpAnswer preflight() {
   return a;
 }
 
+// The host that names the endpoint of a WebSocket tunnel when TLS sent no SNI: the `address`
+// parameter (`?address=<host>:<port>`, from a string wsProxy), else the Host header, without port.
+std::string tunnel_host(const HttpRequest& request) {
+  std::string_view host = request[http::field::host];
+  const std::string_view target = request.target();
+  if (auto q = target.find('?'); q != std::string_view::npos) {
+    std::string_view query = target.substr(q + 1);
+    while (!query.empty()) {
+      const std::string_view pair = query.substr(0, query.find('&'));
+      if (pair.starts_with("address=")) host = pair.substr(8);
+      query.remove_prefix(std::min(query.size(), pair.size() + 1));
+    }
+  }
+  if (host.starts_with('[')) return std::string(host.substr(0, host.find(']') + 1));
+  return std::string(host.substr(0, host.find(':')));
+}
+
 }  // namespace
 
-awaitable<void> Session::serve_http() {
+awaitable<bool> Session::serve_http() {
   if (!client_.encrypted() && !proxy_->options.allow_plaintext) {
     HttpAnswer a = http_error(400, "this Argon proxy accepts only HTTPS: use https://");
     const std::string out = serialize(a, false);
     co_await client_.write(out);
-    co_return;
+    co_return false;
   }
   beast::flat_buffer buffer;
   for (;;) {
-    if (terminate_reason_ || proxy_->stopping) co_return;
+    if (terminate_reason_ || proxy_->stopping) co_return false;
     arm_watchdog(proxy_->options.http_idle_timeout);
     http::request_parser<http::string_body> parser;
     parser.header_limit(kMaxHeader);
@@ -66,7 +83,7 @@ awaitable<void> Session::serve_http() {
         try {
           n = co_await client_.read_some(space);
         } catch (const boost::system::system_error&) {
-          co_return;  // the client went away, or the watchdog closed a slow one
+          co_return false;  // the client went away, or the watchdog closed a slow one
         }
         buffer.commit(n);
         if (!started) {
@@ -85,7 +102,7 @@ awaitable<void> Session::serve_http() {
           try {
             n = co_await client_.read_some(space);
           } catch (const boost::system::system_error&) {
-            co_return;
+            co_return false;
           }
           buffer.commit(n);
         }
@@ -113,16 +130,18 @@ awaitable<void> Session::serve_http() {
       refused->close = true;
       const std::string out = serialize(*refused, false);
       co_await client_.write(out);
-      co_return;
+      co_return false;
     }
     HttpRequest request = parser.release();
     const std::string_view target = request.target();
     const std::string_view path = target.substr(0, target.find('?'));
     HttpAnswer answer;
     if (beast::websocket::is_upgrade(request)) {
-      answer = http_error(501, "WebSocket connections are not served by this Argon version yet");
-      answer.close = true;
-    } else if (path == "/sql" && request.method() == http::verb::post) {
+      // On any path, as Neon's proxy: the driver asks for /v2.
+      co_await client_.accept_websocket(request, tunnel_host(request));
+      co_return true;
+    }
+    if (path == "/sql" && request.method() == http::verb::post) {
       answer = co_await sql_over_http(request);
     } else if (path == "/sql" && request.method() == http::verb::options) {
       answer = preflight();
@@ -132,7 +151,7 @@ awaitable<void> Session::serve_http() {
     const bool keep_alive = request.keep_alive() && !answer.close && !terminate_reason_;
     const std::string out = serialize(answer, keep_alive);
     co_await client_.write(out);
-    if (!keep_alive) co_return;
+    if (!keep_alive) co_return false;
   }
 }
 

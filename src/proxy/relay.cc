@@ -30,6 +30,18 @@ std::string terminated(const std::string& reason) {
   return pgwire::error_response({"FATAL", "57P01", reason, "", ""});
 }
 
+// Runs `direction`, then closes the client's socket, however it ended. Used for a WebSocket
+// tunnel, whose read does not end when the relay cancels it: closing the socket beneath ends it.
+awaitable<void> then_close(awaitable<void> direction, ClientStream& client) {
+  try {
+    co_await std::move(direction);
+  } catch (...) {
+    client.close();
+    throw;
+  }
+  client.close();
+}
+
 }  // namespace
 
 awaitable<void> Session::relay() {
@@ -45,7 +57,11 @@ awaitable<void> Session::relay() {
     co_await write_now(backend_, rest);
   }
   try {
-    co_await (client_to_backend() || backend_to_client());
+    if (client_.tunneled()) {
+      co_await (client_to_backend() || then_close(backend_to_client(), client_));
+    } else {
+      co_await (client_to_backend() || backend_to_client());
+    }
   } catch (const asio::multiple_exceptions&) {
     // Both directions ended (the usual end of a connection).
   }

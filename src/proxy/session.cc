@@ -76,14 +76,20 @@ awaitable<void> Session::run() {
   arm_watchdog(proxy_->options.handshake_timeout);
   try {
     auto http = co_await speaks_http();
+    bool tunnel = false;
     if (http && *http) {
       phase_ = Phase::kHttp;
-      co_await serve_http();
+      tunnel = co_await serve_http();
+      if (tunnel) {
+        // The PostgreSQL protocol from here on, inside the WebSocket, with a fresh deadline.
+        phase_ = Phase::kStartup;
+        arm_watchdog(proxy_->options.handshake_timeout);
+      }
     }
     Status st;
     if (!http) {
       st = std::unexpected(http.error());
-    } else if (!*http) {
+    } else if (!*http || tunnel) {
       st = co_await establish();
     }
     if (!st) {

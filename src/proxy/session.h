@@ -67,8 +67,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // first_bytes.cc: TLS first when the client starts with a ClientHello; true when it speaks HTTP.
   boost::asio::awaitable<Result<bool>> speaks_http();
 
-  // http_server.cc
-  boost::asio::awaitable<void> serve_http();
+  // http_server.cc; true when the client upgraded to a WebSocket tunnel of the PostgreSQL protocol
+  boost::asio::awaitable<bool> serve_http();
 
   // sql_over_http.cc
   boost::asio::awaitable<HttpAnswer> sql_over_http(const HttpRequest& request);
@@ -84,6 +84,8 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<Result<bool>> handshake();
   // The `endpoint=<id>;<password>` form, when neither SNI nor options named the endpoint.
   boost::asio::awaitable<Status> endpoint_from_password();
+  // Asks for a cleartext password and reads it (the client may have sent it already).
+  boost::asio::awaitable<Result<std::string>> read_cleartext_password();
 
   // gate_and_wake.cc
   boost::asio::awaitable<Status> enter_endpoint();

@@ -183,3 +183,95 @@ test('a finalized restore while HTTP queries run: before it old state or a retry
                                               role_name: 'neondb_owner' })).data.uri;
   assert.equal(again, uri);
 });
+
+test('Pool over the WebSocket tunnel runs a multi-statement transaction', async () => {
+  const r = await driver.run(async ({ Pool }, { uri }) => {
+    const pool = new Pool({ connectionString: uri });
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      await client.query('create table ledger (id serial primary key, amount numeric not null)');
+      await client.query('insert into ledger (amount) values ($1), ($2)', ['10.50', '-2.25']);
+      const inside = (await client.query('select sum(amount) as total from ledger')).rows;
+      await client.query('commit');
+      await client.query('begin');
+      await client.query('insert into ledger (amount) values (1000)');
+      await client.query('rollback');
+      const after = (await pool.query('select sum(amount) as total, count(*)::int as n from ledger')).rows;
+      return { inside, after };
+    } finally {
+      client.release();
+      await pool.end();
+    }
+  }, { uri });
+  assert.deepEqual(r, { inside: [{ total: '8.25' }], after: [{ total: '8.25', n: 2 }] });
+  // What the tunnel committed, HTTP sees.
+  assert.deepEqual(await query('select count(*)::int as n from ledger'), [{ n: 2 }]);
+});
+
+test('over the WebSocket, a wrong password is refused and a unique violation has its code', async () => {
+  const wrong = uri.replace(/:([^:@/]+)@/, ':not-the-password@');
+  await assert.rejects(driver.run(async ({ Pool }, { url }) => {
+    const pool = new Pool({ connectionString: url });
+    try { return await pool.query('select 1'); } finally { await pool.end(); }
+  }, { url: wrong }), (e) => /password authentication failed for user "neondb_owner"/.test(e.message) && e.code === '28P01');
+  await assert.rejects(driver.run(async ({ Client }, { uri }) => {
+    const client = new Client(uri);
+    await client.connect();
+    try { return await client.query("insert into people values ('ada@example.com')"); } finally { await client.end(); }
+  }, { uri }), (e) => e.code === '23505');
+});
+
+test("the seed demo's pattern: versions v0..v3 and four in-place restores, all SQL through neon() over HTTP", async () => {
+  const { data } = await api.createProject({ project: { name: 'demo' } });
+  const demo = data.project.id;
+  let active = data.branch.id;
+  const demoUri = data.connection_uris[0].connection_uri;
+  await waitOperations(async () => (await api.listProjectOperations({ projectId: demo })).data.operations, 'demo');
+  const waitDemo = (ops) => waitOperations(() => Promise.all(ops.map(
+    async ({ id }) => (await api.getProjectOperation(demo, id)).data.operation)));
+  const http = (text) => query(text, [], demoUri);
+  const columns = async () => (await http(`select coalesce(string_agg(column_name, ',' order by ordinal_position), '') as c
+                                            from information_schema.columns where table_name = 'contacts'`))[0].c;
+  const snapshots = {};
+  const snapshot = async (v) => {
+    const s = (await api.createSnapshot({ projectId: demo, branchId: active, name: v })).data;
+    await waitDemo(s.operations);
+    snapshots[v] = s.snapshot.id;
+  };
+
+  await snapshot('v0');
+  await http('create table contacts (id uuid primary key default gen_random_uuid(), name text not null, email text)');
+  await http("insert into contacts (name, email) values ('Ada', 'ada@example.com')");
+  await snapshot('v1');
+  await http('alter table contacts add column role text, add column company text');
+  await snapshot('v2');
+  await http("alter table contacts add column tags text[] default '{}'");
+  await http("update contacts set tags = '{founder,math}'");
+  await snapshot('v3');
+
+  const expected = { v0: '', v1: 'id,name,email', v2: 'id,name,email,role,company',
+                     v3: 'id,name,email,role,company,tags' };
+  for (const v of ['v1', 'v3', 'v0', 'v2']) {
+    const r = (await api.restoreSnapshot({ projectId: demo, snapshotId: snapshots[v] },
+                                         { target_branch_id: active, finalize_restore: true })).data;
+    await waitDemo(r.operations);
+    active = r.branch.id;
+    assert.equal(await columns(), expected[v], `schema after restoring ${v}`);
+    if (v !== 'v0') assert.deepEqual(await http('select name from contacts'), [{ name: 'Ada' }]);
+    if (v === 'v3') assert.deepEqual(await http('select tags from contacts'), [{ tags: ['founder', 'math'] }]);
+    const again = (await api.getConnectionUri({ projectId: demo, branch_id: active, database_name: 'neondb',
+                                                role_name: 'neondb_owner' })).data.uri;
+    assert.equal(again, demoUri, 'the connection string never changes');
+  }
+});
+
+test("api.<proxy-host>, where Neon's default fetchEndpoint sends queries, is served too", async () => {
+  const rows = await driver.run(async ({ neon, neonConfig }, { uri }) => {
+    const own = neonConfig.fetchEndpoint;
+    // The default's host (the first label replaced by `api`), with the test's port.
+    neonConfig.fetchEndpoint = (host, port) => 'https://' + host.replace(/^[^.]+/, 'api') + ':' + port + '/sql';
+    try { return await neon(uri)`select 'via api' as host`; } finally { neonConfig.fetchEndpoint = own; }
+  }, { uri });
+  assert.deepEqual(rows, [{ host: 'via api' }]);
+});
