@@ -1,0 +1,227 @@
+// Hostile input on the proxy's HTTP side (SQL over HTTP and the WebSocket upgrade), spoken by hand
+// over plaintext HTTP on loopback (the same parser and handlers as over TLS): malformed JSON, an
+// oversized body, a result over the response limit, hundreds of concurrent queries, requests that
+// never finish (slow-loris) and a WebSocket that sends garbage. Each gets a clear error or a closed
+// connection; argond keeps serving, and its descriptors (and, outside sanitizers, its memory) come
+// back to where they were.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "harness.h"
+
+namespace argon::testing {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+std::string post_sql(const std::string& uri, const std::string& body, bool close = true) {
+  return fmt::format(
+      "POST /sql HTTP/1.1\r\nHost: localhost\r\nNeon-Connection-String: {}\r\n"
+      "Neon-Raw-Text-Output: true\r\nNeon-Array-Mode: true\r\nContent-Type: text/plain\r\n"
+      "Content-Length: {}\r\n{}\r\n{}",
+      uri, body.size(), close ? "Connection: close\r\n" : "", body);
+}
+
+struct Reply {
+  int status = 0;
+  json::value body;
+};
+
+// One request on a new connection; the whole answer once the proxy closes it.
+Reply http_exchange(int port, const std::string& request) {
+  const int fd = tcp_connect(port);
+  if (fd < 0) return {};
+  send_all(fd, request);
+  const std::string raw = read_all(fd, 30s);
+  ::close(fd);
+  Reply r;
+  if (raw.rfind("HTTP/1.1 ", 0) == 0) r.status = std::atoi(raw.c_str() + 9);
+  const auto at = raw.find("\r\n\r\n");
+  if (at != std::string::npos) {
+    boost::system::error_code ec;
+    r.body = json::parse(raw.substr(at + 4), ec);
+  }
+  return r;
+}
+
+std::string message(const Reply& r) {
+  const auto* o = r.body.if_object();
+  return o && o->contains("message") && o->at("message").is_string()
+             ? std::string(o->at("message").as_string())
+             : std::string();
+}
+
+class HttpHostileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    project_ = create_project(a_, {{"name", "hostile"}});
+    // The connection string as the driver sends it: the endpoint in its host name.
+    uri_ = fmt::format("postgresql://neondb_owner:{}@{}.localhost/neondb", project_.password,
+                       project_.endpoint);
+    ASSERT_EQ(http_exchange(a_.proxy_port(), post_sql(uri_, R"({"query":"select 1"})")).status, 200)
+        << a_.log_tail();
+  }
+  void expect_serving() {
+    auto r = http_exchange(a_.proxy_port(), post_sql(uri_, R"({"query":"select 'still here'"})"));
+    EXPECT_EQ(r.status, 200) << json::serialize(r.body);
+  }
+
+  Argond a_;
+  TestProject project_;
+  std::string uri_;
+};
+
+TEST_F(HttpHostileTest, MalformedRequestsGetJsonErrorsThatSayWhatIsWrong) {
+  const int port = a_.proxy_port();
+  struct Case {
+    std::string request;
+    int status;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {post_sql(uri_, "{not json"), 400, "could not parse the HTTP request body"},
+      {post_sql(uri_, R"({"query": 42})"), 400, "\"query\" string"},
+      {post_sql(uri_, R"({"query":"select $1","params":{"a":1}})"), 400, "\"params\" must be"},
+      {post_sql(uri_, R"({"queries":"select 1"})"), 400, "\"queries\" must be an array"},
+      {post_sql("", R"({"query":"select 1"})"), 400, "neon-connection-string"},
+      {post_sql("mysql://u:p@ep-x.localhost/db", R"({"query":"select 1"})"), 400,
+       "incorrect scheme"},
+      {post_sql("postgresql://neondb_owner@" + project_.endpoint + ".localhost/neondb",
+                R"({"query":"select 1"})"),
+       400, "required password"},
+      {post_sql("postgresql://neondb_owner:x@127.0.0.1/neondb", R"({"query":"select 1"})"), 400,
+       "missing hostname"},
+      {"GET /anything HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400, "not supported"},
+      {"BREW /sql HTCPCP/1.0\r\n\r\n", 400, "malformed HTTP request"},
+  };
+  for (const auto& c : cases) {
+    auto r = http_exchange(port, c.request);
+    EXPECT_EQ(r.status, c.status) << c.request.substr(0, 80);
+    EXPECT_NE(message(r).find(c.says), std::string::npos)
+        << "answer to " << c.request.substr(0, 80) << ": " << json::serialize(r.body);
+  }
+  // A batch header that names no isolation level.
+  std::string bad_level = post_sql(uri_, R"({"queries":[]})");
+  bad_level.insert(bad_level.find("\r\n") + 2, "Neon-Batch-Isolation-Level: Sometimes\r\n");
+  EXPECT_EQ(message(http_exchange(port, bad_level)).find("invalid isolation level"), 0u);
+  expect_serving();
+}
+
+TEST_F(HttpHostileTest, AnOversizedBodyIs413AndAnOversizedResultIs507) {
+  const int port = a_.proxy_port();
+  // The length alone is over the limit: refused before the body is read.
+  auto big =
+      http_exchange(port, "POST /sql HTTP/1.1\r\nHost: x\r\nContent-Length: 11534336\r\n\r\n{");
+  EXPECT_EQ(big.status, 413);
+  EXPECT_NE(message(big).find("request is too large (max is 10485760 bytes)"), std::string::npos)
+      << json::serialize(big.body);
+  // 20 MB of rows.
+  auto huge = http_exchange(
+      port,
+      post_sql(uri_, R"q({"query":"select repeat('x', 1000) from generate_series(1, 20000)"})q"));
+  EXPECT_EQ(huge.status, 507);
+  EXPECT_NE(message(huge).find("response is too large"), std::string::npos)
+      << json::serialize(huge.body);
+  expect_serving();
+}
+
+TEST_F(HttpHostileTest, HundredsOfConcurrentQueriesEachGetAnAnswerAndLeaveNothingBehind) {
+  const int port = a_.proxy_port();
+  const int fds_before = open_fds(a_.pid());
+  const long rss_before = rss_kb(a_.pid());
+  constexpr int kClients = 400;
+  std::vector<int> fds;
+  for (int i = 0; i < kClients; ++i) {
+    const int fd = tcp_connect(port, i % 2 ? "127.0.0.2" : "127.0.0.3");
+    ASSERT_GE(fd, 0);
+    send_all(fd, post_sql(uri_, R"({"query":"select pg_sleep(0.2), 1"})"));
+    fds.push_back(fd);
+  }
+  int ok = 0, refused = 0;
+  for (int fd : fds) {
+    const std::string raw = read_all(fd, 60s);
+    ::close(fd);
+    ASSERT_EQ(raw.rfind("HTTP/1.1 ", 0), 0u) << "no HTTP answer: " << raw.substr(0, 200);
+    const int status = std::atoi(raw.c_str() + 9);
+    if (status == 200) {
+      ++ok;
+    } else {
+      // More than the compute's max_connections at once: PostgreSQL's refusal (400, 53300), or a
+      // login the compute cut short (503), each a JSON error the driver raises.
+      ++refused;
+      const bool too_many = status == 400 && raw.find("\"code\":\"53300\"") != std::string::npos;
+      const bool retry = status == 503 && raw.find("try again") != std::string::npos;
+      EXPECT_TRUE(too_many || retry) << raw.substr(0, 400);
+    }
+  }
+  std::printf("%d concurrent HTTP queries: %d answered, %d refused\n", kClients, ok, refused);
+  EXPECT_GT(ok, 0);
+  expect_serving();
+  // Idle pooled backends stay (at most 20 per endpoint and loop); client sockets are all gone.
+  int fds_after = open_fds(a_.pid());
+  for (int i = 0; i < 200 && fds_after > fds_before + 80; ++i) {
+    std::this_thread::sleep_for(50ms);
+    fds_after = open_fds(a_.pid());
+  }
+  std::printf("argond: fds %d -> %d, RSS %ld kB -> %ld kB\n", fds_before, fds_after, rss_before,
+              rss_kb(a_.pid()));
+  EXPECT_LE(fds_after, fds_before + 80);
+  if (rss_bounds_apply()) EXPECT_LT(rss_kb(a_.pid()), rss_before + 64 * 1024);
+}
+
+TEST_F(HttpHostileTest, RequestsThatNeverFinishAreClosedAndGarbageWebSocketsToo) {
+  const int port = a_.proxy_port();
+  const int fds_before = open_fds(a_.pid());
+  std::vector<int> slow;
+  for (int i = 0; i < 100; ++i) {
+    const int fd = tcp_connect(port, "127.0.0.4");
+    ASSERT_GE(fd, 0);
+    // Half a request: headers that never end, or a body that never comes.
+    send_all(fd, i % 2 ? "POST /sql HTTP/1.1\r\nHost: x\r\nNeon-Conn"
+                       : "POST /sql HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{");
+    slow.push_back(fd);
+  }
+  // WebSockets that send garbage after the upgrade: not a WebSocket frame, and a frame that is not
+  // masked (a client's must be).
+  for (const std::string garbage : {std::string(64, '\xff'), std::string("\x82\x05hello", 7)}) {
+    const int fd = tcp_connect(port);
+    ASSERT_GE(fd, 0);
+    send_all(fd,
+             fmt::format("GET /v2 HTTP/1.1\r\nHost: {}.localhost\r\nUpgrade: websocket\r\n"
+                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\n\r\n",
+                         project_.endpoint));
+    std::this_thread::sleep_for(100ms);
+    send_all(fd, garbage);
+    const std::string raw = read_all(fd, 20s);
+    ::close(fd);
+    EXPECT_EQ(raw.rfind("HTTP/1.1 101", 0), 0u) << raw.substr(0, 200);
+  }
+  // Each slow request is closed once the handshake timeout (15 s) has passed since its first byte.
+  for (int fd : slow) {
+    const std::string raw = read_all(fd, 30s);
+    EXPECT_EQ(raw.find("200 OK"), std::string::npos);
+    ::close(fd);
+  }
+  expect_serving();
+  int fds_after = open_fds(a_.pid());
+  for (int i = 0; i < 200 && fds_after > fds_before + 4; ++i) {
+    std::this_thread::sleep_for(50ms);
+    fds_after = open_fds(a_.pid());
+  }
+  EXPECT_LE(fds_after, fds_before + 4);
+}
+
+}  // namespace
+}  // namespace argon::testing
