@@ -16,6 +16,8 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -24,11 +26,13 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <regex>
 #include <stdexcept>
@@ -265,6 +269,75 @@ void wait_connectable(const std::string& conninfo) {
 
 }  // namespace
 
+// SQL over HTTP as Neon's serverless driver sends it (undici: one kept-alive connection, the
+// request in one write, TCP_NODELAY), over TLS verified against argond's certificate authority.
+class SqlOverHttp {
+ public:
+  SqlOverHttp(const fs::path& ca, const std::string& endpoint, int port, std::string uri)
+      : host_(endpoint + ".localhost"), uri_(std::move(uri)) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_load_verify_locations(ctx_, ca.c_str(), nullptr);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    fd_ = argon::testing::tcp_connect(port);
+    if (fd_ < 0) throw std::runtime_error("cannot connect to the proxy");
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    SSL_set_tlsext_host_name(ssl_, host_.c_str());
+    SSL_set1_host(ssl_, host_.c_str());
+    if (SSL_connect(ssl_) != 1) throw std::runtime_error("TLS to the proxy failed verification");
+  }
+  ~SqlOverHttp() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+    ::close(fd_);
+  }
+  void query(const std::string& sql, const std::vector<std::string>& params = {}) {
+    json::array p;
+    for (const auto& v : params) p.emplace_back(v);
+    const std::string body = json::serialize(json::object{{"query", sql}, {"params", p}});
+    const std::string req = fmt::format(
+        "POST /sql HTTP/1.1\r\nHost: {}\r\nNeon-Connection-String: {}\r\n"
+        "Neon-Raw-Text-Output: true\r\nNeon-Array-Mode: true\r\nContent-Type: text/plain\r\n"
+        "Content-Length: {}\r\n\r\n{}",
+        host_, uri_, body.size(), body);
+    if (SSL_write(ssl_, req.data(), static_cast<int>(req.size())) <= 0) {
+      throw std::runtime_error("SQL over HTTP: write failed");
+    }
+    std::string in;
+    std::size_t header_end = std::string::npos, length = 0;
+    char buf[16384];
+    while (header_end == std::string::npos || in.size() < header_end + 4 + length) {
+      const int n = SSL_read(ssl_, buf, sizeof buf);
+      if (n <= 0) throw std::runtime_error("SQL over HTTP: the proxy closed the connection");
+      in.append(buf, static_cast<std::size_t>(n));
+      if (header_end == std::string::npos && (header_end = in.find("\r\n\r\n")) != in.npos) {
+        const auto at = in.find("Content-Length: ");
+        length = at < header_end ? std::stoul(in.substr(at + 16)) : 0;
+      }
+    }
+    if (in.rfind("HTTP/1.1 200", 0) != 0) throw std::runtime_error("SQL over HTTP: " + in);
+  }
+
+ private:
+  std::string host_, uri_;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  int fd_ = -1;
+};
+
+std::pair<double, double> query_latency(const std::function<void()>& query, int samples) {
+  for (int i = 0; i < samples / 10; ++i) query();  // warm: pooled backend, TLS session
+  std::vector<double> ms;
+  for (int i = 0; i < samples; ++i) {
+    const auto start = Clock::now();
+    query();
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  }
+  return p50_p99(ms);
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"Argon proxy benchmark"};
   int clients = 8, seconds = 10, rounds = 3, connects = 300, wakes = 20, scale = 10;
@@ -277,6 +350,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(10, 100000));
   app.add_option("--wakes", wakes, "wake-latency samples")->check(CLI::Range(1, 1000));
   app.add_option("--scale", scale, "pgbench scale factor")->check(CLI::Range(1, 1000));
+  int queries = 2000;
+  app.add_option("--queries", queries, "single-query latency samples (HTTP, open connection)")
+      ->check(CLI::Range(10, 1000000));
   CLI11_PARSE(app, argc, argv);
   if (::geteuid() != 0) {
     fmt::print(
@@ -361,6 +437,44 @@ int main(int argc, char** argv) {
       rows.push_back(row);
     }
 
+    // SQL over HTTP beside a query on an open connection and a fresh connection, all through the
+    // proxy with TLS, and its throughput with as many clients as pgbench had.
+    fmt::print(stderr, "SQL over HTTP and open-connection latency ({} samples)\n", queries);
+    const fs::path ca = a.data_dir() / "tls" / "ca.crt";
+    const std::string uri = fmt::format("postgresql://neondb_owner:{}@{}.localhost:{}/neondb",
+                                        password, endpoint, a.proxy_port());
+    SqlOverHttp http(ca, endpoint, a.proxy_port(), uri);
+    const auto [http_p50, http_p99] = query_latency([&] { http.query("SELECT 1"); }, queries);
+    PGconn* open = PQconnectdb(targets[1].conninfo.c_str());
+    if (PQstatus(open) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(open));
+    const auto [open_p50, open_p99] = query_latency(
+        [&] {
+          PGresult* r = PQexec(open, "SELECT 1");
+          const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+          PQclear(r);
+          if (!ok) throw std::runtime_error("SELECT 1 failed");
+        },
+        queries);
+    PQfinish(open);
+    fmt::print(stderr, "SQL over HTTP throughput, {} clients, {} s\n", clients, seconds);
+    std::atomic<long> done{0};
+    {
+      const auto until = Clock::now() + std::chrono::seconds(seconds);
+      std::vector<std::jthread> workers;
+      for (int c = 0; c < clients; ++c) {
+        workers.emplace_back([&, c] {
+          SqlOverHttp mine(ca, endpoint, a.proxy_port(), uri);
+          const long accounts = 100000L * scale;
+          for (long k = c; Clock::now() < until; k += 7919) {
+            mine.query("SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+                       {std::to_string(1 + k % accounts)});
+            ++done;
+          }
+        });
+      }
+    }
+    const double http_qps = static_cast<double>(done.load()) / seconds;
+
     fmt::print(stderr, "measuring wake from suspended ({} samples)\n", wakes);
     std::vector<double> wake_ms;
     for (int i = 0; i < wakes; ++i) {
@@ -389,6 +503,19 @@ int main(int argc, char** argv) {
         "with "
         "SCRAM): the ceiling for any proxy reached over TCP\n",
         version->value(0, 0));
+    fmt::print("SELECT 1 through the proxy with TLS, {} samples:\n", queries);
+    fmt::print("{:<42} {:>9.3f}ms p50 {:>9.3f}ms p99\n", "SQL over HTTP (POST /sql, kept alive)",
+               http_p50, http_p99);
+    fmt::print("{:<42} {:>9.3f}ms p50 {:>9.3f}ms p99\n", "query on an open connection", open_p50,
+               open_p99);
+    fmt::print("{:<42} {:>9.3f}ms p50 {:>9.3f}ms p99\n", "fresh TLS connect + query + close",
+               rows[1].p50, rows[1].p99);
+    fmt::print("HTTP p50 is {:.2f}x the open connection's and {:.2f}x the fresh connection's\n",
+               http_p50 / open_p50, http_p50 / rows[1].p50);
+    fmt::print(
+        "SQL over HTTP, {} clients, pgbench -S's statement: {:.0f} queries/s; pgbench -S "
+        "through the proxy (TLS): {:.0f} tps\n",
+        clients, http_qps, rows[1].tps);
     fmt::print(
         "wake (suspended endpoint: connect + SELECT 1 through the proxy, TLS), {} samples: p50 "
         "{:.0f} ms, "
