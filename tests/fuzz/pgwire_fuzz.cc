@@ -62,6 +62,7 @@ void fuzz_framing(std::string_view in, std::size_t split) {
     (void)pgwire::parse_password_message((*m)->body);
     (void)pgwire::parse_data_row((*m)->body);
     (void)pgwire::parse_error_response((*m)->body);
+    (void)pgwire::parse_row_description((*m)->body);
   }
   bool fed_rest = false;
   for (;;) {
