@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string_view>
 #include <vector>
 
@@ -56,7 +57,8 @@ struct ProxyContext {
     for (auto& p : http_pools) {
       if (p->loop() == loop) return *p;
     }
-    return *http_pools.front();  // not reached: every session runs on one of the loops
+    // A pool used from another loop's thread would be a data race: fail loudly instead.
+    throw std::logic_error("SQL over HTTP outside the proxy's connection loops");
   }
   boost::asio::thread_pool* blocking = nullptr;  // for calls that may block (the wake)
 

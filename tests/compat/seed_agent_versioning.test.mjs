@@ -5,8 +5,7 @@
 // checked with psql through the connection string the SDK returns, which must never change.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createApiClient } from '@neondatabase/api-client';
-import { startArgond, psql, waitOperations } from './lib/argond.mjs';
+import { neonApi, startArgond, psql, waitOperations } from './lib/argond.mjs';
 
 let argond;
 let api;
@@ -63,11 +62,7 @@ async function rollback(version) {
 
 before(async () => {
   argond = await startArgond();
-  api = createApiClient({ apiKey: argond.key, baseURL: argond.apiHost });
-  api.instance.interceptors.response.use(null, (err) => {  // say which call failed, and why
-    err.message += ` (${err.config?.method} ${err.config?.url}: ${JSON.stringify(err.response?.data)})`;
-    throw err;
-  });
+  api = neonApi(argond);
   const { data } = await api.createProject({ project: { name: 'agent-app' } });
   projectId = data.project.id;
   activeBranchId = data.branch.id;

@@ -6,8 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createApiClient } from '@neondatabase/api-client';
-import { startArgond, waitOperations } from './lib/argond.mjs';
+import { neonApi, startArgond, waitOperations } from './lib/argond.mjs';
 import { startDriver } from './lib/serverless.mjs';
 
 let argond;
@@ -28,11 +27,7 @@ const query = (text, params = [], url = uri) =>
 
 before(async () => {
   argond = await startArgond();
-  api = createApiClient({ apiKey: argond.key, baseURL: argond.apiHost });
-  api.instance.interceptors.response.use(null, (err) => {
-    err.message += ` (${err.config?.method} ${err.config?.url}: ${JSON.stringify(err.response?.data)})`;
-    throw err;
-  });
+  api = neonApi(argond);
   const { data } = await api.createProject({ project: { name: 'serverless' } });
   projectId = data.project.id;
   branchId = data.branch.id;

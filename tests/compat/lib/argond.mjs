@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createApiClient } from '@neondatabase/api-client';
 
 const ARGOND = process.env.ARGOND ?? new URL('../../../build/bin/argond', import.meta.url).pathname;
 
@@ -77,4 +78,14 @@ export async function waitOperations(list, what = 'operations') {
     if (Date.now() > deadline) throw new Error(`${what} still pending: ${JSON.stringify(ops)}`);
     await sleep(100);
   }
+}
+
+// Neon's TypeScript SDK pointed at argond, with failures that say which call failed and why.
+export function neonApi(argond) {
+  const api = createApiClient({ apiKey: argond.key, baseURL: argond.apiHost });
+  api.instance.interceptors.response.use(null, (err) => {
+    err.message += ` (${err.config?.method} ${err.config?.url}: ${JSON.stringify(err.response?.data)})`;
+    throw err;
+  });
+  return api;
 }
