@@ -152,18 +152,22 @@ Result<std::string> parse_password_message(std::string_view body) {
 
 namespace {
 
-// Parse, Bind (text in, text out) and Execute of one unnamed statement, the portal described
-// between Bind and Execute when `describe`.
-std::string statement_messages(std::string_view sql,
-                               const std::vector<std::optional<std::string>>& params,
-                               bool describe) {
+std::string parse_frame(std::string_view statement, std::string_view sql) {
   std::string parse;
-  put_cstring(parse, "");  // unnamed statement
+  put_cstring(parse, statement);
   put_cstring(parse, sql);
   append_be16(parse, 0);  // parameter types inferred
+  return frame('P', parse);
+}
+
+// Bind (text in, text out) of `statement` to the unnamed portal and its Execute, the portal
+// described between them when `describe`.
+std::string bind_execute_frames(std::string_view statement,
+                                const std::vector<std::optional<std::string>>& params,
+                                bool describe) {
   std::string bind;
   put_cstring(bind, "");  // unnamed portal
-  put_cstring(bind, "");
+  put_cstring(bind, statement);
   append_be16(bind, 0);  // all parameters text
   append_be16(bind, static_cast<std::uint16_t>(params.size()));
   for (const auto& p : params) {
@@ -178,9 +182,16 @@ std::string statement_messages(std::string_view sql,
   std::string execute;
   put_cstring(execute, "");
   append_be32(execute, 0);  // no row limit
-  std::string out = frame('P', parse) + frame('B', bind);
+  std::string out = frame('B', bind);
   if (describe) out += frame('D', std::string_view("P\0", 2));
   return out + frame('E', execute);
+}
+
+// Parse, Bind and Execute of one unnamed statement.
+std::string statement_messages(std::string_view sql,
+                               const std::vector<std::optional<std::string>>& params,
+                               bool describe) {
+  return parse_frame("", sql) + bind_execute_frames("", params, describe);
 }
 
 }  // namespace
@@ -196,6 +207,15 @@ std::string described_query(std::string_view sql,
 }
 
 std::string sync_message() { return frame('S', {}); }
+
+std::string prepare_statement(std::string_view name, std::string_view sql) {
+  return parse_frame(name, sql) + sync_message();
+}
+
+std::string execute_prepared(std::string_view name,
+                             const std::vector<std::optional<std::string>>& params) {
+  return bind_execute_frames(name, params, false) + sync_message();
+}
 
 std::string simple_query(std::string_view sql) {
   std::string body;

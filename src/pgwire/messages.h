@@ -59,6 +59,11 @@ std::string extended_query(std::string_view sql,
 std::string described_query(std::string_view sql,
                             const std::vector<std::optional<std::string>>& params);
 std::string sync_message();
+// A named statement prepared once (Parse, Sync), then run with text parameters (Bind, Execute,
+// Sync) without being parsed and planned again.
+std::string prepare_statement(std::string_view name, std::string_view sql);
+std::string execute_prepared(std::string_view name,
+                             const std::vector<std::optional<std::string>>& params);
 std::string simple_query(std::string_view sql);
 std::string terminate_message();
 

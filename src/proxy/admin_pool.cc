@@ -20,7 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::size_t kAdminPoolPerCompute = 4;
 constexpr auto kAdminIdleLimit = 30s;
 constexpr auto kAdminSweepInterval = 2s;
 
@@ -42,9 +41,79 @@ AdminPool::AdminPool(asio::any_io_executor executor, std::string admin_user,
       deadline_(deadline),
       sweep_timer_(executor) {}
 
+AdminPool::Flight::Flight(const asio::any_io_executor& executor)
+    : done(executor, asio::steady_timer::time_point::max()) {}
+
 awaitable<Result<RoleSecret>> AdminPool::role_secret(fs::path socket_dir, std::string role) {
-  co_return co_await asio::co_spawn(executor_, lookup(std::move(socket_dir), std::move(role)),
-                                    use_awaitable);
+  co_return co_await asio::co_spawn(
+      executor_, shared_lookup(std::move(socket_dir), std::move(role)), use_awaitable);
+}
+
+awaitable<void> AdminPool::finished(Flight& flight) {
+  if (flight.result) co_return;
+  boost::system::error_code ec;
+  co_await flight.done.async_wait(asio::redirect_error(use_awaitable, ec));
+}
+
+awaitable<Result<RoleSecret>> AdminPool::shared_lookup(fs::path socket_dir, std::string role) {
+  const auto key = std::make_pair(socket_dir, role);
+  if (auto gathering = lanes_[key].next) {
+    co_await finished(*gathering);
+    co_return *gathering->result;
+  }
+  auto mine = std::make_shared<Flight>(executor_);
+  if (auto before = lanes_[key].running) {
+    lanes_[key].next = mine;  // later callers join it while `before` runs
+    co_await finished(*before);
+    lanes_[key].next = nullptr;
+  }
+  lanes_[key].running = mine;
+  try {
+    mine->result = co_await lookup(socket_dir, role);
+  } catch (const std::exception& e) {
+    mine->result = fail(ErrorCode::kInternal, "the proxy's password check failed", e.what());
+  }
+  mine->done.cancel();
+  if (auto it = lanes_.find(key); it != lanes_.end() && it->second.running == mine) {
+    it->second.running = nullptr;
+    if (!it->second.next) lanes_.erase(it);
+  }
+  co_return *mine->result;
+}
+
+awaitable<Status> AdminPool::acquire(const fs::path& socket_dir) {
+  const auto deadline = std::chrono::steady_clock::now() + deadline_;
+  for (;;) {
+    Compute& c = computes_[socket_dir];
+    if (c.busy < kAdminSessionsPerCompute) {
+      ++c.busy;
+      co_return Status{};
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      co_return fail(ErrorCode::kUnavailable,
+                     fmt::format("the endpoint's compute did not answer the proxy's password "
+                                 "checks within {} ms; try again",
+                                 deadline_.count()),
+                     socket_dir.string());
+    }
+    auto wake = std::make_shared<asio::steady_timer>(executor_, deadline);
+    c.waiting.push_back(wake);
+    boost::system::error_code ec;
+    co_await wake->async_wait(asio::redirect_error(use_awaitable, ec));
+    std::erase(computes_[socket_dir].waiting, wake);
+  }
+}
+
+void AdminPool::release(const fs::path& socket_dir) {
+  auto it = computes_.find(socket_dir);
+  if (it == computes_.end()) return;
+  --it->second.busy;
+  auto& waiting = it->second.waiting;
+  if (!waiting.empty()) {
+    auto first = waiting.front();
+    waiting.erase(waiting.begin());
+    first->cancel();
+  }
 }
 
 awaitable<Result<RoleSecret>> AdminPool::ask(Socket& s, bool fresh, const fs::path& socket_dir,
@@ -57,6 +126,12 @@ awaitable<Result<RoleSecret>> AdminPool::ask(Socket& s, bool fresh, const fs::pa
 }
 
 awaitable<Result<RoleSecret>> AdminPool::lookup(fs::path socket_dir, std::string role) {
+  if (auto slot = co_await acquire(socket_dir); !slot) co_return std::unexpected(slot.error());
+  struct Slot {
+    AdminPool& pool;
+    const fs::path& dir;
+    ~Slot() { pool.release(dir); }
+  } slot{*this, socket_dir};
   for (;;) {
     auto s = take(socket_dir);
     const bool pooled = s != nullptr;
@@ -79,11 +154,11 @@ awaitable<Result<RoleSecret>> AdminPool::lookup(fs::path socket_dir, std::string
 }
 
 std::unique_ptr<AdminPool::Socket> AdminPool::take(const fs::path& socket_dir) {
-  auto it = idle_.find(socket_dir);
+  auto it = computes_.find(socket_dir);
   const auto now = std::chrono::steady_clock::now();
-  while (it != idle_.end() && !it->second.empty()) {
-    Idle idle = std::move(it->second.back());
-    it->second.pop_back();
+  while (it != computes_.end() && !it->second.idle.empty()) {
+    Idle idle = std::move(it->second.idle.back());
+    it->second.idle.pop_back();
     if (now - idle.since < kAdminIdleLimit && still_idle(*idle.socket))
       return std::move(idle.socket);
   }
@@ -92,8 +167,8 @@ std::unique_ptr<AdminPool::Socket> AdminPool::take(const fs::path& socket_dir) {
 
 void AdminPool::put(const fs::path& socket_dir, std::unique_ptr<Socket> s) {
   if (stopped_) return;
-  auto& pool = idle_[socket_dir];  // sweep() closes the old and the dead
-  if (pool.size() < kAdminPoolPerCompute)
+  auto& pool = computes_[socket_dir].idle;  // sweep() closes the old and the dead
+  if (pool.size() < kAdminSessionsPerCompute)
     pool.push_back({std::move(s), std::chrono::steady_clock::now()});
 }
 
@@ -103,11 +178,13 @@ awaitable<void> AdminPool::sweep() {
     boost::system::error_code ec;
     co_await sweep_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
     const auto now = std::chrono::steady_clock::now();
-    for (auto it = idle_.begin(); it != idle_.end();) {
-      std::erase_if(it->second, [&](Idle& a) {
+    for (auto it = computes_.begin(); it != computes_.end();) {
+      Compute& c = it->second;
+      std::erase_if(c.idle, [&](Idle& a) {
         return stopped_ || now - a.since >= kAdminIdleLimit || !still_idle(*a.socket);
       });
-      it = it->second.empty() ? idle_.erase(it) : std::next(it);
+      const bool unused = c.idle.empty() && c.busy == 0 && c.waiting.empty();
+      it = unused ? computes_.erase(it) : std::next(it);
     }
   }
 }
@@ -115,12 +192,12 @@ awaitable<void> AdminPool::sweep() {
 void AdminPool::stop() {
   stopped_ = true;
   sweep_timer_.cancel();
-  idle_.clear();
+  for (auto& [dir, c] : computes_) c.idle.clear();
 }
 
 std::size_t AdminPool::idle_count() const {
   std::size_t n = 0;
-  for (const auto& [dir, v] : idle_) n += v.size();
+  for (const auto& [dir, c] : computes_) n += c.idle.size();
   return n;
 }
 

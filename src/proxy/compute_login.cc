@@ -27,6 +27,7 @@ constexpr std::string_view kRoleSecretSql =
     "SELECT rolpassword, rolcanlogin::text, (rolvaliduntil IS NOT NULL AND rolvaliduntil < "
     "now())::text "
     "FROM pg_authid WHERE rolname = $1";
+constexpr std::string_view kRoleSecretStatement = "argon_role_secret";
 
 // Reads whole messages from the compute into `framer` until `handle` says stop (returns true) or
 // fails.
@@ -123,16 +124,39 @@ awaitable<Status> open_admin_session(unix_socket& s, const std::filesystem::path
   auto login = co_await open_compute_session(s, socket_dir, startup);
   if (!login) co_return std::unexpected(login.error());
   if (login->error) {
+    const auto e = pgwire::parse_error_response(std::string_view(*login->error).substr(5));
+    // Out of connection slots, starting up or shutting down: a moment later it may work.
+    if (e.sqlstate == "53300" || e.sqlstate.starts_with("57P")) {
+      co_return fail(ErrorCode::kUnavailable,
+                     fmt::format("the endpoint's compute cannot take the proxy's password check "
+                                 "now ({}); try again",
+                                 e.message));
+    }
     co_return fail(ErrorCode::kInternal,
-                   "the proxy could not read the role's password from the compute",
-                   pgwire::parse_error_response(std::string_view(*login->error).substr(5)).message);
+                   "the proxy could not read the role's password from the compute", e.message);
+  }
+  // The verifier query, parsed and planned once for the session's life.
+  boost::system::error_code ec;
+  const std::string prepare = pgwire::prepare_statement(kRoleSecretStatement, kRoleSecretSql);
+  co_await asio::async_write(s, asio::buffer(prepare), asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return fail(ErrorCode::kUnavailable, "the compute closed the connection; try again");
+  std::optional<std::string> prepare_error;
+  pgwire::MessageFramer framer(kMaxComputeMessage);
+  auto st = co_await read_messages(s, framer, [&](const pgwire::Message& m) -> Result<bool> {
+    if (m.type == 'E') prepare_error = pgwire::parse_error_response(m.body).message;
+    return m.type == 'Z';
+  });
+  if (!st) co_return std::unexpected(st.error());
+  if (prepare_error) {
+    co_return fail(ErrorCode::kInternal,
+                   "the proxy could not read the role's password from the compute", *prepare_error);
   }
   co_return Status{};
 }
 
 awaitable<Result<RoleSecret>> query_role_secret(unix_socket& s, const std::string& role) {
   boost::system::error_code ec;
-  const std::string query = pgwire::extended_query(kRoleSecretSql, {role});
+  const std::string query = pgwire::execute_prepared(kRoleSecretStatement, {role});
   co_await asio::async_write(s, asio::buffer(query), asio::redirect_error(use_awaitable, ec));
   if (ec) co_return fail(ErrorCode::kUnavailable, "the compute closed the connection; try again");
   RoleSecret secret;
