@@ -4,6 +4,7 @@
 // when it returns an error (or throws).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -99,6 +100,10 @@ class Catalog {
   // Runs `fn` in a read-only transaction: a consistent view that waits for no writer and makes
   // none wait (GETs, the proxy's wake). A write inside it fails. By default the same as run().
   virtual Status run_read(const std::function<Status(Tx&)>& fn) { return run(fn); }
+  // Changes whenever a transaction changed a row, before that run() returns; the same number read
+  // twice means nothing changed in between. For caches of catalog state that must never be stale
+  // (read it before the read that fills the cache). Thread-safe and never blocks.
+  virtual std::uint64_t generation() const = 0;
 
   // Convenience wrappers returning a value from the transaction (read-write, or read-only).
   template <typename F>

@@ -773,7 +773,10 @@ Status SqliteCatalog::migrate() {
 
 Status SqliteCatalog::run(const std::function<Status(Tx&)>& fn) {
   std::lock_guard lock(mu_);
-  return transaction(db_, "BEGIN IMMEDIATE", fn);
+  Status st = transaction(db_, "BEGIN IMMEDIATE", fn);
+  // Rows changed and rolled back count too: a change of number where nothing changed is harmless.
+  generation_.store(static_cast<std::uint64_t>(sqlite3_total_changes64(db_)));
+  return st;
 }
 
 Status SqliteCatalog::run_read(const std::function<Status(Tx&)>& fn) {

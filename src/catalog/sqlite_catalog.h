@@ -4,6 +4,8 @@
 // wait for the writer. Schema changes are numbered migrations applied at open.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -22,6 +24,7 @@ class SqliteCatalog final : public Catalog {
 
   Status run(const std::function<Status(Tx&)>& fn) override;
   Status run_read(const std::function<Status(Tx&)>& fn) override;
+  std::uint64_t generation() const override { return generation_.load(); }
 
  private:
   explicit SqliteCatalog(sqlite3* db) : db_(db) {}
@@ -32,7 +35,8 @@ class SqliteCatalog final : public Catalog {
   std::mutex mu_;
   sqlite3* db_;  // guarded by mu_
   std::mutex read_mu_;
-  sqlite3* reader_ = nullptr;  // guarded by read_mu_
+  sqlite3* reader_ = nullptr;                 // guarded by read_mu_
+  std::atomic<std::uint64_t> generation_{0};  // db_'s count of changed rows after its last run()
 };
 
 }  // namespace argon::catalog

@@ -33,6 +33,9 @@ class EndpointResolver {
   // Errors: unknown or deleted endpoint (kNotFound), disabled endpoint (kForbidden), a start that
   // failed (kUnavailable). Cheap: callers poll it while they wait.
   virtual Result<std::optional<ComputeTarget>> wake(std::string_view endpoint_id) = 0;
+  // What wake() would answer for a serving endpoint, from memory only: a non-blocking lookup the
+  // proxy may call on its I/O threads. std::nullopt when it does not know for sure (then wake()).
+  virtual std::optional<ComputeTarget> serving_now(std::string_view endpoint_id) = 0;
 };
 
 struct EndpointActivity {

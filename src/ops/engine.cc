@@ -86,6 +86,10 @@ Result<std::optional<compute::ComputeTarget>> Engine::wake(std::string_view endp
   return wakes_.wake(endpoint_id);
 }
 
+std::optional<compute::ComputeTarget> Engine::serving_now(std::string_view endpoint_id) {
+  return wakes_.serving_now(endpoint_id);
+}
+
 Result<storage::WalHistory> Engine::branch_wal_history(const catalog::Branch& branch) {
   if (!env_.storage.branch_exists(branch.id)) {
     return fail(

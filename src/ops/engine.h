@@ -44,6 +44,7 @@ class Engine final : public compute::EndpointResolver {
 
   // Wake on connect (compute::EndpointResolver): the proxy polls this while a client waits.
   Result<std::optional<compute::ComputeTarget>> wake(std::string_view endpoint_id) override;
+  std::optional<compute::ComputeTarget> serving_now(std::string_view endpoint_id) override;
   // The proxy's control over client connections: suspending a compute gates the endpoint and
   // terminates its connections first; the sweeps read activity for autosuspend. Set before start().
   void set_connection_control(compute::ConnectionControl* control) { env_.control = control; }

@@ -25,6 +25,23 @@ std::optional<compute::ComputeTarget> WakeCoordinator::serving(const catalog::En
                                 env_.storage.run_dir(ep.branch_id)};
 }
 
+std::optional<compute::ComputeTarget> WakeCoordinator::serving_now(std::string_view endpoint_id) {
+  const std::uint64_t generation = env_.catalog.generation();
+  std::optional<Known> known;
+  {
+    std::lock_guard l(mu_);
+    auto it = known_.find(endpoint_id);
+    if (it == known_.end()) return std::nullopt;
+    if (it->second.generation != generation) {
+      known_.erase(it);
+      return std::nullopt;
+    }
+    known = it->second;
+  }
+  if (!env_.computes.running(known->target.branch_id)) return std::nullopt;
+  return known->target;
+}
+
 Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_view endpoint_id) {
   std::optional<Pending> recheck;  // a start that has been pending for a while
   {
@@ -53,12 +70,17 @@ Result<std::optional<compute::ComputeTarget>> WakeCoordinator::wake(std::string_
   if (!recheck) {
     // Every connection asks: the usual answer (the compute runs) comes from a read that waits for
     // no writer. Anything else (an error to name, a start to ask for) takes the path below.
+    const std::uint64_t generation = env_.catalog.generation();
     auto running = env_.catalog.read([&](Tx& tx) -> Result<std::optional<compute::ComputeTarget>> {
       auto ep = tx.find_endpoint(endpoint_id);
       if (!ep || ep->deleted || ep->disabled) return std::nullopt;
       return serving(*ep);
     });
-    if (running && *running) return running;
+    if (running && *running) {
+      std::lock_guard l(mu_);
+      known_.insert_or_assign(std::string(endpoint_id), Known{**running, generation});
+      return running;
+    }
   }
   std::optional<compute::ComputeTarget> ready;
   bool submitted = false;

@@ -2,9 +2,16 @@
 // endpoint's compute runs it answers its socket directory; otherwise the first call queues one
 // start_compute and remembers it in memory, so the other waiting clients share it without reading
 // the catalog, and its outcome (or failure message) reaches every waiter.
+//
+// A serving endpoint's answer is remembered with the catalog's generation() read before it, and
+// serving_now() gives it again while the catalog has not changed and the compute still runs: so
+// the usual connection (and every SQL-over-HTTP request) finds its compute without a catalog read
+// or a thread hop, and anything that could change the answer (a restore's switch, a suspend, a
+// disable, a deletion: all catalog writes) makes the next connection read the catalog again.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -24,6 +31,8 @@ class WakeCoordinator {
 
   // compute::EndpointResolver::wake.
   Result<std::optional<compute::ComputeTarget>> wake(std::string_view endpoint_id);
+  // compute::EndpointResolver::serving_now.
+  std::optional<compute::ComputeTarget> serving_now(std::string_view endpoint_id);
   // A start_compute ended: the clients waiting for it learn how.
   void note_finished(const catalog::Operation& op);
 
@@ -45,6 +54,11 @@ class WakeCoordinator {
   // except inside the transaction that submits a start (so two clients cannot both submit).
   std::mutex mu_;
   std::map<std::string, Pending, std::less<>> pending_;  // guarded by mu_
+  struct Known {
+    compute::ComputeTarget target;
+    std::uint64_t generation = 0;
+  };
+  std::map<std::string, Known, std::less<>> known_;  // serving endpoints; guarded by mu_
 };
 
 }  // namespace argon::ops

@@ -58,9 +58,11 @@ awaitable<Result<compute::ComputeTarget>> Session::wait_for_compute() {
   }
 }
 
-// The resolver's answer, asked on the proxy's blocking pool: it reads the catalog, which may wait
-// for another transaction, and the other connections on this loop must not wait with it.
+// The resolver's answer: from its memory when it knows the endpoint serves (the usual case), or
+// else asked on the proxy's blocking pool, since it reads the catalog, which may wait for another
+// transaction, and the other connections on this loop must not wait with it.
 awaitable<Result<std::optional<compute::ComputeTarget>>> Session::wake() {
+  if (auto known = proxy_->resolver.serving_now(endpoint_id_)) co_return std::move(known);
   co_return co_await asio::co_spawn(
       *proxy_->blocking,
       [this]() -> awaitable<Result<std::optional<compute::ComputeTarget>>> {

@@ -135,5 +135,23 @@ TEST(SqliteCatalogTest, ReadTransactionsSeeCommitsAndCannotWrite) {
   EXPECT_EQ(*last, "three");
 }
 
+TEST(SqliteCatalogTest, TheGenerationChangesWithEveryWriteAndOnlyThen) {
+  TempDir dir;
+  auto cat = SqliteCatalog::open(dir.path() / "catalog.db");
+  ASSERT_TRUE(cat) << cat.error().detail;
+  const auto start = (*cat)->generation();
+  ASSERT_TRUE((*cat)->read([](Tx& tx) -> Result<bool> { return tx.get_meta("k").has_value(); }));
+  ASSERT_TRUE((*cat)->run([](Tx& tx) -> Status {
+    (void)tx.get_meta("k");  // a write transaction that only reads
+    return {};
+  }));
+  EXPECT_EQ((*cat)->generation(), start) << "nothing changed";
+  ASSERT_TRUE((*cat)->run([](Tx& tx) { return tx.set_meta("k", "one"); }));
+  const auto after_write = (*cat)->generation();
+  EXPECT_NE(after_write, start);
+  ASSERT_TRUE((*cat)->run([](Tx& tx) { return tx.set_meta("k", "two"); }));
+  EXPECT_NE((*cat)->generation(), after_write);
+}
+
 }  // namespace
 }  // namespace argon::catalog

@@ -21,6 +21,8 @@
 #include "compute/computes.h"
 #include "ops/action.h"
 #include "ops/action_env.h"
+#include "ops/planner.h"
+#include "ops/wake_coordinator.h"
 #include "storage/clone_driver.h"
 #include "storage/storage.h"
 
@@ -277,6 +279,48 @@ TEST_F(ActionsTest, StartAndSuspendMoveTheEndpointBetweenActiveAndIdle) {
   ASSERT_TRUE(
       run(params::SuspendCompute{"br-main-00000001", true}, std::nullopt, "ep-main-00000001"));
   EXPECT_FALSE(endpoint("ep-main-00000001"));
+}
+
+// The proxy's fast path: a serving endpoint's compute is known from memory until anything in the
+// catalog changes or the compute stops; then the next wake reads the catalog again.
+TEST_F(ActionsTest, AServingEndpointIsKnownFromMemoryUntilTheCatalogOrItsComputeChanges) {
+  Planner planner(clock_);
+  int notified = 0;
+  WakeCoordinator wakes(*env_, planner, [&] { ++notified; });
+  EXPECT_FALSE(wakes.serving_now("ep-main-00000001")) << "never asked";
+  ASSERT_TRUE(run(params::StartCompute{}, std::nullopt, "ep-main-00000001"));
+  auto woken = wakes.wake("ep-main-00000001");
+  ASSERT_TRUE(woken && *woken) << (woken ? "not serving" : woken.error().message);
+  auto known = wakes.serving_now("ep-main-00000001");
+  ASSERT_TRUE(known);
+  EXPECT_EQ(known->branch_id, "br-main-00000001");
+  EXPECT_EQ(known->socket_dir, (*woken)->socket_dir);
+  EXPECT_FALSE(wakes.serving_now("ep-other-00000001"));
+
+  // A restore starts switching the endpoint: a catalog write, so the memory no longer answers,
+  // and the catalog says to wait.
+  ASSERT_TRUE(catalog_->run([&](Tx& tx) {
+    auto e = tx.get_endpoint(kProject, "ep-main-00000001");
+    e->switching_op = "op-restore";
+    return tx.put_endpoint(*e);
+  }));
+  EXPECT_FALSE(wakes.serving_now("ep-main-00000001"));
+  auto waiting = wakes.wake("ep-main-00000001");
+  ASSERT_TRUE(waiting);
+  EXPECT_FALSE(*waiting) << "a switching endpoint is not served";
+  EXPECT_FALSE(wakes.serving_now("ep-main-00000001"));
+
+  ASSERT_TRUE(catalog_->run([&](Tx& tx) {
+    auto e = tx.get_endpoint(kProject, "ep-main-00000001");
+    e->switching_op.reset();
+    return tx.put_endpoint(*e);
+  }));
+  ASSERT_TRUE(wakes.wake("ep-main-00000001"));
+  ASSERT_TRUE(wakes.serving_now("ep-main-00000001"));
+  // The compute stopped (crashed) without a catalog write: not served from memory either.
+  computes_.specs.clear();
+  EXPECT_FALSE(wakes.serving_now("ep-main-00000001"));
+  EXPECT_EQ(notified, 0);
 }
 
 TEST_F(ActionsTest, AStartThatFailsLeavesTheEndpointIdleAndSaysWhy) {
