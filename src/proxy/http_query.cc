@@ -163,6 +163,30 @@ std::string start_transaction_sql(const HttpBatch& batch) {
   return sql;
 }
 
+awaitable<void> send_reset(asio::local::stream_protocol::socket& backend) {
+  co_await write_now(backend, pgwire::simple_query(kResetSql));
+}
+
+awaitable<bool> finish_reset(asio::local::stream_protocol::socket& backend) {
+  pgwire::MessageFramer framer(64 * 1024);
+  std::array<char, 4096> buf;
+  try {
+    for (;;) {
+      auto m = framer.next();
+      if (!m) co_return false;
+      if (!*m) {
+        const std::size_t n = co_await backend.async_read_some(asio::buffer(buf), use_awaitable);
+        framer.feed(std::string_view(buf.data(), n));
+        continue;
+      }
+      // The reset ends outside a transaction: its ReadyForQuery leaves the connection idle.
+      if ((*m)->type == 'Z') co_return framer.buffered() == 0;
+    }
+  } catch (const boost::system::system_error&) {
+    co_return false;
+  }
+}
+
 awaitable<HttpQueryOutcome> run_http_statements(asio::local::stream_protocol::socket& backend,
                                                 const std::vector<HttpStatement>& statements,
                                                 const std::optional<HttpBatch>& batch,
@@ -170,7 +194,7 @@ awaitable<HttpQueryOutcome> run_http_statements(asio::local::stream_protocol::so
   std::string out;
   // Answers to skip before the user's: the reset (up to its ReadyForQuery) and START TRANSACTION.
   int skip_ready = options.reset_first ? 1 : 0;
-  if (options.reset_first) out += pgwire::simple_query(kResetSql);
+  if (options.reset_first && !options.reset_sent) out += pgwire::simple_query(kResetSql);
   if (batch) out += pgwire::described_query(start_transaction_sql(*batch), {});
   for (const auto& s : statements) out += pgwire::described_query(s.sql, s.params);
   if (batch) out += pgwire::described_query("COMMIT", {});

@@ -34,6 +34,7 @@ struct HttpQueryOptions {
   bool array_mode = false;       // rows as arrays, not objects keyed by column name
   bool raw_text = false;         // every value as its text; else Neon's JSON conversion
   bool reset_first = false;      // a pooled connection: discard the last request's session state
+  bool reset_sent = false;       // reset_first's reset went ahead with send_reset(): only skip it
   std::size_t max_response = 0;  // bytes of values and names; over it the answer is dropped
 };
 
@@ -47,6 +48,13 @@ struct HttpQueryOutcome {
 
 // The statement text that opens a batch's transaction.
 std::string start_transaction_sql(const HttpBatch& batch);
+
+// A pooled connection's reset, sent ahead of the request's statements: it carries nothing of the
+// request, so it may run while the request's password is checked. Throws as run_http_statements.
+boost::asio::awaitable<void> send_reset(boost::asio::local::stream_protocol::socket& backend);
+// Reads the answers of a reset sent ahead up to its ReadyForQuery, for a request that then ran
+// nothing: true when the connection is idle again and may go back to the pool.
+boost::asio::awaitable<bool> finish_reset(boost::asio::local::stream_protocol::socket& backend);
 
 // Runs `statements` (a batch when `batch` is set) on `backend`. Errors of the connection itself
 // (closed, reset) are thrown as boost::system::system_error.

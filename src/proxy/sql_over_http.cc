@@ -276,15 +276,36 @@ awaitable<HttpAnswer> Session::sql_over_http(const HttpRequest& request) {
   Joined joined{*proxy_, endpoint_id_, shared_from_this(), http_joined_};
   auto target = co_await http_reach_compute();
   if (!target) co_return http_error(target.error());
-  auto secret = co_await proxy_->admin->role_secret(target->socket_dir, user_);
-  if (!secret) co_return http_error(secret.error());
-  if (!secret->exists || secret->expired ||
-      !proxy_->passwords.matches(secret->verifier, info->password)) {
-    co_return http_error(400, denied_message, "28P01");
+  HttpPool& pool = proxy_->http_pool(executor_);
+  const HttpPool::Key key{endpoint_id_, target->socket_dir, user_, info->database};
+  // A pooled connection's reset runs while the password is checked: it carries nothing of the
+  // request. A new connection is opened only once the password is right.
+  std::optional<PooledBackend> ahead = pool.take(key);
+  if (ahead) {
+    try {
+      co_await send_reset(*ahead->socket);
+    } catch (const boost::system::system_error&) {
+      ahead.reset();  // closed since its check: the loop below takes another or opens one
+    }
   }
-  if (!secret->can_login) {
-    co_return http_error(400, fmt::format("role \"{}\" is not permitted to log in", user_),
-                         "28000");
+  std::optional<HttpAnswer> refusal;
+  auto secret = co_await proxy_->admin->role_secret(target->socket_dir, user_);
+  if (!secret) {
+    refusal = http_error(secret.error());
+  } else if (!secret->exists || secret->expired ||
+             !proxy_->passwords.matches(secret->verifier, info->password)) {
+    refusal = http_error(400, denied_message, "28P01");
+  } else if (!secret->can_login) {
+    refusal =
+        http_error(400, fmt::format("role \"{}\" is not permitted to log in", user_), "28000");
+  }
+  if (refusal) {
+    // (No co_await inside the condition: g++ 12 evaluates it even when `ahead` is empty.)
+    if (ahead) {
+      const bool idle = co_await finish_reset(*ahead->socket);
+      if (idle && !terminate_reason_) pool.put(key, std::move(*ahead));
+    }
+    co_return std::move(*refusal);
   }
 
   HttpQueryOptions options;
@@ -297,7 +318,16 @@ awaitable<HttpAnswer> Session::sql_over_http(const HttpRequest& request) {
   // request runs once more on a new one. A new one that fails is the answer.
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
-    auto b = co_await http_backend(*target, info->database, reused);
+    Result<PooledBackend> b = fail(ErrorCode::kInternal, "no backend");
+    options.reset_sent = false;
+    if (ahead) {
+      b = std::move(*ahead);
+      ahead.reset();
+      reused = true;
+      options.reset_sent = true;
+    } else {
+      b = co_await http_backend(*target, info->database, reused);
+    }
     if (!b) {
       const auto& e = b.error();
       if (!e.detail.empty()) {  // the compute's own refusal, with its SQLSTATE
@@ -346,8 +376,7 @@ awaitable<HttpAnswer> Session::sql_over_http(const HttpRequest& request) {
   }
   if (outcome.reusable && !terminate_reason_) {
     backend.socket = std::make_unique<unix_socket>(std::move(backend_));
-    proxy_->http_pool(executor_).put({endpoint_id_, target->socket_dir, user_, info->database},
-                                     std::move(backend));
+    pool.put(key, std::move(backend));
   } else {
     boost::system::error_code ec;
     backend_.close(ec);

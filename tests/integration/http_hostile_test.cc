@@ -115,6 +115,20 @@ TEST_F(HttpHostileTest, MalformedRequestsGetJsonErrorsThatSayWhatIsWrong) {
   std::string bad_level = post_sql(uri_, R"({"queries":[]})");
   bad_level.insert(bad_level.find("\r\n") + 2, "Neon-Batch-Isolation-Level: Sometimes\r\n");
   EXPECT_EQ(message(http_exchange(port, bad_level)).find("invalid isolation level"), 0u);
+
+  // Wrong passwords while a pooled connection waits (its reset runs during the check): each is
+  // the password error, the pooled connection stays usable, and no backend piles up.
+  const std::string wrong =
+      fmt::format("postgresql://neondb_owner:wrong@{}.localhost/neondb", project_.endpoint);
+  const int fds_before = open_fds(a_.pid());
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_exchange(port, post_sql(wrong, R"({"query":"select 1"})"));
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(message(r).find("password authentication failed"), std::string::npos)
+        << json::serialize(r.body);
+    expect_serving();
+  }
+  EXPECT_LE(open_fds(a_.pid()), fds_before + 2);
   expect_serving();
 }
 
@@ -147,7 +161,7 @@ TEST_F(HttpHostileTest, HundredsOfConcurrentQueriesEachGetAnAnswerAndLeaveNothin
   std::vector<int> fds;
   for (int i = 0; i < kClients; ++i) {
     const int fd = tcp_connect(port, i % 2 ? "127.0.0.2" : "127.0.0.3");
-    ASSERT_GE(fd, 0);
+    ASSERT_GE(fd, 0) << "client " << i << " cannot connect\n" << a_.log_tail();
     const std::string uri =
         ghost(i) ? fmt::format("postgresql://ghost{}:x@{}.localhost/neondb", i, project_.endpoint)
                  : uri_;
@@ -159,7 +173,8 @@ TEST_F(HttpHostileTest, HundredsOfConcurrentQueriesEachGetAnAnswerAndLeaveNothin
     const int fd = fds[i];
     const std::string raw = read_all(fd, 60s);
     ::close(fd);
-    ASSERT_EQ(raw.rfind("HTTP/1.1 ", 0), 0u) << "no HTTP answer: " << raw.substr(0, 200);
+    ASSERT_EQ(raw.rfind("HTTP/1.1 ", 0), 0u)
+        << "no HTTP answer for client " << i << ": " << raw.substr(0, 200) << a_.log_tail();
     const int status = std::atoi(raw.c_str() + 9);
     if (ghost(static_cast<int>(i))) {
       EXPECT_EQ(status, 400) << raw.substr(0, 400);
