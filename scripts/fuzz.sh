@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for a bounded time on its
 # checked-in corpus. libFuzzer needs clang; the rest of Argon builds with g++. New inputs go to a
 # temporary directory; copy interesting ones into tests/fuzz/corpus/<target>/ by hand.
-#   scripts/fuzz.sh [pgwire] [api_input] [router]   (default: all); FUZZ_SECONDS (default 60) per target.
+#   scripts/fuzz.sh [pgwire] [api_input] [router] [http_request]   (default: all); FUZZ_SECONDS (default 60) per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CXX=${FUZZ_CXX:-clang++-16}
@@ -22,6 +22,9 @@ build() {
     api_input)
       "$CXX" "${flags[@]}" tests/fuzz/api_input_fuzz.cc src/api/input.cc src/common/clock.cc src/common/error.cc \
         -lboost_json -lboost_url -lfmt -o "$out/api_input_fuzz" ;;
+    http_request)
+      "$CXX" "${flags[@]}" tests/fuzz/http_request_fuzz.cc src/proxy/http_request.cc src/proxy/endpoint_hint.cc \
+        src/common/error.cc -lboost_json -lboost_url -lfmt -o "$out/http_request_fuzz" ;;
     router)
       "$CXX" "${flags[@]}" tests/fuzz/router_fuzz.cc src/api/router.cc src/common/error.cc \
         -lboost_url -lfmt -o "$out/router_fuzz" ;;
@@ -30,7 +33,7 @@ build() {
 }
 
 status=0
-for target in "${@:-pgwire api_input router}"; do
+for target in "${@:-pgwire api_input router http_request}"; do
   for t in $target; do
     build "$t"
     work=$(mktemp -d)

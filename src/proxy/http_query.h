@@ -16,13 +16,9 @@
 #include <vector>
 
 #include "pgwire/messages.h"
+#include "proxy/http_request.h"
 
 namespace argon::proxy {
-
-struct HttpStatement {
-  std::string sql;
-  std::vector<std::optional<std::string>> params;  // text; std::nullopt is NULL
-};
 
 struct HttpBatch {
   std::string isolation;  // "" or the SQL words, e.g. "REPEATABLE READ"
