@@ -50,6 +50,7 @@ struct Flags {
   bool unsafe_no_fsync = false;
   int workers = 2;
   int expiry_check_seconds = 10;
+  int http_query_timeout_seconds = 300;
   int max_snapshots = 100;
   int max_root_branches = 25;
   int64_t old_branch_retention_seconds = 0;  // 0: keep '(old)' branches until deleted
@@ -111,6 +112,10 @@ int main(int argc, char** argv) {
                  "PEM certificate (chain) for the proxy (default: issued by a local CA kept in "
                  "<data-dir>/tls)");
   app.add_option("--proxy-tls-key", f.proxy_tls_key, "PEM private key for --proxy-tls-cert");
+  app.add_option("--http-query-timeout-seconds", f.http_query_timeout_seconds,
+                 "SQL over HTTP: a request's statements are cancelled after this long")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
   app.add_option("--pg-user", f.pg_user,
                  "OS user Postgres runs as (default: postgres when run as root)");
   app.add_option("--pg-bindir", f.pg_bindir,
@@ -224,6 +229,7 @@ int main(int argc, char** argv) {
   po.listen_port = proxy_port;
   po.allow_plaintext = f.proxy_allow_plaintext.value_or(is_loopback(proxy_host_addr));
   po.reserved_role = [](std::string_view role) { return api::reserved_role(role); };
+  po.http_query_timeout = std::chrono::seconds(f.http_query_timeout_seconds);
   // Autosuspend reads the proxy's activity every expiry interval; idle entries outlive that.
   po.idle_endpoint_retention = std::max<std::chrono::milliseconds>(
       std::chrono::minutes(1), 3 * std::chrono::seconds(f.expiry_check_seconds));

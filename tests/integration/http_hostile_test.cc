@@ -255,5 +255,32 @@ TEST_F(HttpHostileTest, RequestsThatNeverFinishAreClosedAndGarbageWebSocketsToo)
   EXPECT_LE(fds_after, fds_before + 4);
 }
 
+// The time limit on a request's statements (--http-query-timeout-seconds): past it the statement
+// is cancelled on the compute and the driver gets PostgreSQL's 57014 saying which limit it hit;
+// the endpoint (and its pooled connection) serves the next request at once.
+TEST(HttpLimitsTest, StatementsOverTheTimeLimitAreCancelledAndSaySo) {
+  Argond a({"--http-query-timeout-seconds", "1"});
+  auto p = create_project(a, {{"name", "limits"}});
+  const std::string uri =
+      fmt::format("postgresql://neondb_owner:{}@{}.localhost/neondb", p.password, p.endpoint);
+  auto slow = http_exchange(a.proxy_port(), post_sql(uri, R"q({"query":"select pg_sleep(60)"})q"));
+  EXPECT_EQ(slow.status, 400) << json::serialize(slow.body);
+  const auto* o = slow.body.if_object();
+  ASSERT_TRUE(o && o->contains("code")) << json::serialize(slow.body);
+  EXPECT_EQ(o->at("code"), "57014");
+  EXPECT_NE(message(slow).find("longer than the SQL-over-HTTP limit of 1 s"), std::string::npos)
+      << json::serialize(slow.body);
+  // A batch too: cancelled, rolled back, nothing of it kept.
+  const std::string batch_body = R"q({"queries":[{"query":"create table kept_not(x int)"},)q"
+                                 R"q({"query":"select pg_sleep(60)"}]})q";
+  auto batch = http_exchange(a.proxy_port(), post_sql(uri, batch_body));
+  EXPECT_EQ(batch.status, 400) << json::serialize(batch.body);
+  auto after = http_exchange(
+      a.proxy_port(), post_sql(uri, R"q({"query":"select to_regclass('kept_not') is null"})q"));
+  EXPECT_EQ(after.status, 200) << json::serialize(after.body);
+  EXPECT_NE(json::serialize(after.body).find("\"t\""), std::string::npos)
+      << json::serialize(after.body);
+}
+
 }  // namespace
 }  // namespace argon::testing
