@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
@@ -71,6 +72,20 @@ Result<HttpStatement> parse_statement(const json::value& v) {
 }
 
 }  // namespace
+
+std::string tunnel_host(std::string_view target, std::string_view host_header) {
+  std::string_view host = host_header;
+  if (auto q = target.find('?'); q != std::string_view::npos) {
+    std::string_view query = target.substr(q + 1);
+    while (!query.empty()) {
+      const std::string_view pair = query.substr(0, query.find('&'));
+      if (pair.starts_with("address=")) host = pair.substr(8);
+      query.remove_prefix(std::min(query.size(), pair.size() + 1));
+    }
+  }
+  if (host.starts_with('[')) return std::string(host.substr(0, host.find(']') + 1));
+  return std::string(host.substr(0, host.find(':')));
+}
 
 Result<ConnInfo> parse_connection_string(std::string_view text) {
   if (text.empty()) {

@@ -6,6 +6,7 @@
 // tests/fuzz/http_request_fuzz.cc feeds them anything.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,14 @@ struct ConnInfo {
   std::string database;
   std::string endpoint_id;
 };
+
+// The most a request's headers may take (more is 431).
+inline constexpr std::size_t kMaxRequestHeader = 16 * 1024;
+
+// The host that names the endpoint of a WebSocket tunnel when TLS sent no SNI: the `address`
+// parameter of the request target (`?address=<host>:<port>`, from a string wsProxy), else the
+// Host header; without the port.
+std::string tunnel_host(std::string_view target, std::string_view host_header);
 
 // `postgresql://role:password@<endpoint>.<host>/db[?options=endpoint%3D<id>]`.
 Result<ConnInfo> parse_connection_string(std::string_view text);

@@ -10,6 +10,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include "proxy/http_request.h"
 #include "proxy/proxy_context.h"
 #include "proxy/session.h"
 
@@ -22,7 +23,6 @@ using asio::awaitable;
 
 namespace {
 
-constexpr std::size_t kMaxHeader = 16 * 1024;
 constexpr std::size_t kReadChunk = 16 * 1024;
 
 HttpAnswer preflight() {
@@ -39,23 +39,6 @@ HttpAnswer preflight() {
   return a;
 }
 
-// The host that names the endpoint of a WebSocket tunnel when TLS sent no SNI: the `address`
-// parameter (`?address=<host>:<port>`, from a string wsProxy), else the Host header, without port.
-std::string tunnel_host(const HttpRequest& request) {
-  std::string_view host = request[http::field::host];
-  const std::string_view target = request.target();
-  if (auto q = target.find('?'); q != std::string_view::npos) {
-    std::string_view query = target.substr(q + 1);
-    while (!query.empty()) {
-      const std::string_view pair = query.substr(0, query.find('&'));
-      if (pair.starts_with("address=")) host = pair.substr(8);
-      query.remove_prefix(std::min(query.size(), pair.size() + 1));
-    }
-  }
-  if (host.starts_with('[')) return std::string(host.substr(0, host.find(']') + 1));
-  return std::string(host.substr(0, host.find(':')));
-}
-
 }  // namespace
 
 awaitable<bool> Session::serve_http() {
@@ -70,7 +53,7 @@ awaitable<bool> Session::serve_http() {
     if (terminate_reason_ || proxy_->stopping) co_return false;
     arm_watchdog(proxy_->options.http_idle_timeout);
     http::request_parser<http::string_body> parser;
-    parser.header_limit(kMaxHeader);
+    parser.header_limit(kMaxRequestHeader);
     parser.body_limit(proxy_->options.http_max_request);
     bool started = buffer.size() > 0;
     if (started) arm_watchdog(proxy_->options.handshake_timeout);
@@ -113,7 +96,7 @@ awaitable<bool> Session::serve_http() {
                                               proxy_->options.http_max_request));
       } else if (ec == http::error::header_limit) {
         refused = http_error(
-            431, fmt::format("request headers are too large (max is {} bytes)", kMaxHeader));
+            431, fmt::format("request headers are too large (max is {} bytes)", kMaxRequestHeader));
       } else if (ec) {
         refused = http_error(400, fmt::format("malformed HTTP request: {}", ec.message()));
       }
@@ -138,7 +121,8 @@ awaitable<bool> Session::serve_http() {
     HttpAnswer answer;
     if (beast::websocket::is_upgrade(request)) {
       // On any path, as Neon's proxy: the driver asks for /v2.
-      co_await client_.accept_websocket(request, tunnel_host(request));
+      co_await client_.accept_websocket(request,
+                                        tunnel_host(request.target(), request[http::field::host]));
       co_return true;
     }
     if (path == "/sql" && request.method() == http::verb::post) {
