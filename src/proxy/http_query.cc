@@ -192,9 +192,9 @@ awaitable<HttpQueryOutcome> run_http_statements(asio::local::stream_protocol::so
                                                 const std::optional<HttpBatch>& batch,
                                                 const HttpQueryOptions& options) {
   std::string out;
-  // Answers to skip before the user's: the reset (up to its ReadyForQuery) and START TRANSACTION.
+  // Answers to skip before the user's: the reset sent ahead (up to its ReadyForQuery) and START
+  // TRANSACTION.
   int skip_ready = options.reset_first ? 1 : 0;
-  if (options.reset_first && !options.reset_sent) out += pgwire::simple_query(kResetSql);
   if (batch) out += pgwire::described_query(start_transaction_sql(*batch), {});
   for (const auto& s : statements) out += pgwire::described_query(s.sql, s.params);
   if (batch) out += pgwire::described_query("COMMIT", {});

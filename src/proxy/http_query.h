@@ -3,7 +3,8 @@
 // with a single Sync after the last, and the answer comes back in the JSON shapes Neon's proxy
 // gives @neondatabase/serverless (`fields`, `rows`, `command`, `rowCount`, `rowAsArray`). A batch
 // runs between START TRANSACTION and COMMIT, and is rolled back when a statement fails. The
-// connection's session state from an earlier request is reset first when it comes from the pool.
+// connection's session state from an earlier request is reset first when it comes from the pool
+// (send_reset, sent before the request's password check).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -27,10 +28,9 @@ struct HttpBatch {
 };
 
 struct HttpQueryOptions {
-  bool array_mode = false;       // rows as arrays, not objects keyed by column name
-  bool raw_text = false;         // every value as its text; else Neon's JSON conversion
-  bool reset_first = false;      // a pooled connection: discard the last request's session state
-  bool reset_sent = false;       // reset_first's reset went ahead with send_reset(): only skip it
+  bool array_mode = false;   // rows as arrays, not objects keyed by column name
+  bool raw_text = false;     // every value as its text; else Neon's JSON conversion
+  bool reset_first = false;  // a pooled connection whose send_reset() went ahead: skip its answers
   std::size_t max_response = 0;  // bytes of values and names; over it the answer is dropped
 };
 

@@ -74,9 +74,11 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<HttpAnswer> sql_over_http(const HttpRequest& request);
   // The endpoint's compute for one request, through the gate and the wake; joined on success.
   boost::asio::awaitable<Result<compute::ComputeTarget>> http_reach_compute();
-  boost::asio::awaitable<Result<PooledBackend>> http_backend(const compute::ComputeTarget& target,
-                                                             const std::string& database,
-                                                             bool& reused);
+  // A live pooled connection for `key` with its reset sent (send_reset), if the pool has one.
+  boost::asio::awaitable<std::optional<PooledBackend>> pooled_backend(const HttpPool::Key& key);
+  // A new connection to the compute, logged in as the request's role.
+  boost::asio::awaitable<Result<PooledBackend>> new_backend(const compute::ComputeTarget& target,
+                                                            const std::string& database);
 
   // handshake.cc
   boost::asio::awaitable<Result<std::optional<pgwire::StartupMessage>>> read_startup();

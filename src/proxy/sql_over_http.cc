@@ -84,14 +84,21 @@ awaitable<Result<compute::ComputeTarget>> Session::http_reach_compute() {
   co_return co_await wait_for_compute();
 }
 
-awaitable<Result<PooledBackend>> Session::http_backend(const compute::ComputeTarget& target,
-                                                       const std::string& database, bool& reused) {
+awaitable<std::optional<PooledBackend>> Session::pooled_backend(const HttpPool::Key& key) {
   HttpPool& pool = proxy_->http_pool(executor_);
-  if (auto b = pool.take({endpoint_id_, target.socket_dir, user_, database})) {
-    reused = true;
-    co_return std::move(*b);
+  while (auto b = pool.take(key)) {
+    try {
+      co_await send_reset(*b->socket);
+      co_return std::move(b);
+    } catch (const boost::system::system_error&) {
+      // Closed since its check (its compute stopping): the next one, if any.
+    }
   }
-  reused = false;
+  co_return std::nullopt;
+}
+
+awaitable<Result<PooledBackend>> Session::new_backend(const compute::ComputeTarget& target,
+                                                      const std::string& database) {
   PooledBackend b;
   b.socket = std::make_unique<unix_socket>(executor_);
   pgwire::StartupMessage startup;
@@ -139,14 +146,7 @@ awaitable<HttpAnswer> Session::sql_over_http(const HttpRequest& request) {
   const HttpPool::Key key{endpoint_id_, target->socket_dir, user_, info->database};
   // A pooled connection's reset runs while the password is checked: it carries nothing of the
   // request. A new connection is opened only once the password is right.
-  std::optional<PooledBackend> ahead = pool.take(key);
-  if (ahead) {
-    try {
-      co_await send_reset(*ahead->socket);
-    } catch (const boost::system::system_error&) {
-      ahead.reset();  // closed since its check: the loop below takes another or opens one
-    }
-  }
+  std::optional<PooledBackend> ahead = co_await pooled_backend(key);
   std::optional<HttpAnswer> refusal;
   auto secret = co_await proxy_->admin->role_secret(target->socket_dir, user_);
   if (!secret) {
@@ -176,16 +176,14 @@ awaitable<HttpAnswer> Session::sql_over_http(const HttpRequest& request) {
   // A pooled connection can have been closed since its check (its compute stopping): then the
   // request runs once more on a new one. A new one that fails is the answer.
   for (int attempt = 0;; ++attempt) {
-    bool reused = false;
+    if (attempt > 0) ahead = co_await pooled_backend(key);
+    const bool reused = ahead.has_value();
     Result<PooledBackend> b = fail(ErrorCode::kInternal, "no backend");
-    options.reset_sent = false;
     if (ahead) {
       b = std::move(*ahead);
       ahead.reset();
-      reused = true;
-      options.reset_sent = true;
     } else {
-      b = co_await http_backend(*target, info->database, reused);
+      b = co_await new_backend(*target, info->database);
     }
     if (!b) {
       const auto& e = b.error();
