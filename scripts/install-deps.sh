@@ -9,6 +9,7 @@ packages=(
   libsqlite3-dev libpq-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15
+  postgresql-server-dev-15  # headers for argon_roles, the library argond preloads into computes
   xfsprogs e2fsprogs util-linux procps iproute2 ca-certificates curl python3
   pgbouncer  # only the proxy benchmark runs it, beside the proxy
   # Resolves <endpoint-id>.localhost to loopback, so the host names in connection strings work

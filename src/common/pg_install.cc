@@ -58,6 +58,12 @@ Result<PgInstalls> PgInstalls::discover(const fs::path& bindir) {
   return out;
 }
 
+void PgInstalls::set_role_library(int major, fs::path library) {
+  for (auto& i : installs_) {
+    if (i.major == major) i.role_library = library;
+  }
+}
+
 const PgInstall* PgInstalls::find(int major) const {
   for (const auto& i : installs_) {
     if (i.major == major) return &i;

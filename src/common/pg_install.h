@@ -16,6 +16,9 @@ struct PgInstall {
   int major = 0;
   std::string version;  // e.g. "15.18"
   std::filesystem::path bindir;
+  // Argon's argon_roles library built for this major, where the Postgres user can read it; empty
+  // when there is none (computes then run without it).
+  std::filesystem::path role_library;
   std::filesystem::path bin(std::string_view name) const { return bindir / name; }
 };
 
@@ -29,6 +32,7 @@ class PgInstalls {
   const PgInstall* find(int major) const;
   const PgInstall& newest() const { return installs_.back(); }
   const std::vector<PgInstall>& all() const { return installs_; }
+  void set_role_library(int major, std::filesystem::path library);
   std::string majors_list() const;  // "14, 15"
 
  private:

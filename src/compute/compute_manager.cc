@@ -12,6 +12,7 @@
 
 #include "common/file_util.h"
 #include "common/pg_conn.h"
+#include "compute/endpoint_access.h"
 
 namespace argon::compute {
 
@@ -150,6 +151,23 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
     settings.emplace_back("full_page_writes", "off");
   }
   for (const auto& s : spec.settings) settings.push_back(s);
+  // argon_roles keeps the proxy's verifier cache honest (endpoint_access.h). Only this postmaster's
+  // file may be there, so an older one goes first; the endpoint's own preloads come after ours.
+  const fs::path generation_file = spec.run_dir / std::string(kRoleGenerationFile);
+  std::error_code rm_ec;
+  fs::remove(generation_file, rm_ec);
+  if (!spec.pg.role_library.empty()) {
+    std::string preload = fmt::format("\"{}\"", spec.pg.role_library.string());
+    std::string theirs;  // as PostgreSQL reads repeated settings: the last one counts
+    std::erase_if(settings, [&](const auto& s) {
+      if (s.first != "shared_preload_libraries") return false;
+      theirs = s.second;
+      return true;
+    });
+    if (!theirs.empty()) preload += "," + theirs;
+    settings.emplace_back("shared_preload_libraries", preload);
+    settings.emplace_back("argon.role_generation_file", generation_file.string());
+  }
   for (const auto& [k, v] : settings) {
     ps.argv.push_back("-c");
     ps.argv.push_back(fmt::format("{}={}", k, v));

@@ -18,6 +18,12 @@
 
 namespace argon::compute {
 
+// In a compute's socket directory, when argond started it with argon_roles
+// (src/compute/argon_roles): a counter that rises with every committed role change, so the proxy
+// knows a verifier it holds is still current without asking (proxy/role_cache.h). Only the running
+// postmaster's own file is there: argond removes any older one before it starts the compute.
+inline constexpr std::string_view kRoleGenerationFile = "argon_roles.gen";
+
 struct ComputeTarget {
   std::string endpoint_id;
   std::string project_id;

@@ -45,8 +45,14 @@ AdminPool::Flight::Flight(const asio::any_io_executor& executor)
     : done(executor, asio::steady_timer::time_point::max()) {}
 
 awaitable<Result<RoleSecret>> AdminPool::role_secret(fs::path socket_dir, std::string role) {
-  co_return co_await asio::co_spawn(
-      executor_, shared_lookup(std::move(socket_dir), std::move(role)), use_awaitable);
+  // Taken before the lookup: a change committed after it is read again next time.
+  const auto before = cache_.stamp(socket_dir);
+  if (before) {
+    if (auto known = cache_.find(socket_dir, role, *before)) co_return *known;
+  }
+  auto secret = co_await asio::co_spawn(executor_, shared_lookup(socket_dir, role), use_awaitable);
+  if (secret && before) cache_.remember(socket_dir, role, *before, *secret);
+  co_return secret;
 }
 
 awaitable<void> AdminPool::finished(Flight& flight) {
@@ -186,6 +192,7 @@ awaitable<void> AdminPool::sweep() {
       const bool unused = c.idle.empty() && c.busy == 0 && c.waiting.empty();
       it = unused ? computes_.erase(it) : std::next(it);
     }
+    cache_.sweep();
   }
 }
 

@@ -11,8 +11,11 @@
 // cost two queries, and each caller still gets a verifier read after it asked (a password changed
 // before a request arrived counts for it).
 //
-// Everything here runs on one single-threaded executor (the proxy's housekeeping loop): the pool
-// needs no lock, and a socket's deadline closes it on the thread that waits on it.
+// Before any of that, a verifier read earlier is used while the compute says no role has changed
+// since (role_cache.h), so most logins and HTTP queries ask the compute nothing.
+//
+// Everything else here runs on one single-threaded executor (the proxy's housekeeping loop): the
+// pool needs no lock, and a socket's deadline closes it on the thread that waits on it.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -30,6 +33,7 @@
 
 #include "common/error.h"
 #include "proxy/compute_login.h"
+#include "proxy/role_cache.h"
 
 namespace argon::proxy {
 
@@ -38,8 +42,9 @@ class AdminPool {
   AdminPool(boost::asio::any_io_executor executor, std::string admin_user,
             std::chrono::milliseconds deadline);
 
-  // The role's verifier on the compute behind `socket_dir`. Callable from any executor: the work
-  // runs on the pool's, and the caller resumes on its own.
+  // The role's verifier on the compute behind `socket_dir`. Callable from any executor: a verifier
+  // the cache knows is current comes back at once, on the caller's; otherwise the lookup runs on
+  // the pool's executor and the caller resumes on its own.
   boost::asio::awaitable<Result<RoleSecret>> role_secret(std::filesystem::path socket_dir,
                                                          std::string role);
   // Closes stale idle sessions every kAdminSweepInterval until stop().
@@ -49,6 +54,7 @@ class AdminPool {
   void stop();
   // Idle sessions held now (for tests and metrics); on the pool's executor only.
   std::size_t idle_count() const;
+  const RoleCache& cache() const { return cache_; }
 
   boost::asio::any_io_executor executor() const { return executor_; }
 
@@ -99,6 +105,7 @@ class AdminPool {
   bool stopped_ = false;
   std::map<std::filesystem::path, Compute> computes_;
   std::map<std::pair<std::filesystem::path, std::string>, Lane> lanes_;
+  RoleCache cache_;  // thread-safe; the one member touched off the pool's executor
 };
 
 }  // namespace argon::proxy

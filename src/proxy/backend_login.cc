@@ -20,7 +20,8 @@ awaitable<Result<ComputeLogin>> Session::start_backend(const compute::ComputeTar
     co_return fail(ErrorCode::kForbidden,
                    fmt::format("role \"{}\" is not permitted to log in", user_));
   }
-  co_return co_await open_compute_session(backend_, target.socket_dir, startup_);
+  co_return co_await open_compute_session(backend_, target.socket_dir, startup_,
+                                          proxy_->options.admin_timeout);
 }
 
 awaitable<Status> Session::login_to_compute(const compute::ComputeTarget& target,

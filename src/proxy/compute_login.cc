@@ -12,6 +12,7 @@
 #include "pgwire/message_framer.h"
 #include "pgwire/messages.h"
 #include "pgwire/wire_format.h"
+#include "proxy/deadline.h"
 
 namespace argon::proxy {
 
@@ -25,7 +26,7 @@ namespace {
 constexpr std::size_t kMaxComputeMessage = 1 << 20;
 constexpr std::string_view kRoleSecretSql =
     "SELECT rolpassword, rolcanlogin::text, (rolvaliduntil IS NOT NULL AND rolvaliduntil < "
-    "now())::text "
+    "now())::text, (rolvaliduntil IS NOT NULL)::text "
     "FROM pg_authid WHERE rolname = $1";
 constexpr std::string_view kRoleSecretStatement = "argon_role_secret";
 
@@ -63,9 +64,9 @@ asio::local::stream_protocol::endpoint compute_socket_path(
   return asio::local::stream_protocol::endpoint((socket_dir / compute_socket_file()).string());
 }
 
-awaitable<Result<ComputeLogin>> open_compute_session(unix_socket& socket,
-                                                     const std::filesystem::path& socket_dir,
-                                                     const pgwire::StartupMessage& startup) {
+static awaitable<Result<ComputeLogin>> startup_exchange(unix_socket& socket,
+                                                        const std::filesystem::path& socket_dir,
+                                                        const pgwire::StartupMessage& startup) {
   boost::system::error_code ec;
   co_await socket.async_connect(compute_socket_path(socket_dir),
                                 asio::redirect_error(use_awaitable, ec));
@@ -115,13 +116,28 @@ awaitable<Result<ComputeLogin>> open_compute_session(unix_socket& socket,
   co_return login;
 }
 
+awaitable<Result<ComputeLogin>> open_compute_session(unix_socket& socket,
+                                                     const std::filesystem::path& socket_dir,
+                                                     const pgwire::StartupMessage& startup,
+                                                     std::chrono::milliseconds deadline) {
+  SocketDeadline limit(socket, deadline);
+  auto login = co_await startup_exchange(socket, socket_dir, startup);
+  if (limit.expired()) {
+    co_return fail(ErrorCode::kUnavailable,
+                   fmt::format("the endpoint's compute did not answer within {} ms; try again",
+                               deadline.count()),
+                   socket_dir.string());
+  }
+  co_return login;
+}
+
 awaitable<Status> open_admin_session(unix_socket& s, const std::filesystem::path& socket_dir,
                                      const std::string& admin_user) {
   pgwire::StartupMessage startup;
   startup.set("user", admin_user);
   startup.set("database", "postgres");
   startup.set("application_name", "argon_proxy");
-  auto login = co_await open_compute_session(s, socket_dir, startup);
+  auto login = co_await startup_exchange(s, socket_dir, startup);  // the pool bounds the exchange
   if (!login) co_return std::unexpected(login.error());
   if (login->error) {
     const auto e = pgwire::parse_error_response(std::string_view(*login->error).substr(5));
@@ -166,11 +182,12 @@ awaitable<Result<RoleSecret>> query_role_secret(unix_socket& s, const std::strin
     switch (m.type) {
       case 'D': {
         auto row = pgwire::parse_data_row(m.body);
-        if (!row || row->size() != 3) return fail(ErrorCode::kInternal, "unexpected pg_authid row");
+        if (!row || row->size() != 4) return fail(ErrorCode::kInternal, "unexpected pg_authid row");
         secret.exists = true;
         secret.verifier = (*row)[0].value_or("");
         secret.can_login = (*row)[1] == "true";
         secret.expired = (*row)[2] == "true";
+        secret.expires = (*row)[3] == "true";
         return false;
       }
       case 'E': {

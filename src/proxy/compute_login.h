@@ -6,6 +6,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -29,15 +30,17 @@ struct RoleSecret {
   std::string verifier;  // pg_authid.rolpassword
   bool can_login = false;
   bool expired = false;  // rolvaliduntil has passed
+  bool expires = false;  // rolvaliduntil is set: `expired` depends on when it was read
 };
 
 boost::asio::local::stream_protocol::endpoint compute_socket_path(
     const std::filesystem::path& socket_dir);
 
-// Connects `socket` to the compute and completes the startup for `startup`'s user and database.
+// Connects `socket` to the compute and completes the startup for `startup`'s user and database. A
+// compute that has not finished within `deadline` costs kUnavailable (and `socket` is closed).
 boost::asio::awaitable<Result<ComputeLogin>> open_compute_session(
     boost::asio::local::stream_protocol::socket& socket, const std::filesystem::path& socket_dir,
-    const pgwire::StartupMessage& startup);
+    const pgwire::StartupMessage& startup, std::chrono::milliseconds deadline);
 
 // Logs `socket` in to the compute as the proxy's admin role, ready for role_secret() queries.
 boost::asio::awaitable<Status> open_admin_session(

@@ -37,7 +37,8 @@ struct ProxyOptions {
   std::chrono::milliseconds handshake_timeout{15000};  // startup packet through authentication
   std::chrono::milliseconds wake_timeout{60000};       // waiting for a compute to start
   std::chrono::milliseconds gate_timeout{30000};       // waiting at a gate
-  std::chrono::milliseconds admin_timeout{10000};      // one exchange on an admin session
+  std::chrono::milliseconds admin_timeout{10000};      // one exchange with a compute: an admin
+                                                       // query, or a login on a client's behalf
   // How long an endpoint nobody is connected to stays in the registry, so that autosuspend (which
   // reads activity() every --expiry-check-seconds) sees its last connection. Longer than that.
   std::chrono::milliseconds idle_endpoint_retention{60000};

@@ -104,7 +104,8 @@ awaitable<Result<PooledBackend>> Session::new_backend(const compute::ComputeTarg
   pgwire::StartupMessage startup;
   startup.set("user", user_);
   startup.set("database", database);
-  auto login = co_await open_compute_session(*b.socket, target.socket_dir, startup);
+  auto login = co_await open_compute_session(*b.socket, target.socket_dir, startup,
+                                             proxy_->options.admin_timeout);
   if (!login) co_return std::unexpected(login.error());
   if (login->error) {
     // The compute's refusal (no such database, too many connections), framed: its fields.

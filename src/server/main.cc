@@ -194,6 +194,22 @@ int main(int argc, char** argv) {
   spdlog::info("clone driver: {} ({})", driver->name(), reason);
   storage::Storage storage(so, std::move(driver), runner);
   check(storage.prepare_layout());
+  // argon_roles (src/compute/argon_roles) is built beside argond, once per PostgreSQL major.
+  std::error_code exe_ec;
+  const fs::path built_libs =
+      fs::read_symlink("/proc/self/exe", exe_ec).parent_path().parent_path() / "lib" / "postgresql";
+  for (const auto& i : installs.all()) {
+    const fs::path built = built_libs / std::to_string(i.major) / "argon_roles.so";
+    if (!fs::exists(built, exe_ec)) {
+      spdlog::warn(
+          "no argon_roles for PostgreSQL {} ({} is missing): the proxy reads a role's "
+          "password from the compute at every login",
+          i.major, built.string());
+      continue;
+    }
+    installs.set_role_library(
+        i.major, check(storage.install_library(built, fmt::format("argon_roles-{}.so", i.major))));
+  }
 
   auto catalog = check(catalog::SqliteCatalog::open(data_dir / "catalog.db"));
   std::string owner_id = check(catalog->transact([](catalog::Tx& tx) -> Result<std::string> {

@@ -64,6 +64,15 @@ fs::path Storage::log_path(std::string_view id) const {
   return options_.data_dir / "logs" / fmt::format("{}.log", id);
 }
 
+Result<fs::path> Storage::install_library(const fs::path& built, std::string_view name) {
+  ARGON_ASSIGN_OR_RETURN(std::string bytes, read_file(built));
+  const fs::path to = options_.data_dir / "lib" / std::string(name);
+  if (auto have = read_file(to); have && *have == bytes) return to;
+  // A running postmaster keeps the file it mapped; the next start loads the new one.
+  ARGON_RETURN_IF_ERROR(write_file_atomic(to, bytes, 0644));
+  return to;
+}
+
 Status Storage::prepare_layout() {
   const auto& d = options_.data_dir;
   // 0711: the Postgres user may traverse to its own directories but list nothing.
@@ -72,6 +81,7 @@ Status Storage::prepare_layout() {
                             {d / "templates", 0711},
                             {d / "snapshots", 0711},
                             {d / "run", 0711},
+                            {d / "lib", 0711},
                             {d / "logs", 0700}}) {
     if (auto st = make_dir(path, static_cast<mode_t>(mode)); !st) return st;
   }

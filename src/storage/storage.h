@@ -53,6 +53,10 @@ class Storage {
   Status prepare_layout();
   // initdb once per major version (cheap when it exists).
   Status ensure_template(const PgInstall& pg);
+  // A copy of a library built for computes (`built`) in <data-dir>/lib, which the Postgres user can
+  // read wherever argond's build lives; replaced atomically when it changed. Its path.
+  Result<std::filesystem::path> install_library(const std::filesystem::path& built,
+                                                std::string_view name);
 
   bool branch_exists(std::string_view branch_id) const;
   Status create_branch_from_template(std::string_view branch_id, int major);

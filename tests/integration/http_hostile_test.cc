@@ -21,43 +21,6 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-std::string post_sql(const std::string& uri, const std::string& body, bool close = true) {
-  return fmt::format(
-      "POST /sql HTTP/1.1\r\nHost: localhost\r\nNeon-Connection-String: {}\r\n"
-      "Neon-Raw-Text-Output: true\r\nNeon-Array-Mode: true\r\nContent-Type: text/plain\r\n"
-      "Content-Length: {}\r\n{}\r\n{}",
-      uri, body.size(), close ? "Connection: close\r\n" : "", body);
-}
-
-struct Reply {
-  int status = 0;
-  json::value body;
-};
-
-// One request on a new connection; the whole answer once the proxy closes it.
-Reply http_exchange(int port, const std::string& request) {
-  const int fd = tcp_connect(port);
-  if (fd < 0) return {};
-  send_all(fd, request);
-  const std::string raw = read_all(fd, 30s);
-  ::close(fd);
-  Reply r;
-  if (raw.rfind("HTTP/1.1 ", 0) == 0) r.status = std::atoi(raw.c_str() + 9);
-  const auto at = raw.find("\r\n\r\n");
-  if (at != std::string::npos) {
-    boost::system::error_code ec;
-    r.body = json::parse(raw.substr(at + 4), ec);
-  }
-  return r;
-}
-
-std::string message(const Reply& r) {
-  const auto* o = r.body.if_object();
-  return o && o->contains("message") && o->at("message").is_string()
-             ? std::string(o->at("message").as_string())
-             : std::string();
-}
-
 class HttpHostileTest : public ::testing::Test {
  protected:
   void SetUp() override {

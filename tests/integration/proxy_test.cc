@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/clock.h"
@@ -101,6 +102,86 @@ TEST(ProxyTest, ConnectionStringsFromTheApiWorkVerbatimWithPsql) {
       psql(str(bu.body, "uri"), "select count(*) from pg_tables where tablename = 'marker'");
   EXPECT_EQ(rc5, 0) << out5;
   EXPECT_EQ(out5, "0");
+}
+
+// The proxy remembers verifiers between logins (argon_roles tells it when a role changed): every
+// kind of role change must still count for the very next login, over TCP and over HTTP alike.
+TEST(ProxyTest, EveryRoleChangeCountsAtTheNextLoginOverTcpAndHttp) {
+  Argond a;
+  auto p = create_project(a);
+  auto owner = PgConn::connect(a.owner_conninfo(p.password, p.endpoint));
+  ASSERT_TRUE(owner) << owner.error().message;
+  EXPECT_NE(one_value(*owner, "SHOW argon.role_generation_file").find("argon_roles.gen"),
+            std::string::npos)
+      << "the compute runs without argon_roles";
+  auto exec = [&](const std::string& sql) {
+    auto r = owner->exec(sql);
+    ASSERT_TRUE(r) << sql << ": " << r.error().message;
+  };
+  auto tcp = [&](const std::string& role, const std::string& password) {
+    return PgConn::connect(conninfo(a, fmt::format("user={} password={} sslmode=require "
+                                                   "options=endpoint={}",
+                                                   role, password, p.endpoint)))
+        .has_value();
+  };
+  auto http = [&](const std::string& role, const std::string& password) {
+    const auto uri =
+        fmt::format("postgresql://{}:{}@{}.localhost/neondb", role, password, p.endpoint);
+    auto r = http_exchange(a.proxy_port(), post_sql(uri, R"({"query":"select 1"})"));
+    // 28P01 for a password, 28000 for a role that may not log in (NOLOGIN, expired).
+    if (r.status == 400) EXPECT_EQ(str(r.body, "code").substr(0, 2), "28") << message(r);
+    return r.status;
+  };
+  auto accepted = [&](const std::string& role, const std::string& password, const char* after) {
+    // Twice each: the second login is the one a remembered verifier answers.
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(http(role, password), 200) << role << " refused over HTTP after " << after;
+      EXPECT_TRUE(tcp(role, password)) << role << " refused over TCP after " << after;
+    }
+  };
+  auto refused = [&](const std::string& role, const std::string& password, const char* after) {
+    EXPECT_EQ(http(role, password), 400) << role << " still accepted over HTTP after " << after;
+    EXPECT_FALSE(tcp(role, password)) << role << " still accepted over TCP after " << after;
+  };
+
+  refused("agent", "First-pw-1", "nothing (no such role)");
+  exec("CREATE ROLE agent LOGIN PASSWORD 'First-pw-1'");
+  accepted("agent", "First-pw-1", "CREATE ROLE");
+  std::string was = "First-pw-1";
+  for (int i = 0; i < 10; ++i) {
+    const std::string now = fmt::format("Changed-pw-{}", i);
+    exec(fmt::format("ALTER ROLE agent PASSWORD '{}'", now));
+    refused("agent", was, "ALTER ROLE ... PASSWORD");
+    accepted("agent", now, "ALTER ROLE ... PASSWORD");
+    was = now;
+  }
+  // Each change, then who must get in (true) or not at the next login.
+  struct Step {
+    std::string sql;
+    std::vector<std::tuple<std::string, std::string, bool>> logins;
+  };
+  const std::vector<Step> steps = {
+      {"ALTER ROLE agent NOLOGIN", {{"agent", was, false}}},
+      {"ALTER ROLE agent LOGIN", {{"agent", was, true}}},
+      {"ALTER ROLE agent VALID UNTIL '2001-01-01'", {{"agent", was, false}}},
+      {"ALTER ROLE agent VALID UNTIL 'infinity'", {{"agent", was, true}}},
+      {"BEGIN; ALTER ROLE agent PASSWORD 'Rolled-back-1'; ROLLBACK",
+       {{"agent", was, true}, {"agent", "Rolled-back-1", false}}},
+      {"ALTER ROLE agent RENAME TO agent2", {{"agent", was, false}, {"agent2", was, true}}},
+      {"DROP ROLE agent2", {{"agent2", was, false}}},
+      {"CREATE ROLE agent2 LOGIN PASSWORD 'Reborn-pw-1'",
+       {{"agent2", was, false}, {"agent2", "Reborn-pw-1", true}}},
+  };
+  for (const auto& step : steps) {
+    exec(step.sql);
+    for (const auto& [role, password, in] : step.logins) {
+      if (in) {
+        accepted(role, password, step.sql.c_str());
+      } else {
+        refused(role, password, step.sql.c_str());
+      }
+    }
+  }
 }
 
 TEST(ProxyTest, EndpointFromOptionsOrPasswordAndPlaintextOnLoopback) {
@@ -508,6 +589,8 @@ TEST(ProxyTest, AComputeThatStopsAnsweringCostsALoginItsErrorNotAHang) {
   } thaw{frozen};
   for (pid_t pid : frozen) ::kill(pid, SIGSTOP);
 
+  // Whichever waits on the compute (the verifier query, or with the verifier remembered the login
+  // on the client's behalf) is bounded, and the client hears why.
   auto stalled = PgConn::connect(info);
   ASSERT_FALSE(stalled);
   EXPECT_NE(stalled.error().message.find("the endpoint's compute did not answer within"),

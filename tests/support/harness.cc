@@ -349,6 +349,37 @@ bool send_all(int fd, const std::string& data) {
   return true;
 }
 
+std::string post_sql(const std::string& uri, const std::string& body, bool close) {
+  return fmt::format(
+      "POST /sql HTTP/1.1\r\nHost: localhost\r\nNeon-Connection-String: {}\r\n"
+      "Neon-Raw-Text-Output: true\r\nNeon-Array-Mode: true\r\nContent-Type: text/plain\r\n"
+      "Content-Length: {}\r\n{}\r\n{}",
+      uri, body.size(), close ? "Connection: close\r\n" : "", body);
+}
+
+HttpReply http_exchange(int port, const std::string& request) {
+  const int fd = tcp_connect(port);
+  if (fd < 0) return {};
+  send_all(fd, request);
+  const std::string raw = read_all(fd, std::chrono::seconds(30));
+  ::close(fd);
+  HttpReply r;
+  if (raw.rfind("HTTP/1.1 ", 0) == 0) r.status = std::atoi(raw.c_str() + 9);
+  const auto at = raw.find("\r\n\r\n");
+  if (at != std::string::npos) {
+    boost::system::error_code ec;
+    r.body = boost::json::parse(raw.substr(at + 4), ec);
+  }
+  return r;
+}
+
+std::string message(const HttpReply& r) {
+  const auto* o = r.body.if_object();
+  return o && o->contains("message") && o->at("message").is_string()
+             ? std::string(o->at("message").as_string())
+             : std::string();
+}
+
 std::string read_all(int fd, std::chrono::milliseconds timeout) {
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + timeout;

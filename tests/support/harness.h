@@ -134,6 +134,16 @@ bool send_all(int fd, const std::string& data);
 // Reads until the peer closes or `timeout` passes.
 std::string read_all(int fd, std::chrono::milliseconds timeout);
 
+// SQL over HTTP by hand: a `POST /sql` request for `uri` (raw text, array mode), and one request on
+// a new connection with the whole answer once the proxy closes it.
+std::string post_sql(const std::string& uri, const std::string& body, bool close = true);
+struct HttpReply {
+  int status = 0;
+  boost::json::value body;
+};
+HttpReply http_exchange(int port, const std::string& request);
+std::string message(const HttpReply& r);  // the error body's "message"
+
 // Open descriptors and resident memory (kB) of a process, from /proc.
 int open_fds(pid_t pid);
 long rss_kb(pid_t pid);
