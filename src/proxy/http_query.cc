@@ -21,9 +21,11 @@ using asio::use_awaitable;
 namespace {
 
 // What a pooled connection runs before the next request: DISCARD ALL without DISCARD PLANS, as
-// Neon's proxy resets its pooled connections.
+// Neon's proxy resets its pooled connections, less Neon's leading ROLLBACK. A connection is pooled
+// only once idle outside a transaction (run_http_statements rolls back first), where ROLLBACK only
+// warns "there is no transaction in progress", a line in the compute's log per HTTP query.
 constexpr std::string_view kResetSql =
-    "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; "
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; "
     "UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
 
 // Per value in the size count, beside its bytes: quotes, comma, and the like.
