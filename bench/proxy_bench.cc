@@ -454,15 +454,15 @@ int main(int argc, char** argv) {
     SqlOverHttp http(ca, endpoint, a.proxy_port(), uri);
     PGconn* open = PQconnectdb(targets[1].conninfo.c_str());
     if (PQstatus(open) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(open));
-    const auto [http_latency, open_latency] = query_latency(
-        [&] { http.query("SELECT 1"); },
-        [&] {
-          PGresult* r = PQexec(open, "SELECT 1");
-          const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-          PQclear(r);
-          if (!ok) throw std::runtime_error("SELECT 1 failed");
-        },
-        queries);
+    const auto [http_latency, open_latency] =
+        query_latency([&] { http.query("SELECT 1"); },
+                      [&] {
+                        PGresult* r = PQexec(open, "SELECT 1");
+                        const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+                        PQclear(r);
+                        if (!ok) throw std::runtime_error("SELECT 1 failed");
+                      },
+                      queries);
     const auto [http_p50, http_p99] = http_latency;
     const auto [open_p50, open_p99] = open_latency;
     PQfinish(open);

@@ -39,8 +39,8 @@ class FakePostmaster {
 };
 
 RoleSecret secret(std::string verifier, bool expires = false) {
-  return RoleSecret{.exists = true, .verifier = std::move(verifier), .can_login = true,
-                    .expires = expires};
+  return RoleSecret{
+      .exists = true, .verifier = std::move(verifier), .can_login = true, .expires = expires};
 }
 
 class RoleCacheTest : public ::testing::Test {
