@@ -67,9 +67,17 @@ fs::path Storage::log_path(std::string_view id) const {
 Result<fs::path> Storage::install_library(const fs::path& built, std::string_view name) {
   ARGON_ASSIGN_OR_RETURN(std::string bytes, read_file(built));
   const fs::path to = options_.data_dir / "lib" / std::string(name);
-  if (auto have = read_file(to); have && *have == bytes) return to;
-  // A running postmaster keeps the file it mapped; the next start loads the new one.
-  ARGON_RETURN_IF_ERROR(write_file_atomic(to, bytes, 0644));
+  // A running postmaster keeps the file it mapped; the next start loads the new one. (Called at
+  // startup, before any compute starts: none sees the copy before it is the Postgres user's.)
+  if (auto have = read_file(to); !have || *have != bytes) {
+    ARGON_RETURN_IF_ERROR(write_file_atomic(to, bytes, 0600));
+  }
+  // Like everything under the data directory, private: the Postgres user's alone.
+  if (::chown(to.c_str(), options_.pg_user.uid, options_.pg_user.gid) != 0 ||
+      ::chmod(to.c_str(), 0600) != 0) {
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot hand {} to the Postgres user", to.string()));
+  }
   return to;
 }
 

@@ -53,8 +53,8 @@ class Storage {
   Status prepare_layout();
   // initdb once per major version (cheap when it exists).
   Status ensure_template(const PgInstall& pg);
-  // A copy of a library built for computes (`built`) in <data-dir>/lib, which the Postgres user can
-  // read wherever argond's build lives; replaced atomically when it changed. Its path.
+  // A copy of a library built for computes (`built`) in <data-dir>/lib, owned by the Postgres user
+  // (0600), who can read it wherever argond's build lives; replaced atomically when it changed.
   Result<std::filesystem::path> install_library(const std::filesystem::path& built,
                                                 std::string_view name);
 
