@@ -120,8 +120,6 @@ class SnapshotHandlers {
   Result<Reply> delete_snapshot(Request& c);
   Result<Reply> restore_snapshot(Request& c);
   Result<Reply> finalize_restore(Request& c);
-  // After a finalized restore's commit: the proxy holds the endpoints the rows mark switching.
-  void hold_switching();
 
   ApiContext& ctx_;
 };

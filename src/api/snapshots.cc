@@ -1,6 +1,5 @@
 // Snapshot handlers (CONTRACT.md §7, §10): create, list, rename/expire, delete, restore, finalize.
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
 #include <functional>
@@ -67,16 +66,6 @@ Result<SnapshotParams> snapshot_params(const HttpRequest& req, const QueryParam&
       return fail(ErrorCode::kBadRequest, "lsn: must be an LSN such as 0/1A2B3C8");
   }
   return out;
-}
-
-// A finalized restore: the target's endpoints are marked switching by `op_id` (in the
-// transaction), and after the commit the proxy holds them (hold_switching).
-Status mark_switching(Tx& tx, const std::string& target_id, const std::string& op_id) {
-  for (auto ep : tx.list_branch_endpoints(target_id)) {
-    ep.switching_op = op_id;
-    ARGON_RETURN_IF_ERROR(tx.put_endpoint(ep));
-  }
-  return {};
 }
 
 }  // namespace
@@ -185,8 +174,7 @@ Result<Reply> SnapshotHandlers::restore_snapshot(Request& c) {
   ARGON_ASSIGN_OR_RETURN(auto target_id, f.string("target_branch_id", 1, 60));
   ARGON_ASSIGN_OR_RETURN(auto finalize, f.boolean("finalize_restore"));
   const int64_t now = ctx_.clock.now_ms();
-  std::string swap_op;
-  auto reply = ctx_.mutate([&](Tx& tx) -> Result<Reply> {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto s, find_snapshot(tx, p, c.param("snapshot_id")));
     const std::string target_ref = target_id.value_or(s.source_branch_id);
@@ -249,8 +237,6 @@ Result<Reply> SnapshotHandlers::restore_snapshot(Request& c) {
       ARGON_ASSIGN_OR_RETURN(ops.emplace_back(),
                              ctx_.engine.planner().add(tx, p.id, n.id, std::nullopt,
                                                        ops::params::FinalizeRestore{target->id}));
-      swap_op = ops.back().id;
-      ARGON_RETURN_IF_ERROR(mark_switching(tx, target->id, swap_op));
       for (const auto& ep : tx.list_branch_endpoints(target->id)) {
         endpoints.push_back(endpoint_json(ep, ctx_.options.address));
       }
@@ -259,16 +245,13 @@ Result<Reply> SnapshotHandlers::restore_snapshot(Request& c) {
     if (!endpoints.empty()) out["endpoints"] = std::move(endpoints);
     return Reply{200, std::move(out)};
   });
-  if (reply && !swap_op.empty()) hold_switching();
-  return reply;
 }
 
 Result<Reply> SnapshotHandlers::finalize_restore(Request& c) {
   ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   Fields f(&body, "");
   ARGON_ASSIGN_OR_RETURN(auto old_name, f.string("name", 1, 256));
-  std::string swap_op;
-  auto reply = ctx_.mutate([&](Tx& tx) -> Result<Reply> {
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto n, find_branch(tx, p, c.param("branch_id")));
     if (!n.restored_from) {
@@ -289,23 +272,9 @@ Result<Reply> SnapshotHandlers::finalize_restore(Request& c) {
     ARGON_ASSIGN_OR_RETURN(
         auto op, ctx_.engine.planner().add(tx, p.id, n.id, std::nullopt,
                                            ops::params::FinalizeRestore{target->id, old_name}));
-    swap_op = op.id;
-    ARGON_RETURN_IF_ERROR(mark_switching(tx, target->id, swap_op));
     return Reply{200,
                  json::object{{"branch", branch_json(n)}, {"operations", operations_json({op})}}};
   });
-  if (reply && !swap_op.empty()) hold_switching();
-  return reply;
-}
-
-void SnapshotHandlers::hold_switching() {
-  // From the moment the call returns, no new connection reaches the data being replaced: they
-  // wait at the proxy (bounded) until the swap is done. The rows say so already; this makes the
-  // proxy hold them now. If it fails, they are held at the next sync (the operation's end, or a
-  // restart), and connections until then may see the data being replaced, as before its end.
-  if (auto st = ctx_.engine.sync_holds(); !st) {
-    spdlog::error("holding the endpoints of a finalized restore failed: {}", st.error().detail);
-  }
 }
 
 void SnapshotHandlers::add_routes(Routes& routes) {

@@ -82,8 +82,9 @@ struct Endpoint {
   std::optional<int64_t> last_active;
   std::optional<int64_t> started_at;
   std::optional<int64_t> suspended_at;
-  // The finalize_restore operation switching this endpoint to the restored branch: from the API
-  // call until that operation ends, new connections wait at the proxy (Engine::sync_holds).
+  // The finalize_restore operation switching this endpoint to the restored branch: set by that
+  // operation once the restored branch's compute is ready, cleared by its swap (or its end); while
+  // set, new connections wait at the proxy (ops::ActionEnv::sync_holds).
   std::optional<std::string> switching_op;
   bool deleted = false;
 };

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
+#include <set>
 
 namespace argon::ops {
 
@@ -95,7 +96,26 @@ Status ActionEnv::mark_branch_ready(const std::string& project_id, const std::st
 void ActionEnv::fence(const std::vector<std::string>& endpoint_ids, const std::string& reason) {
   if (!control) return;
   for (const auto& id : endpoint_ids) control->gate(id);
+  terminate(endpoint_ids, reason);
+}
+
+void ActionEnv::terminate(const std::vector<std::string>& endpoint_ids, const std::string& reason) {
+  if (!control) return;
   for (const auto& id : endpoint_ids) control->terminate(id, reason);
+}
+
+Status ActionEnv::sync_holds() {
+  std::lock_guard l(*holds_mu);
+  ARGON_ASSIGN_OR_RETURN(auto held,
+                         catalog.read([&](catalog::Tx& tx) -> Result<std::set<std::string>> {
+                           std::set<std::string> out;
+                           for (const auto& ep : tx.list_all_endpoints()) {
+                             if (ep.switching_op && !ep.deleted) out.insert(ep.id);
+                           }
+                           return out;
+                         }));
+  if (control) control->set_held(held);
+  return {};
 }
 
 void ActionEnv::unfence(const std::vector<std::string>& endpoint_ids) {

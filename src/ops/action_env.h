@@ -4,6 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,6 +67,15 @@ struct ActionEnv {
   // `reason`; `unfence` lifts the gate. Without a proxy (unit tests) both do nothing.
   void fence(const std::vector<std::string>& endpoint_ids, const std::string& reason);
   void unfence(const std::vector<std::string>& endpoint_ids);
+  // Closes the endpoints' live client connections with 57P01 and `reason` (no gate of its own).
+  void terminate(const std::vector<std::string>& endpoint_ids, const std::string& reason);
+  // Makes the proxy hold new connections to exactly the endpoints the catalog says are being
+  // switched (Endpoint::switching_op, entered and left by finalize_restore, and cleared when that
+  // operation ends however it ends). Each call copies the current catalog state, so a crash loses
+  // no hold and no caller can lift another's.
+  [[nodiscard]] Status sync_holds();
+  // One sync_holds at a time, so the later catalog read is the one applied last.
+  std::shared_ptr<std::mutex> holds_mu = std::make_shared<std::mutex>();
 };
 
 // An endpoint now bound to a branch whose compute is `running` (or not): active or idle, nothing

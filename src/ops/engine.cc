@@ -30,22 +30,9 @@ Status Engine::recover() { return ops::recover(env_); }
 Status Engine::start() {
   // A finalized restore interrupted by a crash still has its endpoints marked switching: the proxy
   // holds them again before it accepts connections.
-  ARGON_RETURN_IF_ERROR(sync_holds());
+  ARGON_RETURN_IF_ERROR(env_.sync_holds());
   scheduler_.start();
   sweeps_.start();
-  return {};
-}
-
-Status Engine::sync_holds() {
-  std::lock_guard l(holds_mu_);
-  ARGON_ASSIGN_OR_RETURN(auto held, env_.catalog.read([&](Tx& tx) -> Result<std::set<std::string>> {
-    std::set<std::string> out;
-    for (const auto& ep : tx.list_all_endpoints()) {
-      if (ep.switching_op && !ep.deleted) out.insert(ep.id);
-    }
-    return out;
-  }));
-  if (env_.control) env_.control->set_held(held);
   return {};
 }
 
@@ -69,7 +56,7 @@ void Engine::on_finished(const Operation& op) {
       }
       return {};
     });
-    if (st) st = sync_holds();
+    if (st) st = env_.sync_holds();
     // A failure here leaves the endpoints held (waiting clients time out with a clear message)
     // until the next sync: the next restore's end, or argond's next start.
     if (!st)

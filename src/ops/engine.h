@@ -48,12 +48,6 @@ class Engine final : public compute::EndpointResolver {
   // The proxy's control over client connections: suspending a compute gates the endpoint and
   // terminates its connections first; the sweeps read activity for autosuspend. Set before start().
   void set_connection_control(compute::ConnectionControl* control) { env_.control = control; }
-  // Makes the proxy hold new connections to exactly the endpoints the catalog says are being
-  // switched (Endpoint::switching_op, set by the API with a finalized restore and cleared when its
-  // finalize_restore operation ends, however it ends). Called after such a commit, when the
-  // operation ends, and at start; each call copies the current catalog state, so a crash loses no
-  // hold and no caller can lift another's.
-  [[nodiscard]] Status sync_holds();
   // What a branch's WAL says about its last commit (storage/wal_history.h), for a snapshot asked
   // for at a point in time. Runs PostgreSQL's tools: tens of milliseconds.
   [[nodiscard]] Result<storage::WalHistory> branch_wal_history(const catalog::Branch& branch);
@@ -73,7 +67,6 @@ class Engine final : public compute::EndpointResolver {
   WakeCoordinator wakes_;
   Sweeps sweeps_;
   Scheduler scheduler_;
-  std::mutex holds_mu_;  // one sync_holds at a time: the later catalog read is applied later
 };
 
 }  // namespace argon::ops

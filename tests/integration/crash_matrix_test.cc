@@ -177,8 +177,8 @@ TEST_P(RestoreCrashTest, FinishesAfterRestart) {
 
 INSTANTIATE_TEST_SUITE_P(EachStep, RestoreCrashTest,
                          points({"api.committed", "storage.filled", "create_timeline.executed",
-                                 "swap.new_started", "swap.gated", "swap.swapped",
-                                 "swap_binding_id.executed"}),
+                                 "swap.new_started", "swap.gated", "swap.terminated",
+                                 "swap.swapped", "swap.ungated", "swap_binding_id.executed"}),
                          point_name);
 
 // A snapshot of main (v2), killed at each step: afterwards it is listed and restoring it gives v2.
@@ -240,7 +240,7 @@ TEST_P(ResetCrashTest, FinishesAfterRestart) {
 
 INSTANTIATE_TEST_SUITE_P(EachStep, ResetCrashTest,
                          points({"api.committed", "storage.filled", "reset.captured",
-                                 "reset.exchanged", "create_timeline.executed"}),
+                                 "reset.exchanged", "reset.restarted", "create_timeline.executed"}),
                          point_name);
 
 // A branch created with an endpoint, killed at each step: afterwards it exists, its endpoint serves

@@ -19,6 +19,7 @@ namespace argon::testing {
 namespace {
 
 namespace json = boost::json;
+using namespace std::chrono_literals;
 
 using Project = TestProject;
 
@@ -140,7 +141,10 @@ TEST(SnapshotTest, AgentVersionsRestoreInPlaceBehindAnUnchangedConnectionString)
     EXPECT_EQ(str(s, "source_branch_id"), p.branch);
 }
 
-TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreCallReturned) {
+// What a client in a reconnect loop sees across finalized restores: connections made before the
+// restore's operations finished may read either version (the restored branch is prepared while
+// the old one serves), and every connection made after they finished reads the restored version.
+TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreFinished) {
   Argond a;
   auto p = create_project(a);
   const std::string info = conninfo(a, p, p.endpoint);
@@ -171,7 +175,8 @@ TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreCallReturned) {
   StopAndJoin joiner{stop, client};
   for (int i = 0; i < 4; ++i) {
     const bool to_a = i % 2 == 0;
-    // Reads under way before the call, then reads begun after it returned (bounded waits).
+    // Reads under way before the call, then reads begun after its operations finished (bounded
+    // waits).
     auto reads_after = [&](std::chrono::steady_clock::time_point since) {
       std::lock_guard l(mu);
       return std::count_if(reads.begin(), reads.end(),
@@ -184,40 +189,47 @@ TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreCallReturned) {
     auto r = a.call("POST",
                     fmt::format("/projects/{}/snapshots/{}/restore", p.id, to_a ? snap_a : snap_b),
                     fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", target));
-    const auto returned = std::chrono::steady_clock::now();
     ASSERT_EQ(r.status, 200) << r.raw;
-    for (const auto& st : a.wait_operations(p.id, r.body.at("operations")))
+    for (const auto& st : a.wait_operations(p.id, r.body.at("operations"), 120s, 5ms))
       EXPECT_EQ(st, "finished");
-    for (int w = 0; w < 1000 && reads_after(returned) < 3; ++w)
+    const auto finished = std::chrono::steady_clock::now();
+    for (int w = 0; w < 1000 && reads_after(finished) < 3; ++w)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::lock_guard l(mu);
     int after = 0;
     for (const auto& [t, v] : reads) {
-      // A connection that started after the call returned sees the restored version only.
-      if (t <= returned) continue;
+      // A connection that started after the operations finished sees the restored version only.
+      if (t <= finished) continue;
       ++after;
       EXPECT_EQ(v, to_a ? "A" : "B")
-          << "restore " << i << ": a connection made after the call returned saw old data";
+          << "restore " << i << ": a connection made after the restore finished saw old data";
     }
     EXPECT_GT(after, 0);
     reads.clear();
   }
 }
 
-// The restore hold is catalog state (Endpoint::switching_op), not memory: argond killed after the
-// restore call returned holds the endpoint again when it restarts, so a connection made then, while
-// the restore still runs, waits and reads the restored data, never the data being replaced.
-TEST(SnapshotTest, TheRestoreHoldSurvivesAKill) {
-  ::setenv("ARGON_DELAY_AT", "restore.cloned:6000", 1);  // each restore's clone takes 6 s longer
+// Killed while the restore has its target's endpoints switching: the mark is catalog state, so the
+// restarted argond holds new connections until the restore, run again, has swapped; a connection
+// made meanwhile waits and reads the restored data, never the data being replaced.
+TEST(SnapshotTest, AConnectionAfterAKillMidSwitchReadsTheRestoredData) {
   Argond a;
   auto p = create_project(a);
   exec(conninfo(a, p, p.endpoint), "CREATE TABLE t (v text); INSERT INTO t VALUES ('A')");
   const std::string snap_a = snapshot(a, p, p.branch, "A");
   exec(conninfo(a, p, p.endpoint), "UPDATE t SET v = 'B'");
+  a.terminate();
+  ::setenv("ARGON_CRASH_AT", "swap.gated", 1);
+  a.start();
+  ::unsetenv("ARGON_CRASH_AT");
   auto r = a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, snap_a),
                   fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p.branch));
   ASSERT_EQ(r.status, 200) << r.raw;
-  a.kill9();
+  ASSERT_TRUE(a.wait_exit(120s)) << "argond never reached swap.gated\n" << a.log_tail();
+  for (int i = 0; i < 200 && postmasters_under(a.data_dir()) > 0; ++i)
+    std::this_thread::sleep_for(25ms);
+  // The re-run takes 6 s longer before it swaps, so the connection below comes while it runs.
+  ::setenv("ARGON_DELAY_AT", "swap.new_started:6000", 1);
   a.start();
   ::unsetenv("ARGON_DELAY_AT");
   const auto pending = a.get(fmt::format("/projects/{}/operations", p.id));

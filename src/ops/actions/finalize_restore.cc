@@ -1,8 +1,13 @@
 // finalize_restore (Neon: swap_binding_id): the restored branch N takes the target T's place
-// (ARCHITECTURE.md §4). N's compute starts while T still serves; then T's endpoints are gated,
-// their clients told why and disconnected, the endpoints bound to N together with T's name and
-// flags in one catalog transaction, and the gate lifted; T's compute stops last. Idempotent: after
-// a crash the swap is either done (only T's compute is left to stop) or not begun.
+// (ARCHITECTURE.md §4). Everything slow happens while T keeps serving: N's data is complete
+// (restore_branch) and its compute is started here, on its private socket, ready to accept. Only
+// then the swap, the one outage a client sees: T's endpoints are marked switching in the catalog
+// (the proxy holds their new connections), their clients are told why and disconnected, the
+// endpoints are bound to N together with T's name and flags in one catalog transaction that also
+// ends the switching, and the proxy lets connections through to N. T's compute stops last, so no
+// connection made after the operation finished reaches T's data. Idempotent: after a crash the
+// swap is either done (only T's compute is left to stop) or not begun (the switching mark, if set,
+// holds connections until this runs again).
 #include <fmt/format.h>
 
 #include "common/crash_point.h"
@@ -54,20 +59,36 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
       ARGON_RETURN_IF_ERROR(env_.ensure_compute(restored));
     }
     crash_point("swap.new_started");
-    const auto fenced = ids_of(loaded.endpoints);
-    env_.fence(
-        fenced,
+    const auto ids = ids_of(loaded.endpoints);
+    ARGON_RETURN_IF_ERROR(enter_switching(op.id, target.id));
+    crash_point("swap.gated");
+    env_.terminate(
+        ids,
         fmt::format("terminating connection: branch {} was restored from a snapshot; reconnect to "
                     "reach the restored data",
                     target.name));
-    crash_point("swap.gated");
-    const Status swapped = env_.catalog.run(
-        [&](Tx& tx) { return swap(tx, op.project_id, restored.branch.id, target.id, p); });
+    crash_point("swap.terminated");
+    ARGON_RETURN_IF_ERROR(env_.catalog.run(
+        [&](Tx& tx) { return swap(tx, op.project_id, restored.branch.id, target.id, p); }));
     crash_point("swap.swapped");
-    env_.unfence(fenced);
-    ARGON_RETURN_IF_ERROR(swapped);
+    ARGON_RETURN_IF_ERROR(env_.sync_holds());
+    crash_point("swap.ungated");
     ARGON_RETURN_IF_ERROR(env_.stop_compute(target.id));
     return Outcome::kDone;
+  }
+
+  // The target's endpoints are being switched by this operation: in the catalog first, so that a
+  // crash from here on still holds them at the next start, then in the proxy. (A failed swap
+  // leaves the mark; the operation's end clears it, Engine::on_finished.)
+  Status enter_switching(const std::string& op_id, const std::string& target_id) {
+    ARGON_RETURN_IF_ERROR(env_.catalog.run([&](Tx& tx) -> Status {
+      for (auto ep : tx.list_branch_endpoints(target_id)) {
+        ep.switching_op = op_id;
+        ARGON_RETURN_IF_ERROR(tx.put_endpoint(ep));
+      }
+      return {};
+    }));
+    return env_.sync_holds();
   }
 
   // N takes T's name, flags and endpoints; T becomes "<name> (old)" (or the name asked for).

@@ -67,10 +67,13 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
       }
       crash_point("reset.exchanged");
     }
-    Status st = env_.storage.finish_reset(branch.id, p.preserve_branch_id);
-    if (st && serve) st = env_.ensure_compute(rt);
+    // The compute first, so the gate lifts as soon as it accepts; moving or removing the old data
+    // (a directory the size of the database) happens after, while clients are back.
+    Status st = serve ? env_.ensure_compute(rt) : Status{};
     env_.unfence(fenced);
     ARGON_RETURN_IF_ERROR(st);
+    crash_point("reset.restarted");
+    ARGON_RETURN_IF_ERROR(env_.storage.finish_reset(branch.id, p.preserve_branch_id));
     ARGON_RETURN_IF_ERROR(
         env_.catalog.run([&](Tx& tx) { return record(tx, op.project_id, branch.id, lsn, p); }));
     return Outcome::kDone;

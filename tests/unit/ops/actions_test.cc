@@ -46,10 +46,11 @@ class FakeComputes final : public compute::Computes {
     ++starts;
     if (start_error) return fail(ErrorCode::kInternal, *start_error);
     specs[spec.id] = spec;
+    events.push_back("start " + spec.id);
     return {};
   }
   Status stop(std::string_view id, std::chrono::milliseconds) override {
-    specs.erase(std::string(id));
+    if (specs.erase(std::string(id))) events.push_back("stop " + std::string(id));
     return {};
   }
   void stop_all(std::chrono::milliseconds) override { specs.clear(); }
@@ -65,6 +66,37 @@ class FakeComputes final : public compute::Computes {
   std::map<std::string, compute::ComputeSpec> specs;
   std::optional<std::string> start_error;
   int starts = 0;
+  std::vector<std::string> events;  // shared with FakeControl: what happened, in order
+};
+
+// The proxy's side, recording what the engine asked of it in the computes' event list, together
+// with the branch each endpoint was bound to in the catalog at that moment.
+class FakeControl final : public compute::ConnectionControl {
+ public:
+  FakeControl(std::vector<std::string>& events, catalog::Catalog& catalog)
+      : events_(events), catalog_(catalog) {}
+  void gate(const std::string& id) override { events_.push_back("gate " + id); }
+  void ungate(const std::string& id) override { events_.push_back("ungate " + id); }
+  void set_held(const std::set<std::string>& ids) override {
+    std::string e = "held";
+    for (const auto& id : ids) e += " " + id;
+    events_.push_back(e);
+  }
+  void terminate(const std::string& id, const std::string& reason) override {
+    auto ep = catalog_.read([&](Tx& tx) -> Result<std::optional<catalog::Endpoint>> {
+      return tx.get_endpoint("quiet-lake-12345678", id, true);
+    });
+    events_.push_back("terminate " + id + " bound to " +
+                      (ep && *ep ? (*ep)->branch_id : std::string("?")));
+    reasons.push_back(reason);
+  }
+  std::map<std::string, compute::EndpointActivity> activity() const override { return {}; }
+
+  std::vector<std::string> reasons;
+
+ private:
+  std::vector<std::string>& events_;
+  catalog::Catalog& catalog_;
 };
 
 class TempDir {
@@ -381,6 +413,48 @@ TEST_F(ActionsTest, ADamagedSnapshotIsRefusedAndTheRestoreLeavesNothing) {
   EXPECT_EQ(restored.error().code, ErrorCode::kConflict) << restored.error().message;
   EXPECT_FALSE(branch("br-restored-00000001"));
   EXPECT_FALSE(fs::exists(storage_->branch_dir("br-restored-00000001")));
+}
+
+// A finalized restore prepares everything while the target serves: the restored branch's compute
+// runs before any client is held or disconnected; then hold, disconnect (still bound to the
+// target), bind, release; the target's compute stops last.
+TEST_F(ActionsTest, AFinalizedRestoreHoldsClientsOnlyOnceTheRestoredComputeRuns) {
+  FakeControl control(computes_.events, *catalog_);
+  env_->control = &control;
+  const catalog::Snapshot s = add_snapshot("snap-00000001");
+  ASSERT_TRUE(run(params::CreateSnapshot{s.id, std::nullopt}, "br-main-00000001"));
+  ASSERT_TRUE(add_branch("br-restored-00000001", std::nullopt));
+  ASSERT_TRUE(catalog_->run([&](Tx& tx) -> Status {
+    auto b = tx.get_branch(kProject, "br-restored-00000001");
+    b->restored_from = s.id;
+    b->restore_target = "br-main-00000001";
+    b->restore_status = "restored";
+    return tx.put_branch(*b);
+  }));
+  ASSERT_TRUE(run(params::RestoreBranch{s.id}, "br-restored-00000001"));
+  ASSERT_TRUE(run(params::StartCompute{}, std::nullopt, "ep-main-00000001"));
+  computes_.events.clear();
+
+  auto r = run(params::FinalizeRestore{"br-main-00000001"}, "br-restored-00000001");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(computes_.events,
+            (std::vector<std::string>{"start br-restored-00000001", "held ep-main-00000001",
+                                      "terminate ep-main-00000001 bound to br-main-00000001",
+                                      "held", "stop br-main-00000001"}));
+  ASSERT_EQ(control.reasons.size(), 1u);
+  EXPECT_NE(control.reasons[0].find("was restored from a snapshot"), std::string::npos);
+  EXPECT_EQ(endpoint("ep-main-00000001")->branch_id, "br-restored-00000001");
+  EXPECT_FALSE(endpoint("ep-main-00000001")->switching_op);
+  EXPECT_EQ(endpoint("ep-main-00000001")->current_state, catalog::endpoint_state::kActive);
+  EXPECT_EQ(branch("br-restored-00000001")->name, "br-main-00000001");
+  EXPECT_EQ(branch("br-main-00000001")->name, "br-main-00000001 (old)");
+
+  // Again, as after a crash past the swap: only the target's compute is left to stop.
+  computes_.events.clear();
+  auto again = run(params::FinalizeRestore{"br-main-00000001"}, "br-restored-00000001");
+  EXPECT_TRUE(again) << again.error().message;
+  EXPECT_TRUE(computes_.events.empty());
+  env_->control = nullptr;
 }
 
 TEST_F(ActionsTest, DeletingABranchStopsItsComputeAndRemovesItsDataAndRows) {
