@@ -3,7 +3,8 @@
 // (default 120). Checked all along:
 //  - a state a call captures (snapshot, branch, and the 'main (old)' a restore keeps) holds every
 //    write acknowledged on main before the call;
-//  - after a finalized restore returned, no new connection ever reads the replaced data;
+//  - once a finalized restore's operations finished, no new connection ever reads the replaced
+//    data;
 //  - argond's descriptors and memory stay flat from the first cycles to the last.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -94,10 +95,10 @@ TEST(SoakTest, WritersAndReadersThroughContinuousSnapshotsRestoresAndBranches) {
   AckLog acks;
   std::atomic<bool> stop{false};
   std::atomic<long> write_errors{0}, reads{0};
-  // Restore k inserts marker k into main just before its call; once the call has returned, no new
-  // connection may see marker k again (it would be reading the replaced data).
+  // Restore k inserts marker k into main just before its call; once its operations have finished,
+  // no new connection may see marker k again (it would be reading the replaced data).
   std::mutex restores_mu;
-  std::map<int, Clock::time_point> restore_returned;
+  std::map<int, Clock::time_point> restore_finished;
   std::vector<std::string> stale;
 
   std::vector<std::thread> threads;
@@ -135,10 +136,10 @@ TEST(SoakTest, WritersAndReadersThroughContinuousSnapshotsRestoresAndBranches) {
       std::lock_guard l(restores_mu);
       for (const auto& row : r->rows) {
         const int k = std::stoi(*row[0]);
-        if (auto it = restore_returned.find(k);
-            it != restore_returned.end() && it->second < opened) {
+        if (auto it = restore_finished.find(k);
+            it != restore_finished.end() && it->second < opened) {
           stale.push_back(fmt::format(
-              "a connection opened after restore {} returned read its replaced data", k));
+              "a connection opened after restore {} finished read its replaced data", k));
         }
       }
     }
@@ -226,13 +227,13 @@ TEST(SoakTest, WritersAndReadersThroughContinuousSnapshotsRestoresAndBranches) {
     auto r =
         a.call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p.id, snap),
                fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", main_branch));
-    {
-      std::lock_guard l(restores_mu);
-      restore_returned[restores] = Clock::now();
-    }
     const Writes kept = main_writes(called);  // 'main (old)' must hold these
     run(r);
     const auto finished = Clock::now();
+    {
+      std::lock_guard l(restores_mu);
+      restore_finished[restores] = finished;
+    }
     EXPECT_EQ(missing(info, snap_writes), 0)
         << "main after the restore lacks writes its snapshot held";
     const std::string old_main = main_branch;
