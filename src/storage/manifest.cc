@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <nmmintrin.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,7 +63,36 @@ Result<ManifestEntry> checksum_file(const fs::path& root, const fs::path& file) 
 
 }  // namespace
 
-Result<std::vector<ManifestEntry>> build_manifest(const fs::path& root) {
+namespace {
+
+// A file's stamp as write_stamps records it, from an lstat.
+std::string stamp_of(const struct stat& st) {
+  return fmt::format("{} {} {} {}", st.st_size, st.st_ino,
+                     st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+                     st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec);
+}
+
+// path → stamp, from a stamps file; empty when there is none (a full check).
+std::map<std::string, std::string> read_stamps(const fs::path& file) {
+  std::map<std::string, std::string> out;
+  if (file.empty()) return out;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    // Four numbers, then the path (which may hold spaces).
+    size_t at = 0;
+    for (int i = 0; i < 4 && at != std::string::npos; ++i) at = line.find(' ', at + (i > 0));
+    if (at == std::string::npos) return {};  // damaged: check everything
+    out[line.substr(at + 1)] = line.substr(0, at);
+  }
+  return out;
+}
+
+// Every regular file under `root` (symlinks as size 0) with its checksum, except that a file whose
+// stamp equals `trusted`'s is given `expected`'s entry without being read.
+Result<std::vector<ManifestEntry>> scan(const fs::path& root,
+                                        const std::map<std::string, std::string>& trusted,
+                                        const std::map<std::string, ManifestEntry>& expected) {
   std::vector<ManifestEntry> out;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(root, ec);
@@ -72,6 +102,17 @@ Result<std::vector<ManifestEntry>> build_manifest(const fs::path& root) {
       continue;
     }
     if (!it->is_regular_file(ec)) continue;
+    if (!trusted.empty()) {
+      const std::string rel = fs::relative(it->path(), root).string();
+      struct stat st {};
+      auto t = trusted.find(rel);
+      auto e = expected.find(rel);
+      if (t != trusted.end() && e != expected.end() && ::lstat(it->path().c_str(), &st) == 0 &&
+          stamp_of(st) == t->second) {
+        out.push_back(e->second);
+        continue;
+      }
+    }
     auto e = checksum_file(root, it->path());
     if (!e) return std::unexpected(e.error());
     out.push_back(std::move(*e));
@@ -83,13 +124,55 @@ Result<std::vector<ManifestEntry>> build_manifest(const fs::path& root) {
   return out;
 }
 
+}  // namespace
+
+Result<std::vector<ManifestEntry>> build_manifest(const fs::path& root) {
+  return scan(root, {}, {});
+}
+
+Status write_stamps(const fs::path& root, const fs::path& file) {
+  std::vector<std::pair<std::string, struct stat>> files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    files.emplace_back(fs::relative(it->path(), root).string(), st);
+  }
+  if (ec)
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot list {}: {}", root.string(), ec.message()));
+  // The kernel stamps change times from a coarse clock (a few milliseconds a tick), so a write in
+  // the tick a stamp was taken in could leave it equal. Wait (a tick or two) until that clock has
+  // moved past every recorded change time; a file it has not passed even then (a clock set back)
+  // gets no stamp and is read at every check. A file system that keeps whole seconds only (every
+  // nanosecond part zero) counts its times as a second wide, so its fresh files get none.
+  auto ns = [](const timespec& t) { return t.tv_sec * 1'000'000'000LL + t.tv_nsec; };
+  long long newest = 0, width = 1'000'000'000LL;
+  for (const auto& [path, st] : files) {
+    newest = std::max(newest, ns(st.st_ctim));
+    if (st.st_ctim.tv_nsec != 0) width = 0;
+  }
+  timespec now{};
+  for (int i = 0; i < 50; ++i) {
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    if (ns(now) > newest + width) break;
+    ::usleep(1000);
+  }
+  std::string text;
+  for (const auto& [path, st] : files) {
+    if (ns(st.st_ctim) + width < ns(now)) text += fmt::format("{} {}\n", stamp_of(st), path);
+  }
+  return write_file_atomic(file, text, 0400);
+}
+
 Status write_manifest(const fs::path& file, const std::vector<ManifestEntry>& entries) {
   std::string text;
   for (const auto& e : entries) text += fmt::format("{:08x} {} {}\n", e.crc32c, e.size, e.path);
   return write_file_atomic(file, text, 0400);
 }
 
-Status verify_manifest(const fs::path& root, const fs::path& file) {
+Status verify_manifest(const fs::path& root, const fs::path& file, const fs::path& stamps) {
   std::ifstream in(file);
   if (!in)
     return fail(ErrorCode::kConflict,
@@ -106,7 +189,7 @@ Status verify_manifest(const fs::path& root, const fs::path& file) {
     e.crc32c = static_cast<std::uint32_t>(std::stoul(crc, nullptr, 16));
     expected[e.path] = e;
   }
-  auto actual = build_manifest(root);
+  auto actual = scan(root, read_stamps(stamps), expected);
   if (!actual) return std::unexpected(actual.error());
   for (const auto& a : *actual) {
     auto it = expected.find(a.path);

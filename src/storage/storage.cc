@@ -359,7 +359,11 @@ Status Storage::seal_snapshot(std::string_view id) {
     if (!entries) return std::unexpected(entries.error());
     ARGON_RETURN_IF_ERROR(write_manifest(snapshot_manifest(id), *entries));
   }
-  return make_read_only(snapshot_pgdata(id));
+  ARGON_RETURN_IF_ERROR(make_read_only(snapshot_pgdata(id)));
+  // Taken once nothing can write any more (manifest.h): what lets a restore skip the reading.
+  const fs::path stamps = snapshot_dir(id) / "stamps";
+  if (fs::exists(stamps, ec)) return {};
+  return write_stamps(snapshot_pgdata(id), stamps);
 }
 
 Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_id,
@@ -367,7 +371,8 @@ Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_
   if (!snapshot_exists(snapshot_id)) {
     return fail(ErrorCode::kInternal, fmt::format("snapshot {} has no data on disk", snapshot_id));
   }
-  if (auto st = verify_manifest(snapshot_pgdata(snapshot_id), snapshot_manifest(snapshot_id));
+  if (auto st = verify_manifest(snapshot_pgdata(snapshot_id), snapshot_manifest(snapshot_id),
+                                snapshot_dir(snapshot_id) / "stamps");
       !st) {
     return fail(ErrorCode::kConflict,
                 fmt::format("snapshot {} cannot be restored: {}", snapshot_id, st.error().message));
@@ -386,7 +391,8 @@ Status Storage::make_read_only(const fs::path& dir) {
     if (::lstat(it->path().c_str(), &st) != 0 || S_ISLNK(st.st_mode)) continue;
     if (S_ISDIR(st.st_mode)) {
       dirs.push_back(it->path());
-    } else if (::chmod(it->path().c_str(), st.st_mode & 0444 & 07777) != 0) {
+    } else if ((st.st_mode & 0222) != 0 &&
+               ::chmod(it->path().c_str(), st.st_mode & 0444 & 07777) != 0) {
       return fail(ErrorCode::kInternal,
                   fmt::format("cannot make {} read-only", it->path().string()));
     }

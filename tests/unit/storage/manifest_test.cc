@@ -78,5 +78,36 @@ TEST_F(ManifestDirTest, EveryKindOfDamageIsNamed) {
   EXPECT_FALSE(verify_manifest(dir_ / "data", dir_ / "no-such-manifest"));
 }
 
+// With stamps, a file whose stamp did not move is not read again: a manifest line made wrong
+// afterwards goes unnoticed for it (what shows that nothing read it), while a file written after
+// the stamps were taken is read and its damage named, same size or not.
+TEST_F(ManifestDirTest, StampsSkipTheReadOfUnchangedFilesOnly) {
+  ASSERT_TRUE(seal_and_verify());
+  ASSERT_TRUE(write_stamps(dir_ / "data", dir_ / "stamps"));
+  EXPECT_TRUE(verify_manifest(dir_ / "data", dir_ / "manifest", dir_ / "stamps"));
+
+  // The manifest claims another checksum for PG_VERSION: only a full check reads the file.
+  auto entries = build_manifest(dir_ / "data");
+  ASSERT_TRUE(entries);
+  for (auto& e : *entries) {
+    if (e.path == "PG_VERSION") e.crc32c ^= 1;
+  }
+  fs::remove(dir_ / "manifest");
+  ASSERT_TRUE(write_manifest(dir_ / "manifest", *entries));
+  EXPECT_TRUE(verify_manifest(dir_ / "data", dir_ / "manifest", dir_ / "stamps"));
+  EXPECT_FALSE(verify_manifest(dir_ / "data", dir_ / "manifest"));
+  EXPECT_FALSE(verify_manifest(dir_ / "data", dir_ / "manifest", dir_ / "no-such-stamps"))
+      << "no stamps: a full check";
+
+  write("base/1/1259", std::string(99999, 'x') + "y");  // same size, written after the stamps
+  auto changed = verify_manifest(dir_ / "data", dir_ / "manifest", dir_ / "stamps");
+  ASSERT_FALSE(changed);
+  EXPECT_NE(changed.error().message.find("base/1/1259 does not match its checksum"),
+            std::string::npos)
+      << changed.error().message;
+  write("base/1/1259", std::string(100000, 'x'));  // the right bytes again, a moved stamp
+  EXPECT_TRUE(verify_manifest(dir_ / "data", dir_ / "manifest", dir_ / "stamps"));
+}
+
 }  // namespace
 }  // namespace argon::storage
