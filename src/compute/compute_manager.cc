@@ -111,6 +111,35 @@ void ComputeManager::monitor_loop() {
   }
 }
 
+ComputeManager::Settings ComputeManager::with_endpoint_settings(const ComputeSpec& spec,
+                                                                Settings ours) const {
+  if (!fsync_) {
+    ours.emplace_back("fsync", "off");
+    ours.emplace_back("full_page_writes", "off");
+  }
+  for (const auto& s : spec.settings) ours.push_back(s);
+  return ours;
+}
+
+ProcessSpec ComputeManager::postgres_process(const ComputeSpec& spec, std::vector<std::string> mode,
+                                             const Settings& settings) const {
+  ProcessSpec ps;
+  ps.argv = {spec.pg.bin("postgres").string()};
+  for (auto& arg : mode) ps.argv.push_back(std::move(arg));
+  ps.argv.push_back("-D");
+  ps.argv.push_back(spec.pgdata.string());
+  for (const auto& [k, v] : settings) {
+    ps.argv.push_back("-c");
+    ps.argv.push_back(fmt::format("{}={}", k, v));
+  }
+  ps.env = {"PATH=" + spec.pg.bindir.string() + ":/usr/bin:/bin", "LC_ALL=C.UTF-8", "LANG=C.UTF-8",
+            "PGTZ=UTC"};
+  ps.user = pg_user_;
+  ps.log_file = spec.log_file;
+  ps.cwd = spec.pgdata;
+  return ps;
+}
+
 Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds timeout) {
   {
     std::lock_guard lock(mu_);
@@ -130,27 +159,22 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
     }
   }
 
-  ProcessSpec ps;
-  ps.argv = {spec.pg.bin("postgres").string(), "-D", spec.pgdata.string()};
-  std::vector<std::pair<std::string, std::string>> settings = {
-      {"listen_addresses", ""},
-      {"unix_socket_directories", spec.run_dir.string()},
-      {"unix_socket_permissions", "0700"},
-      {"port", std::to_string(kComputePort)},
-      {"cluster_name", spec.id},
-      {"logging_collector", "off"},
-      {"log_line_prefix", "%m [%p] %q%u@%d "},
-      {"password_encryption", "scram-sha-256"},
-      {"wal_level", "replica"},
-      // Keeps the WAL a live capture (branch create, snapshot) copies after pg_backup_stop.
-      {"wal_keep_size", "256MB"},
-      {"max_wal_senders", "2"},
-  };
-  if (!fsync_) {
-    settings.emplace_back("fsync", "off");
-    settings.emplace_back("full_page_writes", "off");
-  }
-  for (const auto& s : spec.settings) settings.push_back(s);
+  Settings settings = with_endpoint_settings(
+      spec,
+      {
+          {"listen_addresses", ""},
+          {"unix_socket_directories", spec.run_dir.string()},
+          {"unix_socket_permissions", "0700"},
+          {"port", std::to_string(kComputePort)},
+          {"cluster_name", spec.id},
+          {"logging_collector", "off"},
+          {"log_line_prefix", "%m [%p] %q%u@%d "},
+          {"password_encryption", "scram-sha-256"},
+          {"wal_level", "replica"},
+          // Keeps the WAL a live capture (branch create, snapshot) copies after pg_backup_stop.
+          {"wal_keep_size", "256MB"},
+          {"max_wal_senders", "2"},
+      });
   // argon_roles keeps the proxy's verifier cache honest (endpoint_access.h). Only this postmaster's
   // file may be there, so an older one goes first; the endpoint's own preloads come after ours.
   const fs::path generation_file = spec.run_dir / std::string(kRoleGenerationFile);
@@ -168,15 +192,7 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
     settings.emplace_back("shared_preload_libraries", preload);
     settings.emplace_back("argon.role_generation_file", generation_file.string());
   }
-  for (const auto& [k, v] : settings) {
-    ps.argv.push_back("-c");
-    ps.argv.push_back(fmt::format("{}={}", k, v));
-  }
-  ps.env = {"PATH=" + spec.pg.bindir.string() + ":/usr/bin:/bin", "LC_ALL=C.UTF-8", "LANG=C.UTF-8",
-            "PGTZ=UTC"};
-  ps.user = pg_user_;
-  ps.log_file = spec.log_file;
-  ps.cwd = spec.pgdata;
+  ProcessSpec ps = postgres_process(spec, {}, settings);
   // SIGQUIT = immediate shutdown: if argond is killed, its computes go down with it and crash
   // recovery on the next start makes them consistent. The supervisor never leaves orphans.
   ps.parent_death_signal = SIGQUIT;
@@ -221,6 +237,56 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
   }
   spdlog::info("compute {} ready", spec.id);
   return {};
+}
+
+Result<ControlData> ComputeManager::settle(const ComputeSpec& spec,
+                                           std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lock(mu_);
+    if (procs_.contains(spec.id))
+      return fail(ErrorCode::kInternal,
+                  fmt::format("compute {} runs; only a stopped cluster is settled", spec.id));
+  }
+  if (auto st = stop_stray(spec.pgdata, 30s); !st) return std::unexpected(st.error());
+  // A standalone backend: no postmaster, no socket, no client. It runs the startup's recovery,
+  // reads its commands from standard input (empty), and on that end of input shuts down with a
+  // checkpoint. The endpoint's settings count (prepared transactions, preloaded libraries).
+  ProcessSpec ps = postgres_process(
+      spec, {"--single"},
+      with_endpoint_settings(spec, {
+                                       {"log_line_prefix", "%m [%p] settle "},
+                                       {"wal_level", "replica"},
+                                       // The one flush PostgreSQL does before replaying after a
+                                       // crash: one syncfs, not a fsync of every file the
+                                       // capture just cloned (and synced).
+                                       {"recovery_init_sync_method", "syncfs"},
+                                   }));
+  ps.argv.push_back("template1");  // the database a standalone backend connects to
+  ps.parent_death_signal =
+      SIGKILL;  // a crash mid-way is a crash of recovery: the next run redoes it
+  std::error_code size_ec;
+  const auto log_from = static_cast<std::streamoff>(fs::file_size(spec.log_file, size_ec));
+  auto rc = runner_.run(ps, timeout);
+  if (!rc) return std::unexpected(rc.error());
+  if (*rc != 0) {
+    const std::string reason = start_failure_reason(spec.log_file, size_ec ? 0 : log_from);
+    return fail(ErrorCode::kInternal,
+                fmt::format("settling {} failed (postgres --single exited {}){}{} (log: {})",
+                            spec.pgdata.string(), *rc, reason.empty() ? "" : ": ", reason,
+                            spec.log_file.string()),
+                tail_file(spec.log_file, 1500));
+  }
+  static std::atomic<uint64_t> counter{0};
+  ARGON_ASSIGN_OR_RETURN(auto control, read_controldata(spec.pg, runner_, spec.pgdata,
+                                                        spec.log_file.parent_path() /
+                                                            fmt::format("pg-controldata-{}.out",
+                                                                        counter.fetch_add(1))));
+  if (!control.shut_down)
+    return fail(ErrorCode::kInternal,
+                fmt::format("settling {}: postgres --single exited but the cluster is not shut "
+                            "down cleanly (log: {})",
+                            spec.pgdata.string(), spec.log_file.string()));
+  return control;
 }
 
 Status ComputeManager::check_settings(

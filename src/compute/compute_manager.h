@@ -35,6 +35,7 @@ class ComputeManager final : public Computes {
 
   void set_crash_callback(CrashCallback cb) override;
   Status start(const ComputeSpec& spec, std::chrono::milliseconds timeout) override;
+  Result<ControlData> settle(const ComputeSpec& spec, std::chrono::milliseconds timeout) override;
   Status check_settings(const PgInstall& pg,
                         const std::vector<std::pair<std::string, std::string>>& settings,
                         const std::filesystem::path& scratch_dir) override;
@@ -51,6 +52,13 @@ class ComputeManager final : public Computes {
   static Status stop_stray(const std::filesystem::path& pgdata, std::chrono::milliseconds timeout);
 
  private:
+  using Settings = std::vector<std::pair<std::string, std::string>>;
+  // `ours`, then fsync off if argond runs without fsync, then the endpoint's (the last counts).
+  Settings with_endpoint_settings(const ComputeSpec& spec, Settings ours) const;
+  // `postgres [mode] -D <pgdata> -c …` as the Postgres user, logging to the compute's log.
+  ProcessSpec postgres_process(const ComputeSpec& spec, std::vector<std::string> mode,
+                               const Settings& settings) const;
+
   struct Proc {
     pid_t pid = 0;
     std::filesystem::path run_dir;

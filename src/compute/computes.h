@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/pg_control.h"
 #include "common/pg_install.h"
 
 namespace argon::compute {
@@ -36,6 +37,12 @@ class Computes {
   // Idempotent: a running compute is left as is. Blocks until it accepts connections.
   [[nodiscard]] virtual Status start(const ComputeSpec& spec,
                                      std::chrono::milliseconds timeout) = 0;
+  // Brings a cluster that no compute serves to a clean shutdown, serving nobody meanwhile:
+  // `postgres --single` replays whatever WAL its start needs (a capture's backup label, or the
+  // rest of a crash), checkpoints and exits. Afterwards the cluster starts with no WAL replay from
+  // the checkpoint its control file names (returned), and needs no WAL before it. Safe to repeat.
+  [[nodiscard]] virtual Result<ControlData> settle(const ComputeSpec& spec,
+                                                   std::chrono::milliseconds timeout) = 0;
   // Idempotent clean shutdown; escalates to immediate shutdown after `timeout`.
   [[nodiscard]] virtual Status stop(std::string_view id, std::chrono::milliseconds timeout) = 0;
   virtual void stop_all(std::chrono::milliseconds timeout) = 0;

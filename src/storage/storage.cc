@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "common/cluster_names.h"
 #include "common/crash_point.h"
@@ -333,18 +334,107 @@ bool Storage::snapshot_exists(std::string_view id) const {
 }
 
 Result<CloneStats> Storage::create_snapshot_from_stopped(std::string_view id, const fs::path& src) {
-  auto stats = capture_stopped(snapshot_dir(id), src, false);
-  if (!stats) return stats;
-  if (auto st = seal_snapshot(id); !st) return std::unexpected(st.error());
-  return stats;
+  return capture_stopped(snapshot_dir(id), src, false);
 }
 
 Result<CaptureInfo> Storage::create_snapshot_from_running(std::string_view id, const fs::path& src,
                                                           PgConn& admin, int major) {
-  auto info = capture_running(snapshot_dir(id), src, admin, major);
-  if (!info) return info;
-  if (auto st = seal_snapshot(id); !st) return std::unexpected(st.error());
-  return info;
+  return capture_running(snapshot_dir(id), src, admin, major);
+}
+
+namespace {
+constexpr const char* kSettlingMarker = "settling";
+}  // namespace
+
+Status Storage::begin_settling(std::string_view id) {
+  if (settling_begun(id)) return {};
+  return write_file_atomic(snapshot_dir(id) / kSettlingMarker, "", 0600);
+}
+
+bool Storage::settling_begun(std::string_view id) const {
+  std::error_code ec;
+  return fs::exists(snapshot_dir(id) / kSettlingMarker, ec);
+}
+
+bool Storage::snapshot_sealed(std::string_view id) const {
+  std::error_code ec;
+  return fs::exists(snapshot_manifest(id), ec);
+}
+
+Status Storage::trim_settled_wal(const fs::path& pgdata, const ControlData& control) {
+  if (!control.shut_down)
+    return fail(
+        ErrorCode::kInternal,
+        fmt::format("{} was not shut down cleanly; its WAL is all needed", pgdata.string()));
+  const uint64_t seg = control.segment_bytes, page = control.wal_block_bytes;
+  if (seg == 0 || page == 0 || seg % page != 0)
+    return fail(ErrorCode::kInternal, "pg_controldata: bad WAL segment or block size");
+  // The checkpoint record (about a hundred bytes) may cross into the next page, and that page
+  // into the next segment; a start reads each segment's first page (its long header) too.
+  const uint64_t keep_from = control.checkpoint_lsn / page * page;
+  const uint64_t keep_to = keep_from + 2 * page;
+  std::map<std::string, uint64_t> kept;  // segment name → its first LSN
+  for (uint64_t at = keep_from / seg * seg; at < keep_to; at += seg)
+    kept[wal_segment_name(control.timeline, at, seg)] = at;
+
+  const fs::path wal = pgdata / "pg_wal";
+  std::error_code ec;
+  std::vector<std::string> unwanted;
+  for (const auto& e : fs::directory_iterator(wal, ec)) {
+    const std::string name = e.path().filename().string();
+    const std::string base = name.substr(0, 24);
+    if (is_wal_segment_name(base) && !kept.contains(name) &&
+        (name.size() == 24 || name.ends_with(".partial")))
+      unwanted.push_back(name);
+  }
+  if (ec)
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot list {}: {}", wal.string(), ec.message()));
+  for (const auto& name : unwanted) {
+    fs::remove(wal / name, ec);
+    if (ec)
+      return fail(ErrorCode::kInternal,
+                  fmt::format("cannot remove {}/{}: {}", wal.string(), name, ec.message()));
+    for (const char* suffix : {".ready", ".done"})
+      fs::remove(wal / "archive_status" / (name + suffix), ec);
+  }
+
+  for (const auto& [name, first] : kept) {
+    const fs::path file = wal / name;
+    // Wanted byte ranges of this file, in order: its first page, and the checkpoint's pages.
+    const uint64_t from = std::max(keep_from, first) - first;
+    const uint64_t to = std::min(keep_to, first + seg) - first;
+    std::vector<std::pair<uint64_t, uint64_t>> holes;  // [offset, end)
+    if (from > page) holes.emplace_back(page, from);
+    if (std::max(to, page) < seg) holes.emplace_back(std::max(to, page), seg);
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+      return fail(ErrorCode::kInternal,
+                  fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)));
+    for (const auto& [off, end] : holes) {
+      if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                      static_cast<off_t>(end - off)) != 0) {
+        const int err = errno;
+        if (err == EOPNOTSUPP) {
+          // The filesystem cannot free a file's middle; the segment stays whole, as before.
+          spdlog::warn("{} cannot punch holes in {}; the snapshot keeps the whole segment",
+                       data_dir().string(), file.string());
+          break;
+        }
+        ::close(fd);
+        return fail(ErrorCode::kInternal, fmt::format("cannot free unused WAL in {}: {}",
+                                                      file.string(), std::strerror(err)));
+      }
+    }
+    const bool synced = !options_.fsync || ::fsync(fd) == 0;
+    ::close(fd);
+    if (!synced) return fail(ErrorCode::kInternal, fmt::format("fsync {} failed", file.string()));
+  }
+  // The backup label the recovery consumed (renamed by PostgreSQL) is of no further use.
+  fs::remove(pgdata / "backup_label.old", ec);
+  if (!options_.fsync) return {};
+  ARGON_RETURN_IF_ERROR(fsync_path(wal));
+  return fsync_path(pgdata);
 }
 
 fs::path Storage::snapshot_manifest(std::string_view id) const {

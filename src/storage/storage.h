@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/pg_conn.h"
+#include "common/pg_control.h"
 #include "common/pg_install.h"
 #include "common/process_runner.h"
 #include "storage/clone_driver.h"
@@ -100,8 +101,19 @@ class Storage {
   Result<CaptureInfo> create_snapshot_from_running(std::string_view snapshot_id,
                                                    const std::filesystem::path& src_pgdata,
                                                    PgConn& admin, int major);
+  // A snapshot is settled before it is sealed (ops/actions/create_snapshot.cc): brought to a
+  // clean shutdown (Computes::settle), then trimmed to the WAL a clean start reads. The marker
+  // says settling began, after which the capture's own WAL is no longer all there.
+  Status begin_settling(std::string_view snapshot_id);
+  bool settling_begun(std::string_view snapshot_id) const;
+  bool snapshot_sealed(std::string_view snapshot_id) const;
+  // After a clean shutdown whose control data is `control`: removes every WAL segment file but
+  // the checkpoint's, and within that one frees (punches out) all but its first page and the
+  // pages of the checkpoint record, so a snapshot keeps kilobytes of WAL, not 16 MB files that
+  // its source recycles. Idempotent. Refuses a cluster that was not shut down cleanly.
+  Status trim_settled_wal(const std::filesystem::path& pgdata, const ControlData& control);
   // Writes the snapshot's manifest (sizes, CRC-32C) if missing and makes its data read-only.
-  // Idempotent; the create functions call it.
+  // Idempotent.
   Status seal_snapshot(std::string_view snapshot_id);
   // Verifies the snapshot against its manifest first: a damaged snapshot is refused (kConflict).
   Result<CloneStats> create_branch_from_snapshot(std::string_view branch_id,

@@ -28,71 +28,7 @@ std::vector<std::string_view> lines_of(std::string_view text) {
   return out;
 }
 
-// Runs a PostgreSQL tool with its output (stdout and stderr) into `scratch`; returns the text.
-Result<std::string> run_tool(ProcessRunner& runner, std::vector<std::string> argv,
-                             const fs::path& scratch) {
-  ProcessSpec spec;
-  spec.argv = std::move(argv);
-  spec.env = {"TZ=UTC", "LC_ALL=C"};
-  spec.log_file = scratch;
-  std::error_code ec;
-  fs::remove(scratch, ec);
-  auto rc = runner.run(spec, std::chrono::seconds(60));
-  auto text = read_file(scratch);
-  fs::remove(scratch, ec);
-  if (!rc) return std::unexpected(rc.error());
-  if (!text) return std::unexpected(text.error());
-  return *text;
-}
-
 }  // namespace
-
-std::optional<uint64_t> parse_lsn(std::string_view text) {
-  std::cmatch m;
-  if (!std::regex_match(text.begin(), text.end(), m, kLsn)) return std::nullopt;
-  return (std::stoull(m[1].str(), nullptr, 16) << 32) | std::stoull(m[2].str(), nullptr, 16);
-}
-
-std::string format_lsn(uint64_t lsn) {
-  return fmt::format("{:X}/{:X}", lsn >> 32, lsn & 0xffffffffu);
-}
-
-Result<ControlData> parse_controldata(std::string_view text) {
-  ControlData out;
-  bool redo = false, when = false;
-  for (auto line : lines_of(text)) {
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string key(line.substr(0, colon));
-    std::string value(line.substr(colon + 1));
-    value.erase(0, value.find_first_not_of(' '));
-    if (key == "Latest checkpoint's REDO location") {
-      auto lsn = parse_lsn(value);
-      if (!lsn)
-        return fail(ErrorCode::kInternal,
-                    fmt::format("pg_controldata: bad REDO location '{}'", value));
-      out.redo_lsn = *lsn;
-      redo = true;
-    } else if (key == "Bytes per WAL segment") {
-      out.segment_bytes = std::stoull(value);
-    } else if (key == "Latest checkpoint's TimeLineID") {
-      out.timeline = std::atoi(value.c_str());
-    } else if (key == "Time of latest checkpoint") {
-      std::tm tm{};
-      if (!::strptime(value.c_str(), "%a %b %d %H:%M:%S %Y", &tm)) {
-        return fail(ErrorCode::kInternal,
-                    fmt::format("pg_controldata: bad checkpoint time '{}'", value));
-      }
-      // Whole seconds, truncated when written: a commit before the redo point is no later than
-      // the next second.
-      out.checkpoint_time_us = (static_cast<int64_t>(::timegm(&tm)) + 1) * 1'000'000;
-      when = true;
-    }
-  }
-  if (!redo || !when)
-    return fail(ErrorCode::kInternal, "pg_controldata: checkpoint fields missing from its output");
-  return out;
-}
 
 Result<WalHistory> parse_waldump(std::string_view text, uint64_t from, uint64_t segment_bytes,
                                  std::optional<uint64_t> until) {
@@ -153,10 +89,7 @@ Result<WalHistory> parse_waldump(std::string_view text, uint64_t from, uint64_t 
 Result<WalHistory> read_wal_history(const PgInstall& pg, ProcessRunner& runner,
                                     const fs::path& pgdata, std::optional<uint64_t> from,
                                     std::optional<uint64_t> until, const fs::path& scratch) {
-  ARGON_ASSIGN_OR_RETURN(
-      auto control_text,
-      run_tool(runner, {pg.bin("pg_controldata").string(), pgdata.string()}, scratch));
-  ARGON_ASSIGN_OR_RETURN(auto control, parse_controldata(control_text));
+  ARGON_ASSIGN_OR_RETURN(auto control, read_controldata(pg, runner, pgdata, scratch));
   const uint64_t start = from.value_or(control.redo_lsn);
   // pg_waldump waits half a second for a segment that is not there, which is how WAL ending at a
   // segment boundary looks. Stopping at the end of the newest segment file avoids that wait.
@@ -186,7 +119,7 @@ Result<WalHistory> read_wal_history(const PgInstall& pg, ProcessRunner& runner,
     argv.push_back("--end");
     argv.push_back(format_lsn(*until));
   }
-  ARGON_ASSIGN_OR_RETURN(auto dump, run_tool(runner, std::move(argv), scratch));
+  ARGON_ASSIGN_OR_RETURN(auto dump, run_pg_tool(runner, std::move(argv), scratch));
   ARGON_ASSIGN_OR_RETURN(auto history, parse_waldump(dump, start, control.segment_bytes, until));
   history.redo_lsn = control.redo_lsn;
   history.checkpoint_time_us = control.checkpoint_time_us;

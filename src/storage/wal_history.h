@@ -12,14 +12,14 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/pg_control.h"
 #include "common/pg_install.h"
 #include "common/process_runner.h"
 
 namespace argon::storage {
 
-// "16/B374D848" ↔ 0x16B374D848.
-std::optional<uint64_t> parse_lsn(std::string_view text);
-std::string format_lsn(uint64_t lsn);
+using argon::format_lsn;
+using argon::parse_lsn;
 
 struct WalHistory {
   uint64_t redo_lsn = 0;           // the latest checkpoint's redo point; WAL is read from here
@@ -31,14 +31,6 @@ struct WalHistory {
   std::optional<int64_t> last_commit_time_us;
 };
 
-// pg_controldata output (run with TZ=UTC): redo LSN, timeline, checkpoint time.
-struct ControlData {
-  uint64_t redo_lsn = 0;
-  int timeline = 1;
-  uint64_t segment_bytes = 16 * 1024 * 1024;
-  int64_t checkpoint_time_us = 0;
-};
-Result<ControlData> parse_controldata(std::string_view text);
 // pg_waldump -r Transaction output (TZ=UTC), read from `from` (to `until` if given): the newest
 // commit and the end of valid WAL. A missing segment is an error: what is in it is unknown.
 Result<WalHistory> parse_waldump(std::string_view text, uint64_t from, uint64_t segment_bytes,

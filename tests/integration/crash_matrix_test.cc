@@ -213,6 +213,7 @@ TEST_P(SnapshotStepCrashTest, FinishesAfterRestart) {
 
 INSTANTIATE_TEST_SUITE_P(EachStep, SnapshotStepCrashTest,
                          points({"api.committed", "storage.filled", "snapshot.captured",
+                                 "snapshot.settling", "snapshot.settled", "snapshot.trimmed",
                                  "create_timeline.executed"}),
                          point_name);
 

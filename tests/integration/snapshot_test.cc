@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <filesystem>
@@ -13,6 +14,9 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/pg_control.h"
+#include "common/pg_install.h"
+#include "common/process_runner.h"
 #include "harness.h"
 
 namespace argon::testing {
@@ -396,6 +400,59 @@ TEST(SnapshotTest, ADamagedSnapshotIsRefusedAndTheTargetKeepsServing) {
   auto c = PgConn::connect(info);
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->exec("SELECT count(*) FROM t")->value(), "1");
+}
+
+// A snapshot is recovered once, when taken: it is stored shut down cleanly with one WAL segment
+// that is mostly holes, and a branch restored from it starts without replaying WAL. What the
+// recovery needs of the endpoint's settings (prepared transactions) is honoured, and a prepared
+// transaction in the snapshot is still there to commit after the restore.
+TEST(SnapshotTest, ASnapshotIsSettledOnceSoARestoreReplaysNoWal) {
+  Argond a;
+  auto p = create_project(a);
+  auto patch =
+      a.call("PATCH", fmt::format("/projects/{}/endpoints/{}", p.id, p.endpoint),
+             R"({"endpoint":{"settings":{"pg_settings":{"max_prepared_transactions":"4"}}}})");
+  ASSERT_EQ(patch.status, 200) << patch.raw;
+  a.wait_operations(p.id, patch.body.at("operations"));
+  const std::string info = conninfo(a, p, p.endpoint);
+  exec(info, "CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 50000)");
+  exec(info, "BEGIN; INSERT INTO t VALUES (-1); PREPARE TRANSACTION 'kept'");
+  const std::string s = snapshot(a, p, p.branch, "settled");
+  exec(info, "COMMIT PREPARED 'kept'");
+  exec(info, "DELETE FROM t");
+
+  const auto pgdata = a.data_dir() / "snapshots" / s / "pgdata";
+  std::vector<std::filesystem::path> segments;
+  for (const auto& e : std::filesystem::directory_iterator(pgdata / "pg_wal"))
+    if (e.is_regular_file()) segments.push_back(e.path());
+  ASSERT_EQ(segments.size(), 1u) << "only the shutdown checkpoint's segment";
+  struct stat st {};
+  ASSERT_EQ(::stat(segments[0].c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 16 << 20);
+  EXPECT_LE(st.st_blocks * 512, 64 << 10) << "the segment's unused pages are freed";
+  EXPECT_FALSE(std::filesystem::exists(pgdata / "backup_label"));
+  {
+    auto pg = PgInstalls::discover({});
+    ASSERT_TRUE(pg) << pg.error().message;
+    PosixProcessRunner runner;
+    auto control = read_controldata(pg->newest(), runner, pgdata,
+                                    a.data_dir() / "logs" / "controldata-test.out");
+    ASSERT_TRUE(control) << control.error().message;
+    EXPECT_TRUE(control->shut_down) << "a restore starts it with no WAL replay";
+  }
+
+  auto restored = restore(
+      a, p, s, fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p.branch));
+  const std::string new_branch = str(restored.at("branch"), "id");
+  EXPECT_EQ(query_value(info, "SELECT count(*) FROM t"), "50000");
+  EXPECT_EQ(query_value(info, "SELECT gid FROM pg_prepared_xacts"), "kept");
+  exec(info, "COMMIT PREPARED 'kept'");
+  EXPECT_EQ(query_value(info, "SELECT count(*) FROM t"), "50001");
+  std::ifstream log(a.data_dir() / "logs" / (new_branch + ".log"));
+  const std::string text((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_NE(text.find("database system was shut down at"), std::string::npos) << text;
+  EXPECT_EQ(text.find("redo starts at"), std::string::npos) << "no WAL replayed at the start\n"
+                                                            << text;
 }
 
 // RFC 3339 with microseconds, as a client stamps "now".

@@ -1,11 +1,15 @@
 // create_snapshot (Neon: create_timeline on the source branch): a consistent capture of the branch
 // into snapshots/<id> (the backup API while its compute runs, a plain clone while it is stopped),
-// sealed with a manifest and made read-only. A snapshot asked for at a point in time is accepted
+// settled (recovered once to a clean shutdown, with only the WAL a clean start reads), then sealed
+// with a manifest and made read-only. So a restore starts its compute with no WAL replay, and a
+// snapshot keeps no WAL its source recycles. A snapshot asked for at a point in time is accepted
 // only if nothing committed on the branch between that point and the capture's end. A failure
 // removes the data and the row: the snapshot disappears from the list.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/crash_point.h"
 #include "common/pg_conn.h"
@@ -17,6 +21,7 @@ namespace argon::ops {
 namespace {
 
 using catalog::Tx;
+using compute::ComputeSpec;
 namespace fs = std::filesystem;
 
 class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
@@ -47,7 +52,21 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
     // Set when the snapshot was asked for at a point in time (see verify_no_commit).
     const std::optional<uint64_t> wal_end =
         p.wal_end ? storage::parse_lsn(*p.wal_end) : std::nullopt;
+    const auto began = std::chrono::steady_clock::now();
     auto captured = capture(p.snapshot_id, *loaded.snapshot, loaded.branch, *pg, wal_end);
+    const auto was_captured = std::chrono::steady_clock::now();
+    if (captured) {
+      crash_point("snapshot.captured");
+      if (auto st = settle_and_seal(p.snapshot_id, *loaded.snapshot, *pg); !st)
+        captured = std::unexpected(st.error());
+    }
+    if (captured) {
+      using ms = std::chrono::milliseconds;
+      spdlog::info(
+          "snapshot {}: captured in {} ms, settled and sealed in {} ms", p.snapshot_id,
+          std::chrono::duration_cast<ms>(was_captured - began).count(),
+          std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - was_captured).count());
+    }
     if (!captured) {
       log_if_cleanup_failed(env_.storage.remove_snapshot(p.snapshot_id),
                             "remove a snapshot that failed");
@@ -56,7 +75,6 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
           "remove the row of a snapshot that failed");
       return std::unexpected(captured.error());
     }
-    crash_point("snapshot.captured");
     ARGON_RETURN_IF_ERROR(env_.catalog.run([&](Tx& tx) -> Status {
       auto s = tx.get_snapshot(op.project_id, p.snapshot_id, true);
       if (!s) return {};
@@ -76,10 +94,10 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
                            std::optional<uint64_t> wal_end) {
     const fs::path copy = env_.storage.snapshot_pgdata(snapshot_id);
     if (env_.storage.snapshot_exists(snapshot_id)) {
-      // A run before a crash completed the capture; keep it and finish sealing it. A point-in-time
-      // one must be verified again from its own WAL: if that no longer reaches back, it fails.
-      ARGON_RETURN_IF_ERROR(env_.storage.seal_snapshot(snapshot_id));
-      if (wal_end)
+      // A run before a crash completed the capture; keep it and finish it. A point-in-time one
+      // must be verified again from its own WAL, unless settling began (only a verified capture
+      // is settled, and settling removes that WAL); if the WAL no longer reaches back, it fails.
+      if (wal_end && !env_.storage.settling_begun(snapshot_id))
         ARGON_RETURN_IF_ERROR(
             verify_no_commit(pg, snapshot.source_branch_id, copy, *wal_end, std::nullopt));
       return Captured{};
@@ -114,6 +132,42 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
       if (stop) ARGON_RETURN_IF_ERROR(verify_no_commit(pg, branch->id, copy, *stop, std::nullopt));
     }
     return Captured{info.stop_lsn, info.stats.bytes};
+  }
+
+  // Recovery runs once, here, instead of at every restore's start: the captured cluster is brought
+  // to a clean shutdown with the source's endpoint settings (postgres --single, no socket), its
+  // WAL trimmed to what a clean start reads, then the manifest is written and the data made
+  // read-only. Each step is idempotent, so a run after a crash anywhere finishes the job.
+  Status settle_and_seal(const std::string& snapshot_id, const catalog::Snapshot& snapshot,
+                         const PgInstall& pg) {
+    if (!env_.storage.snapshot_sealed(snapshot_id)) {
+      ARGON_ASSIGN_OR_RETURN(
+          auto settings, env_.catalog.read([&](Tx& tx) -> Result<decltype(ComputeSpec::settings)> {
+            auto rt =
+                ActionEnv::load_runtime(tx, snapshot.project_id, snapshot.source_branch_id, true);
+            if (!rt || rt->endpoints.empty()) return {};
+            return pg_settings_of(rt->endpoints.front().settings_json);
+          }));
+      ARGON_RETURN_IF_ERROR(env_.storage.begin_settling(snapshot_id));
+      crash_point("snapshot.settling");
+      ComputeSpec spec;
+      spec.id = "snapshot-" + snapshot_id;
+      spec.pgdata = env_.storage.snapshot_pgdata(snapshot_id);
+      spec.log_file = env_.storage.log_path(snapshot_id);
+      spec.pg = pg;
+      spec.settings = std::move(settings);
+      const auto began = std::chrono::steady_clock::now();
+      ARGON_ASSIGN_OR_RETURN(auto control,
+                             env_.computes.settle(spec, env_.options.compute_start_timeout));
+      spdlog::info("snapshot {}: recovered to a clean shutdown in {} ms", snapshot_id,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - began)
+                       .count());
+      crash_point("snapshot.settled");
+      ARGON_RETURN_IF_ERROR(env_.storage.trim_settled_wal(spec.pgdata, control));
+      crash_point("snapshot.trimmed");
+    }
+    return env_.storage.seal_snapshot(snapshot_id);
   }
 
   // A snapshot asked for at a point in time was accepted because nothing had committed on the

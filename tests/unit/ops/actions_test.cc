@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
@@ -48,6 +49,14 @@ class FakeComputes final : public compute::Computes {
     specs[spec.id] = spec;
     events.push_back("start " + spec.id);
     return {};
+  }
+  // As PostgreSQL leaves a capture it recovered: shut down, the checkpoint in the second segment.
+  Result<ControlData> settle(const compute::ComputeSpec& spec, std::chrono::milliseconds) override {
+    events.push_back("settle " + spec.pgdata.parent_path().filename().string());
+    ControlData c;
+    c.shut_down = true;
+    c.checkpoint_lsn = c.redo_lsn = 0x2000060;
+    return c;
   }
   Status stop(std::string_view id, std::chrono::milliseconds) override {
     if (specs.erase(std::string(id))) events.push_back("stop " + std::string(id));
@@ -155,6 +164,9 @@ class ActionsTest : public ::testing::Test {
     write(storage_->branch_pgdata("br-main-00000001") / "PG_VERSION", "15\n");
     write(storage_->branch_pgdata("br-main-00000001") / "base" / "1" / "1259", "main's rows");
     write(storage_->branch_pgdata("br-main-00000001") / "postmaster.pid", "4242\n");
+    for (const char* seg :
+         {"000000010000000000000001", "000000010000000000000002", "000000010000000000000003"})
+      write(storage_->branch_pgdata("br-main-00000001") / "pg_wal" / seg, "wal");
     catalog::Endpoint ep;
     ep.id = "ep-main-00000001";
     ep.project_id = kProject;
@@ -387,6 +399,16 @@ TEST_F(ActionsTest, ASnapshotIsSealedAndARestoreOfItIsAWritableCopy) {
   EXPECT_EQ(read(copy), "main's rows");
   EXPECT_EQ(fs::status(copy).permissions() & fs::perms::owner_write, fs::perms::none)
       << "a sealed snapshot is read-only";
+  EXPECT_NE(std::find(computes_.events.begin(), computes_.events.end(), "settle " + s.id),
+            computes_.events.end());
+  std::set<std::string> wal;
+  for (const auto& e : fs::directory_iterator(storage_->snapshot_pgdata(s.id) / "pg_wal"))
+    wal.insert(e.path().filename().string());
+  EXPECT_EQ(wal, std::set<std::string>{"000000010000000000000002"})
+      << "the snapshot keeps the checkpoint's segment only";
+  EXPECT_EQ(fs::file_size(storage_->snapshot_pgdata(s.id) / "pg_wal" / "000000010000000000000002"),
+            3u)
+      << "freeing a segment's unused pages keeps its size";
 
   // The branch changes after the snapshot; the restore brings back the state the snapshot holds.
   write(storage_->branch_pgdata("br-main-00000001") / "base" / "1" / "1259", "changed later");
