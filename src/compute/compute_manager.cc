@@ -398,15 +398,14 @@ Status ComputeManager::stop_stray(const fs::path& pgdata, std::chrono::milliseco
   std::string pid_line, dir_line;
   std::getline(in, pid_line);
   std::getline(in, dir_line);
-  pid_t pid = static_cast<pid_t>(std::atol(pid_line.c_str()));
+  const long recorded = std::atol(pid_line.c_str());
+  // A standalone backend (postgres --single, a settle) records its pid negated.
+  const bool standalone = recorded < 0;
+  const pid_t pid = static_cast<pid_t>(standalone ? -recorded : recorded);
   if (pid <= 1 || ::kill(pid, 0) != 0) return {};  // stale file; postgres handles it
   std::error_code ec;
   // Only a postmaster on this very data directory is ours to stop.
   if (fs::weakly_canonical(dir_line, ec) != fs::weakly_canonical(pgdata, ec)) return {};
-  auto exe = fs::read_symlink(fmt::format("/proc/{}/exe", pid), ec);
-  if (ec || exe.filename() != "postgres") return {};
-  spdlog::warn("stopping postgres pid {} left running on {} by an earlier argond", pid,
-               pgdata.string());
   auto wait_gone = [&](std::chrono::milliseconds t) {
     auto deadline = std::chrono::steady_clock::now() + t;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -415,6 +414,26 @@ Status ComputeManager::stop_stray(const fs::path& pgdata, std::chrono::milliseco
     }
     return false;
   };
+  auto exe = fs::read_symlink(fmt::format("/proc/{}/exe", pid), ec);
+  if (ec) {
+    // No executable any more: a process exiting (the parent-death signal of a killed argond) or a
+    // zombie its new parent has not reaped yet. Postgres counts it as alive and would refuse to
+    // start, so wait until it is gone.
+    if (wait_gone(timeout)) return {};
+    return fail(ErrorCode::kInternal,
+                fmt::format("postgres pid {} on {} has exited but is not reaped yet", pid,
+                            pgdata.string()));
+  }
+  if (exe.filename() != "postgres") return {};
+  spdlog::warn("stopping postgres pid {} left running on {} by an earlier argond", pid,
+               pgdata.string());
+  if (standalone) {
+    // A settle cut short (its argond was killed and the signal has not ended it yet): nobody is
+    // connected to it, and the next settle redoes its recovery.
+    ::kill(pid, SIGKILL);
+    if (wait_gone(timeout)) return {};
+    return fail(ErrorCode::kInternal, fmt::format("cannot stop stray postgres pid {}", pid));
+  }
   ::kill(pid, SIGINT);
   if (wait_gone(timeout)) return {};
   ::kill(pid, SIGQUIT);

@@ -28,6 +28,8 @@ struct EngineOptions {
   // Branches a finalized restore left behind ('<name> (old)') are deleted once unchanged this long;
   // zero keeps them until a user deletes them.
   std::chrono::seconds old_branch_retention{0};
+  // How often every snapshot is read again in full against its checksums; zero never.
+  std::chrono::seconds snapshot_scrub_interval{std::chrono::hours(24 * 7)};
 };
 
 // A branch as the actions that start its compute need it: the version it runs and the settings of

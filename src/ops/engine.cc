@@ -18,6 +18,7 @@ Engine::Engine(catalog::Catalog& catalog, storage::Storage& storage, compute::Co
       planner_(clock),
       wakes_(env_, planner_, [this] { notify(); }),
       sweeps_(env_, planner_, [this] { notify(); }),
+      checks_(storage, options.snapshot_scrub_interval),
       scheduler_(env_, make_actions(env_), [this](const Operation& op) { on_finished(op); }) {
   computes.set_crash_callback(
       [this](const std::string& id, int /*code*/) { on_compute_crash(id); });
@@ -33,10 +34,12 @@ Status Engine::start() {
   ARGON_RETURN_IF_ERROR(env_.sync_holds());
   scheduler_.start();
   sweeps_.start();
+  checks_.start();
   return {};
 }
 
 void Engine::stop() {
+  checks_.stop();
   sweeps_.stop();
   scheduler_.stop();
 }
@@ -44,6 +47,7 @@ void Engine::stop() {
 void Engine::notify() { scheduler_.notify(); }
 
 void Engine::on_finished(const Operation& op) {
+  if (op.kind == to_string(ActionKind::kCreateSnapshot)) checks_.notify();  // its checksums
   if (op.kind == to_string(ActionKind::kStartCompute)) wakes_.note_finished(op);
   if (op.kind == to_string(ActionKind::kFinalizeRestore)) {
     // Done, failed or skipped: its endpoints are not being switched any more. (Done, the swap

@@ -18,6 +18,7 @@
 #include "ops/action_env.h"
 #include "ops/planner.h"
 #include "ops/scheduler.h"
+#include "ops/snapshot_checks.h"
 #include "ops/sweeps.h"
 #include "ops/wake_coordinator.h"
 #include "storage/storage.h"
@@ -66,6 +67,7 @@ class Engine final : public compute::EndpointResolver {
   Planner planner_;
   WakeCoordinator wakes_;
   Sweeps sweeps_;
+  SnapshotChecks checks_;
   Scheduler scheduler_;
 };
 

@@ -54,6 +54,7 @@ struct Flags {
   int max_snapshots = 100;
   int max_root_branches = 25;
   int64_t old_branch_retention_seconds = 0;  // 0: keep '(old)' branches until deleted
+  int snapshot_scrub_days = 7;               // 0: read a snapshot in full only once
 };
 
 [[noreturn]] void die(const std::string& msg) {
@@ -146,6 +147,11 @@ int main(int argc, char** argv) {
          "(0: never, as on Neon)")
       ->check(CLI::Range(int64_t{0}, int64_t{10} * 365 * 86400))
       ->capture_default_str();
+  app.add_option("--snapshot-scrub-days", f.snapshot_scrub_days,
+                 "read every snapshot again in full against its checksums this often, in the "
+                 "background (0: only once, when its checksums are written)")
+      ->check(CLI::Range(0, 3650))
+      ->capture_default_str();
   app.add_flag("--unsafe-no-fsync", f.unsafe_no_fsync,
                "skip fsync for clusters and clones (tests only: a power loss can lose data)");
   CLI11_PARSE(app, argc, argv);
@@ -227,6 +233,7 @@ int main(int argc, char** argv) {
   eo.workers = f.workers;
   eo.expiry_interval = std::chrono::seconds(f.expiry_check_seconds);
   eo.old_branch_retention = std::chrono::seconds(f.old_branch_retention_seconds);
+  eo.snapshot_scrub_interval = std::chrono::hours(24 * f.snapshot_scrub_days);
   ops::Engine engine(*catalog, storage, computes, installs, clock, eo);
   check(engine.recover());
 

@@ -4,8 +4,10 @@
 #include <fmt/format.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -37,22 +39,51 @@ Status read_write_copy(int src_fd, int dst_fd, uint64_t offset, uint64_t size) {
 }
 }  // namespace
 
-Status CopyCloneDriver::clone_file(int src_fd, int dst_fd, uint64_t size) {
-  uint64_t done = 0;
-  while (done < size) {
-    ssize_t n = ::copy_file_range(src_fd, nullptr, dst_fd, nullptr, size - done, 0);
+namespace {
+// Copies [from, to) of src_fd to the same offsets of dst_fd; stops early if the source shrank.
+Status copy_range(int src_fd, int dst_fd, uint64_t from, uint64_t to) {
+  while (from < to) {
+    loff_t in = static_cast<loff_t>(from), out = static_cast<loff_t>(from);
+    ssize_t n = ::copy_file_range(src_fd, &in, dst_fd, &out, to - from, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) {
-        ::lseek(src_fd, 0, SEEK_SET);
-        return read_write_copy(src_fd, dst_fd, done, size);
-      }
+      if (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)
+        return read_write_copy(src_fd, dst_fd, from, to);
       return fail(ErrorCode::kInternal,
                   fmt::format("copy_file_range failed: {}", std::strerror(errno)));
     }
-    if (n == 0) break;
-    done += static_cast<uint64_t>(n);
+    if (n == 0) break;  // file shrank while copying (live capture): WAL replay repairs it
+    from += static_cast<uint64_t>(n);
   }
+  return {};
+}
+}  // namespace
+
+// Only the source's data is copied: its holes (a settled snapshot's freed WAL pages) stay holes
+// in the copy instead of becoming written zeros.
+Status CopyCloneDriver::clone_file(int src_fd, int dst_fd, uint64_t size) {
+  uint64_t at = 0;
+  while (at < size) {
+    off_t data = ::lseek(src_fd, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;      // nothing but a hole from here on
+      data = static_cast<off_t>(at);  // a filesystem that cannot tell: copy it all
+    }
+    off_t hole = ::lseek(src_fd, data, SEEK_HOLE);
+    if (hole < 0) hole = static_cast<off_t>(size);
+    const uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), size);
+    if (static_cast<uint64_t>(data) >= end) break;
+    ARGON_RETURN_IF_ERROR(copy_range(src_fd, dst_fd, static_cast<uint64_t>(data), end));
+    at = end;
+  }
+  // A trailing hole: the copy gets the same size (never more than the source has now).
+  struct stat st {};
+  if (::fstat(src_fd, &st) != 0)
+    return fail(ErrorCode::kInternal, fmt::format("fstat failed: {}", std::strerror(errno)));
+  const auto want = static_cast<off_t>(std::min<uint64_t>(size, static_cast<uint64_t>(st.st_size)));
+  struct stat dst {};
+  if (::fstat(dst_fd, &dst) == 0 && dst.st_size < want && ::ftruncate(dst_fd, want) != 0)
+    return fail(ErrorCode::kInternal, fmt::format("ftruncate failed: {}", std::strerror(errno)));
   return {};
 }
 

@@ -166,10 +166,48 @@ Status write_stamps(const fs::path& root, const fs::path& file) {
   return write_file_atomic(file, text, 0400);
 }
 
-Status write_manifest(const fs::path& file, const std::vector<ManifestEntry>& entries) {
+Status verify_stamps(const fs::path& root, const fs::path& stamps) {
+  std::error_code ec;
+  if (!fs::exists(stamps, ec))
+    return fail(ErrorCode::kConflict,
+                fmt::format("the snapshot has neither manifest nor stamps ({})", stamps.string()));
+  auto expected = read_stamps(stamps);
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    const std::string rel = fs::relative(it->path(), root).string();
+    auto want = expected.find(rel);
+    if (want == expected.end()) {
+      return fail(ErrorCode::kConflict,
+                  fmt::format("the snapshot cannot be vouched for yet: {} has no stamp and its "
+                              "checksums are not written yet; try again in a moment",
+                              rel));
+    }
+    if (stamp_of(st) != want->second) {
+      return fail(ErrorCode::kConflict,
+                  fmt::format("the snapshot is damaged: {} was changed after it was taken", rel));
+    }
+    expected.erase(want);
+  }
+  if (ec)
+    return fail(ErrorCode::kInternal,
+                fmt::format("cannot list {}: {}", root.string(), ec.message()));
+  if (!expected.empty()) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("the snapshot is damaged: {} is missing", expected.begin()->first));
+  }
+  return {};
+}
+
+std::string manifest_text(const std::vector<ManifestEntry>& entries) {
   std::string text;
   for (const auto& e : entries) text += fmt::format("{:08x} {} {}\n", e.crc32c, e.size, e.path);
-  return write_file_atomic(file, text, 0400);
+  return text;
+}
+
+Status write_manifest(const fs::path& file, const std::vector<ManifestEntry>& entries) {
+  return write_file_atomic(file, manifest_text(entries), 0400);
 }
 
 Status verify_manifest(const fs::path& root, const fs::path& file, const fs::path& stamps) {

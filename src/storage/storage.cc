@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -344,21 +345,43 @@ Result<CaptureInfo> Storage::create_snapshot_from_running(std::string_view id, c
 
 namespace {
 constexpr const char* kSettlingMarker = "settling";
+constexpr const char* kSettledMarker = "settled";
+
+// An empty file in a snapshot's directory that says a step began or ended, written durably once.
+Status put_marker(const fs::path& dir, const char* name) {
+  std::error_code ec;
+  if (fs::exists(dir / name, ec)) return {};
+  return write_file_atomic(dir / name, "", 0600);
+}
+bool has_marker(const fs::path& dir, const char* name) {
+  std::error_code ec;
+  return fs::exists(dir / name, ec);
+}
 }  // namespace
 
 Status Storage::begin_settling(std::string_view id) {
-  if (settling_begun(id)) return {};
-  return write_file_atomic(snapshot_dir(id) / kSettlingMarker, "", 0600);
+  return put_marker(snapshot_dir(id), kSettlingMarker);
+}
+bool Storage::settling_begun(std::string_view id) const {
+  return has_marker(snapshot_dir(id), kSettlingMarker);
+}
+Status Storage::end_settling(std::string_view id) {
+  return put_marker(snapshot_dir(id), kSettledMarker);
+}
+bool Storage::settled(std::string_view id) const {
+  return has_marker(snapshot_dir(id), kSettledMarker);
 }
 
-bool Storage::settling_begun(std::string_view id) const {
-  std::error_code ec;
-  return fs::exists(snapshot_dir(id) / kSettlingMarker, ec);
-}
+namespace {
+constexpr const char* kStampsFile = "stamps";
+constexpr const char* kDamagedMarker = "damaged";
+constexpr const char* kCheckedFile = "checked";  // when the data was last read in full
+}  // namespace
 
 bool Storage::snapshot_sealed(std::string_view id) const {
   std::error_code ec;
-  return fs::exists(snapshot_manifest(id), ec);
+  // Before stamps existed, a manifest marked a sealed snapshot.
+  return fs::exists(snapshot_dir(id) / kStampsFile, ec) || fs::exists(snapshot_manifest(id), ec);
 }
 
 Status Storage::trim_settled_wal(const fs::path& pgdata, const ControlData& control) {
@@ -441,19 +464,83 @@ fs::path Storage::snapshot_manifest(std::string_view id) const {
   return snapshot_dir(id) / "manifest";
 }
 
-// Idempotent: a run after a crash finds the data in place and finishes the manifest and modes.
+// Idempotent: a run after a crash finds the data in place and finishes the modes and stamps.
 Status Storage::seal_snapshot(std::string_view id) {
-  std::error_code ec;
-  if (!fs::exists(snapshot_manifest(id), ec)) {
-    auto entries = build_manifest(snapshot_pgdata(id));
-    if (!entries) return std::unexpected(entries.error());
-    ARGON_RETURN_IF_ERROR(write_manifest(snapshot_manifest(id), *entries));
-  }
   ARGON_RETURN_IF_ERROR(make_read_only(snapshot_pgdata(id)));
-  // Taken once nothing can write any more (manifest.h): what lets a restore skip the reading.
-  const fs::path stamps = snapshot_dir(id) / "stamps";
+  crash_point("snapshot.read_only");
+  // Taken once nothing can write any more (manifest.h): what vouches for the files until the
+  // checksums exist, and what lets a restore skip reading them afterwards.
+  const fs::path stamps = snapshot_dir(id) / kStampsFile;
+  std::error_code ec;
   if (fs::exists(stamps, ec)) return {};
   return write_stamps(snapshot_pgdata(id), stamps);
+}
+
+Status Storage::write_snapshot_file(std::string_view id, std::string_view name,
+                                    std::string_view text) {
+  std::lock_guard lock(snapshots_mu_);
+  std::error_code ec;
+  if (!fs::exists(snapshot_pgdata(id), ec)) return {};  // removed meanwhile
+  return write_file_atomic(snapshot_dir(id) / std::string(name), text, 0400);
+}
+
+Status Storage::mark_damaged(std::string_view id, const std::string& reason) {
+  spdlog::error("snapshot {}: {}; restores of it are refused", id, reason);
+  return write_snapshot_file(id, kDamagedMarker, reason);
+}
+
+bool Storage::snapshot_damaged(std::string_view id) const {
+  std::error_code ec;
+  return fs::exists(snapshot_dir(id) / kDamagedMarker, ec);
+}
+
+std::optional<int64_t> Storage::snapshot_checked_at(std::string_view id) const {
+  auto text = read_file(snapshot_dir(id) / kCheckedFile);
+  if (!text) return std::nullopt;
+  try {
+    return std::stoll(*text);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+namespace {
+std::string now_ms_text() {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
+}
+}  // namespace
+
+Status Storage::checksum_snapshot(std::string_view id) {
+  std::error_code ec;
+  const fs::path stamps = snapshot_dir(id) / kStampsFile;
+  if (fs::exists(snapshot_manifest(id), ec) || !fs::exists(stamps, ec) || snapshot_damaged(id))
+    return {};
+  auto entries = build_manifest(snapshot_pgdata(id));
+  if (!entries) {
+    if (!fs::exists(snapshot_pgdata(id), ec)) return {};  // removed while being read
+    return std::unexpected(entries.error());
+  }
+  // What was read is what was sealed only if no stamp moved, before or during the read.
+  if (auto st = verify_stamps(snapshot_pgdata(id), stamps); !st) {
+    if (!fs::exists(snapshot_pgdata(id), ec)) return {};
+    return mark_damaged(id, st.error().message);
+  }
+  ARGON_RETURN_IF_ERROR(write_snapshot_file(id, "manifest", manifest_text(*entries)));
+  return write_snapshot_file(id, kCheckedFile, now_ms_text());
+}
+
+Status Storage::scrub_snapshot(std::string_view id) {
+  std::error_code ec;
+  if (!fs::exists(snapshot_manifest(id), ec) || snapshot_damaged(id)) return {};
+  // No stamps: every file is read and compared.
+  if (auto st = verify_manifest(snapshot_pgdata(id), snapshot_manifest(id)); !st) {
+    if (!fs::exists(snapshot_pgdata(id), ec)) return {};  // removed while being read
+    if (st.error().code != ErrorCode::kConflict) return st;
+    return mark_damaged(id, st.error().message);
+  }
+  return write_snapshot_file(id, kCheckedFile, now_ms_text());
 }
 
 Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_id,
@@ -461,11 +548,20 @@ Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_
   if (!snapshot_exists(snapshot_id)) {
     return fail(ErrorCode::kInternal, fmt::format("snapshot {} has no data on disk", snapshot_id));
   }
-  if (auto st = verify_manifest(snapshot_pgdata(snapshot_id), snapshot_manifest(snapshot_id),
-                                snapshot_dir(snapshot_id) / "stamps");
-      !st) {
-    return fail(ErrorCode::kConflict,
-                fmt::format("snapshot {} cannot be restored: {}", snapshot_id, st.error().message));
+  Status checked;
+  std::error_code ec;
+  if (auto damaged = read_file(snapshot_dir(snapshot_id) / kDamagedMarker)) {
+    checked = fail(ErrorCode::kConflict, *damaged);
+  } else if (fs::exists(snapshot_manifest(snapshot_id), ec)) {
+    checked = verify_manifest(snapshot_pgdata(snapshot_id), snapshot_manifest(snapshot_id),
+                              snapshot_dir(snapshot_id) / kStampsFile);
+  } else {
+    // Taken moments ago: its checksums are still being written; its stamps vouch for it.
+    checked = verify_stamps(snapshot_pgdata(snapshot_id), snapshot_dir(snapshot_id) / kStampsFile);
+  }
+  if (!checked) {
+    return fail(ErrorCode::kConflict, fmt::format("snapshot {} cannot be restored: {}", snapshot_id,
+                                                  checked.error().message));
   }
   return capture_stopped(branch_dir(branch_id), snapshot_pgdata(snapshot_id), /*writable=*/true);
 }
@@ -495,6 +591,7 @@ Status Storage::make_read_only(const fs::path& dir) {
 }
 
 Status Storage::remove_snapshot(std::string_view id) {
+  std::lock_guard lock(snapshots_mu_);
   // Its directories are read-only; a non-root argond could not unlink inside them.
   std::error_code ec;
   const fs::path dir = snapshot_dir(id);

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -106,16 +108,32 @@ class Storage {
   // says settling began, after which the capture's own WAL is no longer all there.
   Status begin_settling(std::string_view snapshot_id);
   bool settling_begun(std::string_view snapshot_id) const;
+  // Settling and trimming are done: from here on the data is made read-only (so never settled
+  // again).
+  Status end_settling(std::string_view snapshot_id);
+  bool settled(std::string_view snapshot_id) const;
   bool snapshot_sealed(std::string_view snapshot_id) const;
   // After a clean shutdown whose control data is `control`: removes every WAL segment file but
   // the checkpoint's, and within that one frees (punches out) all but its first page and the
   // pages of the checkpoint record, so a snapshot keeps kilobytes of WAL, not 16 MB files that
   // its source recycles. Idempotent. Refuses a cluster that was not shut down cleanly.
   Status trim_settled_wal(const std::filesystem::path& pgdata, const ControlData& control);
-  // Writes the snapshot's manifest (sizes, CRC-32C) if missing and makes its data read-only.
-  // Idempotent.
+  // Makes the snapshot's data read-only and records its files' stamps (manifest.h). Idempotent.
+  // The checksums come after, off the snapshot's path (checksum_snapshot).
   Status seal_snapshot(std::string_view snapshot_id);
-  // Verifies the snapshot against its manifest first: a damaged snapshot is refused (kConflict).
+  // Writes the manifest (every file's size and CRC-32C) of a sealed snapshot that has none,
+  // reading it all. If a file's stamp moved since sealing, no manifest is written and the
+  // snapshot is marked damaged instead. Idempotent; a snapshot removed meanwhile is left alone.
+  Status checksum_snapshot(std::string_view snapshot_id);
+  // Reads the whole snapshot against its manifest (a scrub: what the stamps cannot see, such as
+  // the medium returning other bytes); a difference marks it damaged. Records when it ran.
+  Status scrub_snapshot(std::string_view snapshot_id);
+  // Milliseconds since the epoch of the last full read (the checksum pass or a scrub), if any.
+  std::optional<int64_t> snapshot_checked_at(std::string_view snapshot_id) const;
+  bool snapshot_damaged(std::string_view snapshot_id) const;
+  // Verifies the snapshot first: refused (kConflict, naming the file) when marked damaged, when a
+  // file differs from its manifest (files whose stamp is unchanged are not read), or, before
+  // the manifest is written, when a file's stamp moved.
   Result<CloneStats> create_branch_from_snapshot(std::string_view branch_id,
                                                  std::string_view snapshot_id);
   Status remove_snapshot(std::string_view snapshot_id);
@@ -143,7 +161,15 @@ class Storage {
                    const std::function<Status(const std::filesystem::path&)>& fill);
   Status sync_fs(const std::filesystem::path& dir);
 
+  // Marks a snapshot damaged with the reason (what a restore then answers).
+  Status mark_damaged(std::string_view snapshot_id, const std::string& reason);
+  // Writes `name` into the snapshot's directory if it still exists (under snapshots_mu_, so a
+  // removal never races a file into a directory being deleted).
+  Status write_snapshot_file(std::string_view snapshot_id, std::string_view name,
+                             std::string_view text);
+
   StorageOptions options_;
+  std::mutex snapshots_mu_;  // a snapshot's removal against the checksum pass's writes
   std::unique_ptr<CloneDriver> driver_;
   ProcessRunner& runner_;
 };

@@ -214,7 +214,7 @@ TEST_P(SnapshotStepCrashTest, FinishesAfterRestart) {
 INSTANTIATE_TEST_SUITE_P(EachStep, SnapshotStepCrashTest,
                          points({"api.committed", "storage.filled", "snapshot.captured",
                                  "snapshot.settling", "snapshot.settled", "snapshot.trimmed",
-                                 "create_timeline.executed"}),
+                                 "snapshot.read_only", "create_timeline.executed"}),
                          point_name);
 
 // A reset of a child from its parent (POST /branches/{id}/restore), killed at each step: afterwards

@@ -374,7 +374,12 @@ TEST(SnapshotTest, ADamagedSnapshotIsRefusedAndTheTargetKeepsServing) {
   const std::string info = conninfo(a, p, p.endpoint);
   exec(info, "CREATE TABLE t (a int); INSERT INTO t VALUES (1)");
   const std::string s = snapshot(a, p, p.branch, "to-damage");
-  // Flip one byte of PG_VERSION inside the snapshot (it is read-only; root writes anyway).
+  // Once its checksums are written in the background, flip one byte of PG_VERSION inside the
+  // snapshot (it is read-only; root writes anyway).
+  const auto manifest = a.data_dir() / "snapshots" / s / "manifest";
+  for (int i = 0; i < 600 && !std::filesystem::exists(manifest); ++i)
+    std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(std::filesystem::exists(manifest)) << a.log_tail();
   {
     const auto file = a.data_dir() / "snapshots" / s / "pgdata" / "PG_VERSION";
     ASSERT_TRUE(std::filesystem::exists(file));

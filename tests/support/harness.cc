@@ -464,8 +464,11 @@ int postmasters_under(const fs::path& dir) {
     for (auto& c : cmd) {
       if (c == '\0') c = ' ';
     }
-    // A postmaster's argv is "postgres -D <pgdata> ..."; its children rename themselves.
-    if (cmd.find("postgres -D " + dir.string()) != std::string::npos) ++n;
+    // A postmaster's argv is "postgres -D <pgdata> ..."; its children rename themselves. A
+    // snapshot's settle is a standalone backend, "postgres --single -D <pgdata> ...".
+    if (cmd.find("postgres -D " + dir.string()) != std::string::npos ||
+        cmd.find("postgres --single -D " + dir.string()) != std::string::npos)
+      ++n;
   }
   return n;
 }

@@ -1,10 +1,11 @@
 // create_snapshot (Neon: create_timeline on the source branch): a consistent capture of the branch
 // into snapshots/<id> (the backup API while its compute runs, a plain clone while it is stopped),
-// settled (recovered once to a clean shutdown, with only the WAL a clean start reads), then sealed
-// with a manifest and made read-only. So a restore starts its compute with no WAL replay, and a
-// snapshot keeps no WAL its source recycles. A snapshot asked for at a point in time is accepted
-// only if nothing committed on the branch between that point and the capture's end. A failure
-// removes the data and the row: the snapshot disappears from the list.
+// settled (recovered once to a clean shutdown, with only the WAL a clean start reads), then sealed:
+// made read-only, with every file's stamp recorded. So a restore starts its compute with no WAL
+// replay, and a snapshot keeps no WAL its source recycles. Its checksums are written right after,
+// off this operation's path (ops/snapshot_checks.h). A snapshot asked for at a point in time is
+// accepted only if nothing committed on the branch between that point and the capture's end. A
+// failure removes the data and the row: the snapshot disappears from the list.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -136,11 +137,12 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
 
   // Recovery runs once, here, instead of at every restore's start: the captured cluster is brought
   // to a clean shutdown with the source's endpoint settings (postgres --single, no socket), its
-  // WAL trimmed to what a clean start reads, then the manifest is written and the data made
-  // read-only. Each step is idempotent, so a run after a crash anywhere finishes the job.
+  // WAL trimmed to what a clean start reads, then the data is made read-only and stamped. Each
+  // step is idempotent, so a run after a crash anywhere finishes the job.
   Status settle_and_seal(const std::string& snapshot_id, const catalog::Snapshot& snapshot,
                          const PgInstall& pg) {
-    if (!env_.storage.snapshot_sealed(snapshot_id)) {
+    // A snapshot sealed by an argond from before settling existed is left as it was.
+    if (!env_.storage.settled(snapshot_id) && !env_.storage.snapshot_sealed(snapshot_id)) {
       ARGON_ASSIGN_OR_RETURN(
           auto settings, env_.catalog.read([&](Tx& tx) -> Result<decltype(ComputeSpec::settings)> {
             auto rt =
@@ -165,6 +167,7 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
                        .count());
       crash_point("snapshot.settled");
       ARGON_RETURN_IF_ERROR(env_.storage.trim_settled_wal(spec.pgdata, control));
+      ARGON_RETURN_IF_ERROR(env_.storage.end_settling(snapshot_id));
       crash_point("snapshot.trimmed");
     }
     return env_.storage.seal_snapshot(snapshot_id);

@@ -23,8 +23,10 @@
 #include "ops/action.h"
 #include "ops/action_env.h"
 #include "ops/planner.h"
+#include "ops/snapshot_checks.h"
 #include "ops/wake_coordinator.h"
 #include "storage/clone_driver.h"
+#include "storage/manifest.h"
 #include "storage/storage.h"
 
 namespace argon::ops {
@@ -394,7 +396,9 @@ TEST_F(ActionsTest, ASnapshotIsSealedAndARestoreOfItIsAWritableCopy) {
   ASSERT_TRUE(taken) << taken.error().message;
   EXPECT_EQ(snapshot(s.id)->state, catalog::snapshot_state::kReady);
   EXPECT_EQ(snapshot(s.id)->timestamp, clock_.now);
-  EXPECT_TRUE(fs::exists(storage_->snapshot_manifest(s.id)));
+  EXPECT_TRUE(storage_->snapshot_sealed(s.id));
+  EXPECT_FALSE(fs::exists(storage_->snapshot_manifest(s.id)))
+      << "its checksums are written off the operation's path";
   const fs::path copy = storage_->snapshot_pgdata(s.id) / "base" / "1" / "1259";
   EXPECT_EQ(read(copy), "main's rows");
   EXPECT_EQ(fs::status(copy).permissions() & fs::perms::owner_write, fs::perms::none)
@@ -422,6 +426,58 @@ TEST_F(ActionsTest, ASnapshotIsSealedAndARestoreOfItIsAWritableCopy) {
   EXPECT_EQ(branch("br-restored-00000001")->current_state, catalog::branch_state::kReady);
 }
 
+// The background checks (ops/snapshot_checks.h): the first pass writes a sealed snapshot's
+// checksums; a snapshot changed before that pass is marked damaged instead; and a scrub finds
+// what the stamps cannot see (other bytes under an unchanged stamp, as a failing medium returns).
+// A restore refuses a damaged snapshot, naming the file, and leaves nothing.
+TEST_F(ActionsTest, TheChecksumPassAndTheScrubRefuseADamagedSnapshot) {
+  const catalog::Snapshot s = add_snapshot("snap-00000001");
+  ASSERT_TRUE(run(params::CreateSnapshot{s.id, std::nullopt}, "br-main-00000001"));
+  SnapshotChecks checks(*storage_, std::chrono::seconds(0));
+  checks.pass();
+  ASSERT_TRUE(fs::exists(storage_->snapshot_manifest(s.id)));
+  ASSERT_TRUE(storage_->snapshot_checked_at(s.id));
+  EXPECT_FALSE(storage_->snapshot_damaged(s.id));
+
+  // Decay: same size, other bytes, and a stamp that does not show it.
+  const fs::path copy = storage_->snapshot_pgdata(s.id) / "base" / "1" / "1259";
+  fs::permissions(copy, fs::perms::owner_write, fs::perm_options::add);
+  write(copy, "main's rowz");
+  fs::permissions(copy, fs::perms::owner_write, fs::perm_options::remove);
+  const fs::path stamps = storage_->snapshot_dir(s.id) / "stamps";
+  fs::permissions(stamps, fs::perms::owner_write, fs::perm_options::add);
+  fs::remove(stamps);
+  ASSERT_TRUE(storage::write_stamps(storage_->snapshot_pgdata(s.id), stamps));
+  ASSERT_TRUE(add_branch("br-restored-00000001", std::nullopt));
+  ASSERT_TRUE(run(params::RestoreBranch{s.id}, "br-restored-00000001"))
+      << "an unchanged stamp is trusted at restore time";
+  ASSERT_TRUE(storage_->scrub_snapshot(s.id));
+  EXPECT_TRUE(storage_->snapshot_damaged(s.id));
+  ASSERT_TRUE(add_branch("br-restored-00000002", std::nullopt));
+  auto restored = run(params::RestoreBranch{s.id}, "br-restored-00000002");
+  ASSERT_FALSE(restored);
+  EXPECT_NE(restored.error().message.find("base/1/1259 does not match its checksum"),
+            std::string::npos)
+      << restored.error().message;
+  EXPECT_FALSE(fs::exists(storage_->branch_dir("br-restored-00000002")));
+
+  // Changed after sealing, before the checksum pass: no manifest, marked damaged.
+  const catalog::Snapshot t = add_snapshot("snap-00000002");
+  ASSERT_TRUE(run(params::CreateSnapshot{t.id, std::nullopt}, "br-main-00000001"));
+  const fs::path version = storage_->snapshot_pgdata(t.id) / "PG_VERSION";
+  fs::permissions(version, fs::perms::owner_write, fs::perm_options::add);
+  write(version, "16\n");
+  checks.pass();
+  EXPECT_FALSE(fs::exists(storage_->snapshot_manifest(t.id)));
+  EXPECT_TRUE(storage_->snapshot_damaged(t.id));
+  ASSERT_TRUE(add_branch("br-restored-00000003", std::nullopt));
+  restored = run(params::RestoreBranch{t.id}, "br-restored-00000003");
+  ASSERT_FALSE(restored);
+  EXPECT_NE(restored.error().message.find("PG_VERSION was changed after it was taken"),
+            std::string::npos)
+      << restored.error().message;
+}
+
 TEST_F(ActionsTest, ADamagedSnapshotIsRefusedAndTheRestoreLeavesNothing) {
   const catalog::Snapshot s = add_snapshot("snap-00000001");
   ASSERT_TRUE(run(params::CreateSnapshot{s.id, std::nullopt}, "br-main-00000001"));
@@ -433,6 +489,9 @@ TEST_F(ActionsTest, ADamagedSnapshotIsRefusedAndTheRestoreLeavesNothing) {
   auto restored = run(params::RestoreBranch{s.id}, "br-restored-00000001");
   ASSERT_FALSE(restored);
   EXPECT_EQ(restored.error().code, ErrorCode::kConflict) << restored.error().message;
+  EXPECT_NE(restored.error().message.find("base/1/1259 was changed after it was taken"),
+            std::string::npos)
+      << "before its checksums exist, the stamps name the file: " << restored.error().message;
   EXPECT_FALSE(branch("br-restored-00000001"));
   EXPECT_FALSE(fs::exists(storage_->branch_dir("br-restored-00000001")));
 }

@@ -1,6 +1,7 @@
 // Storage::trim_settled_wal on real 16 MB segment files: after a clean shutdown only the
 // checkpoint's segment stays, and in it only the first page and the checkpoint record's pages
 // hold blocks; the rest reads as zeros and the file keeps its size.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -110,6 +111,37 @@ TEST_F(SettledWalTest, AClusterNotShutDownCleanlyKeepsAllItsWal) {
   crashed.shut_down = false;
   EXPECT_FALSE(storage_->trim_settled_wal(pgdata_, crashed));
   EXPECT_EQ(wal().size(), 5u);
+}
+
+// A restore with the copy driver copies a trimmed segment's data and keeps its holes, so the
+// restored branch does not write 16 MB of zeros.
+TEST_F(SettledWalTest, TheCopyDriverKeepsHolesAndData) {
+  const uint64_t checkpoint = 5 * kSeg + 3 * kPage + 0x60;
+  ASSERT_TRUE(storage_->trim_settled_wal(pgdata_, shut_down_at(checkpoint)));
+  const fs::path seg = pgdata_ / "pg_wal" / "000000010000000000000005";
+  const fs::path copy = dir_ / "copy";
+  const int in = ::open(seg.c_str(), O_RDONLY | O_CLOEXEC);
+  const int out = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  ASSERT_GE(in, 0);
+  ASSERT_GE(out, 0);
+  CopyCloneDriver driver;
+  ASSERT_TRUE(driver.clone_file(in, out, kSeg));
+  ::close(in);
+  ::close(out);
+  EXPECT_EQ(fs::file_size(copy), kSeg);
+  EXPECT_EQ(bytes_at(copy, 0, 5 * kPage), bytes_at(seg, 0, 5 * kPage));
+  EXPECT_EQ(bytes_at(copy, kSeg - kPage, kPage), std::string(kPage, '\0'));
+  EXPECT_LE(allocated(copy), 3 * kPage + 4096);
+
+  // A file that is all data is copied whole.
+  const fs::path full = pgdata_ / "pg_wal" / "00000002.history";
+  const fs::path full_copy = dir_ / "history-copy";
+  const int fin = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fout = ::open(full_copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  ASSERT_TRUE(driver.clone_file(fin, fout, fs::file_size(full)));
+  ::close(fin);
+  ::close(fout);
+  EXPECT_EQ(bytes_at(full_copy, 0, fs::file_size(full)), bytes_at(full, 0, fs::file_size(full)));
 }
 
 TEST(WalSegmentNameTest, NamesTheFileThatHoldsAnLsn) {
