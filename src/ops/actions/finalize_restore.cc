@@ -9,8 +9,12 @@
 // swap is either done (only T's compute is left to stop) or not begun (the switching mark, if set,
 // holds connections until this runs again).
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
 
 #include "common/crash_point.h"
+#include "common/pg_conn.h"
 #include "ops/action.h"
 #include "ops/action_env.h"
 #include "ops/actions/actions.h"
@@ -30,13 +34,15 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
     std::optional<BranchRuntime> restored;
     std::optional<Branch> target;
     std::vector<catalog::Endpoint> endpoints;  // the target's
+    std::vector<catalog::Database> databases;  // the restored branch's
   };
 
   Result<Outcome> execute(catalog::Operation& op, const params::FinalizeRestore& p) override {
     ARGON_ASSIGN_OR_RETURN(Loaded loaded, env_.catalog.transact([&](Tx& tx) -> Result<Loaded> {
       return Loaded{ActionEnv::load_runtime(tx, op.project_id, op.branch_id.value_or("")),
                     tx.get_branch(op.project_id, p.target_branch_id),
-                    tx.list_branch_endpoints(p.target_branch_id)};
+                    tx.list_branch_endpoints(p.target_branch_id),
+                    tx.list_databases(op.branch_id.value_or(""))};
     }));
     if (!loaded.restored) return Outcome::kSkipped;
     BranchRuntime& restored = *loaded.restored;
@@ -57,24 +63,55 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
       // N's compute runs with the settings of the endpoints it is about to receive.
       restored.endpoints = loaded.endpoints;
       ARGON_RETURN_IF_ERROR(env_.ensure_compute(restored));
+      warm_up(restored.branch.id, loaded.databases);
     }
     crash_point("swap.new_started");
     const auto ids = ids_of(loaded.endpoints);
+    // The swap is the clients' outage: each step's time goes to the log.
+    using Clock = std::chrono::steady_clock;
+    const auto began = Clock::now();
+    auto ms_since = [](Clock::time_point t) {
+      return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+    };
     ARGON_RETURN_IF_ERROR(enter_switching(op.id, target.id));
+    const double gated = ms_since(began);
     crash_point("swap.gated");
     env_.terminate(
         ids,
         fmt::format("terminating connection: branch {} was restored from a snapshot; reconnect to "
                     "reach the restored data",
                     target.name));
+    const double terminated = ms_since(began);
     crash_point("swap.terminated");
     ARGON_RETURN_IF_ERROR(env_.catalog.run(
         [&](Tx& tx) { return swap(tx, op.project_id, restored.branch.id, target.id, p); }));
+    const double swapped = ms_since(began);
     crash_point("swap.swapped");
     ARGON_RETURN_IF_ERROR(env_.sync_holds());
+    spdlog::info(
+        "restore onto {}: clients held {:.1f} ms (gated at {:.1f}, terminated at {:.1f}, bound at "
+        "{:.1f} ms)",
+        target.id, ms_since(began), gated, terminated, swapped);
     crash_point("swap.ungated");
     ARGON_RETURN_IF_ERROR(env_.stop_compute(target.id));
     return Outcome::kDone;
+  }
+
+  // Before any client is switched to it: one session in each database of the restored compute,
+  // so the first backends' catalog caches are built and their cache files written now (a fresh
+  // compute's first login in a database costs several milliseconds more than the next), and the
+  // proxy's password check, which reads from `postgres`, meets a warm database too. Best effort:
+  // a failure only costs the clients that time.
+  void warm_up(const std::string& branch_id, const std::vector<catalog::Database>& databases) {
+    std::vector<std::string> names{"postgres"};
+    for (const auto& d : databases) names.push_back(d.name);
+    for (const auto& name : names) {
+      // Connecting is the warm-up (the caches are built at login); a failure is only logged.
+      auto conn = PgConn::connect(env_.computes.admin_conninfo(branch_id, name));
+      if (!conn)
+        spdlog::info("warming database {} of branch {} failed: {}", name, branch_id,
+                     conn.error().message);
+    }
   }
 
   // The target's endpoints are being switched by this operation: in the catalog first, so that a
