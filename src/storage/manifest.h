@@ -41,9 +41,10 @@ Status verify_manifest(const std::filesystem::path& root, const std::filesystem:
 // One line per regular file under `root`: "<size> <inode> <mtime ns> <ctime ns> <path>", durably.
 Status write_stamps(const std::filesystem::path& root, const std::filesystem::path& file);
 // Checks `root` against its stamps alone, reading no data: the same regular files, each with the
-// stamp recorded. The error names the first difference; a file that got no stamp when they were
-// taken cannot be vouched for and is an error too.
-Status verify_stamps(const std::filesystem::path& root, const std::filesystem::path& stamps);
+// stamp recorded. The error names the first difference. A file that got no stamp when they were
+// taken cannot be vouched for: an error too, unless `unstamped_ok`.
+Status verify_stamps(const std::filesystem::path& root, const std::filesystem::path& stamps,
+                     bool unstamped_ok = false);
 
 std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t size);
 

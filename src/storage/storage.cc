@@ -522,8 +522,9 @@ Status Storage::checksum_snapshot(std::string_view id) {
     if (!fs::exists(snapshot_pgdata(id), ec)) return {};  // removed while being read
     return std::unexpected(entries.error());
   }
-  // What was read is what was sealed only if no stamp moved, before or during the read.
-  if (auto st = verify_stamps(snapshot_pgdata(id), stamps); !st) {
+  // What was read is what was sealed only if no stamp moved, before or during the read. (A file
+  // that got no stamp, its change time too recent when sealed, is recorded as it reads now.)
+  if (auto st = verify_stamps(snapshot_pgdata(id), stamps, /*unstamped_ok=*/true); !st) {
     if (!fs::exists(snapshot_pgdata(id), ec)) return {};
     return mark_damaged(id, st.error().message);
   }

@@ -109,5 +109,38 @@ TEST_F(ManifestDirTest, StampsSkipTheReadOfUnchangedFilesOnly) {
   EXPECT_TRUE(verify_manifest(dir_ / "data", dir_ / "manifest", dir_ / "stamps"));
 }
 
+// Before the manifest exists, the stamps alone vouch for a tree: a written, removed or added
+// file is named; a file with no stamp is refused unless the caller can do without (the checksum
+// pass, which records it as it reads).
+TEST_F(ManifestDirTest, StampsAloneNameEveryChange) {
+  ASSERT_TRUE(write_stamps(dir_ / "data", dir_ / "stamps"));
+  EXPECT_TRUE(verify_stamps(dir_ / "data", dir_ / "stamps"));
+
+  write("base/1/1259", std::string(99999, 'x') + "y");
+  auto changed = verify_stamps(dir_ / "data", dir_ / "stamps");
+  ASSERT_FALSE(changed);
+  EXPECT_NE(changed.error().message.find("base/1/1259 was changed after it was taken"),
+            std::string::npos)
+      << changed.error().message;
+
+  fs::remove(dir_ / "stamps");
+  ASSERT_TRUE(write_stamps(dir_ / "data", dir_ / "stamps"));
+  fs::remove(dir_ / "data" / "PG_VERSION");
+  auto missing = verify_stamps(dir_ / "data", dir_ / "stamps");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("PG_VERSION is missing"), std::string::npos);
+
+  write("PG_VERSION", "15\n");  // back, but a new file: not the one stamped
+  EXPECT_FALSE(verify_stamps(dir_ / "data", dir_ / "stamps"));
+  fs::remove(dir_ / "stamps");
+  ASSERT_TRUE(write_stamps(dir_ / "data", dir_ / "stamps"));
+  write("stray", "x");
+  auto extra = verify_stamps(dir_ / "data", dir_ / "stamps");
+  ASSERT_FALSE(extra);
+  EXPECT_NE(extra.error().message.find("stray has no stamp"), std::string::npos);
+  EXPECT_TRUE(verify_stamps(dir_ / "data", dir_ / "stamps", /*unstamped_ok=*/true));
+  EXPECT_FALSE(verify_stamps(dir_ / "data", dir_ / "no-such-stamps"));
+}
+
 }  // namespace
 }  // namespace argon::storage
