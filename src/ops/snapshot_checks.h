@@ -3,14 +3,13 @@
 // manifest (every file's CRC-32C), and again in full every `scrub_interval` (a scrub: the medium
 // returning other bytes under unchanged stamps). A difference marks the snapshot damaged, which a
 // restore then refuses with the file's name. Woken when a snapshot operation finishes, and at
-// least once a minute; a pass over thousands of snapshots is one stat each when nothing is due.
+// least once a minute; a pass over thousands of snapshots is a few stats each when nothing is due.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
+#include "common/clock.h"
+#include "ops/periodic_thread.h"
 #include "storage/storage.h"
 
 namespace argon::ops {
@@ -18,27 +17,22 @@ namespace argon::ops {
 class SnapshotChecks {
  public:
   // scrub_interval zero: snapshots are read once, for their manifest, and never again.
-  SnapshotChecks(storage::Storage& storage, std::chrono::seconds scrub_interval)
-      : storage_(storage), scrub_interval_(scrub_interval) {}
-  ~SnapshotChecks();
+  SnapshotChecks(storage::Storage& storage, const Clock& clock, std::chrono::seconds scrub_interval)
+      : storage_(storage), clock_(clock), scrub_interval_(scrub_interval) {}
 
+  // The first pass comes at once: snapshots sealed before a crash or restart.
   void start();
   void stop();
   // A snapshot may have been sealed: look now.
   void notify();
-  // One pass, on the caller's thread: what start() runs (tests call it directly).
+  // One pass, on the caller's thread: what the thread runs (tests call it directly).
   void pass();
 
  private:
-  void loop();
-
   storage::Storage& storage_;
+  const Clock& clock_;
   const std::chrono::seconds scrub_interval_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;  // guarded by mu_
-  bool woken_ = false;     // guarded by mu_
-  std::thread thread_;
+  PeriodicThread thread_;  // last: stopped before the members its job uses go
 };
 
 }  // namespace argon::ops

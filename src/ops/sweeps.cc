@@ -8,36 +8,18 @@ namespace argon::ops {
 
 using catalog::Tx;
 
-Sweeps::~Sweeps() { stop(); }
-
 void Sweeps::start() {
-  std::lock_guard lock(mu_);
-  stopping_ = false;
-  thread_ = std::thread([this] { loop(); });
+  thread_.start(env_.options.expiry_interval, [this] { sweep(); });
 }
 
-void Sweeps::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void Sweeps::stop() { thread_.stop(); }
 
-void Sweeps::loop() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lock, env_.options.expiry_interval, [&] { return stopping_; });
-    if (stopping_) break;
-    lock.unlock();
-    auto deleted = env_.catalog.transact([&](Tx& tx) { return delete_expired(tx); });
-    if (!deleted)
-      spdlog::error("expiry sweep failed: {} {}", deleted.error().message, deleted.error().detail);
-    autosuspend();
-    if (deleted && *deleted) notify_();
-    lock.lock();
-  }
+void Sweeps::sweep() {
+  auto deleted = env_.catalog.transact([&](Tx& tx) { return delete_expired(tx); });
+  if (!deleted)
+    spdlog::error("expiry sweep failed: {} {}", deleted.error().message, deleted.error().detail);
+  autosuspend();
+  if (deleted && *deleted) notify_();
 }
 
 Result<size_t> Sweeps::delete_expired(Tx& tx) {

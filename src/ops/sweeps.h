@@ -4,12 +4,10 @@
 // suspend_timeout_seconds are suspended (last_active is kept current meanwhile).
 #pragma once
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
-#include <thread>
 
 #include "ops/action_env.h"
+#include "ops/periodic_thread.h"
 #include "ops/planner.h"
 
 namespace argon::ops {
@@ -21,13 +19,11 @@ class Sweeps {
  public:
   Sweeps(ActionEnv& env, const Planner& planner, std::function<void()> notify)
       : env_(env), planner_(planner), notify_(std::move(notify)) {}
-  ~Sweeps();
-
   void start();
   void stop();
 
  private:
-  void loop();
+  void sweep();
   // Expired branches and snapshots, and '(old)' branches past the retention; returns how many.
   Result<size_t> delete_expired(catalog::Tx& tx);
   Result<size_t> delete_old_branches(catalog::Tx& tx, int64_t now);
@@ -36,10 +32,7 @@ class Sweeps {
   ActionEnv& env_;
   const Planner& planner_;
   const std::function<void()> notify_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;  // guarded by mu_
-  std::thread thread_;
+  PeriodicThread thread_;
 };
 
 }  // namespace argon::ops

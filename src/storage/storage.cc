@@ -347,7 +347,8 @@ namespace {
 constexpr const char* kSettlingMarker = "settling";
 constexpr const char* kSettledMarker = "settled";
 
-// An empty file in a snapshot's directory that says a step began or ended, written durably once.
+// A file in a snapshot's directory that says a step began or ended (put_marker: an empty one,
+// written durably once).
 Status put_marker(const fs::path& dir, const char* name) {
   std::error_code ec;
   if (fs::exists(dir / name, ec)) return {};
@@ -379,9 +380,8 @@ constexpr const char* kCheckedFile = "checked";  // when the data was last read 
 }  // namespace
 
 bool Storage::snapshot_sealed(std::string_view id) const {
-  std::error_code ec;
   // Before stamps existed, a manifest marked a sealed snapshot.
-  return fs::exists(snapshot_dir(id) / kStampsFile, ec) || fs::exists(snapshot_manifest(id), ec);
+  return has_marker(snapshot_dir(id), kStampsFile) || has_marker(snapshot_dir(id), "manifest");
 }
 
 Status Storage::trim_settled_wal(const fs::path& pgdata, const ControlData& control) {
@@ -490,8 +490,7 @@ Status Storage::mark_damaged(std::string_view id, const std::string& reason) {
 }
 
 bool Storage::snapshot_damaged(std::string_view id) const {
-  std::error_code ec;
-  return fs::exists(snapshot_dir(id) / kDamagedMarker, ec);
+  return has_marker(snapshot_dir(id), kDamagedMarker);
 }
 
 std::optional<int64_t> Storage::snapshot_checked_at(std::string_view id) const {
@@ -504,15 +503,7 @@ std::optional<int64_t> Storage::snapshot_checked_at(std::string_view id) const {
   }
 }
 
-namespace {
-std::string now_ms_text() {
-  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count());
-}
-}  // namespace
-
-Status Storage::checksum_snapshot(std::string_view id) {
+Status Storage::checksum_snapshot(std::string_view id, int64_t now_ms) {
   std::error_code ec;
   const fs::path stamps = snapshot_dir(id) / kStampsFile;
   if (fs::exists(snapshot_manifest(id), ec) || !fs::exists(stamps, ec) || snapshot_damaged(id))
@@ -529,10 +520,10 @@ Status Storage::checksum_snapshot(std::string_view id) {
     return mark_damaged(id, st.error().message);
   }
   ARGON_RETURN_IF_ERROR(write_snapshot_file(id, "manifest", manifest_text(*entries)));
-  return write_snapshot_file(id, kCheckedFile, now_ms_text());
+  return write_snapshot_file(id, kCheckedFile, std::to_string(now_ms));
 }
 
-Status Storage::scrub_snapshot(std::string_view id) {
+Status Storage::scrub_snapshot(std::string_view id, int64_t now_ms) {
   std::error_code ec;
   if (!fs::exists(snapshot_manifest(id), ec) || snapshot_damaged(id)) return {};
   // No stamps: every file is read and compared.
@@ -541,7 +532,7 @@ Status Storage::scrub_snapshot(std::string_view id) {
     if (st.error().code != ErrorCode::kConflict) return st;
     return mark_damaged(id, st.error().message);
   }
-  return write_snapshot_file(id, kCheckedFile, now_ms_text());
+  return write_snapshot_file(id, kCheckedFile, std::to_string(now_ms));
 }
 
 Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_id,

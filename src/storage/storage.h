@@ -124,10 +124,11 @@ class Storage {
   // Writes the manifest (every file's size and CRC-32C) of a sealed snapshot that has none,
   // reading it all. If a file's stamp moved since sealing, no manifest is written and the
   // snapshot is marked damaged instead. Idempotent; a snapshot removed meanwhile is left alone.
-  Status checksum_snapshot(std::string_view snapshot_id);
+  // `now_ms` is recorded as the time of the full read.
+  Status checksum_snapshot(std::string_view snapshot_id, int64_t now_ms);
   // Reads the whole snapshot against its manifest (a scrub: what the stamps cannot see, such as
   // the medium returning other bytes); a difference marks it damaged. Records when it ran.
-  Status scrub_snapshot(std::string_view snapshot_id);
+  Status scrub_snapshot(std::string_view snapshot_id, int64_t now_ms);
   // Milliseconds since the epoch of the last full read (the checksum pass or a scrub), if any.
   std::optional<int64_t> snapshot_checked_at(std::string_view snapshot_id) const;
   bool snapshot_damaged(std::string_view snapshot_id) const;

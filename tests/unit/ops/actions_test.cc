@@ -433,7 +433,7 @@ TEST_F(ActionsTest, ASnapshotIsSealedAndARestoreOfItIsAWritableCopy) {
 TEST_F(ActionsTest, TheChecksumPassAndTheScrubRefuseADamagedSnapshot) {
   const catalog::Snapshot s = add_snapshot("snap-00000001");
   ASSERT_TRUE(run(params::CreateSnapshot{s.id, std::nullopt}, "br-main-00000001"));
-  SnapshotChecks checks(*storage_, std::chrono::seconds(0));
+  SnapshotChecks checks(*storage_, clock_, std::chrono::seconds(0));
   checks.pass();
   ASSERT_TRUE(fs::exists(storage_->snapshot_manifest(s.id)));
   ASSERT_TRUE(storage_->snapshot_checked_at(s.id));
@@ -451,7 +451,7 @@ TEST_F(ActionsTest, TheChecksumPassAndTheScrubRefuseADamagedSnapshot) {
   ASSERT_TRUE(add_branch("br-restored-00000001", std::nullopt));
   ASSERT_TRUE(run(params::RestoreBranch{s.id}, "br-restored-00000001"))
       << "an unchanged stamp is trusted at restore time";
-  ASSERT_TRUE(storage_->scrub_snapshot(s.id));
+  ASSERT_TRUE(storage_->scrub_snapshot(s.id, clock_.now));
   EXPECT_TRUE(storage_->snapshot_damaged(s.id));
   ASSERT_TRUE(add_branch("br-restored-00000002", std::nullopt));
   auto restored = run(params::RestoreBranch{s.id}, "br-restored-00000002");
