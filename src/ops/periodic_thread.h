@@ -2,6 +2,8 @@
 // what the sweeps and the snapshot checks each run on.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -26,7 +28,13 @@ class PeriodicThread {
         if (stopping_) break;
         woken_ = false;
         lock.unlock();
-        job();
+        // A job that throws is a bug; it must not end argond (a thread's uncaught exception
+        // does), and the next run tries again.
+        try {
+          job();
+        } catch (const std::exception& e) {
+          spdlog::error("background job failed: {}", e.what());
+        }
         lock.lock();
       }
     });

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -37,9 +38,15 @@ __attribute__((target("sse4.2"))) std::uint32_t crc32c(std::uint32_t crc, const 
 
 namespace {
 
+// `file`'s path below `root`, worked out from the names alone: fs::relative resolves them on disk
+// and throws when a directory on the way is removed meanwhile (a snapshot deleted while read).
+std::string relative_path(const fs::path& file, const fs::path& root) {
+  return file.lexically_relative(root).string();
+}
+
 Result<ManifestEntry> checksum_file(const fs::path& root, const fs::path& file) {
   ManifestEntry e;
-  e.path = fs::relative(file, root).string();
+  e.path = relative_path(file, root);
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
     return fail(ErrorCode::kInternal,
@@ -98,12 +105,12 @@ Result<std::vector<ManifestEntry>> scan(const fs::path& root,
   for (auto it = fs::recursive_directory_iterator(root, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_symlink(ec)) {
-      out.push_back({fs::relative(it->path(), root).string(), 0, 0});
+      out.push_back({relative_path(it->path(), root), 0, 0});
       continue;
     }
     if (!it->is_regular_file(ec)) continue;
     if (!trusted.empty()) {
-      const std::string rel = fs::relative(it->path(), root).string();
+      const std::string rel = relative_path(it->path(), root);
       struct stat st {};
       auto t = trusted.find(rel);
       auto e = expected.find(rel);
@@ -137,7 +144,7 @@ Status write_stamps(const fs::path& root, const fs::path& file) {
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     struct stat st {};
     if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    files.emplace_back(fs::relative(it->path(), root).string(), st);
+    files.emplace_back(relative_path(it->path(), root), st);
   }
   if (ec)
     return fail(ErrorCode::kInternal,
@@ -176,7 +183,7 @@ Status verify_stamps(const fs::path& root, const fs::path& stamps, bool unstampe
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     struct stat st {};
     if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    const std::string rel = fs::relative(it->path(), root).string();
+    const std::string rel = relative_path(it->path(), root);
     auto want = expected.find(rel);
     if (want == expected.end()) {
       if (unstamped_ok) continue;
@@ -224,8 +231,9 @@ Status verify_manifest(const fs::path& root, const fs::path& file, const fs::pat
     std::string crc;
     ls >> crc >> e.size;
     std::getline(ls >> std::ws, e.path);
-    if (!ls && !ls.eof()) return fail(ErrorCode::kConflict, "the snapshot's manifest is damaged");
-    e.crc32c = static_cast<std::uint32_t>(std::stoul(crc, nullptr, 16));
+    auto [end, err] = std::from_chars(crc.data(), crc.data() + crc.size(), e.crc32c, 16);
+    if ((!ls && !ls.eof()) || err != std::errc() || end != crc.data() + crc.size() || crc.empty())
+      return fail(ErrorCode::kConflict, "the snapshot's manifest is damaged");
     expected[e.path] = e;
   }
   auto actual = scan(root, read_stamps(stamps), expected);

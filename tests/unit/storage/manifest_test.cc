@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 namespace argon::storage {
 namespace {
@@ -140,6 +142,46 @@ TEST_F(ManifestDirTest, StampsAloneNameEveryChange) {
   EXPECT_NE(extra.error().message.find("stray has no stamp"), std::string::npos);
   EXPECT_TRUE(verify_stamps(dir_ / "data", dir_ / "stamps", /*unstamped_ok=*/true));
   EXPECT_FALSE(verify_stamps(dir_ / "data", dir_ / "no-such-stamps"));
+}
+
+// A damaged manifest (a line that is not "<hex> <size> <path>") is an answer, never a throw.
+TEST_F(ManifestDirTest, AGarbledManifestIsNamedDamaged) {
+  ASSERT_TRUE(seal_and_verify());
+  for (const std::string line : {"", "zz 3 PG_VERSION", "12 x PG_VERSION", "-1 3 PG_VERSION"}) {
+    fs::remove(dir_ / "manifest");
+    std::ofstream(dir_ / "manifest") << line << "\n";
+    auto st = verify_manifest(dir_ / "data", dir_ / "manifest");
+    ASSERT_FALSE(st) << line;
+    EXPECT_EQ(st.error().code, ErrorCode::kConflict) << line << ": " << st.error().message;
+  }
+}
+
+// The checksum pass reads a snapshot that a deletion may remove under it at any moment: every
+// reader answers an error (or success, when it won the race) and never throws.
+TEST_F(ManifestDirTest, ATreeRemovedWhileReadIsAnErrorNotACrash) {
+  ASSERT_TRUE(write_stamps(dir_ / "data", dir_ / "stamps"));
+  ASSERT_TRUE(write_manifest(dir_ / "manifest", *build_manifest(dir_ / "data")));
+  std::atomic<bool> done{false};
+  std::thread remover([&] {
+    while (!done) {
+      std::error_code ec;
+      fs::remove_all(dir_ / "data" / "base", ec);
+      fs::create_directories(dir_ / "data" / "base" / "1" / "2" / "3", ec);
+      std::ofstream(dir_ / "data" / "base" / "1" / "2" / "3" / "f") << "x";
+    }
+  });
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  int rounds = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    ++rounds;
+    EXPECT_NO_THROW((void)build_manifest(dir_ / "data"));
+    EXPECT_NO_THROW((void)verify_stamps(dir_ / "data", dir_ / "stamps", true));
+    EXPECT_NO_THROW((void)verify_manifest(dir_ / "data", dir_ / "manifest", dir_ / "stamps"));
+    EXPECT_NO_THROW((void)write_stamps(dir_ / "data", dir_ / "stamps-again"));
+  }
+  done = true;
+  remover.join();
+  EXPECT_GT(rounds, 0);
 }
 
 }  // namespace
