@@ -20,6 +20,12 @@ namespace {
 
 int chunk(std::size_t n) { return static_cast<int>(std::min<std::size_t>(n, INT_MAX)); }
 
+// Before every OpenSSL call: OpenSSL keeps the descriptor's number, which after close() may already
+// be another client's connection (accepted on another loop). Throws once the socket is closed.
+void check_open(const tcp::socket& socket) {
+  if (!socket.is_open()) throw boost::system::system_error(asio::error::bad_descriptor);
+}
+
 }  // namespace
 
 awaitable<unsigned char> ClientStream::peek_byte() {
@@ -62,6 +68,7 @@ awaitable<void> ClientStream::write(std::string_view data) {
 awaitable<std::size_t> ClientStream::raw_read_some(asio::mutable_buffer b) {
   if (!tls_) co_return co_await socket_.async_read_some(b, use_awaitable);
   for (;;) {
+    check_open(socket_);
     const int n = SSL_read(tls_.get(), b.data(), chunk(b.size()));
     if (n > 0) co_return static_cast<std::size_t>(n);
     co_await tls_wait(SSL_get_error(tls_.get(), n));
@@ -80,6 +87,7 @@ awaitable<void> ClientStream::raw_write(std::string_view data) {
     co_return;
   }
   while (!data.empty()) {
+    check_open(socket_);
     const int n = SSL_write(tls_.get(), data.data(), chunk(data.size()));
     if (n > 0) {
       data.remove_prefix(static_cast<std::size_t>(n));
@@ -107,6 +115,7 @@ awaitable<void> ClientStream::start_tls(SSL_CTX* context) {
     throw boost::system::system_error(asio::error::no_memory);
   }
   for (;;) {
+    check_open(socket_);
     const int r = SSL_accept(tls_.get());
     if (r == 1) co_return;
     co_await tls_wait(SSL_get_error(tls_.get(), r));
