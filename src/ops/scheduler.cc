@@ -61,6 +61,9 @@ struct Footprint {
   bool compute = false;
   std::set<std::string> branches;
   bool whole_project = false;  // touches branches it does not name (a row from before they were)
+  // A finalize_restore's target: it keeps serving until the finalize begins, so a compute
+  // operation on it (a wake) may pass a finalize still waiting for its clone.
+  std::optional<std::string> swap_target;
 };
 
 Footprint footprint(const Operation& op) {
@@ -87,7 +90,7 @@ Footprint footprint(const Operation& op) {
             f.whole_project = true;
           }
         } else if constexpr (std::is_same_v<T, params::FinalizeRestore>) {
-          f.branches.insert(p.target_branch_id);
+          f.swap_target = p.target_branch_id;
         } else if constexpr (std::is_same_v<T, params::ResetBranch>) {
           f.branches.insert(p.source_branch_id);
           if (p.preserve_branch_id) f.branches.insert(*p.preserve_branch_id);
@@ -119,6 +122,14 @@ std::vector<Operation> Scheduler::runnable(std::vector<Operation> pending) {
     std::set<std::string> endpoints;         // endpoints of earlier compute operations
   };
   std::map<std::string, Earlier> earlier;
+  // Branches of compute operations under way, by project: a finalize_restore waits for those on
+  // its target, even later ones (a wake that passed it).
+  std::map<std::string, std::set<std::string>> computing;
+  for (const auto& op : pending) {
+    if (!in_flight_.contains(op.id)) continue;
+    if (const Footprint f = footprint(op); f.compute)
+      computing[op.project_id].insert(f.branches.begin(), f.branches.end());
+  }
   std::vector<Operation> out;
   for (auto& op : pending) {
     Earlier& e = earlier[op.project_id];
@@ -132,10 +143,14 @@ std::vector<Operation> Scheduler::runnable(std::vector<Operation> pending) {
       e.endpoints.insert(op.endpoint_id.value_or(""));
       e.compute_branches.insert(f.branches.begin(), f.branches.end());
     } else {
-      blocked = e.data || e.compute;
+      blocked = e.data || e.compute ||
+                (f.swap_target && computing[op.project_id].contains(*f.swap_target));
       e.data = true;
       e.data_whole_project |= f.whole_project;
       e.data_branches.insert(f.branches.begin(), f.branches.end());
+      // Once it runs (or is about to), later compute operations on the target wait for the swap.
+      if (f.swap_target && (!blocked || in_flight_.contains(op.id)))
+        e.data_branches.insert(*f.swap_target);
     }
     if (!blocked && !in_flight_.contains(op.id)) out.push_back(std::move(op));
   }

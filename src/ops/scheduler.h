@@ -5,9 +5,11 @@
 //   creation order, on their own `compute_workers` threads, so a wake never waits behind a clone.
 // The lanes meet at branches: an operation waits for every earlier one of the other lane that
 // touches a branch it touches (a compute op for its branch; a data op for the branches it reads
-// or changes), and a data operation waits for every earlier compute operation of its project. A
-// worker marks the operation running, runs the action its kind names, and records how it ended.
-// Every action is idempotent, so an operation interrupted by a crash simply runs again.
+// or changes), and a data operation waits for every earlier compute operation of its project.
+// One exception: a finalize_restore's target keeps serving until the finalize begins, so a wake
+// of the target passes a finalize still waiting for its clone, and the finalize then waits for
+// that wake. A worker marks the operation running, runs the action its kind names, and records how
+// it ended. Every action is idempotent, so an operation interrupted by a crash simply runs again.
 #pragma once
 
 #include <condition_variable>

@@ -67,5 +67,41 @@ TEST(OperationLanesTest, AWakeDoesNotWaitBehindRestoresInItsOwnProjectOrAnother)
   }
 }
 
+// A finalized restore onto a suspended branch: the branch keeps serving its current data until the
+// swap, so a client waking it while the restored copy is still being cloned gets in at once (and
+// reads the current data); after the restore finished, connections read the restored data.
+TEST(OperationLanesTest, ARestoreTargetWakesWhileItsRestoredCopyIsCloned) {
+  ::setenv("ARGON_DELAY_AT", "restore.cloned:8000", 1);
+  Argond a;
+  ::unsetenv("ARGON_DELAY_AT");
+  const TestProject p = create_project(a, {{"name", "target"}});
+  query_value(p.uri, "CREATE TABLE t (v text); INSERT INTO t VALUES ('restored')");
+  auto snap = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot", p.id, p.branch));
+  ASSERT_EQ(snap.status, 200) << snap.raw;
+  a.wait_operations(p.id, snap.body.at("operations"));
+  query_value(p.uri, "UPDATE t SET v = 'current'");
+  auto sus = a.call("POST", fmt::format("/projects/{}/endpoints/{}/suspend", p.id, p.endpoint));
+  ASSERT_EQ(sus.status, 200) << sus.raw;
+  a.wait_operations(p.id, sus.body.at("operations"));
+
+  auto r = a.call(
+      "POST",
+      fmt::format("/projects/{}/snapshots/{}/restore", p.id, str(snap.body.at("snapshot"), "id")),
+      fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p.branch));
+  ASSERT_EQ(r.status, 200) << r.raw;
+  const auto& ops = r.body.at("operations").as_array();
+  ASSERT_EQ(ops.size(), 2u) << r.raw;  // the clone, then the finalize
+  const std::string clone = str(ops.at(0), "id");
+  for (int i = 0; i < 400 && op_status(a, p.id, clone) != "running"; ++i)
+    std::this_thread::sleep_for(25ms);
+  ASSERT_EQ(op_status(a, p.id, clone), "running") << a.log_tail();
+
+  EXPECT_EQ(query_value(p.uri, "SELECT v FROM t"), "current");
+  EXPECT_EQ(op_status(a, p.id, clone), "running") << "the wake waited for the restore's clone";
+  for (const auto& st : a.wait_operations(p.id, r.body.at("operations")))
+    EXPECT_EQ(st, "finished") << a.log_tail();
+  EXPECT_EQ(query_value(p.uri, "SELECT v FROM t"), "restored");
+}
+
 }  // namespace
 }  // namespace argon::testing
