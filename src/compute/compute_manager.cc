@@ -227,7 +227,8 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
     }
     if (PQping(ping.c_str()) == PQPING_OK) break;
     if (std::chrono::steady_clock::now() >= deadline) {
-      (void)stop(spec.id, 10s);  // the timeout is the error to report; stop escalates to kill
+      (void)stop(spec.id, 10s,
+                 StopMode::kFast);  // the timeout is the error to report; stop escalates to kill
       return fail(ErrorCode::kUnavailable,
                   fmt::format("compute {} did not become ready within {} s", spec.id,
                               std::chrono::duration_cast<std::chrono::seconds>(timeout).count()),
@@ -324,27 +325,44 @@ Status ComputeManager::check_settings(
                              : fmt::format("PostgreSQL {} refuses them: {}", pg.version, reason));
 }
 
-Status ComputeManager::stop(std::string_view id, std::chrono::milliseconds timeout) {
+Status ComputeManager::stop(std::string_view id, std::chrono::milliseconds timeout, StopMode mode) {
   std::unique_lock lock(mu_);
   auto it = procs_.find(id);
   if (it == procs_.end()) return {};
   Proc& p = it->second;
   p.stopping = true;
   const pid_t pid = p.pid;
-  if (!p.exit_code) ::kill(pid, SIGINT);  // fast shutdown: checkpoint, clean exit
-  // Only this pid's entry: a start() after a stop that gave up must not be mistaken for it.
+  // SIGINT: fast shutdown (checkpoint, clean exit); SIGQUIT: immediate shutdown.
+  if (!p.exit_code) ::kill(pid, mode == StopMode::kImmediate ? SIGQUIT : SIGINT);
+  // Only this pid's entry: a start() after a stop that gave up must not be mistaken for it. The
+  // stop reaps the process itself, within a few milliseconds of its exit, instead of waiting for
+  // the monitor's next round (every 100 ms): a restore's swap and a suspend wait for this.
   auto reaped = [&] {
     auto i = procs_.find(id);
-    return i == procs_.end() || i->second.pid != pid || i->second.exit_code.has_value();
+    if (i == procs_.end() || i->second.pid != pid || i->second.exit_code) return true;
+    if (auto code = try_reap(pid)) {
+      i->second.exit_code = *code;
+      exited_cv_.notify_all();
+      return true;
+    }
+    return false;
   };
-  bool done = exited_cv_.wait_for(lock, timeout, reaped);
+  auto wait_reaped = [&](std::chrono::milliseconds t) {
+    const auto deadline = std::chrono::steady_clock::now() + t;
+    while (!reaped()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      exited_cv_.wait_for(lock, 2ms);
+    }
+    return true;
+  };
+  bool done = wait_reaped(timeout);
   if (!done) {
     spdlog::warn("compute {} did not stop within {} ms; immediate shutdown", id, timeout.count());
     ::kill(pid, SIGQUIT);
-    done = exited_cv_.wait_for(lock, 10s, reaped);
+    done = wait_reaped(10s);
     if (!done) {
       ::kill(pid, SIGKILL);
-      done = exited_cv_.wait_for(lock, 10s, reaped);
+      done = wait_reaped(10s);
     }
   }
   auto i = procs_.find(id);
@@ -362,7 +380,7 @@ Status ComputeManager::stop(std::string_view id, std::chrono::milliseconds timeo
 
 void ComputeManager::stop_all(std::chrono::milliseconds timeout) {
   // Shutdown: each stop escalates to immediate shutdown, then kill; nothing is left to report to.
-  for (const auto& id : running_ids()) (void)stop(id, timeout);
+  for (const auto& id : running_ids()) (void)stop(id, timeout, StopMode::kFast);
 }
 
 bool ComputeManager::running(std::string_view id) const {

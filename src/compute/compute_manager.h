@@ -39,7 +39,7 @@ class ComputeManager final : public Computes {
   Status check_settings(const PgInstall& pg,
                         const std::vector<std::pair<std::string, std::string>>& settings,
                         const std::filesystem::path& scratch_dir) override;
-  Status stop(std::string_view id, std::chrono::milliseconds timeout) override;
+  Status stop(std::string_view id, std::chrono::milliseconds timeout, StopMode mode) override;
   void stop_all(std::chrono::milliseconds timeout) override;
   bool running(std::string_view id) const override;
   std::string admin_conninfo(std::string_view id,

@@ -43,8 +43,12 @@ class Computes {
   // the checkpoint its control file names (returned), and needs no WAL before it. Safe to repeat.
   [[nodiscard]] virtual Result<ControlData> settle(const ComputeSpec& spec,
                                                    std::chrono::milliseconds timeout) = 0;
-  // Idempotent clean shutdown; escalates to immediate shutdown after `timeout`.
-  [[nodiscard]] virtual Status stop(std::string_view id, std::chrono::milliseconds timeout) = 0;
+  // Idempotent. kFast: a clean shutdown (a checkpoint first), escalated to immediate shutdown
+  // after `timeout`. kImmediate: at once, no checkpoint; the next start recovers from the WAL as
+  // after a crash (for a compute whose data nobody is served any more).
+  enum class StopMode { kFast, kImmediate };
+  [[nodiscard]] virtual Status stop(std::string_view id, std::chrono::milliseconds timeout,
+                                    StopMode mode) = 0;
   virtual void stop_all(std::chrono::milliseconds timeout) = 0;
   virtual bool running(std::string_view id) const = 0;
   // libpq conninfo for argond's admin role on that compute (errors are never logged with the

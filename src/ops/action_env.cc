@@ -64,8 +64,8 @@ Status ActionEnv::ensure_compute(const BranchRuntime& rt) {
   return computes.start(spec, options.compute_start_timeout);
 }
 
-Status ActionEnv::stop_compute(std::string_view branch_id) {
-  return computes.stop(branch_id, options.compute_stop_timeout);
+Status ActionEnv::stop_compute(std::string_view branch_id, compute::Computes::StopMode mode) {
+  return computes.stop(branch_id, options.compute_stop_timeout, mode);
 }
 
 void ActionEnv::discard_branch(const std::string& branch_id) {

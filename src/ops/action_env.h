@@ -57,7 +57,9 @@ struct ActionEnv {
   [[nodiscard]] Result<const PgInstall*> install(int pg_major) const;
   // Starts the compute serving the branch (idempotent) with its endpoint's pg_settings.
   [[nodiscard]] Status ensure_compute(const BranchRuntime& runtime);
-  [[nodiscard]] Status stop_compute(std::string_view branch_id);
+  [[nodiscard]] Status stop_compute(
+      std::string_view branch_id,
+      compute::Computes::StopMode mode = compute::Computes::StopMode::kFast);
   // A branch whose data could not be built: its compute, directory, endpoints and row go (each
   // failure logged), so nothing half-made stays and the later operations on it are skipped.
   void discard_branch(const std::string& branch_id);

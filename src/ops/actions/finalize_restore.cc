@@ -5,7 +5,9 @@
 // (the proxy holds their new connections), their clients are told why and disconnected, the
 // endpoints are bound to N together with T's name and flags in one catalog transaction that also
 // ends the switching, and the proxy lets connections through to N. T's compute stops last, so no
-// connection made after the operation finished reaches T's data. Idempotent: after a crash the
+// connection made after the operation finished reaches T's data, and at once: an immediate
+// shutdown, with no checkpoint that the operation (and the next restore) would wait for; T, now
+// the replaced branch, recovers from its WAL when it next starts. Idempotent: after a crash the
 // swap is either done (only T's compute is left to stop) or not begun (the switching mark, if set,
 // holds connections until this runs again).
 #include <fmt/format.h>
@@ -24,6 +26,8 @@ namespace {
 
 using catalog::Branch;
 using catalog::Tx;
+
+constexpr auto kStopNow = compute::Computes::StopMode::kImmediate;
 
 class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
  public:
@@ -47,7 +51,7 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
     if (!loaded.restored) return Outcome::kSkipped;
     BranchRuntime& restored = *loaded.restored;
     if (restored.branch.restore_status == std::string("finalized")) {
-      ARGON_RETURN_IF_ERROR(env_.stop_compute(p.target_branch_id));
+      ARGON_RETURN_IF_ERROR(env_.stop_compute(p.target_branch_id, kStopNow));
       return Outcome::kDone;
     }
     if (!loaded.target)
@@ -93,7 +97,7 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
         "{:.1f} ms)",
         target.id, ms_since(began), gated, terminated, swapped);
     crash_point("swap.ungated");
-    ARGON_RETURN_IF_ERROR(env_.stop_compute(target.id));
+    ARGON_RETURN_IF_ERROR(env_.stop_compute(target.id, kStopNow));
     return Outcome::kDone;
   }
 

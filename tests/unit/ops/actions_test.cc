@@ -60,8 +60,9 @@ class FakeComputes final : public compute::Computes {
     c.checkpoint_lsn = c.redo_lsn = 0x2000060;
     return c;
   }
-  Status stop(std::string_view id, std::chrono::milliseconds) override {
-    if (specs.erase(std::string(id))) events.push_back("stop " + std::string(id));
+  Status stop(std::string_view id, std::chrono::milliseconds, StopMode mode) override {
+    if (specs.erase(std::string(id)))
+      events.push_back((mode == StopMode::kImmediate ? "stop now " : "stop ") + std::string(id));
     return {};
   }
   void stop_all(std::chrono::milliseconds) override { specs.clear(); }
@@ -498,7 +499,7 @@ TEST_F(ActionsTest, ADamagedSnapshotIsRefusedAndTheRestoreLeavesNothing) {
 
 // A finalized restore prepares everything while the target serves: the restored branch's compute
 // runs before any client is held or disconnected; then hold, disconnect (still bound to the
-// target), bind, release; the target's compute stops last.
+// target), bind, release; the target's compute stops last, at once (no checkpoint to wait for).
 TEST_F(ActionsTest, AFinalizedRestoreHoldsClientsOnlyOnceTheRestoredComputeRuns) {
   FakeControl control(computes_.events, *catalog_);
   env_->control = &control;
@@ -521,7 +522,7 @@ TEST_F(ActionsTest, AFinalizedRestoreHoldsClientsOnlyOnceTheRestoredComputeRuns)
   EXPECT_EQ(computes_.events,
             (std::vector<std::string>{"start br-restored-00000001", "held ep-main-00000001",
                                       "terminate ep-main-00000001 bound to br-main-00000001",
-                                      "held", "stop br-main-00000001"}));
+                                      "held", "stop now br-main-00000001"}));
   ASSERT_EQ(control.reasons.size(), 1u);
   EXPECT_NE(control.reasons[0].find("was restored from a snapshot"), std::string::npos);
   EXPECT_EQ(endpoint("ep-main-00000001")->branch_id, "br-restored-00000001");
