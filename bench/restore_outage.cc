@@ -1,11 +1,14 @@
-// Restore outage benchmark: what a client in a tight reconnect-and-query loop sees while a
-// snapshot is restored onto its branch with finalize_restore (the connection string never
-// changes). Per restore it records the longest gap between two successful queries, the API call
-// to operations-finished latency, and checks that after the restore every query sees the restored
+// Restore outage benchmark: what a client in a tight reconnect-and-query loop sees while its branch
+// is restored in place, the connection string never changing. `--kind snapshot` (the default)
+// restores a snapshot onto the branch with finalize_restore; `--kind reset` resets the branch from
+// its parent (POST /branches/{id}/restore with the parent as source) after each change of the
+// parent. Per restore it records the longest gap between two successful queries, the API call to
+// operations-finished latency, and checks that after the restore every query sees the restored
 // data. For each clone driver (on its own loop-mounted image: reflink on XFS, copy on ext4) and
 // database size, prints p50/p99 over --restores runs.
 //
-//   argon_bench_restore [--sizes-mb 10,1024] [--drivers copy,reflink] [--restores 20]
+//   argon_bench_restore [--kind snapshot|reset] [--sizes-mb 10,1024] [--drivers copy,reflink]
+//                       [--restores 20] [--log-dir DIR]
 #include <fmt/format.h>
 #include <libpq-fe.h>
 #include <unistd.h>
@@ -15,6 +18,8 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
+#include <filesystem>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -42,42 +47,64 @@ struct Figures {
   long queries = 0, failures = 0, stale_after_return = 0, stale = 0;
 };
 
-// `restores` finalized restores onto the branch of a database filled to `mb`, argond's data on
-// `image` with `driver`.
-Figures measure(const std::string& driver, double mb, int restores,
-                argon::testing::LoopFilesystem& image) {
+void exec_on(const std::string& conninfo, const char* sql) {
+  auto c = argon::PgConn::connect(conninfo);
+  if (!c) throw std::runtime_error(c.error().message);
+  if (!c->exec(sql)) throw std::runtime_error(std::string("failed: ") + sql);
+}
+
+// `restores` restores in place (`kind`) onto the branch of a database filled to `mb`, argond's
+// data on `image` with `driver`.
+Figures measure(const std::string& kind, const std::string& driver, double mb, int restores,
+                argon::testing::LoopFilesystem& image, const std::filesystem::path& log_dir) {
   Argond a({"--clone-driver", driver}, image.mount_point() / "argon", /*durable=*/true);
   const auto created = argon::testing::create_project(a, {{"name", "bench-restore"}});
   const auto& project = created.id;
-  const auto& endpoint = created.endpoint;
-  const std::string info = a.owner_conninfo(created.password, endpoint);
+  const std::string main_info = a.owner_conninfo(created.password, created.endpoint);
   Figures out{driver};
   fmt::print(stderr, "[{}] filling {} MB\n", driver, mb);
   out.db_mb = argon::bench::fill(a, created.branch, mb);
-
   // Two versions that differ in one value: v = 'A' or 'B'.
-  {
-    auto c = argon::PgConn::connect(info);
-    if (!c) throw std::runtime_error(c.error().message);
-    if (!c->exec("CREATE TABLE t AS SELECT 1 AS id, 'A'::text AS v")) {
-      throw std::runtime_error("create table");
-    }
+  exec_on(main_info, "CREATE TABLE t AS SELECT 1 AS id, 'A'::text AS v");
+
+  // The client's endpoint, and how to restore its branch to version A or B.
+  std::string endpoint = created.endpoint;
+  std::function<void(bool to_a)> before;  // untimed: what differs between the two versions
+  std::function<argon::testing::ApiReply(bool to_a, const std::string& target)> restore;
+  std::string snap_a, snap_b;
+  if (kind == "reset") {
+    // A child with its own endpoint, reset from main after main changed.
+    auto kid = a.post(fmt::format("/projects/{}/branches", project),
+                      {{"branch", {{"name", "work"}, {"parent_id", created.branch}}},
+                       {"endpoints", {{{"type", "read_write"}}}}});
+    if (kid.status != 201) throw std::runtime_error("branch: " + kid.raw);
+    a.wait_operations(project, kid.body.at("operations"), std::chrono::seconds(600));
+    endpoint = str(kid.body.at("endpoints").as_array()[0], "id");
+    before = [&](bool to_a) {
+      exec_on(main_info, to_a ? "UPDATE t SET v = 'A'" : "UPDATE t SET v = 'B'");
+    };
+    restore = [&](bool, const std::string& target) {
+      return a.call("POST", fmt::format("/projects/{}/branches/{}/restore", project, target),
+                    fmt::format(R"({{"source_branch_id":"{}"}})", created.branch));
+    };
+  } else {
+    auto snapshot = [&](const std::string& name) {
+      auto s = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name={}", project,
+                                          created.branch, name));
+      if (s.status != 200) throw std::runtime_error("snapshot: " + s.raw);
+      a.wait_operations(project, s.body.at("operations"), std::chrono::seconds(600));
+      return str(s.body.at("snapshot"), "id");
+    };
+    snap_a = snapshot("A");
+    exec_on(main_info, "UPDATE t SET v = 'B'");
+    snap_b = snapshot("B");
+    restore = [&](bool to_a, const std::string& target) {
+      return a.call(
+          "POST", fmt::format("/projects/{}/snapshots/{}/restore", project, to_a ? snap_a : snap_b),
+          fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", target));
+    };
   }
-  auto snapshot = [&](const std::string& name) {
-    auto branch =
-        a.get(fmt::format("/projects/{}/endpoints/{}", project, endpoint)).body.at("endpoint");
-    auto s = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name={}", project,
-                                        str(branch, "branch_id"), name));
-    if (s.status != 200) throw std::runtime_error("snapshot: " + s.raw);
-    a.wait_operations(project, s.body.at("operations"), std::chrono::seconds(600));
-    return str(s.body.at("snapshot"), "id");
-  };
-  const std::string snap_a = snapshot("A");
-  {
-    auto c = argon::PgConn::connect(info);
-    if (!c || !c->exec("UPDATE t SET v = 'B'")) throw std::runtime_error("update");
-  }
-  const std::string snap_b = snapshot("B");
+  const std::string info = a.owner_conninfo(created.password, endpoint);
 
   // The client: connect, read, disconnect, as fast as it can; records each success.
   std::mutex mu;
@@ -111,14 +138,13 @@ Figures measure(const std::string& driver, double mb, int restores,
 
   for (int i = 0; i < restores; ++i) {
     const bool to_a = i % 2 == 0;
+    if (before) before(to_a);
     std::this_thread::sleep_for(300ms);  // steady state before the restore
     auto target =
         str(a.get(fmt::format("/projects/{}/endpoints/{}", project, endpoint)).body.at("endpoint"),
             "branch_id");
     const auto start = Clock::now();
-    auto rr = a.call(
-        "POST", fmt::format("/projects/{}/snapshots/{}/restore", project, to_a ? snap_a : snap_b),
-        fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", target));
+    auto rr = restore(to_a, target);
     if (rr.status != 200) throw std::runtime_error("restore: " + rr.raw);
     const auto returned = Clock::now();
     for (const auto& st :
@@ -128,6 +154,8 @@ Figures measure(const std::string& driver, double mb, int restores,
     }
     const auto finished = Clock::now();
     out.restore_ms.push_back(ms_between(start, finished));
+    fmt::print(stderr, "[{}] restore {}: call {:.0f} ms, finished after {:.0f} ms\n", driver, i + 1,
+               ms_between(start, returned), ms_between(start, finished));
     std::this_thread::sleep_for(300ms);
     const auto settled = Clock::now();
     {
@@ -135,19 +163,26 @@ Figures measure(const std::string& driver, double mb, int restores,
       // connection that started after the call returned (allowed) or after the operations
       // finished (never allowed) that still saw the old version.
       std::lock_guard l(mu);
-      double gap = 0;
+      double gap = 0, gap_connect = 0;  // and the connect + query that ended it
       Clock::time_point prev = start;
       for (const auto& read : ok) {
         const auto t = read.done;
         if (t < start - 200ms || t > settled) continue;
-        if (t >= start) gap = std::max(gap, ms_between(prev, t));
+        if (t >= start && ms_between(prev, t) > gap) {
+          gap = ms_between(prev, t);
+          gap_connect = ms_between(read.started, t);
+        }
         prev = std::max(prev, t);
         const bool old_value = read.value != (to_a ? 'A' : 'B');
         if (read.started > finished && old_value) ++out.stale;
         if (read.started > returned && old_value) ++out.stale_after_return;
       }
       out.outage_ms.push_back(gap);
+      fmt::print(stderr,
+                 "[{}] restore {}: outage {:.0f} ms, of which the last connect + query {:.0f} ms\n",
+                 driver, i + 1, gap, gap_connect);
     }
+    if (kind == "reset") continue;  // the branch kept its id; its old data went
     // Delete the "(old)" branch so the project stays within its root-branch limit.
     auto d = a.call("DELETE", fmt::format("/projects/{}/branches/{}", project, target));
     if (d.status == 200)
@@ -158,6 +193,13 @@ Figures measure(const std::string& driver, double mb, int restores,
   out.queries = static_cast<long>(ok.size());
   out.failures = failures.load();
   a.terminate();
+  if (!log_dir.empty()) {
+    // argond's log (each restore's steps with their times) outlives the loop image.
+    std::filesystem::create_directories(log_dir);
+    std::filesystem::copy_file(a.data_dir() / "logs" / "argond.log",
+                               log_dir / fmt::format("argond-{}-{}-{:.0f}mb.log", kind, driver, mb),
+                               std::filesystem::copy_options::overwrite_existing);
+  }
   return out;
 }
 
@@ -168,8 +210,15 @@ int main(int argc, char** argv) {
   argon::bench::SweepOptions opt;
   opt.add_to(app);
   int restores = 20;
-  app.add_option("--restores", restores, "finalized restores per driver and size")
+  app.add_option("--restores", restores, "restores per driver and size")
       ->check(CLI::Range(1, 1000));
+  std::string kind = "snapshot";
+  app.add_option("--kind", kind,
+                 "snapshot: a snapshot restored with finalize_restore; reset: a reset from the "
+                 "parent")
+      ->check(CLI::IsMember({"snapshot", "reset"}));
+  std::filesystem::path log_dir;
+  app.add_option("--log-dir", log_dir, "keep a copy of argond's log of each row here");
   CLI11_PARSE(app, argc, argv);
   if (::geteuid() != 0) {
     fmt::print(stderr,
@@ -180,13 +229,13 @@ int main(int argc, char** argv) {
     std::vector<Figures> all;
     for (const auto& driver : opt.drivers) {
       for (double mb : opt.sizes_mb)
-        all.push_back(
-            measure(driver, mb, restores, *argon::bench::driver_image(driver, opt.image_gb)));
+        all.push_back(measure(kind, driver, mb, restores,
+                              *argon::bench::driver_image(driver, opt.image_gb), log_dir));
     }
     fmt::print(
-        "finalized restores, {} per row; a client reconnects and queries through the proxy (TLS) "
-        "as fast as it can\n",
-        restores);
+        "{}, {} per row; a client reconnects and queries through the proxy (TLS) as fast as it "
+        "can\n",
+        kind == "reset" ? "resets from the parent" : "finalized snapshot restores", restores);
     fmt::print("{:<8} {:>8}  {:>10} {:>10}  {:>12} {:>12}  {:>7} {:>7}  {:>14} {:>14}\n", "driver",
                "db MB", "outage p50", "outage p99", "finished p50", "finished p99", "queries",
                "failed", "old after call", "old after end");

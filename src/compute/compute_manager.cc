@@ -399,8 +399,22 @@ std::vector<std::string> ComputeManager::running_ids() const {
 std::optional<fs::path> ComputeManager::socket_dir(std::string_view id) const {
   std::lock_guard lock(mu_);
   auto it = procs_.find(id);
-  if (it == procs_.end()) return std::nullopt;
+  if (it == procs_.end() || it->second.exit_code || it->second.stopping) return std::nullopt;
   return it->second.run_dir;
+}
+
+Status ComputeManager::rekey(std::string_view from, std::string_view to) {
+  std::lock_guard lock(mu_);
+  if (procs_.contains(to))
+    return fail(ErrorCode::kConflict, fmt::format("compute {} still has a process", to));
+  auto it = procs_.find(from);
+  if (it == procs_.end() || it->second.exit_code || it->second.stopping)
+    return fail(ErrorCode::kConflict, fmt::format("compute {} is not running", from));
+  auto node = procs_.extract(it);
+  node.key() = std::string(to);
+  procs_.insert(std::move(node));
+  spdlog::info("compute {} is now compute {}", from, to);
+  return {};
 }
 
 std::string ComputeManager::admin_conninfo(std::string_view id, std::string_view dbname) const {
@@ -422,8 +436,18 @@ Status ComputeManager::stop_stray(const fs::path& pgdata, std::chrono::milliseco
   const pid_t pid = static_cast<pid_t>(standalone ? -recorded : recorded);
   if (pid <= 1 || ::kill(pid, 0) != 0) return {};  // stale file; postgres handles it
   std::error_code ec;
-  // Only a postmaster on this very data directory is ours to stop.
-  if (fs::weakly_canonical(dir_line, ec) != fs::weakly_canonical(pgdata, ec)) return {};
+  // Only a postmaster on this very data directory is ours to stop. PostgreSQL works in its data
+  // directory, so its working directory is that directory even after a rename (a reset's copy is
+  // started beside the branch and renamed into place while it runs), when the path it recorded is
+  // no longer its own. Without access to /proc/<pid>/cwd, the recorded path decides.
+  const fs::path cwd = fmt::format("/proc/{}/cwd", pid);
+  bool same = false;
+  if (fs::exists(cwd, ec)) {
+    same = fs::equivalent(cwd, pgdata, ec);
+  } else {
+    same = fs::weakly_canonical(dir_line, ec) == fs::weakly_canonical(pgdata, ec);
+  }
+  if (!same) return {};
   auto wait_gone = [&](std::chrono::milliseconds t) {
     auto deadline = std::chrono::steady_clock::now() + t;
     while (std::chrono::steady_clock::now() < deadline) {

@@ -45,10 +45,14 @@ class ComputeManager final : public Computes {
   std::string admin_conninfo(std::string_view id,
                              std::string_view dbname = "postgres") const override;
 
-  std::vector<std::string> running_ids() const;
-  std::optional<std::filesystem::path> socket_dir(std::string_view id) const;
+  std::optional<std::filesystem::path> socket_dir(std::string_view id) const override;
+  Status rekey(std::string_view from, std::string_view to) override;
 
-  // Stops a postmaster left running on `pgdata` by an earlier argond (postmaster.pid names it).
+  std::vector<std::string> running_ids() const;
+
+  // Stops a postmaster left running on `pgdata` by an earlier argond (postmaster.pid names it; the
+  // process's working directory, which PostgreSQL sets to its data directory, must be `pgdata`,
+  // which also finds one whose directory was renamed since it started, as a reset's copy is).
   static Status stop_stray(const std::filesystem::path& pgdata, std::chrono::milliseconds timeout);
 
  private:

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,7 +19,7 @@
 namespace argon::compute {
 
 struct ComputeSpec {
-  std::string id;  // the branch id: a compute serves one branch's data directory
+  std::string id;  // the branch id, or a name of its own for a copy started beside it (rekey)
   std::filesystem::path pgdata;
   std::filesystem::path run_dir;
   std::filesystem::path log_file;
@@ -51,6 +52,12 @@ class Computes {
                                     StopMode mode) = 0;
   virtual void stop_all(std::chrono::milliseconds timeout) = 0;
   virtual bool running(std::string_view id) const = 0;
+  // The socket directory of the running compute `id` (ComputeSpec::run_dir), if it runs.
+  virtual std::optional<std::filesystem::path> socket_dir(std::string_view id) const = 0;
+  // The running compute `from` is known as `to` from now on: the same process, socket directory
+  // and data directory (a reset's copy, started beside the branch, becomes the branch's compute).
+  // Refused (kConflict) while a compute runs as `to`, or when `from` does not run.
+  [[nodiscard]] virtual Status rekey(std::string_view from, std::string_view to) = 0;
   // libpq conninfo for argond's admin role on that compute (errors are never logged with the
   // statement, which can hold a password).
   virtual std::string admin_conninfo(std::string_view id,

@@ -6,6 +6,8 @@
 #include <boost/json.hpp>
 #include <set>
 
+#include "common/pg_conn.h"
+
 namespace argon::ops {
 
 namespace json = boost::json;
@@ -46,13 +48,8 @@ Result<const PgInstall*> ActionEnv::install(int pg_major) const {
   return inst;
 }
 
-Status ActionEnv::ensure_compute(const BranchRuntime& rt) {
+Result<compute::ComputeSpec> ActionEnv::compute_spec(const BranchRuntime& rt) {
   ARGON_ASSIGN_OR_RETURN(const PgInstall* inst, install(rt.pg_major));
-  if (!storage.branch_exists(rt.branch.id)) {
-    return fail(ErrorCode::kInternal,
-                fmt::format("branch {} has no data directory; it may still be being created",
-                            rt.branch.id));
-  }
   compute::ComputeSpec spec;
   spec.id = rt.branch.id;
   spec.pgdata = storage.branch_pgdata(rt.branch.id);
@@ -61,7 +58,44 @@ Status ActionEnv::ensure_compute(const BranchRuntime& rt) {
   spec.pg = *inst;
   // The endpoint's settings.pg_settings become `-c name=value` (checked by the api).
   if (!rt.endpoints.empty()) spec.settings = pg_settings_of(rt.endpoints.front().settings_json);
+  return spec;
+}
+
+Status ActionEnv::ensure_compute(const BranchRuntime& rt) {
+  ARGON_ASSIGN_OR_RETURN(auto spec, compute_spec(rt));
+  if (!storage.branch_exists(rt.branch.id)) {
+    return fail(ErrorCode::kInternal,
+                fmt::format("branch {} has no data directory; it may still be being created",
+                            rt.branch.id));
+  }
   return computes.start(spec, options.compute_start_timeout);
+}
+
+Status ActionEnv::start_beside(const BranchRuntime& rt, const std::string& compute_id,
+                               const std::filesystem::path& pgdata) {
+  ARGON_ASSIGN_OR_RETURN(auto spec, compute_spec(rt));
+  // The branch's compute runs in run/<id> or, after an earlier reset, in run/<id>~: the other one
+  // is free (postgres keeps its socket's path, so a socket directory is never renamed).
+  if (computes.socket_dir(rt.branch.id) == spec.run_dir) spec.run_dir += "~";
+  // The copy was synced when it was made: the flush PostgreSQL does before recovering it is one
+  // syncfs, not a fsync of every file (as a snapshot's settling does). The endpoint's come after.
+  spec.settings.insert(spec.settings.begin(), {"recovery_init_sync_method", "syncfs"});
+  spec.id = compute_id;
+  spec.pgdata = pgdata;
+  return computes.start(spec, options.compute_start_timeout);
+}
+
+void ActionEnv::warm_up(const std::string& compute_id,
+                        const std::vector<catalog::Database>& databases) {
+  std::vector<std::string> names{"postgres"};
+  for (const auto& d : databases) names.push_back(d.name);
+  for (const auto& name : names) {
+    // Connecting is the warm-up (the caches are built at login).
+    auto conn = PgConn::connect(computes.admin_conninfo(compute_id, name));
+    if (!conn)
+      spdlog::info("warming database {} of compute {} failed: {}", name, compute_id,
+                   conn.error().message);
+  }
 }
 
 Status ActionEnv::stop_compute(std::string_view branch_id, compute::Computes::StopMode mode) {

@@ -1,9 +1,11 @@
 // What the actions of the operations engine work with: the catalog, storage, the computes, the
 // installed PostgreSQL versions, the clock, the proxy's control over client connections, and the
-// few steps several actions share (starting a branch's compute, fencing its endpoints).
+// few steps several actions share (starting a branch's compute or one beside it, warming it up,
+// fencing its endpoints).
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -57,6 +59,17 @@ struct ActionEnv {
   [[nodiscard]] Result<const PgInstall*> install(int pg_major) const;
   // Starts the compute serving the branch (idempotent) with its endpoint's pg_settings.
   [[nodiscard]] Status ensure_compute(const BranchRuntime& runtime);
+  // Starts a second compute for the branch, beside the one serving it, on `pgdata` (a copy being
+  // prepared), with the same settings and in the other of the branch's two socket directories.
+  // It runs as `compute_id` until Computes::rekey makes it the branch's.
+  [[nodiscard]] Status start_beside(const BranchRuntime& runtime, const std::string& compute_id,
+                                    const std::filesystem::path& pgdata);
+  // Before clients are switched to a compute that just started: one session in each of its
+  // databases, so the first backends' catalog caches are built and their cache files written now
+  // (a fresh compute's first login in a database costs several milliseconds more than the next),
+  // and the proxy's password check, which reads from `postgres`, meets a warm database too. Best
+  // effort: a failure only costs the clients that time, and is logged.
+  void warm_up(const std::string& compute_id, const std::vector<catalog::Database>& databases);
   [[nodiscard]] Status stop_compute(
       std::string_view branch_id,
       compute::Computes::StopMode mode = compute::Computes::StopMode::kFast);
@@ -80,6 +93,9 @@ struct ActionEnv {
   [[nodiscard]] Status sync_holds();
   // One sync_holds at a time, so the later catalog read is the one applied last.
   std::shared_ptr<std::mutex> holds_mu = std::make_shared<std::mutex>();
+
+ private:
+  Result<compute::ComputeSpec> compute_spec(const BranchRuntime& runtime);
 };
 
 // An endpoint now bound to a branch whose compute is `running` (or not): active or idle, nothing

@@ -15,8 +15,12 @@ using catalog::Tx;
 Status recover(ActionEnv& env) {
   ARGON_RETURN_IF_ERROR(env.storage.remove_temp_dirs());
   for (const auto& id : env.storage.list_branch_dirs()) {
-    ARGON_RETURN_IF_ERROR(compute::ComputeManager::stop_stray(env.storage.branch_pgdata(id),
-                                                              env.options.compute_stop_timeout));
+    // The branch's compute, and the one a reset may have started on its copy (or left on the old
+    // data it exchanged the copy with).
+    for (const auto& pgdata : {env.storage.branch_pgdata(id), env.storage.reset_pgdata(id)}) {
+      ARGON_RETURN_IF_ERROR(
+          compute::ComputeManager::stop_stray(pgdata, env.options.compute_stop_timeout));
+    }
   }
   std::set<std::string> referenced, snapshots;
   std::vector<Branch> ready;

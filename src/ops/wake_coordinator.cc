@@ -17,12 +17,11 @@ void WakeCoordinator::note_finished(const catalog::Operation& op) {
 }
 
 std::optional<compute::ComputeTarget> WakeCoordinator::serving(const catalog::Endpoint& ep) const {
-  if (ep.switching_op || ep.current_state != catalog::endpoint_state::kActive ||
-      !env_.computes.running(ep.branch_id)) {
-    return std::nullopt;
-  }
-  return compute::ComputeTarget{ep.id, ep.project_id, ep.branch_id,
-                                env_.storage.run_dir(ep.branch_id)};
+  if (ep.switching_op || ep.current_state != catalog::endpoint_state::kActive) return std::nullopt;
+  // The compute's own socket directory: a reset's copy keeps the one it was started in.
+  auto socket_dir = env_.computes.socket_dir(ep.branch_id);
+  if (!socket_dir) return std::nullopt;
+  return compute::ComputeTarget{ep.id, ep.project_id, ep.branch_id, std::move(*socket_dir)};
 }
 
 std::optional<compute::ComputeTarget> WakeCoordinator::serving_now(std::string_view endpoint_id) {
@@ -38,7 +37,9 @@ std::optional<compute::ComputeTarget> WakeCoordinator::serving_now(std::string_v
     }
     known = it->second;
   }
-  if (!env_.computes.running(known->target.branch_id)) return std::nullopt;
+  // Still that compute: a reset swaps in another one for the branch without a catalog change.
+  if (env_.computes.socket_dir(known->target.branch_id) != known->target.socket_dir)
+    return std::nullopt;
   return known->target;
 }
 

@@ -4,10 +4,11 @@
 // the catalog, and its outcome (or failure message) reaches every waiter.
 //
 // A serving endpoint's answer is remembered with the catalog's generation() read before it, and
-// serving_now() gives it again while the catalog has not changed and the compute still runs: so
-// the usual connection (and every SQL-over-HTTP request) finds its compute without a catalog read
-// or a thread hop, and anything that could change the answer (a restore's switch, a suspend, a
-// disable, a deletion: all catalog writes) makes the next connection read the catalog again.
+// serving_now() gives it again while the catalog has not changed and the same compute (the same
+// socket directory) still runs: so the usual connection (and every SQL-over-HTTP request) finds its
+// compute without a catalog read or a thread hop, and anything that could change the answer (a
+// restore's switch, a suspend, a disable, a deletion: all catalog writes; a reset's swap of the
+// branch's compute) makes the next connection read the catalog again.
 #pragma once
 
 #include <chrono>

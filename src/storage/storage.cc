@@ -110,8 +110,9 @@ Status Storage::prepare_layout() {
       if (p == p.root_path()) break;
     }
   }
-  // Unix socket paths are limited to 107 bytes: run/<id>/.s.PGSQL.5432 must fit.
-  if ((d / "run" / "br-xxxxxxxxxxx-xxxxxxxxxx-00000000" / compute_socket_file()).string().size() >
+  // Unix socket paths are limited to 107 bytes: run/<id>~/.s.PGSQL.5432 must fit (the `~` for a
+  // reset's copy, started beside the branch's compute: ops/actions/reset_branch.cc).
+  if ((d / "run" / "br-xxxxxxxxxxx-xxxxxxxxxx-00000000~" / compute_socket_file()).string().size() >
       107) {
     return fail(ErrorCode::kBadRequest,
                 fmt::format("--data-dir {} is too long for unix socket paths; use a shorter path",
@@ -620,10 +621,14 @@ constexpr const char* kResetPrefix = ".reset-";
 constexpr const char* kResetMarker = "reset-op";
 }  // namespace
 
+fs::path Storage::reset_dir(std::string_view id) const {
+  return options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+}
+fs::path Storage::reset_pgdata(std::string_view id) const { return reset_dir(id) / "pgdata"; }
+
 Result<CloneStats> Storage::capture_reset_from_stopped(std::string_view id, const fs::path& src,
                                                        const std::string& op_id) {
-  const fs::path dir =
-      options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+  const fs::path dir = reset_dir(id);
   auto stats = capture_stopped(dir, src, false);
   if (!stats) return stats;
   if (auto st = write_file_atomic(dir / kResetMarker, op_id, 0600); !st)
@@ -634,8 +639,7 @@ Result<CloneStats> Storage::capture_reset_from_stopped(std::string_view id, cons
 Result<CaptureInfo> Storage::capture_reset_from_running(std::string_view id, const fs::path& src,
                                                         PgConn& admin, int major,
                                                         const std::string& op_id) {
-  const fs::path dir =
-      options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+  const fs::path dir = reset_dir(id);
   auto info = capture_running(dir, src, admin, major);
   if (!info) return info;
   if (auto st = write_file_atomic(dir / kResetMarker, op_id, 0600); !st)
@@ -649,8 +653,7 @@ bool Storage::reset_exchanged(std::string_view id, const std::string& op_id) con
 }
 
 Status Storage::exchange_reset(std::string_view id) {
-  const fs::path staged =
-      options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+  const fs::path staged = reset_dir(id);
   if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, branch_dir(id).c_str(), RENAME_EXCHANGE) !=
       0) {
     return fail(ErrorCode::kInternal, fmt::format("cannot exchange {} with {}: {}", staged.string(),
@@ -660,8 +663,7 @@ Status Storage::exchange_reset(std::string_view id) {
 }
 
 Status Storage::finish_reset(std::string_view id, const std::optional<std::string>& preserve_id) {
-  const fs::path old =
-      options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
+  const fs::path old = reset_dir(id);
   std::error_code ec;
   if (fs::exists(old, ec)) {
     if (preserve_id) {
@@ -674,10 +676,7 @@ Status Storage::finish_reset(std::string_view id, const std::optional<std::strin
   return {};
 }
 
-Status Storage::abandon_reset(std::string_view id) {
-  return remove_tree(options_.data_dir / "branches" /
-                     (std::string(kResetPrefix) + std::string(id)));
-}
+Status Storage::abandon_reset(std::string_view id) { return remove_tree(reset_dir(id)); }
 
 Status Storage::remove_dir(const fs::path& dir, std::string_view id) {
   // Rename first so a crash mid-removal leaves a temp dir (cleaned at start), never half a branch.

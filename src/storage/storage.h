@@ -84,6 +84,10 @@ class Storage {
                                                  const std::filesystem::path& src_pgdata,
                                                  PgConn& admin, int major,
                                                  const std::string& op_id);
+  // Where the new data is built (the branch's directory is `reset_dir`, its cluster
+  // `reset_pgdata`); after the exchange, where the old data waits for finish_reset.
+  std::filesystem::path reset_dir(std::string_view branch_id) const;
+  std::filesystem::path reset_pgdata(std::string_view branch_id) const;
   // True once the exchange for `op_id` has happened.
   bool reset_exchanged(std::string_view branch_id, const std::string& op_id) const;
   Status exchange_reset(std::string_view branch_id);

@@ -217,8 +217,9 @@ INSTANTIATE_TEST_SUITE_P(EachStep, SnapshotStepCrashTest,
                                  "snapshot.read_only", "create_timeline.executed"}),
                          point_name);
 
-// A reset of a child from its parent (POST /branches/{id}/restore), killed at each step: afterwards
-// the child has the parent's data, keeps its id, and nothing is leaked.
+// A reset of a child from its parent (POST /branches/{id}/restore), killed at each step while the
+// child's compute serves (so the copy gets a compute of its own beside it): afterwards the child
+// has the parent's data, keeps its id, and nothing is leaked.
 class ResetCrashTest : public SnapshotCrashTest {};
 
 TEST_P(ResetCrashTest, FinishesAfterRestart) {
@@ -228,6 +229,8 @@ TEST_P(ResetCrashTest, FinishesAfterRestart) {
   crash_during(
       point,
       [&] {
+        EXPECT_EQ(query_value(a_->owner_conninfo(p_.password, kid_ep), "SELECT v FROM t"), "v2")
+            << "kid's compute serves";
         a_->call("POST", fmt::format("/projects/{}/branches/{}/restore", p_.id, kid_id),
                  fmt::format(R"({{"source_branch_id":"{}"}})", p_.branch));
       },
@@ -241,7 +244,8 @@ TEST_P(ResetCrashTest, FinishesAfterRestart) {
 
 INSTANTIATE_TEST_SUITE_P(EachStep, ResetCrashTest,
                          points({"api.committed", "storage.filled", "reset.captured",
-                                 "reset.exchanged", "reset.restarted", "create_timeline.executed"}),
+                                 "reset.prepared", "reset.exchanged", "reset.restarted",
+                                 "create_timeline.executed"}),
                          point_name);
 
 // A branch created with an endpoint, killed at each step: afterwards it exists, its endpoint serves

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -145,18 +146,12 @@ TEST(SnapshotTest, AgentVersionsRestoreInPlaceBehindAnUnchangedConnectionString)
     EXPECT_EQ(str(s, "source_branch_id"), p.branch);
 }
 
-// What a client in a reconnect loop sees across finalized restores: connections made before the
-// restore's operations finished may read either version (the restored branch is prepared while
-// the old one serves), and every connection made after they finished reads the restored version.
-TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreFinished) {
-  Argond a;
-  auto p = create_project(a);
-  const std::string info = conninfo(a, p, p.endpoint);
-  exec(info, "CREATE TABLE t (v text); INSERT INTO t VALUES ('A')");
-  const std::string snap_a = snapshot(a, p, p.branch, "A");
-  exec(info, "UPDATE t SET v = 'B'");
-  const std::string snap_b = snapshot(a, p, p.branch, "B");
-
+// What a client in a reconnect loop on `info` sees across four restores in place, each made by
+// `restore(to_a)` (which answers the API's reply): connections made before the restore's
+// operations finished may read either version (the new state is prepared while the old one
+// serves), and every connection made after they finished reads the new version ('A' or 'B').
+void expect_no_old_reads_once_finished(Argond& a, const TestProject& p, const std::string& info,
+                                       const std::function<ApiReply(bool to_a)>& restore) {
   std::mutex mu;
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::string>> reads;
   std::atomic<bool> stop{false};
@@ -189,10 +184,7 @@ TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreFinished) {
     const auto before = std::chrono::steady_clock::now();
     for (int w = 0; w < 1000 && reads_after(before) < 2; ++w)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    const std::string target = default_branch_id(a, p);
-    auto r = a.call("POST",
-                    fmt::format("/projects/{}/snapshots/{}/restore", p.id, to_a ? snap_a : snap_b),
-                    fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", target));
+    auto r = restore(to_a);
     ASSERT_EQ(r.status, 200) << r.raw;
     for (const auto& st : a.wait_operations(p.id, r.body.at("operations"), 120s, 5ms))
       EXPECT_EQ(st, "finished");
@@ -202,7 +194,7 @@ TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreFinished) {
     std::lock_guard l(mu);
     int after = 0;
     for (const auto& [t, v] : reads) {
-      // A connection that started after the operations finished sees the restored version only.
+      // A connection that started after the operations finished sees the new version only.
       if (t <= finished) continue;
       ++after;
       EXPECT_EQ(v, to_a ? "A" : "B")
@@ -211,6 +203,44 @@ TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreFinished) {
     EXPECT_GT(after, 0);
     reads.clear();
   }
+}
+
+// Finalized snapshot restores onto the endpoint's branch.
+TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheRestoreFinished) {
+  Argond a;
+  auto p = create_project(a);
+  const std::string info = conninfo(a, p, p.endpoint);
+  exec(info, "CREATE TABLE t (v text); INSERT INTO t VALUES ('A')");
+  const std::string snap_a = snapshot(a, p, p.branch, "A");
+  exec(info, "UPDATE t SET v = 'B'");
+  const std::string snap_b = snapshot(a, p, p.branch, "B");
+  expect_no_old_reads_once_finished(a, p, info, [&](bool to_a) {
+    return a.call("POST",
+                  fmt::format("/projects/{}/snapshots/{}/restore", p.id, to_a ? snap_a : snap_b),
+                  fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})",
+                              default_branch_id(a, p)));
+  });
+}
+
+// Resets of a child from its parent after each change of the parent, while the child's compute
+// serves: the copy's compute is started beside it and swapped in.
+TEST(SnapshotTest, NoConnectionReachesTheOldDataOnceTheResetFinished) {
+  Argond a;
+  auto p = create_project(a);
+  const std::string main_info = conninfo(a, p, p.endpoint);
+  exec(main_info, "CREATE TABLE t (v text); INSERT INTO t VALUES ('B')");
+  auto kid = a.post(fmt::format("/projects/{}/branches", p.id),
+                    {{"branch", {{"name", "kid"}, {"parent_id", p.branch}}},
+                     {"endpoints", {{{"type", "read_write"}}}}});
+  ASSERT_EQ(kid.status, 201) << kid.raw;
+  a.wait_operations(p.id, kid.body.at("operations"));
+  const std::string kid_id(kid.body.at("branch").at("id").as_string());
+  const std::string kid_ep(kid.body.at("endpoints").as_array()[0].at("id").as_string());
+  expect_no_old_reads_once_finished(a, p, conninfo(a, p, kid_ep), [&](bool to_a) {
+    exec(main_info, to_a ? "UPDATE t SET v = 'A'" : "UPDATE t SET v = 'B'");
+    return a.call("POST", fmt::format("/projects/{}/branches/{}/restore", p.id, kid_id),
+                  fmt::format(R"({{"source_branch_id":"{}"}})", p.branch));
+  });
 }
 
 // Killed while the restore has its target's endpoints switching: the mark is catalog state, so the

@@ -16,7 +16,6 @@
 #include <chrono>
 
 #include "common/crash_point.h"
-#include "common/pg_conn.h"
 #include "ops/action.h"
 #include "ops/action_env.h"
 #include "ops/actions/actions.h"
@@ -67,7 +66,7 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
       // N's compute runs with the settings of the endpoints it is about to receive.
       restored.endpoints = loaded.endpoints;
       ARGON_RETURN_IF_ERROR(env_.ensure_compute(restored));
-      warm_up(restored.branch.id, loaded.databases);
+      env_.warm_up(restored.branch.id, loaded.databases);
     }
     crash_point("swap.new_started");
     const auto ids = ids_of(loaded.endpoints);
@@ -99,23 +98,6 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
     crash_point("swap.ungated");
     ARGON_RETURN_IF_ERROR(env_.stop_compute(target.id, kStopNow));
     return Outcome::kDone;
-  }
-
-  // Before any client is switched to it: one session in each database of the restored compute,
-  // so the first backends' catalog caches are built and their cache files written now (a fresh
-  // compute's first login in a database costs several milliseconds more than the next), and the
-  // proxy's password check, which reads from `postgres`, meets a warm database too. Best effort:
-  // a failure only costs the clients that time.
-  void warm_up(const std::string& branch_id, const std::vector<catalog::Database>& databases) {
-    std::vector<std::string> names{"postgres"};
-    for (const auto& d : databases) names.push_back(d.name);
-    for (const auto& name : names) {
-      // Connecting is the warm-up (the caches are built at login); a failure is only logged.
-      auto conn = PgConn::connect(env_.computes.admin_conninfo(branch_id, name));
-      if (!conn)
-        spdlog::info("warming database {} of branch {} failed: {}", name, branch_id,
-                     conn.error().message);
-    }
   }
 
   // The target's endpoints are being switched by this operation: in the catalog first, so that a

@@ -1,10 +1,18 @@
 // reset_branch (Neon: create_timeline; POST /branches/{id}/restore from another branch's head): the
-// branch keeps its id and endpoints and gets a consistent copy of the source's current state. The
-// copy is built beside it; then its clients are gated and told why, its compute stops, the two
-// directories are exchanged atomically, the old data goes to the preserve branch (or away), and the
-// compute starts again if it ran. Interrupted anywhere, it runs again from where it stopped (the
-// copy's marker names this operation).
+// branch keeps its id and endpoints and gets a consistent copy of the source's current state.
+// Everything slow happens while the branch keeps serving its old data: the copy is built beside it
+// (branches/.reset-<id>) and, if the branch's compute runs, a second compute is started on the copy
+// (in the branch's other socket directory) and logged into. Only then the swap, the one outage a
+// client sees: its clients are gated and told why, the old compute is set aside under another
+// name, the two directories are exchanged atomically, the copy's compute becomes the branch's
+// (Computes::rekey), and the gate lifts. Then the old compute stops at once (no checkpoint) and
+// the old data goes to the preserve branch (or away).
+// Interrupted anywhere, it runs again from where it stopped (the copy's marker names this
+// operation); past the exchange, the branch's compute is started on the exchanged directory.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
 
 #include "common/crash_point.h"
 #include "common/pg_conn.h"
@@ -18,6 +26,8 @@ namespace {
 using catalog::Branch;
 using catalog::Tx;
 
+constexpr auto kStopNow = compute::Computes::StopMode::kImmediate;
+
 class ResetBranch final : public TypedAction<params::ResetBranch> {
  public:
   using TypedAction::TypedAction;
@@ -26,12 +36,14 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
   struct Loaded {
     std::optional<BranchRuntime> branch;
     std::optional<Branch> source;
+    std::vector<catalog::Database> databases;  // the branch's, for the warm-up
   };
 
   Result<Outcome> execute(catalog::Operation& op, const params::ResetBranch& p) override {
     ARGON_ASSIGN_OR_RETURN(Loaded loaded, env_.catalog.transact([&](Tx& tx) -> Result<Loaded> {
       return Loaded{ActionEnv::load_runtime(tx, op.project_id, op.branch_id.value_or("")),
-                    tx.get_branch(op.project_id, p.source_branch_id)};
+                    tx.get_branch(op.project_id, p.source_branch_id),
+                    tx.list_databases(op.branch_id.value_or(""))};
     }));
     if (!loaded.branch) return Outcome::kSkipped;
     const BranchRuntime& rt = *loaded.branch;
@@ -39,10 +51,21 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
     bool serve = env_.computes.running(branch.id);
     for (const auto& ep : rt.endpoints)
       serve |= !ep.disabled && ep.current_state == catalog::endpoint_state::kActive;
+    // The copy's compute, started beside the branch's, has a name of its own until the swap.
+    const std::string beside = env_.storage.reset_dir(branch.id).filename().string();
+    // The old compute's, from the swap until it has stopped.
+    const std::string retired = branch.id + ".replaced";
     // Gated by this run only: a re-run after the exchange (a crash) finds no connections and gates
     // nothing, so it must lift nothing either, or it would lift another operation's gate. Clients
     // arriving meanwhile wait anyway: their start_compute waits for this operation (scheduler.h).
     std::vector<std::string> fenced;
+    // Each step's time goes to the log (the clients' outage is the swap's).
+    using Clock = std::chrono::steady_clock;
+    const auto began = Clock::now();
+    Clock::time_point captured_at, prepared_at, gated_at;
+    auto ms = [](Clock::time_point from, Clock::time_point to) {
+      return std::chrono::duration<double, std::milli>(to - from).count();
+    };
 
     std::optional<std::string> lsn;
     if (!env_.storage.reset_exchanged(branch.id, op.id)) {
@@ -52,28 +75,71 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
         return std::unexpected(captured.error());
       }
       lsn = *captured;
+      captured_at = Clock::now();
       crash_point("reset.captured");
+      if (serve) {
+        // Ready to accept before any client is cut off: the copy's recovery, its start and the
+        // first logins happen while the branch serves its old data.
+        if (Status st = env_.start_beside(rt, beside, env_.storage.reset_pgdata(branch.id)); !st) {
+          log_if_cleanup_failed(env_.stop_compute(beside, kStopNow),
+                                "stop the compute of a reset's copy that failed to start");
+          abandon(op, branch, p);
+          return std::unexpected(st.error());
+        }
+        env_.warm_up(beside, loaded.databases);
+        crash_point("reset.prepared");
+      }
+      prepared_at = Clock::now();
+      // The swap, the clients' only outage: hold and end their connections, exchange the
+      // directories (the copy's compute works relative to its data directory, so it follows the
+      // rename; so does the old one) and make the copy's compute the branch's.
+      gated_at = Clock::now();
       fenced = ids_of(rt.endpoints);
       env_.fence(
           fenced,
           fmt::format("terminating connection: branch {} was reset from branch {}; reconnect to "
                       "reach its new data",
                       branch.name, loaded.source->name));
-      Status st = env_.stop_compute(branch.id);
+      // The old compute steps aside under another name and stops once the gate is lifted: its
+      // clients are gone, and new ones reach only the branch's compute.
+      const bool retire = env_.computes.running(branch.id);
+      Status st = retire ? env_.computes.rekey(branch.id, retired)
+                         : env_.stop_compute(branch.id, kStopNow);  // one still stopping
       if (st) st = env_.storage.exchange_reset(branch.id);
       if (!st) {
+        log_if_cleanup_failed(env_.stop_compute(beside, kStopNow),
+                              "stop the compute of a reset that failed");
+        if (retire) (void)env_.computes.rekey(retired, branch.id);
         env_.unfence(fenced);
         return std::unexpected(st.error());
       }
       crash_point("reset.exchanged");
+      if (serve) {
+        if (Status rk = env_.computes.rekey(beside, branch.id); !rk) {
+          // Not expected (the old compute is stopped); the branch's compute starts below instead.
+          spdlog::warn("reset of {}: {}", branch.id, rk.error().message);
+          log_if_cleanup_failed(env_.stop_compute(beside, kStopNow),
+                                "stop the compute of a reset's copy");
+        }
+      }
     }
-    // The compute first, so the gate lifts as soon as it accepts; moving or removing the old data
-    // (a directory the size of the database) happens after, while clients are back.
+    // After a crash past the exchange the copy's compute is gone with the old argond: the branch's
+    // compute starts from the exchanged directory (clients wait for this operation meanwhile).
     Status st = serve ? env_.ensure_compute(rt) : Status{};
     env_.unfence(fenced);
+    const auto ungated_at = Clock::now();
+    // Before the old data moves or goes, and before the operation finishes.
+    if (Status stopped = env_.stop_compute(retired, kStopNow); st) st = stopped;
     ARGON_RETURN_IF_ERROR(st);
     crash_point("reset.restarted");
     ARGON_RETURN_IF_ERROR(env_.storage.finish_reset(branch.id, p.preserve_branch_id));
+    if (!fenced.empty()) {
+      spdlog::info(
+          "reset of {}: captured in {:.0f} ms, the copy's compute ready in {:.0f} ms, clients held "
+          "{:.1f} ms, the old data {} in {:.0f} ms",
+          branch.id, ms(began, captured_at), ms(captured_at, prepared_at), ms(gated_at, ungated_at),
+          p.preserve_branch_id ? "preserved" : "removed", ms(ungated_at, Clock::now()));
+    }
     ARGON_RETURN_IF_ERROR(
         env_.catalog.run([&](Tx& tx) { return record(tx, op.project_id, branch.id, lsn, p); }));
     return Outcome::kDone;

@@ -41,11 +41,13 @@ class ManualClock final : public Clock {
   int64_t now = 1'700'000'000'000;
 };
 
-// Computes that run nothing: start records the spec (and can be told to fail), stop forgets it.
+// Computes that run nothing: start records the spec (and can be told to fail; a running one is
+// left as is, as ComputeManager does), stop forgets it.
 class FakeComputes final : public compute::Computes {
  public:
   void set_crash_callback(CrashCallback) override {}
   Status start(const compute::ComputeSpec& spec, std::chrono::milliseconds) override {
+    if (specs.contains(spec.id)) return {};
     ++starts;
     if (start_error) return fail(ErrorCode::kInternal, *start_error);
     specs[spec.id] = spec;
@@ -67,6 +69,21 @@ class FakeComputes final : public compute::Computes {
   }
   void stop_all(std::chrono::milliseconds) override { specs.clear(); }
   bool running(std::string_view id) const override { return specs.contains(std::string(id)); }
+  std::optional<fs::path> socket_dir(std::string_view id) const override {
+    auto it = specs.find(std::string(id));
+    if (it == specs.end()) return std::nullopt;
+    return it->second.run_dir;
+  }
+  Status rekey(std::string_view from, std::string_view to) override {
+    auto it = specs.find(std::string(from));
+    if (it == specs.end() || specs.contains(std::string(to)))
+      return fail(ErrorCode::kConflict, "cannot rekey");
+    compute::ComputeSpec spec = it->second;
+    specs.erase(it);
+    specs[std::string(to)] = spec;
+    events.push_back("rekey " + std::string(from) + " " + std::string(to));
+    return {};
+  }
   std::string admin_conninfo(std::string_view, std::string_view) const override {
     return "host=/nonexistent port=1 connect_timeout=1";
   }
@@ -536,6 +553,60 @@ TEST_F(ActionsTest, AFinalizedRestoreHoldsClientsOnlyOnceTheRestoredComputeRuns)
   auto again = run(params::FinalizeRestore{"br-main-00000001"}, "br-restored-00000001");
   EXPECT_TRUE(again) << again.error().message;
   EXPECT_TRUE(computes_.events.empty());
+  env_->control = nullptr;
+}
+
+// A reset from another branch prepares everything while the branch serves: a compute on the copy,
+// started beside the branch's in its other socket directory, runs before any client is held; then
+// hold, disconnect, set the old compute aside, exchange, rekey, release, and only then stop the old
+// compute at once. The proxy's next wake reaches the copy's compute; a second reset alternates the
+// socket directories back.
+TEST_F(ActionsTest, AResetStartsTheCopysComputeBesideTheBranchsBeforeHoldingClients) {
+  FakeControl control(computes_.events, *catalog_);
+  env_->control = &control;
+  Planner planner(clock_);
+  WakeCoordinator wakes(*env_, planner, [] {});
+  ASSERT_TRUE(add_branch("br-src-00000001", std::nullopt, catalog::branch_state::kReady));
+  write(storage_->branch_pgdata("br-src-00000001") / "PG_VERSION", "15\n");
+  write(storage_->branch_pgdata("br-src-00000001") / "base" / "1" / "1259", "source rows");
+  ASSERT_TRUE(run(params::StartCompute{}, std::nullopt, "ep-main-00000001"));
+  auto before = wakes.wake("ep-main-00000001");
+  ASSERT_TRUE(before && *before);
+  const fs::path home = storage_->run_dir("br-main-00000001");
+  EXPECT_EQ((*before)->socket_dir, home);
+  ASSERT_TRUE(wakes.serving_now("ep-main-00000001"));
+  computes_.events.clear();
+
+  auto r = run(params::ResetBranch{"br-src-00000001", std::nullopt}, "br-main-00000001");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(
+      computes_.events,
+      (std::vector<std::string>{"start .reset-br-main-00000001", "gate ep-main-00000001",
+                                "terminate ep-main-00000001 bound to br-main-00000001",
+                                "rekey br-main-00000001 br-main-00000001.replaced",
+                                "rekey .reset-br-main-00000001 br-main-00000001",
+                                "ungate ep-main-00000001", "stop now br-main-00000001.replaced"}));
+  ASSERT_EQ(control.reasons.size(), 1u);
+  EXPECT_NE(control.reasons[0].find("was reset from branch br-src-00000001"), std::string::npos);
+  EXPECT_EQ(read(storage_->branch_pgdata("br-main-00000001") / "base" / "1" / "1259"),
+            "source rows");
+  EXPECT_FALSE(fs::exists(storage_->reset_dir("br-main-00000001"))) << "the old data went";
+  const compute::ComputeSpec& now = computes_.specs.at("br-main-00000001");
+  EXPECT_EQ(now.run_dir, fs::path(home.string() + "~"));
+  EXPECT_EQ(now.pgdata, storage_->reset_pgdata("br-main-00000001"))
+      << "started on the copy, which the exchange moved into the branch's place";
+  EXPECT_EQ(now.log_file, storage_->log_path("br-main-00000001")) << "one log per branch";
+  // No catalog write, yet the memory no longer answers with the old compute's socket.
+  EXPECT_FALSE(wakes.serving_now("ep-main-00000001"));
+  auto after = wakes.wake("ep-main-00000001");
+  ASSERT_TRUE(after && *after);
+  EXPECT_EQ((*after)->socket_dir, now.run_dir);
+
+  computes_.events.clear();
+  ASSERT_TRUE(run(params::ResetBranch{"br-src-00000001", std::nullopt}, "br-main-00000001"));
+  ASSERT_FALSE(computes_.events.empty());
+  EXPECT_EQ(computes_.events.front(), "start .reset-br-main-00000001");
+  EXPECT_EQ(computes_.specs.at("br-main-00000001").run_dir, home) << "the other directory again";
   env_->control = nullptr;
 }
 
