@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/error.h"
 
@@ -63,6 +64,12 @@ class ConnectionControl {
   // Closes every live connection of the endpoint with SQLSTATE 57P01 and `reason` as the message;
   // returns once they are closed (bounded by a few seconds).
   virtual void terminate(const std::string& endpoint_id, const std::string& reason) = 0;
+  // Before connections are switched to the compute behind `socket_dir` (one a restore or a reset
+  // started beside the serving one): reads what the first logins will need from it (the verifiers
+  // of `roles`), so the first connections after the switch cost no more than the next ones. Best
+  // effort; returns within a second or two.
+  virtual void prepare(const std::filesystem::path& socket_dir,
+                       const std::vector<std::string>& roles) = 0;
   virtual std::map<std::string, EndpointActivity> activity() const = 0;
 };
 

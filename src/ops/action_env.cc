@@ -85,17 +85,31 @@ Status ActionEnv::start_beside(const BranchRuntime& rt, const std::string& compu
   return computes.start(spec, options.compute_start_timeout);
 }
 
-void ActionEnv::warm_up(const std::string& compute_id,
-                        const std::vector<catalog::Database>& databases) {
-  std::vector<std::string> names{"postgres"};
-  for (const auto& d : databases) names.push_back(d.name);
-  for (const auto& name : names) {
+void ActionEnv::warm_up(const std::string& compute_id, const std::string& branch_id) {
+  struct Names {
+    std::vector<std::string> databases{"postgres"}, roles;
+  };
+  auto names = catalog.read([&](catalog::Tx& tx) -> Result<Names> {
+    Names n;
+    for (const auto& d : tx.list_databases(branch_id)) n.databases.push_back(d.name);
+    for (const auto& r : tx.list_roles(branch_id)) {
+      if (!r.no_login) n.roles.push_back(r.name);
+    }
+    return n;
+  });
+  if (!names) {
+    spdlog::info("warming compute {}: {}", compute_id, names.error().message);
+    return;
+  }
+  for (const auto& name : names->databases) {
     // Connecting is the warm-up (the caches are built at login).
     auto conn = PgConn::connect(computes.admin_conninfo(compute_id, name));
     if (!conn)
       spdlog::info("warming database {} of compute {} failed: {}", name, compute_id,
                    conn.error().message);
   }
+  const auto socket_dir = computes.socket_dir(compute_id);
+  if (control && socket_dir) control->prepare(*socket_dir, names->roles);
 }
 
 Status ActionEnv::stop_compute(std::string_view branch_id, compute::Computes::StopMode mode) {

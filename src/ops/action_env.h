@@ -64,12 +64,13 @@ struct ActionEnv {
   // It runs as `compute_id` until Computes::rekey makes it the branch's.
   [[nodiscard]] Status start_beside(const BranchRuntime& runtime, const std::string& compute_id,
                                     const std::filesystem::path& pgdata);
-  // Before clients are switched to a compute that just started: one session in each of its
-  // databases, so the first backends' catalog caches are built and their cache files written now
-  // (a fresh compute's first login in a database costs several milliseconds more than the next),
-  // and the proxy's password check, which reads from `postgres`, meets a warm database too. Best
-  // effort: a failure only costs the clients that time, and is logged.
-  void warm_up(const std::string& compute_id, const std::vector<catalog::Database>& databases);
+  // Before clients are switched to a compute that just started with branch `branch_id`'s data:
+  // one session in each of its databases, so the first backends' catalog caches are built and
+  // their cache files written now (a fresh compute's first login in a database costs several
+  // milliseconds more than the next), then the proxy reads the verifiers of the branch's roles
+  // from it (ConnectionControl::prepare). Best effort: a failure only costs the clients that
+  // time, and is logged.
+  void warm_up(const std::string& compute_id, const std::string& branch_id);
   [[nodiscard]] Status stop_compute(
       std::string_view branch_id,
       compute::Computes::StopMode mode = compute::Computes::StopMode::kFast);

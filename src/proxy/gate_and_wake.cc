@@ -20,12 +20,16 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto kPollInterval = 10ms;
+// A gate is usually up for a restore's swap, a few milliseconds: a held connection looks again
+// every millisecond at first, so it follows the gate within about one, then every kPollInterval.
+constexpr auto kGateFirstPolls = 50;
+constexpr auto kGateFirstPollInterval = 1ms;
 
 }  // namespace
 
 awaitable<Status> Session::enter_endpoint() {
   const auto deadline = std::chrono::steady_clock::now() + proxy_->options.gate_timeout;
-  while (!proxy_->registry.try_join(endpoint_id_, shared_from_this())) {
+  for (int polls = 0; !proxy_->registry.try_join(endpoint_id_, shared_from_this()); ++polls) {
     if (std::chrono::steady_clock::now() > deadline) {
       co_return fail(
           ErrorCode::kUnavailable,
@@ -34,7 +38,7 @@ awaitable<Status> Session::enter_endpoint() {
               "{} s; try again",
               endpoint_id_, proxy_->options.gate_timeout.count() / 1000));
     }
-    co_await sleep(kPollInterval);
+    co_await sleep(polls < kGateFirstPolls ? kGateFirstPollInterval : kPollInterval);
   }
   if (phase_ != Phase::kHttp) phase_ = Phase::kWaiting;
   co_return Status{};

@@ -17,7 +17,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -38,6 +40,7 @@ namespace {
 
 constexpr auto kJanitorInterval = 5s;
 constexpr auto kTerminateWait = 5s;
+constexpr auto kPrepareWait = 2000ms;
 
 }  // namespace
 
@@ -232,13 +235,38 @@ void ProxyServer::terminate(const std::string& endpoint_id, const std::string& r
     });
   }
   if (victims.empty()) return;
-  // Bounded wait for them to be gone, so the caller may stop the compute behind them.
+  // Bounded wait for them to be gone, so the caller may stop the compute behind them. A session
+  // closes within a loop's turn, usually well under a millisecond, and a restore's clients wait
+  // for this: look often.
   const auto deadline = std::chrono::steady_clock::now() + kTerminateWait;
   while (std::chrono::steady_clock::now() < deadline) {
     if (!context_->registry.any_joined(endpoint_id, victims)) return;
-    std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(1ms);
   }
   spdlog::warn("proxy: connections of endpoint {} still closing after 5 s", endpoint_id);
+}
+
+void ProxyServer::prepare(const std::filesystem::path& socket_dir,
+                          const std::vector<std::string>& roles) {
+  AdminPool* admin = context_->admin;
+  if (!admin) return;
+  // The lookups run on the admin pool's loop; each leaves its verifier in the role cache (and
+  // the pool an idle admin session to that compute). A few roles at most: the rest, if a branch
+  // has more, are looked up by their first login as usual.
+  constexpr std::size_t kMaxRoles = 16;
+  std::vector<std::future<Result<RoleSecret>>> lookups;
+  for (std::size_t i = 0; i < roles.size() && i < kMaxRoles; ++i) {
+    lookups.push_back(asio::co_spawn(admin->executor(), admin->role_secret(socket_dir, roles[i]),
+                                     asio::use_future));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kPrepareWait;
+  for (auto& f : lookups) {
+    if (f.wait_until(deadline) != std::future_status::ready) {
+      spdlog::info("proxy: the verifiers on {} were not read within {} ms; first logins read them",
+                   socket_dir.string(), kPrepareWait.count());
+      return;
+    }
+  }
 }
 
 std::map<std::string, compute::EndpointActivity> ProxyServer::activity() const {

@@ -71,6 +71,8 @@ class ProxyServer final : public compute::ConnectionControl {
   void ungate(const std::string& endpoint_id) override;
   void set_held(const std::set<std::string>& endpoint_ids) override;
   void terminate(const std::string& endpoint_id, const std::string& reason) override;
+  void prepare(const std::filesystem::path& socket_dir,
+               const std::vector<std::string>& roles) override;
   std::map<std::string, compute::EndpointActivity> activity() const override;
 
   struct Loops;

@@ -37,15 +37,13 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
     std::optional<BranchRuntime> restored;
     std::optional<Branch> target;
     std::vector<catalog::Endpoint> endpoints;  // the target's
-    std::vector<catalog::Database> databases;  // the restored branch's
   };
 
   Result<Outcome> execute(catalog::Operation& op, const params::FinalizeRestore& p) override {
     ARGON_ASSIGN_OR_RETURN(Loaded loaded, env_.catalog.transact([&](Tx& tx) -> Result<Loaded> {
       return Loaded{ActionEnv::load_runtime(tx, op.project_id, op.branch_id.value_or("")),
                     tx.get_branch(op.project_id, p.target_branch_id),
-                    tx.list_branch_endpoints(p.target_branch_id),
-                    tx.list_databases(op.branch_id.value_or(""))};
+                    tx.list_branch_endpoints(p.target_branch_id)};
     }));
     if (!loaded.restored) return Outcome::kSkipped;
     BranchRuntime& restored = *loaded.restored;
@@ -66,7 +64,7 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
       // N's compute runs with the settings of the endpoints it is about to receive.
       restored.endpoints = loaded.endpoints;
       ARGON_RETURN_IF_ERROR(env_.ensure_compute(restored));
-      env_.warm_up(restored.branch.id, loaded.databases);
+      env_.warm_up(restored.branch.id, restored.branch.id);
     }
     crash_point("swap.new_started");
     const auto ids = ids_of(loaded.endpoints);

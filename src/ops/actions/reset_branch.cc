@@ -36,14 +36,12 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
   struct Loaded {
     std::optional<BranchRuntime> branch;
     std::optional<Branch> source;
-    std::vector<catalog::Database> databases;  // the branch's, for the warm-up
   };
 
   Result<Outcome> execute(catalog::Operation& op, const params::ResetBranch& p) override {
     ARGON_ASSIGN_OR_RETURN(Loaded loaded, env_.catalog.transact([&](Tx& tx) -> Result<Loaded> {
       return Loaded{ActionEnv::load_runtime(tx, op.project_id, op.branch_id.value_or("")),
-                    tx.get_branch(op.project_id, p.source_branch_id),
-                    tx.list_databases(op.branch_id.value_or(""))};
+                    tx.get_branch(op.project_id, p.source_branch_id)};
     }));
     if (!loaded.branch) return Outcome::kSkipped;
     const BranchRuntime& rt = *loaded.branch;
@@ -86,7 +84,7 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
           abandon(op, branch, p);
           return std::unexpected(st.error());
         }
-        env_.warm_up(beside, loaded.databases);
+        env_.warm_up(beside, branch.id);
         crash_point("reset.prepared");
       }
       prepared_at = Clock::now();

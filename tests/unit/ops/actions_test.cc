@@ -119,6 +119,9 @@ class FakeControl final : public compute::ConnectionControl {
                       (ep && *ep ? (*ep)->branch_id : std::string("?")));
     reasons.push_back(reason);
   }
+  void prepare(const fs::path& socket_dir, const std::vector<std::string>&) override {
+    events_.push_back("prepare " + socket_dir.filename().string());
+  }
   std::map<std::string, compute::EndpointActivity> activity() const override { return {}; }
 
   std::vector<std::string> reasons;
@@ -537,7 +540,8 @@ TEST_F(ActionsTest, AFinalizedRestoreHoldsClientsOnlyOnceTheRestoredComputeRuns)
   auto r = run(params::FinalizeRestore{"br-main-00000001"}, "br-restored-00000001");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(computes_.events,
-            (std::vector<std::string>{"start br-restored-00000001", "held ep-main-00000001",
+            (std::vector<std::string>{"start br-restored-00000001", "prepare br-restored-00000001",
+                                      "held ep-main-00000001",
                                       "terminate ep-main-00000001 bound to br-main-00000001",
                                       "held", "stop now br-main-00000001"}));
   ASSERT_EQ(control.reasons.size(), 1u);
@@ -579,13 +583,13 @@ TEST_F(ActionsTest, AResetStartsTheCopysComputeBesideTheBranchsBeforeHoldingClie
 
   auto r = run(params::ResetBranch{"br-src-00000001", std::nullopt}, "br-main-00000001");
   ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(
-      computes_.events,
-      (std::vector<std::string>{"start .reset-br-main-00000001", "gate ep-main-00000001",
-                                "terminate ep-main-00000001 bound to br-main-00000001",
-                                "rekey br-main-00000001 br-main-00000001.replaced",
-                                "rekey .reset-br-main-00000001 br-main-00000001",
-                                "ungate ep-main-00000001", "stop now br-main-00000001.replaced"}));
+  EXPECT_EQ(computes_.events,
+            (std::vector<std::string>{
+                "start .reset-br-main-00000001", "prepare br-main-00000001~",
+                "gate ep-main-00000001", "terminate ep-main-00000001 bound to br-main-00000001",
+                "rekey br-main-00000001 br-main-00000001.replaced",
+                "rekey .reset-br-main-00000001 br-main-00000001", "ungate ep-main-00000001",
+                "stop now br-main-00000001.replaced"}));
   ASSERT_EQ(control.reasons.size(), 1u);
   EXPECT_NE(control.reasons[0].find("was reset from branch br-src-00000001"), std::string::npos);
   EXPECT_EQ(read(storage_->branch_pgdata("br-main-00000001") / "base" / "1" / "1259"),
