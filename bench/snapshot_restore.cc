@@ -3,7 +3,8 @@
 // the same filesystem: `pg_basebackup` of a running cluster to take the copy, and "stop, swap the
 // data directory, start" to restore it (the copy is copied into place with `cp --reflink=auto`, so
 // that it can be restored again, as an Argon snapshot can). Then, on reflink only, the extra disk
-// that 10 snapshots of a database cost when 1% of its rows change between them.
+// that 10 snapshots of a database cost when 1% of its rows change between them, and (--burst-mb)
+// a snapshot taken right after a burst of writes beside the one after it.
 //
 // Each driver runs on its own loop-mounted image (reflink on XFS, copy on ext4), argond durably
 // (fsync on) with the branch's compute up. Needs root (loop mounts, runuser) and this build's
@@ -11,6 +12,7 @@
 //
 //   argon_bench_snapshot [--sizes-mb 10,1024] [--drivers copy,reflink] [--reps 3] [--image-gb 24]
 //                        [--disk-size-mb 1024] [--disk-snapshots 10] [--disk-pattern spread|range]
+//                        [--burst-mb 0]
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -132,6 +134,43 @@ void measure(const std::string& driver, double mb, int reps, argon::testing::Loo
   a.terminate();
 }
 
+// On reflink: a snapshot taken right after `mb` of new rows were written (CREATE TABLE AS, as an
+// agent's step might load data, with no checkpoint since), the way an agent snapshots after each
+// step, beside the next snapshot with nothing written in between.
+void measure_burst(double mb, int reps, argon::testing::LoopFilesystem& image,
+                   std::vector<Sample>& out) {
+  Argond a({"--clone-driver", "reflink"}, image.mount_point() / "argon", /*durable=*/true);
+  const auto project = argon::testing::create_project(a, {{"name", "burst"}});
+  auto c = a.connect(project.branch, "neondb");
+  const std::string what = fmt::format("snapshot right after writing {:.0f} MB", mb);
+  Sample first{"reflink", what, mb, 0, {}}, next{"reflink", "the snapshot after it", mb, 0, {}};
+  auto snapshot = [&](const std::string& name) {
+    auto t = Clock::now();
+    auto s = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name={}", project.id,
+                                        project.branch, name));
+    expect_status(s, 200, "snapshot");
+    wait_finished(a, project.id, s.body.at("operations"));
+    return elapsed_s(t);
+  };
+  for (int i = 0; i < reps; ++i) {
+    auto t = Clock::now();
+    exec(c, fmt::format("CREATE TABLE burst_{} AS SELECT g AS id, (SELECT "
+                        "string_agg(md5(random()::text), '') FROM generate_series(1, 30) WHERE g > "
+                        "0) AS pad FROM generate_series(1, {:.0f}) g",
+                        i, mb * 900));
+    const double wrote = elapsed_s(t);
+    first.seconds.push_back(snapshot(fmt::format("burst-{}", i)));
+    next.seconds.push_back(snapshot(fmt::format("after-burst-{}", i)));
+    fmt::print(stderr,
+               "[reflink] burst {}/{}: wrote {:.0f} MB in {:.2f} s; snapshot {:.3f} s, the next "
+               "{:.3f} s\n",
+               i + 1, reps, mb, wrote, first.seconds.back(), next.seconds.back());
+  }
+  first.pgdata_mb = next.pgdata_mb = tree_mb(a.data_dir() / "branches" / project.branch / "pgdata");
+  out.insert(out.end(), {first, next});
+  a.terminate();
+}
+
 // Disk that `count` snapshots cost on reflink when 1% of the rows change between them: what the
 // filesystem gained minus what the branch itself allocated for its new row versions.
 void measure_disk(double mb, int count, bool spread, argon::testing::LoopFilesystem& image) {
@@ -189,6 +228,9 @@ int main(int argc, char** argv) {
                  "database size for the reflink disk-use figure (0: skip)");
   app.add_option("--disk-snapshots", disk_snapshots, "snapshots for the disk-use figure")
       ->check(CLI::Range(1, 100));
+  double burst_mb = 0;
+  app.add_option("--burst-mb", burst_mb,
+                 "also time a snapshot taken right after writing this much, on reflink (0: skip)");
   app.add_option("--disk-pattern", disk_pattern,
                  "which 1% changes: spread (every hundredth row) | range")
       ->check(CLI::IsMember({"spread", "range"}));
@@ -203,6 +245,8 @@ int main(int argc, char** argv) {
       for (double mb : opt.sizes_mb)
         measure(driver, mb, opt.reps, *driver_image(driver, opt.image_gb), samples);
     }
+    if (burst_mb > 0)
+      measure_burst(burst_mb, opt.reps, *driver_image("reflink", opt.image_gb), samples);
     print_samples(samples);
     std::fflush(stdout);
     if (disk_size_mb > 0) {

@@ -173,6 +173,11 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
           {"wal_level", "replica"},
           // Keeps the WAL a live capture (branch create, snapshot) copies after pg_backup_stop.
           {"wal_keep_size", "256MB"},
+          // Data a backend writes (a bulk load) is handed to the kernel's writeback as it goes,
+          // not left dirty for the next checkpoint: a snapshot or branch taken right after a
+          // burst of writes (the backup's checkpoint, then the clones, wait for writeback) costs
+          // about what the next one does.
+          {"backend_flush_after", "256kB"},
           {"max_wal_senders", "2"},
       });
   // argon_roles keeps the proxy's verifier cache honest (endpoint_access.h). Only this postmaster's
