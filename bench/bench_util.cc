@@ -104,7 +104,7 @@ void run_as_postgres(const std::string& command) {
 double basebackup(testing::Argond& a, const std::string& branch_id, const fs::path& target) {
   const std::string cmd =
       fmt::format("pg_basebackup -h {} -p 5432 -U argon_admin -D {} -X stream -c fast",
-                  (a.data_dir() / "run" / branch_id).string(), target.string());
+                  a.socket_dir(branch_id).string(), target.string());
   auto start = Clock::now();
   run_as_postgres(cmd);
   return elapsed_s(start);

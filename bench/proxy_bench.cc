@@ -379,7 +379,7 @@ int main(int argc, char** argv) {
                         R"({"endpoint":{"suspend_timeout_seconds":-1}})");
     if (never.status != 200) throw std::runtime_error("patch endpoint: " + never.raw);
 
-    const fs::path socket_dir = a.data_dir() / "run" / branch;
+    const fs::path socket_dir = a.socket_dir(branch);
     const std::string proxy_base = fmt::format(
         "host=127.0.0.1 port={} dbname=neondb user=neondb_owner password={} "
         "options=endpoint={}",

@@ -300,10 +300,20 @@ void Argond::wait_idle(const std::string& project_id, std::chrono::seconds timeo
       fmt::format("project {} still has pending operations\n{}", project_id, log_tail()));
 }
 
+std::filesystem::path Argond::socket_dir(const std::string& branch_id) const {
+  const auto home = data_dir_ / "run" / branch_id;
+  const auto other = data_dir_ / "run" / (branch_id + "~");
+  std::error_code ec;
+  if (!std::filesystem::exists(home / compute_socket_file(), ec) &&
+      std::filesystem::exists(other / compute_socket_file(), ec))
+    return other;
+  return home;
+}
+
 PgConn Argond::connect(const std::string& branch_id, const std::string& dbname,
                        const std::string& user) {
-  auto c = PgConn::connect(
-      socket_conninfo((data_dir_ / "run" / branch_id).string(), kComputePort, user, dbname));
+  auto c =
+      PgConn::connect(socket_conninfo(socket_dir(branch_id).string(), kComputePort, user, dbname));
   if (!c) throw std::runtime_error(c.error().message);
   return std::move(*c);
 }

@@ -69,6 +69,9 @@ class Argond {
   // Waits until the project has no pending operation.
   void wait_idle(const std::string& project_id,
                  std::chrono::seconds timeout = std::chrono::seconds(120));
+  // The socket directory of the compute serving `branch_id`: run/<id>, or run/<id>~ when a reset
+  // swapped in a compute started there.
+  std::filesystem::path socket_dir(const std::string& branch_id) const;
   // Admin connection to the compute serving `branch_id`.
   PgConn connect(const std::string& branch_id, const std::string& dbname = "postgres",
                  const std::string& user = std::string(kAdminRole));

@@ -36,6 +36,15 @@ export async function startArgond() {
     else await sleep(50);
   }
 
+  // A branch's compute listens in run/<id>, or in run/<id>~ when a reset swapped in a compute
+  // started there.
+  const socketDir = (branchId) => {
+    const home = join(dataDir, 'run', branchId);
+    const other = join(dataDir, 'run', `${branchId}~`);
+    return !existsSync(join(home, '.s.PGSQL.5432')) && existsSync(join(other, '.s.PGSQL.5432'))
+      ? other : home;
+  };
+
   return {
     apiHost,
     key,
@@ -43,10 +52,10 @@ export async function startArgond() {
     logTail: () => readFileSync(logPath, 'utf8').split('\n').slice(-40).join('\n'),
     // Runs SQL as the internal admin role inside the branch's running compute.
     sql(branchId, query, db = 'postgres') {
-      return execFileSync('psql', ['-h', join(dataDir, 'run', branchId), '-p', '5432', '-U', 'argon_admin',
+      return execFileSync('psql', ['-h', socketDir(branchId), '-p', '5432', '-U', 'argon_admin',
                                    '-d', db, '-XAtc', query], { encoding: 'utf8' }).trim();
     },
-    computeRunning: (branchId) => existsSync(join(dataDir, 'run', branchId, '.s.PGSQL.5432')),
+    computeRunning: (branchId) => existsSync(join(socketDir(branchId), '.s.PGSQL.5432')),
     async stop() {
       if (!exited) {
         child.kill('SIGTERM');
