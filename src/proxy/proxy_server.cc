@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -58,6 +59,7 @@ struct ProxyServer::Loops {
   void start() {
     for (auto& c : connections) threads.emplace_back([&c] { c->run(); });
     threads.emplace_back([this] { housekeeping.run(); });
+    running = true;
   }
   // Stops every loop and joins its thread; a wake under way finishes and its answer is dropped.
   void join() {
@@ -73,6 +75,7 @@ struct ProxyServer::Loops {
   awaitable<void> janitor(std::shared_ptr<ProxyContext> context);
 
   asio::thread_pool blocking{2};
+  std::atomic<bool> running{false};  // the loops' threads run (from start() on)
   std::vector<std::unique_ptr<asio::io_context>> connections;
   asio::io_context housekeeping{1};
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
@@ -248,8 +251,10 @@ void ProxyServer::terminate(const std::string& endpoint_id, const std::string& r
 
 void ProxyServer::prepare(const std::filesystem::path& socket_dir,
                           const std::vector<std::string>& roles) {
+  // Before start() (a restore run again at argond's start) or while stopping, nothing would
+  // serve the lookups: the first logins read the verifiers themselves.
   AdminPool* admin = context_->admin;
-  if (!admin) return;
+  if (!admin || !loops_->running || context_->stopping) return;
   // The lookups run on the admin pool's loop; each leaves its verifier in the role cache (and
   // the pool an idle admin session to that compute). A few roles at most: the rest, if a branch
   // has more, are looked up by their first login as usual.

@@ -114,7 +114,7 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
       crash_point("reset.exchanged");
       if (serve) {
         if (Status rk = env_.computes.rekey(beside, branch.id); !rk) {
-          // Not expected (the old compute is stopped); the branch's compute starts below instead.
+          // Not expected (the old compute was set aside); the branch's compute starts below.
           spdlog::warn("reset of {}: {}", branch.id, rk.error().message);
           log_if_cleanup_failed(env_.stop_compute(beside, kStopNow),
                                 "stop the compute of a reset's copy");
