@@ -391,7 +391,7 @@ void ComputeManager::stop_all(std::chrono::milliseconds timeout) {
 bool ComputeManager::running(std::string_view id) const {
   std::lock_guard lock(mu_);
   auto it = procs_.find(id);
-  return it != procs_.end() && !it->second.exit_code && !it->second.stopping;
+  return it != procs_.end() && it->second.serving();
 }
 
 std::vector<std::string> ComputeManager::running_ids() const {
@@ -404,7 +404,7 @@ std::vector<std::string> ComputeManager::running_ids() const {
 std::optional<fs::path> ComputeManager::socket_dir(std::string_view id) const {
   std::lock_guard lock(mu_);
   auto it = procs_.find(id);
-  if (it == procs_.end() || it->second.exit_code || it->second.stopping) return std::nullopt;
+  if (it == procs_.end() || !it->second.serving()) return std::nullopt;
   return it->second.run_dir;
 }
 
@@ -413,7 +413,7 @@ Status ComputeManager::rekey(std::string_view from, std::string_view to) {
   if (procs_.contains(to))
     return fail(ErrorCode::kConflict, fmt::format("compute {} still has a process", to));
   auto it = procs_.find(from);
-  if (it == procs_.end() || it->second.exit_code || it->second.stopping)
+  if (it == procs_.end() || !it->second.serving())
     return fail(ErrorCode::kConflict, fmt::format("compute {} is not running", from));
   auto node = procs_.extract(it);
   node.key() = std::string(to);

@@ -71,6 +71,8 @@ class ComputeManager final : public Computes {
     // pid, and until then start() refuses to run a second postgres on the same data directory.
     bool abandoned = false;
     std::optional<int> exit_code;  // set by the monitor when reaped
+    // Neither exited nor being stopped: what running(), socket_dir() and rekey() accept.
+    bool serving() const { return !exit_code && !stopping; }
   };
 
   void monitor_loop();

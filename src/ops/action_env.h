@@ -99,6 +99,10 @@ struct ActionEnv {
   Result<compute::ComputeSpec> compute_spec(const BranchRuntime& runtime);
 };
 
+// A stop with no checkpoint, for a compute whose data nobody is served any more (the one a
+// finalized restore or a reset replaced); it recovers from its WAL when next started.
+inline constexpr auto kStopNow = compute::Computes::StopMode::kImmediate;
+
 // An endpoint now bound to a branch whose compute is `running` (or not): active or idle, nothing
 // pending.
 void set_serving(catalog::Endpoint& ep, bool running, int64_t now);

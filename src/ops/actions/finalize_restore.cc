@@ -26,8 +26,6 @@ namespace {
 using catalog::Branch;
 using catalog::Tx;
 
-constexpr auto kStopNow = compute::Computes::StopMode::kImmediate;
-
 class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
  public:
   using TypedAction::TypedAction;

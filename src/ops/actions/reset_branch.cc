@@ -26,8 +26,6 @@ namespace {
 using catalog::Branch;
 using catalog::Tx;
 
-constexpr auto kStopNow = compute::Computes::StopMode::kImmediate;
-
 class ResetBranch final : public TypedAction<params::ResetBranch> {
  public:
   using TypedAction::TypedAction;
@@ -60,7 +58,7 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
     // Each step's time goes to the log (the clients' outage is the swap's).
     using Clock = std::chrono::steady_clock;
     const auto began = Clock::now();
-    Clock::time_point captured_at, prepared_at, gated_at;
+    Clock::time_point captured_at, prepared_at;  // prepared: the swap begins
     auto ms = [](Clock::time_point from, Clock::time_point to) {
       return std::chrono::duration<double, std::milli>(to - from).count();
     };
@@ -91,7 +89,6 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
       // The swap, the clients' only outage: hold and end their connections, exchange the
       // directories (the copy's compute works relative to its data directory, so it follows the
       // rename; so does the old one) and make the copy's compute the branch's.
-      gated_at = Clock::now();
       fenced = ids_of(rt.endpoints);
       env_.fence(
           fenced,
@@ -135,8 +132,9 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
       spdlog::info(
           "reset of {}: captured in {:.0f} ms, the copy's compute ready in {:.0f} ms, clients held "
           "{:.1f} ms, the old data {} in {:.0f} ms",
-          branch.id, ms(began, captured_at), ms(captured_at, prepared_at), ms(gated_at, ungated_at),
-          p.preserve_branch_id ? "preserved" : "removed", ms(ungated_at, Clock::now()));
+          branch.id, ms(began, captured_at), ms(captured_at, prepared_at),
+          ms(prepared_at, ungated_at), p.preserve_branch_id ? "preserved" : "removed",
+          ms(ungated_at, Clock::now()));
     }
     ARGON_RETURN_IF_ERROR(
         env_.catalog.run([&](Tx& tx) { return record(tx, op.project_id, branch.id, lsn, p); }));
