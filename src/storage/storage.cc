@@ -303,14 +303,18 @@ Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs
       (void)::chown((tmp_pgdata / "tablespace_map").c_str(), options_.pg_user.uid,
                     options_.pg_user.gid);  // as above
     }
-    // WAL from the start segment on; the stop record is already flushed, so the copies hold it.
-    auto first = admin.exec("SELECT pg_walfile_name($1::pg_lsn)", {info.start_lsn});
-    if (!first) return std::unexpected(first.error());
-    const std::string first_seg = first->value();
+    // The WAL from the start segment through the one that holds the end of the backup (the stop
+    // record is already flushed, so the copies hold it). Segments named after it are recycled
+    // ones waiting for reuse: old bytes recovery would stop at, and up to max_wal_size of copying.
+    auto seg = admin.exec("SELECT pg_walfile_name($1::pg_lsn), pg_walfile_name($2::pg_lsn)",
+                          {info.start_lsn, info.stop_lsn});
+    if (!seg) return std::unexpected(seg.error());
+    const std::string first_seg = seg->value(0, 0).substr(8), last_seg = seg->value(0, 1).substr(8);
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(src / "pg_wal", ec)) {
       std::string name = e.path().filename().string();
-      bool wanted = (is_wal_segment_name(name) && name.substr(8) >= first_seg.substr(8)) ||
+      bool wanted = (is_wal_segment_name(name) && name.substr(8) >= first_seg &&
+                     name.substr(8) <= last_seg) ||
                     name.ends_with(".history");
       if (!wanted) continue;
       auto n =

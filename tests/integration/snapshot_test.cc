@@ -490,6 +490,59 @@ TEST(SnapshotTest, ASnapshotIsSettledOnceSoARestoreReplaysNoWal) {
                                                             << text;
 }
 
+// WAL segment files in a data directory, by name.
+std::set<std::string> wal_segments(const std::filesystem::path& pgdata) {
+  std::set<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(pgdata / "pg_wal")) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && name.size() == 24 &&
+        name.find_first_not_of("0123456789ABCDEF") == std::string::npos)
+      out.insert(name);
+  }
+  return out;
+}
+
+// A live capture (here a branch of a serving parent) copies the WAL of its backup, not the
+// segments PostgreSQL recycled for later use, which carry old bytes and can add up to max_wal_size.
+TEST(SnapshotTest, ALiveCaptureCopiesItsBackupsWalNotTheRecycledSegments) {
+  Argond a;
+  auto p = create_project(a);
+  const std::string info = conninfo(a, p, p.endpoint);
+  exec(info, "CREATE TABLE t (a int); INSERT INTO t VALUES (1)");
+  // Past wal_keep_size (256 MB: 16 segments), so the checkpoint recycles the oldest ones under
+  // names after the current segment.
+  // As argond's admin: the project's roles may not switch segments or checkpoint.
+  auto admin = a.connect(p.branch, "neondb");
+  for (int i = 0; i < 24; ++i)
+    ASSERT_TRUE(admin.exec("INSERT INTO t VALUES (2); SELECT pg_switch_wal()"));
+  ASSERT_TRUE(admin.exec("CHECKPOINT"));
+  auto cur = admin.exec("SELECT pg_walfile_name(pg_current_wal_lsn())");
+  ASSERT_TRUE(cur);
+  const std::string current = cur->value();
+  const auto parent = wal_segments(a.data_dir() / "branches" / p.branch / "pgdata");
+  const auto recycled = std::count_if(parent.begin(), parent.end(), [&](const std::string& n) {
+    return n.substr(8) > current.substr(8);
+  });
+  EXPECT_GE(recycled, 3) << "with the recycled ones, the old capture copied at least 3";
+
+  auto r = a.post(fmt::format("/projects/{}/branches", p.id),
+                  {{"branch", {{"name", "kid"}, {"parent_id", p.branch}}}});
+  ASSERT_EQ(r.status, 201) << r.raw;
+  a.wait_operations(p.id, r.body.at("operations"));
+  const std::string kid = str(r.body.at("branch"), "id");
+  // No endpoint yet: its data directory is the capture as written.
+  EXPECT_LE(wal_segments(a.data_dir() / "branches" / kid / "pgdata").size(), 2u)
+      << "the backup's start and stop segments at most";
+
+  auto ep = a.post(fmt::format("/projects/{}/endpoints", p.id),
+                   {{"endpoint", {{"branch_id", kid}, {"type", "read_write"}}}});
+  ASSERT_EQ(ep.status, 201) << ep.raw;
+  a.wait_operations(p.id, ep.body.at("operations"));
+  EXPECT_EQ(
+      query_value(conninfo(a, p, str(ep.body.at("endpoint"), "id")), "SELECT count(*) FROM t"),
+      "25");
+}
+
 // RFC 3339 with microseconds, as a client stamps "now".
 int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
