@@ -2,10 +2,13 @@
 // is restored in place, the connection string never changing. `--kind snapshot` (the default)
 // restores a snapshot onto the branch with finalize_restore; `--kind reset` resets the branch from
 // its parent (POST /branches/{id}/restore with the parent as source) after each change of the
-// parent. Per restore it records the longest gap between two successful queries, the API call to
-// operations-finished latency, and checks that after the restore every query sees the restored
-// data. For each clone driver (on its own loop-mounted image: reflink on XFS, copy on ext4) and
-// database size, prints p50/p99 over --restores runs.
+// parent. Per restore it records the switch (from the last answer of the old version to the first
+// of the new one), the longest gap between two successful queries from the call until 300 ms after
+// the operations finished (which also counts a connection slowed by the restore's own I/O), the
+// API call to operations-finished latency, and checks that after the restore every query sees the
+// restored data. Each restore's longest gap is printed with the attempts that filled it. For each
+// clone driver (on its own loop-mounted image: reflink on XFS, copy on ext4) and database size,
+// prints p50/p99 over --restores runs.
 //
 //   argon_bench_restore [--kind snapshot|reset] [--sizes-mb 10,1024] [--drivers copy,reflink]
 //                       [--restores 20] [--log-dir DIR]
@@ -43,7 +46,7 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 struct Figures {
   std::string driver;
   double db_mb = 0;
-  std::vector<double> outage_ms, restore_ms;
+  std::vector<double> outage_ms, switch_ms, restore_ms;
   long queries = 0, failures = 0, stale_after_return = 0, stale = 0;
 };
 
@@ -106,32 +109,37 @@ Figures measure(const std::string& kind, const std::string& driver, double mb, i
   }
   const std::string info = a.owner_conninfo(created.password, endpoint);
 
-  // The client: connect, read, disconnect, as fast as it can; records each success.
+  // The client: connect, read, disconnect, as fast as it can; records each attempt.
   std::mutex mu;
-  struct Read {
-    Clock::time_point started, done;
-    char value;
+  struct Attempt {
+    Clock::time_point started, connected, done;
+    char value = 0;     // the value read; 0 when the attempt failed
+    std::string error;  // why it failed
   };
-  std::vector<Read> ok;
+  std::vector<Attempt> attempts;
   std::atomic<bool> stop{false};
-  std::atomic<long> failures{0};
   std::thread client([&] {
     while (!stop) {
-      const auto started = Clock::now();
+      Attempt at;
+      at.started = Clock::now();
       PGconn* c = PQconnectdb(info.c_str());
+      at.connected = Clock::now();
       if (PQstatus(c) == CONNECTION_OK) {
         PGresult* res = PQexec(c, "SELECT min(v) FROM t");
-        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-          std::lock_guard l(mu);
-          ok.push_back({started, Clock::now(), PQgetvalue(res, 0, 0)[0]});
-        } else {
-          ++failures;
-        }
+        if (PQresultStatus(res) == PGRES_TUPLES_OK)
+          at.value = PQgetvalue(res, 0, 0)[0];
+        else
+          at.error = fmt::format("query: {}", PQresultErrorMessage(res));
         PQclear(res);
       } else {
-        ++failures;
+        at.error = fmt::format("connect: {}", PQerrorMessage(c));
       }
+      at.done = Clock::now();
       PQfinish(c);
+      while (!at.error.empty() && (at.error.back() == '\n' || at.error.back() == ' '))
+        at.error.pop_back();
+      std::lock_guard l(mu);
+      attempts.push_back(std::move(at));
     }
   });
   argon::testing::StopAndJoin joiner{stop, client};
@@ -163,24 +171,48 @@ Figures measure(const std::string& kind, const std::string& driver, double mb, i
       // connection that started after the call returned (allowed) or after the operations
       // finished (never allowed) that still saw the old version.
       std::lock_guard l(mu);
-      double gap = 0, gap_connect = 0;  // and the connect + query that ended it
-      Clock::time_point prev = start;
-      for (const auto& read : ok) {
+      const char new_value = to_a ? 'A' : 'B';
+      double gap = 0;
+      Clock::time_point prev = start, gap_from = start, gap_to = start;
+      for (const auto& read : attempts) {
         const auto t = read.done;
-        if (t < start - 200ms || t > settled) continue;
+        if (read.value == 0 || t < start - 200ms || t > settled) continue;
         if (t >= start && ms_between(prev, t) > gap) {
           gap = ms_between(prev, t);
-          gap_connect = ms_between(read.started, t);
+          gap_from = prev;
+          gap_to = t;
         }
         prev = std::max(prev, t);
-        const bool old_value = read.value != (to_a ? 'A' : 'B');
+        const bool old_value = read.value != new_value;
         if (read.started > finished && old_value) ++out.stale;
         if (read.started > returned && old_value) ++out.stale_after_return;
       }
       out.outage_ms.push_back(gap);
+      // The switch: from the last answer of the old version to the first of the new one.
+      Clock::time_point first_new = Clock::time_point::max(), last_old = start;
+      for (const auto& read : attempts)
+        if (read.value == new_value && read.done >= start)
+          first_new = std::min(first_new, read.done);
+      for (const auto& read : attempts)
+        if (read.value != 0 && read.value != new_value && read.done <= first_new)
+          last_old = std::max(last_old, read.done);
+      const double switch_gap =
+          first_new == Clock::time_point::max() ? gap : ms_between(last_old, first_new);
+      out.switch_ms.push_back(switch_gap);
+      // What filled the gap: each attempt that ended in it, its connect and query times (ms
+      // since the gap began), and the error of those that failed.
+      std::string parts;
+      for (const auto& at : attempts) {
+        if (at.done <= gap_from || at.done > gap_to) continue;
+        parts += fmt::format("\n    started +{:.0f}, connected +{:.0f}, done +{:.0f}{}{}",
+                             ms_between(gap_from, at.started), ms_between(gap_from, at.connected),
+                             ms_between(gap_from, at.done), at.error.empty() ? "" : ": ",
+                             at.error.substr(0, 120));
+      }
       fmt::print(stderr,
-                 "[{}] restore {}: outage {:.0f} ms, of which the last connect + query {:.0f} ms\n",
-                 driver, i + 1, gap, gap_connect);
+                 "[{}] restore {}: old to new {:.0f} ms; longest gap {:.0f} ms (the call at "
+                 "+{:.0f}){}\n",
+                 driver, i + 1, switch_gap, gap, ms_between(gap_from, start), parts);
     }
     if (kind == "reset") continue;  // the branch kept its id; its old data went
     // Delete the "(old)" branch so the project stays within its root-branch limit.
@@ -190,8 +222,7 @@ Figures measure(const std::string& kind, const std::string& driver, double mb, i
   }
   stop = true;
   client.join();
-  out.queries = static_cast<long>(ok.size());
-  out.failures = failures.load();
+  for (const auto& at : attempts) (at.value ? out.queries : out.failures)++;
   a.terminate();
   if (!log_dir.empty()) {
     // argond's log (each restore's steps with their times) outlives the loop image.
@@ -236,17 +267,19 @@ int main(int argc, char** argv) {
         "{}, {} per row; a client reconnects and queries through the proxy (TLS) as fast as it "
         "can\n",
         kind == "reset" ? "resets from the parent" : "finalized snapshot restores", restores);
-    fmt::print("{:<8} {:>8}  {:>10} {:>10}  {:>12} {:>12}  {:>7} {:>7}  {:>14} {:>14}\n", "driver",
-               "db MB", "outage p50", "outage p99", "finished p50", "finished p99", "queries",
-               "failed", "old after call", "old after end");
+    fmt::print(
+        "{:<8} {:>8}  {:>10} {:>10}  {:>10} {:>10}  {:>12} {:>12}  {:>7} {:>7}  {:>14} {:>14}\n",
+        "driver", "db MB", "switch p50", "switch p99", "gap p50", "gap p99", "finished p50",
+        "finished p99", "queries", "failed", "old after call", "old after end");
     for (const auto& f : all) {
+      auto [s50, s99] = p50_p99(f.switch_ms);
       auto [o50, o99] = p50_p99(f.outage_ms);
       auto [r50, r99] = p50_p99(f.restore_ms);
       fmt::print(
-          "{:<8} {:>8.0f}  {:>7.0f} ms {:>7.0f} ms  {:>9.0f} ms {:>9.0f} ms  {:>7} {:>7}  {:>14} "
-          "{:>14}\n",
-          f.driver, f.db_mb, o50, o99, r50, r99, f.queries, f.failures, f.stale_after_return,
-          f.stale);
+          "{:<8} {:>8.0f}  {:>7.0f} ms {:>7.0f} ms  {:>7.0f} ms {:>7.0f} ms  {:>9.0f} ms {:>9.0f} "
+          "ms  {:>7} {:>7}  {:>14} {:>14}\n",
+          f.driver, f.db_mb, s50, s99, o50, o99, r50, r99, f.queries, f.failures,
+          f.stale_after_return, f.stale);
     }
   } catch (const std::exception& e) {
     fmt::print(stderr, "argon_bench_restore: {}\n", e.what());
