@@ -17,6 +17,7 @@
 #include "common/pg_install.h"
 #include "compute/computes.h"
 #include "compute/endpoint_access.h"
+#include "ops/foreground.h"
 #include "storage/storage.h"
 
 namespace argon::ops {
@@ -50,6 +51,8 @@ struct ActionEnv {
   const Clock& clock;
   EngineOptions options;
   compute::ConnectionControl* control = nullptr;  // the proxy; set before the engine starts
+  // Counts the operations running, for the background readers to step aside.
+  std::shared_ptr<Foreground> foreground = std::make_shared<Foreground>();
 
   // Inside a read: the branch with its project's version and its endpoints; nullopt when the
   // branch (or its project) is gone.

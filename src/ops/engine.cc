@@ -18,7 +18,7 @@ Engine::Engine(catalog::Catalog& catalog, storage::Storage& storage, compute::Co
       planner_(clock),
       wakes_(env_, planner_, [this] { notify(); }),
       sweeps_(env_, planner_, [this] { notify(); }),
-      checks_(storage, clock, options.snapshot_scrub_interval),
+      checks_(storage, clock, options.snapshot_scrub_interval, *env_.foreground),
       scheduler_(env_, make_actions(env_), [this](const Operation& op) { on_finished(op); }) {
   computes.set_crash_callback(
       [this](const std::string& id, int /*code*/) { on_compute_crash(id); });

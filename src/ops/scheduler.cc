@@ -214,6 +214,7 @@ bool Scheduler::run(Operation op) {
 
   Result<Outcome> result = fail(ErrorCode::kInternal, "not run");
   try {
+    Foreground::Scope running(*env_.foreground);  // the snapshot checks' reads wait meanwhile
     result = execute(op);
   } catch (const std::exception& e) {
     result = fail(ErrorCode::kInternal, "internal error", e.what());

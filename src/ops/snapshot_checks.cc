@@ -18,6 +18,10 @@ void SnapshotChecks::notify() { thread_.wake(); }
 void SnapshotChecks::pass() {
   const int64_t scrub_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(scrub_interval_).count();
+  // Between two reads: wait while operations run; give up when argond stops.
+  const storage::Pace pace = [this] {
+    return foreground_.pace([this] { return thread_.stopping(); });
+  };
   for (const auto& id : storage_.list_snapshot_dirs()) {
     if (thread_.stopping()) return;
     // Not sealed yet: its operation is still settling it.
@@ -31,15 +35,16 @@ void SnapshotChecks::pass() {
     Status st;
     const auto checked = storage_.snapshot_checked_at(id);
     if (!std::filesystem::exists(storage_.snapshot_manifest(id))) {
-      st = storage_.checksum_snapshot(id, clock_.now_ms());
+      st = storage_.checksum_snapshot(id, clock_.now_ms(), pace);
       if (st && !storage_.snapshot_damaged(id))
         spdlog::info("snapshot {}: checksums written in {} ms", id, elapsed_ms());
     } else if (scrub_ms > 0 && (!checked || clock_.now_ms() - *checked >= scrub_ms)) {
-      st = storage_.scrub_snapshot(id, clock_.now_ms());
+      st = storage_.scrub_snapshot(id, clock_.now_ms(), pace);
       if (st && !storage_.snapshot_damaged(id))
         spdlog::info("snapshot {}: read in full in {} ms, matches its checksums", id, elapsed_ms());
     }
-    // Tried again at the next pass.
+    // Tried again at the next pass (or at the next start, when argond is stopping).
+    if (!st && thread_.stopping()) return;
     if (!st) spdlog::error("snapshot {}: checking it failed: {}", id, st.error().message);
   }
 }

@@ -44,7 +44,7 @@ std::string relative_path(const fs::path& file, const fs::path& root) {
   return file.lexically_relative(root).string();
 }
 
-Result<ManifestEntry> checksum_file(const fs::path& root, const fs::path& file) {
+Result<ManifestEntry> checksum_file(const fs::path& root, const fs::path& file, const Pace& pace) {
   ManifestEntry e;
   e.path = relative_path(file, root);
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -53,6 +53,10 @@ Result<ManifestEntry> checksum_file(const fs::path& root, const fs::path& file) 
                 fmt::format("cannot read {}: {}", file.string(), std::strerror(errno)));
   std::vector<char> buf(1 << 20);
   for (;;) {
+    if (pace && pace()) {
+      ::close(fd);
+      return fail(ErrorCode::kUnavailable, fmt::format("reading {} was stopped", file.string()));
+    }
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0) {
       int err = errno;
@@ -99,7 +103,8 @@ std::map<std::string, std::string> read_stamps(const fs::path& file) {
 // stamp equals `trusted`'s is given `expected`'s entry without being read.
 Result<std::vector<ManifestEntry>> scan(const fs::path& root,
                                         const std::map<std::string, std::string>& trusted,
-                                        const std::map<std::string, ManifestEntry>& expected) {
+                                        const std::map<std::string, ManifestEntry>& expected,
+                                        const Pace& pace) {
   std::vector<ManifestEntry> out;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(root, ec);
@@ -120,7 +125,7 @@ Result<std::vector<ManifestEntry>> scan(const fs::path& root,
         continue;
       }
     }
-    auto e = checksum_file(root, it->path());
+    auto e = checksum_file(root, it->path(), pace);
     if (!e) return std::unexpected(e.error());
     out.push_back(std::move(*e));
   }
@@ -133,8 +138,8 @@ Result<std::vector<ManifestEntry>> scan(const fs::path& root,
 
 }  // namespace
 
-Result<std::vector<ManifestEntry>> build_manifest(const fs::path& root) {
-  return scan(root, {}, {});
+Result<std::vector<ManifestEntry>> build_manifest(const fs::path& root, const Pace& pace) {
+  return scan(root, {}, {}, pace);
 }
 
 Status write_stamps(const fs::path& root, const fs::path& file) {
@@ -218,7 +223,8 @@ Status write_manifest(const fs::path& file, const std::vector<ManifestEntry>& en
   return write_file_atomic(file, manifest_text(entries), 0400);
 }
 
-Status verify_manifest(const fs::path& root, const fs::path& file, const fs::path& stamps) {
+Status verify_manifest(const fs::path& root, const fs::path& file, const fs::path& stamps,
+                       const Pace& pace) {
   std::ifstream in(file);
   if (!in)
     return fail(ErrorCode::kConflict,
@@ -236,7 +242,7 @@ Status verify_manifest(const fs::path& root, const fs::path& file, const fs::pat
       return fail(ErrorCode::kConflict, "the snapshot's manifest is damaged");
     expected[e.path] = e;
   }
-  auto actual = scan(root, read_stamps(stamps), expected);
+  auto actual = scan(root, read_stamps(stamps), expected, pace);
   if (!actual) return std::unexpected(actual.error());
   for (const auto& a : *actual) {
     auto it = expected.find(a.path);

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,8 +28,13 @@ struct ManifestEntry {
   std::uint32_t crc32c = 0;
 };
 
+// Called before each read of a megabyte (a background reader waits in it while foreground work
+// runs); true stops the reading with a kUnavailable error.
+using Pace = std::function<bool()>;
+
 // Reads every regular file under `root` (symlinks are recorded as size 0).
-Result<std::vector<ManifestEntry>> build_manifest(const std::filesystem::path& root);
+Result<std::vector<ManifestEntry>> build_manifest(const std::filesystem::path& root,
+                                                  const Pace& pace = {});
 // One line per file: "<crc32c hex> <size> <path>".
 std::string manifest_text(const std::vector<ManifestEntry>& entries);
 // manifest_text, written durably.
@@ -37,7 +43,7 @@ Status write_manifest(const std::filesystem::path& file, const std::vector<Manif
 // the first difference. With `stamps` (a file write_stamps wrote), a file whose stamp is unchanged
 // is taken as checked and not read; a missing or unreadable stamps file means a full check.
 Status verify_manifest(const std::filesystem::path& root, const std::filesystem::path& file,
-                       const std::filesystem::path& stamps = {});
+                       const std::filesystem::path& stamps = {}, const Pace& pace = {});
 // One line per regular file under `root`: "<size> <inode> <mtime ns> <ctime ns> <path>", durably.
 Status write_stamps(const std::filesystem::path& root, const std::filesystem::path& file);
 // Checks `root` against its stamps alone, reading no data: the same regular files, each with the

@@ -508,12 +508,12 @@ std::optional<int64_t> Storage::snapshot_checked_at(std::string_view id) const {
   }
 }
 
-Status Storage::checksum_snapshot(std::string_view id, int64_t now_ms) {
+Status Storage::checksum_snapshot(std::string_view id, int64_t now_ms, const Pace& pace) {
   std::error_code ec;
   const fs::path stamps = snapshot_dir(id) / kStampsFile;
   if (fs::exists(snapshot_manifest(id), ec) || !fs::exists(stamps, ec) || snapshot_damaged(id))
     return {};
-  auto entries = build_manifest(snapshot_pgdata(id));
+  auto entries = build_manifest(snapshot_pgdata(id), pace);
   if (!entries) {
     if (!fs::exists(snapshot_pgdata(id), ec)) return {};  // removed while being read
     return std::unexpected(entries.error());
@@ -528,11 +528,11 @@ Status Storage::checksum_snapshot(std::string_view id, int64_t now_ms) {
   return write_snapshot_file(id, kCheckedFile, std::to_string(now_ms));
 }
 
-Status Storage::scrub_snapshot(std::string_view id, int64_t now_ms) {
+Status Storage::scrub_snapshot(std::string_view id, int64_t now_ms, const Pace& pace) {
   std::error_code ec;
   if (!fs::exists(snapshot_manifest(id), ec) || snapshot_damaged(id)) return {};
   // No stamps: every file is read and compared.
-  if (auto st = verify_manifest(snapshot_pgdata(id), snapshot_manifest(id)); !st) {
+  if (auto st = verify_manifest(snapshot_pgdata(id), snapshot_manifest(id), {}, pace); !st) {
     if (!fs::exists(snapshot_pgdata(id), ec)) return {};  // removed while being read
     if (st.error().code != ErrorCode::kConflict) return st;
     return mark_damaged(id, st.error().message);

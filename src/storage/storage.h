@@ -20,6 +20,7 @@
 #include "common/pg_install.h"
 #include "common/process_runner.h"
 #include "storage/clone_driver.h"
+#include "storage/manifest.h"
 #include "storage/tree_cloner.h"
 #include "storage/wal_history.h"
 
@@ -129,10 +130,10 @@ class Storage {
   // reading it all. If a file's stamp moved since sealing, no manifest is written and the
   // snapshot is marked damaged instead. Idempotent; a snapshot removed meanwhile is left alone.
   // `now_ms` is recorded as the time of the full read.
-  Status checksum_snapshot(std::string_view snapshot_id, int64_t now_ms);
+  Status checksum_snapshot(std::string_view snapshot_id, int64_t now_ms, const Pace& pace = {});
   // Reads the whole snapshot against its manifest (a scrub: what the stamps cannot see, such as
   // the medium returning other bytes); a difference marks it damaged. Records when it ran.
-  Status scrub_snapshot(std::string_view snapshot_id, int64_t now_ms);
+  Status scrub_snapshot(std::string_view snapshot_id, int64_t now_ms, const Pace& pace = {});
   // Milliseconds since the epoch of the last full read (the checksum pass or a scrub), if any.
   std::optional<int64_t> snapshot_checked_at(std::string_view snapshot_id) const;
   bool snapshot_damaged(std::string_view snapshot_id) const;

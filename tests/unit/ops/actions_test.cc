@@ -7,13 +7,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "catalog/sqlite_catalog.h"
 #include "common/clock.h"
@@ -447,6 +450,28 @@ TEST_F(ActionsTest, ASnapshotIsSealedAndARestoreOfItIsAWritableCopy) {
   EXPECT_EQ(branch("br-restored-00000001")->current_state, catalog::branch_state::kReady);
 }
 
+// The checksum pass reads nothing while an operation runs (here one that never ends by itself:
+// no give-up within the test), and writes the checksums once it ended.
+TEST_F(ActionsTest, TheChecksumPassWaitsForTheRunningOperations) {
+  const catalog::Snapshot s = add_snapshot("snap-00000001");
+  ASSERT_TRUE(run(params::CreateSnapshot{s.id, std::nullopt}, "br-main-00000001"));
+  Foreground foreground(std::chrono::hours(1));
+  SnapshotChecks checks(*storage_, clock_, std::chrono::seconds(0), foreground);
+  std::optional<Foreground::Scope> op;
+  op.emplace(foreground);
+  std::atomic<bool> done{false};
+  std::thread pass([&] {
+    checks.pass();
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(done);
+  EXPECT_FALSE(fs::exists(storage_->snapshot_manifest(s.id)));
+  op.reset();
+  pass.join();
+  EXPECT_TRUE(fs::exists(storage_->snapshot_manifest(s.id)));
+}
+
 // The background checks (ops/snapshot_checks.h): the first pass writes a sealed snapshot's
 // checksums; a snapshot changed before that pass is marked damaged instead; and a scrub finds
 // what the stamps cannot see (other bytes under an unchanged stamp, as a failing medium returns).
@@ -454,7 +479,7 @@ TEST_F(ActionsTest, ASnapshotIsSealedAndARestoreOfItIsAWritableCopy) {
 TEST_F(ActionsTest, TheChecksumPassAndTheScrubRefuseADamagedSnapshot) {
   const catalog::Snapshot s = add_snapshot("snap-00000001");
   ASSERT_TRUE(run(params::CreateSnapshot{s.id, std::nullopt}, "br-main-00000001"));
-  SnapshotChecks checks(*storage_, clock_, std::chrono::seconds(0));
+  SnapshotChecks checks(*storage_, clock_, std::chrono::seconds(0), *env_->foreground);
   checks.pass();
   ASSERT_TRUE(fs::exists(storage_->snapshot_manifest(s.id)));
   ASSERT_TRUE(storage_->snapshot_checked_at(s.id));

@@ -184,5 +184,23 @@ TEST_F(ManifestDirTest, ATreeRemovedWhileReadIsAnErrorNotACrash) {
   EXPECT_GT(rounds, 0);
 }
 
+// The pace is asked before every read of a megabyte: a background reader waits in it, and a
+// true from it stops the reading with an error that says so (argond stopping).
+TEST_F(ManifestDirTest, EachReadAsksThePaceWhichMayStopIt) {
+  write("base/1/big", std::string((3 << 20) + 5, 'b'));  // four reads
+  int asked = 0;
+  auto all = build_manifest(dir_ / "data", [&] { return ++asked, false; });
+  ASSERT_TRUE(all);
+  EXPECT_GE(asked, static_cast<int>(all->size()) + 3) << "one per file, and per further megabyte";
+
+  asked = 0;
+  auto stopped = build_manifest(dir_ / "data", [&] { return ++asked == 2; });
+  ASSERT_FALSE(stopped);
+  EXPECT_EQ(stopped.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(stopped.error().message.find("was stopped"), std::string::npos)
+      << stopped.error().message;
+  EXPECT_EQ(asked, 2) << "nothing read after the stop";
+}
+
 }  // namespace
 }  // namespace argon::storage
