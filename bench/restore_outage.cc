@@ -210,9 +210,9 @@ Figures measure(const std::string& kind, const std::string& driver, double mb, i
                              at.error.substr(0, 120));
       }
       fmt::print(stderr,
-                 "[{}] restore {}: old to new {:.0f} ms; longest gap {:.0f} ms (the call at "
-                 "+{:.0f}){}\n",
-                 driver, i + 1, switch_gap, gap, ms_between(gap_from, start), parts);
+                 "[{}] restore {}: old to new {:.0f} ms; longest gap {:.0f} ms, from {:.0f} ms "
+                 "after the call; its attempts, in ms from its start:{}\n",
+                 driver, i + 1, switch_gap, gap, ms_between(start, gap_from), parts);
     }
     if (kind == "reset") continue;  // the branch kept its id; its old data went
     // Delete the "(old)" branch so the project stays within its root-branch limit.
