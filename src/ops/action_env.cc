@@ -4,9 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
+#include <chrono>
 #include <set>
 
 #include "common/pg_conn.h"
+#include "storage/page_cache.h"
 
 namespace argon::ops {
 
@@ -110,6 +112,22 @@ void ActionEnv::warm_up(const std::string& compute_id, const std::string& branch
   }
   const auto socket_dir = computes.socket_dir(compute_id);
   if (control && socket_dir) control->prepare(*socket_dir, names->roles);
+}
+
+std::jthread ActionEnv::carry_page_cache(std::filesystem::path pgdata,
+                                         std::filesystem::path serving) {
+  return std::jthread([pgdata = std::move(pgdata), serving = std::move(serving)] {
+    // Half of PostgreSQL's default shared_buffers: the catalogs and the smaller hot tables,
+    // while a large cached table cannot keep the disk busy through the swap.
+    constexpr std::uint64_t kBudget = 64ull << 20;
+    const auto began = std::chrono::steady_clock::now();
+    const auto stats = storage::warm_like(pgdata, serving, kBudget);
+    spdlog::info("{}: asked the kernel to read {:.1f} MB of {} files cached for {} ({:.1f} ms)",
+                 pgdata.string(), static_cast<double>(stats.bytes) / (1 << 20), stats.files,
+                 serving.string(),
+                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began)
+                     .count());
+  });
 }
 
 Status ActionEnv::stop_compute(std::string_view branch_id, compute::Computes::StopMode mode) {

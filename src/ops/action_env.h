@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "catalog/catalog.h"
@@ -74,6 +75,14 @@ struct ActionEnv {
   // from it (ConnectionControl::prepare). Best effort: a failure only costs the clients that
   // time, and is logged.
   void warm_up(const std::string& compute_id, const std::string& branch_id);
+  // Before a compute starts on `pgdata`, a new copy that is about to replace the data at
+  // `serving`: on a thread of its own (the returned one, joined when it goes), the kernel is
+  // asked to read into the copy's files what it has cached of the same files of the data being
+  // replaced (storage/page_cache.h), up to a budget, while the compute starts. A clone's pages
+  // are not cached even where its source's are, and the first queries after the swap would
+  // otherwise read the catalogs and hot tables from the disk.
+  [[nodiscard]] std::jthread carry_page_cache(std::filesystem::path pgdata,
+                                              std::filesystem::path serving);
   [[nodiscard]] Status stop_compute(
       std::string_view branch_id,
       compute::Computes::StopMode mode = compute::Computes::StopMode::kFast);

@@ -61,6 +61,8 @@ class FinalizeRestore final : public TypedAction<params::FinalizeRestore> {
     if (serve) {
       // N's compute runs with the settings of the endpoints it is about to receive.
       restored.endpoints = loaded.endpoints;
+      const auto reading = env_.carry_page_cache(env_.storage.branch_pgdata(restored.branch.id),
+                                                 env_.storage.branch_pgdata(target.id));
       ARGON_RETURN_IF_ERROR(env_.ensure_compute(restored));
       env_.warm_up(restored.branch.id, restored.branch.id);
     }

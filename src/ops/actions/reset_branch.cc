@@ -76,6 +76,8 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
       if (serve) {
         // Ready to accept before any client is cut off: the copy's recovery, its start and the
         // first logins happen while the branch serves its old data.
+        const auto reading = env_.carry_page_cache(env_.storage.reset_pgdata(branch.id),
+                                                   env_.storage.branch_pgdata(branch.id));
         if (Status st = env_.start_beside(rt, beside, env_.storage.reset_pgdata(branch.id)); !st) {
           log_if_cleanup_failed(env_.stop_compute(beside, kStopNow),
                                 "stop the compute of a reset's copy that failed to start");
