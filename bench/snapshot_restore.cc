@@ -12,7 +12,7 @@
 //
 //   argon_bench_snapshot [--sizes-mb 10,1024] [--drivers copy,reflink] [--reps 3] [--image-gb 24]
 //                        [--disk-size-mb 1024] [--disk-snapshots 10] [--disk-pattern spread|range]
-//                        [--burst-mb 0]
+//                        [--burst-mb 0] [--log-dir DIR]
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -28,6 +28,19 @@
 namespace fs = std::filesystem;
 using argon::testing::Argond;
 using namespace argon::bench;
+
+namespace {
+// --log-dir: where argond's logs (its own, and each PostgreSQL's, the snapshots' settling
+// included) are copied after every snapshot, before the snapshot is deleted with its log.
+fs::path g_log_dir;
+
+void keep_logs(const Argond& a, const std::string& tag) {
+  if (g_log_dir.empty()) return;
+  fs::create_directories(g_log_dir / tag);
+  fs::copy(a.data_dir() / "logs", g_log_dir / tag,
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+}
+}  // namespace
 
 namespace {
 
@@ -102,6 +115,7 @@ void measure(const std::string& driver, double mb, int reps, argon::testing::Loo
       expect_status(s, 200, "snapshot");
       wait_finished(a, project.id, s.body.at("operations"));
       snap.seconds.push_back(elapsed_s(t));
+      keep_logs(a, fmt::format("{}-{:.0f}mb", driver, mb));
       const std::string snapshot_id = str(s.body.at("snapshot"), "id");
 
       t = Clock::now();
@@ -150,7 +164,9 @@ void measure_burst(double mb, int reps, argon::testing::LoopFilesystem& image,
                                         project.branch, name));
     expect_status(s, 200, "snapshot");
     wait_finished(a, project.id, s.body.at("operations"));
-    return elapsed_s(t);
+    const double seconds = elapsed_s(t);
+    keep_logs(a, "burst");
+    return seconds;
   };
   for (int i = 0; i < reps; ++i) {
     auto t = Clock::now();
@@ -234,6 +250,8 @@ int main(int argc, char** argv) {
   app.add_option("--disk-pattern", disk_pattern,
                  "which 1% changes: spread (every hundredth row) | range")
       ->check(CLI::IsMember({"spread", "range"}));
+  app.add_option("--log-dir", g_log_dir,
+                 "copy argond's logs here after each snapshot (the settling's included)");
   CLI11_PARSE(app, argc, argv);
   if (::geteuid() != 0) {
     fmt::print(stderr, "argon_bench_snapshot: needs root (loop mounts, runuser)\n");

@@ -44,7 +44,7 @@ class Fd {
 Cached cached_ranges(const fs::path& file, fs::path rel) {
   Cached out{std::move(rel), {}, 0};
   Fd fd(file);
-  struct stat st{};
+  struct stat st {};
   if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
     return out;
   const auto size = static_cast<std::uint64_t>(st.st_size);
@@ -56,8 +56,7 @@ Cached cached_ranges(const fs::path& file, fs::path rel) {
     for (std::uint64_t i = 0; i < resident.size(); ++i) {
       if (!(resident[i] & 1)) continue;
       const std::uint64_t offset = i * page;
-      if (!out.ranges.empty() &&
-          out.ranges.back().offset + out.ranges.back().length == offset) {
+      if (!out.ranges.empty() && out.ranges.back().offset + out.ranges.back().length == offset) {
         out.ranges.back().length += page;
       } else {
         out.ranges.push_back({offset, page});
