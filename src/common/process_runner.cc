@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -90,6 +93,24 @@ std::optional<int> try_reap(pid_t pid) {
 
 std::optional<int> wait_for_exit(pid_t pid, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  // A pidfd becomes readable when the process exits, so the wait ends at the exit. (Polling with
+  // a growing delay woke up to 50 ms late: a third of a snapshot's settle, a 70 ms process.)
+  if (const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); pidfd >= 0) {
+    for (;;) {
+      if (auto code = try_reap(pid)) {
+        ::close(pidfd);
+        return code;
+      }
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd ready{pidfd, POLLIN, 0};
+      const int n = ::poll(&ready, 1, static_cast<int>(std::min<long long>(left.count(), 60'000)));
+      if (n < 0 && errno != EINTR) break;  // then the polling below
+    }
+    ::close(pidfd);
+    if (std::chrono::steady_clock::now() >= deadline) return try_reap(pid);
+  }
   auto delay = std::chrono::milliseconds(1);
   while (true) {
     if (auto code = try_reap(pid)) return code;
