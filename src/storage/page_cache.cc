@@ -16,13 +16,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Range {
-  std::uint64_t offset = 0, length = 0;
-};
-
 struct Cached {
   fs::path rel;
-  std::vector<Range> ranges;
   std::uint64_t bytes = 0;
 };
 
@@ -40,32 +35,36 @@ class Fd {
   int fd_;
 };
 
-// The cached ranges of one file, from mincore on a read-only mapping (which faults nothing in).
-Cached cached_ranges(const fs::path& file, fs::path rel) {
-  Cached out{std::move(rel), {}, 0};
+// Calls `range(offset, length)` for each run of cached pages of `file`, found with mincore on a
+// read-only mapping (which faults nothing in), until it returns false; returns the bytes seen.
+// Memory: one byte per page of the file (PostgreSQL's files stop at 1 GB: 256 kB).
+template <typename F>
+std::uint64_t cached_ranges(const fs::path& file, F&& range) {
   Fd fd(file);
   struct stat st {};
   if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
-    return out;
+    return 0;
   const auto size = static_cast<std::uint64_t>(st.st_size);
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
-  if (map == MAP_FAILED) return out;
+  if (map == MAP_FAILED) return 0;
   const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
   std::vector<unsigned char> resident((size + page - 1) / page);
+  std::uint64_t bytes = 0;
   if (::mincore(map, size, resident.data()) == 0) {
-    for (std::uint64_t i = 0; i < resident.size(); ++i) {
-      if (!(resident[i] & 1)) continue;
-      const std::uint64_t offset = i * page;
-      if (!out.ranges.empty() && out.ranges.back().offset + out.ranges.back().length == offset) {
-        out.ranges.back().length += page;
-      } else {
-        out.ranges.push_back({offset, page});
+    for (std::uint64_t i = 0; i < resident.size();) {
+      if (!(resident[i] & 1)) {
+        ++i;
+        continue;
       }
-      out.bytes += page;
+      std::uint64_t j = i;
+      while (j < resident.size() && (resident[j] & 1)) ++j;
+      bytes += (j - i) * page;
+      if (!range(i * page, (j - i) * page)) break;
+      i = j;
     }
   }
   ::munmap(map, size);
-  return out;
+  return bytes;
 }
 
 }  // namespace
@@ -82,27 +81,29 @@ WarmStats warm_like(const fs::path& pgdata, const fs::path& like, std::uint64_t 
     }
     std::error_code type_ec;
     if (!it->is_regular_file(type_ec)) continue;
-    Cached c = cached_ranges(like / rel, rel);
-    if (c.bytes > 0) files.push_back(std::move(c));
+    const std::uint64_t bytes =
+        cached_ranges(like / rel, [](std::uint64_t, std::uint64_t) { return true; });
+    if (bytes > 0) files.push_back({rel, bytes});
   }
   std::stable_sort(files.begin(), files.end(),
                    [](const Cached& a, const Cached& b) { return a.bytes < b.bytes; });
+  // The ranges are looked up again for the files the budget reaches, rather than kept for all.
   WarmStats stats;
   for (const auto& c : files) {
     if (budget == 0) break;
     Fd fd(pgdata / c.rel);
     if (fd.get() < 0) continue;
     bool asked = false;
-    for (const auto& r : c.ranges) {
-      if (budget == 0) break;
-      const std::uint64_t length = std::min(r.length, budget);
-      if (::posix_fadvise(fd.get(), static_cast<off_t>(r.offset), static_cast<off_t>(length),
+    cached_ranges(like / c.rel, [&](std::uint64_t offset, std::uint64_t length) {
+      length = std::min(length, budget);
+      if (::posix_fadvise(fd.get(), static_cast<off_t>(offset), static_cast<off_t>(length),
                           POSIX_FADV_WILLNEED) != 0)
-        break;
+        return false;
       budget -= length;
       stats.bytes += length;
       asked = true;
-    }
+      return budget > 0;
+    });
     if (asked) ++stats.files;
   }
   return stats;
