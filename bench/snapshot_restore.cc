@@ -40,9 +40,6 @@ void keep_logs(const Argond& a, const std::string& tag) {
   fs::copy(a.data_dir() / "logs", g_log_dir / tag,
            fs::copy_options::recursive | fs::copy_options::overwrite_existing);
 }
-}  // namespace
-
-namespace {
 
 // A standalone cluster of the kind a self-hoster runs: a copy of the branch, started by pg_ctl on
 // its own socket directory.
