@@ -34,6 +34,9 @@ struct EngineOptions {
   std::chrono::seconds old_branch_retention{0};
   // How often every snapshot is read again in full against its checksums; zero never.
   std::chrono::seconds snapshot_scrub_interval{std::chrono::hours(24 * 7)};
+  // A snapshot's operation finishes once it is captured and sealed; it is settled after, on a
+  // copy (ops/actions/create_snapshot.cc). Otherwise it is settled before the operation finishes.
+  bool settle_after_snapshot = false;
 };
 
 // A branch as the actions that start its compute need it: the version it runs and the settings of

@@ -5,6 +5,7 @@
 
 #include "common/crash_point.h"
 #include "ops/action.h"
+#include "ops/actions/actions.h"
 #include "ops/recovery.h"
 
 namespace argon::ops {
@@ -18,7 +19,8 @@ Engine::Engine(catalog::Catalog& catalog, storage::Storage& storage, compute::Co
       planner_(clock),
       wakes_(env_, planner_, [this] { notify(); }),
       sweeps_(env_, planner_, [this] { notify(); }),
-      checks_(storage, clock, options.snapshot_scrub_interval, *env_.foreground),
+      checks_(storage, clock, options.snapshot_scrub_interval, *env_.foreground,
+              [this](const std::string& id) { return settle_snapshot_beside(env_, id); }),
       scheduler_(env_, make_actions(env_), [this](const Operation& op) { on_finished(op); }) {
   computes.set_crash_callback(
       [this](const std::string& id, int /*code*/) { on_compute_crash(id); });
@@ -47,7 +49,8 @@ void Engine::stop() {
 void Engine::notify() { scheduler_.notify(); }
 
 void Engine::on_finished(const Operation& op) {
-  if (op.kind == to_string(ActionKind::kCreateSnapshot)) checks_.notify();  // its checksums
+  if (op.kind == to_string(ActionKind::kCreateSnapshot))
+    checks_.notify();  // its settling, its checksums
   if (op.kind == to_string(ActionKind::kStartCompute)) wakes_.note_finished(op);
   if (op.kind == to_string(ActionKind::kFinalizeRestore)) {
     // Done, failed or skipped: its endpoints are not being switched any more. (Done, the swap

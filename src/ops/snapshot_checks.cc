@@ -7,13 +7,49 @@ namespace argon::ops {
 using namespace std::chrono_literals;
 
 void SnapshotChecks::start() {
+  settles_.start(
+      60s, [this] { settle_pass(); }, /*run_now=*/true);
   thread_.start(
       60s, [this] { pass(); }, /*run_now=*/true);
 }
 
-void SnapshotChecks::stop() { thread_.stop(); }
+void SnapshotChecks::stop() {
+  settles_.stop();
+  thread_.stop();
+}
 
-void SnapshotChecks::notify() { thread_.wake(); }
+void SnapshotChecks::notify() {
+  settles_.wake();
+  thread_.wake();
+}
+
+bool SnapshotChecks::settle_failed(const std::string& id) {
+  std::lock_guard lock(failed_mu_);
+  return settle_failed_.contains(id);
+}
+
+void SnapshotChecks::settle_pass() {
+  if (!settle_) return;
+  bool settled = false;
+  for (const auto& id : storage_.list_snapshot_dirs()) {
+    if (settles_.stopping()) return;
+    if (!storage_.awaiting_settle(id) || !storage_.snapshot_sealed(id) || settle_failed(id))
+      continue;
+    auto done = settle_(id);
+    if (!done && settles_.stopping()) return;  // cut short: the next start settles it
+    if (!done) {
+      spdlog::error(
+          "snapshot {}: settling it failed; it stays as captured (a restore of it replays its WAL "
+          "when its compute starts) until argond starts again: {}{}",
+          id, done.error().message,
+          done.error().detail.empty() ? "" : " (" + done.error().detail + ")");
+      std::lock_guard lock(failed_mu_);
+      settle_failed_.insert(id);
+    }
+    settled = true;
+  }
+  if (settled) thread_.wake();  // their checksums
+}
 
 void SnapshotChecks::pass() {
   const int64_t scrub_ms =
@@ -24,8 +60,10 @@ void SnapshotChecks::pass() {
   };
   for (const auto& id : storage_.list_snapshot_dirs()) {
     if (thread_.stopping()) return;
-    // Not sealed yet: its operation is still settling it.
+    // Not sealed yet: its operation is still settling it. Awaiting settling: the copy that
+    // replaces it is what gets checksums.
     if (!storage_.snapshot_sealed(id) || storage_.snapshot_damaged(id)) continue;
+    if (storage_.awaiting_settle(id) && !settle_failed(id)) continue;
     const auto began = std::chrono::steady_clock::now();
     auto elapsed_ms = [&] {
       return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -1,13 +1,22 @@
-// The snapshots' checksums, off every operation's path, on one thread of their own. A snapshot is
-// sealed (read-only, stamped) by its operation; this thread then reads it once to write its
-// manifest (every file's CRC-32C), and again in full every `scrub_interval` (a scrub: the medium
-// returning other bytes under unchanged stamps). A difference marks the snapshot damaged, which a
-// restore then refuses with the file's name. Woken when a snapshot operation finishes, and at
-// least once a minute; a pass over thousands of snapshots is a few stats each when nothing is due.
-// While operations run, its reading pauses (ops/foreground.h).
+// The snapshots' work off every operation's path, on two threads of their own.
+// - Settling: a snapshot its operation sealed unsettled (settling after the operation,
+//   ops/actions/create_snapshot.cc) is settled on a copy that takes its place, as soon as the
+//   operation has finished. One that fails is left unsettled (a restore of it replays its WAL)
+//   and tried again when argond next starts.
+// - Checksums: a sealed (and settled, or not to be) snapshot is read once to write its manifest
+//   (every file's CRC-32C), and again in full every `scrub_interval` (a scrub: the medium
+//   returning other bytes under unchanged stamps). A difference marks the snapshot damaged, which
+//   a restore then refuses with the file's name. While operations run, its reading pauses
+//   (ops/foreground.h).
+// Both are woken when a snapshot operation finishes, and look at least once a minute; a pass over
+// thousands of snapshots is a few stats each when nothing is due.
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
 
 #include "common/clock.h"
 #include "ops/foreground.h"
@@ -18,21 +27,27 @@ namespace argon::ops {
 
 class SnapshotChecks {
  public:
+  // Settles one snapshot awaiting it (storage::Storage::awaiting_settle); false when there was
+  // nothing to do.
+  using Settle = std::function<Result<bool>(const std::string& snapshot_id)>;
+
   // scrub_interval zero: snapshots are read once, for their manifest, and never again. The reads
-  // pause while `foreground` counts running operations.
+  // pause while `foreground` counts running operations. Without `settle`, nothing is settled.
   SnapshotChecks(storage::Storage& storage, const Clock& clock, std::chrono::seconds scrub_interval,
-                 Foreground& foreground)
+                 Foreground& foreground, Settle settle = {})
       : storage_(storage),
         clock_(clock),
         scrub_interval_(scrub_interval),
-        foreground_(foreground) {}
+        foreground_(foreground),
+        settle_(std::move(settle)) {}
 
-  // The first pass comes at once: snapshots sealed before a crash or restart.
+  // The first passes come at once: snapshots sealed before a crash or restart.
   void start();
   void stop();
   // A snapshot may have been sealed: look now.
   void notify();
-  // One pass, on the caller's thread: what the thread runs (tests call it directly).
+  // One pass of each thread, on the caller's thread (tests call them directly).
+  void settle_pass();
   void pass();
 
  private:
@@ -40,7 +55,13 @@ class SnapshotChecks {
   const Clock& clock_;
   const std::chrono::seconds scrub_interval_;
   Foreground& foreground_;
-  PeriodicThread thread_;  // last: stopped before the members its job uses go
+  const Settle settle_;
+  bool settle_failed(const std::string& id);
+  std::mutex failed_mu_;
+  std::set<std::string> settle_failed_;  // guarded by failed_mu_; tried again at the next start
+  // Last: stopped before the members their jobs use go.
+  PeriodicThread settles_;
+  PeriodicThread thread_;
 };
 
 }  // namespace argon::ops

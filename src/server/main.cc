@@ -43,6 +43,7 @@ struct Flags {
   std::string pg_user;
   std::string pg_bindir;
   std::string clone_driver = "auto";
+  std::string snapshot_settle = "auto";
   std::string log_level = "info";
   std::optional<bool> proxy_allow_plaintext;  // default: on when the proxy listens on loopback
   std::string proxy_tls_cert;
@@ -152,6 +153,12 @@ int main(int argc, char** argv) {
                  "background (0: only once, when its checksums are written)")
       ->check(CLI::Range(0, 3650))
       ->capture_default_str();
+  app.add_option("--snapshot-settle", f.snapshot_settle,
+                 "when a snapshot's capture is recovered to a clean shutdown: inline (before its "
+                 "operation finishes), after (on a copy, once it has finished; a restore meanwhile "
+                 "replays the capture's WAL), or auto (after where clones share blocks, reflink)")
+      ->check(CLI::IsMember({"auto", "inline", "after"}))
+      ->capture_default_str();
   app.add_flag("--unsafe-no-fsync", f.unsafe_no_fsync,
                "skip fsync for clusters and clones (tests only: a power loss can lose data)");
   CLI11_PARSE(app, argc, argv);
@@ -198,6 +205,9 @@ int main(int argc, char** argv) {
   std::string reason;
   auto driver = check(storage::make_clone_driver(f.clone_driver, data_dir / "branches", &reason));
   spdlog::info("clone driver: {} ({})", driver->name(), reason);
+  // Settling after the operation costs one more clone of the snapshot: a full copy without reflink.
+  const bool settle_after =
+      f.snapshot_settle == "after" || (f.snapshot_settle == "auto" && driver->name() == "reflink");
   storage::Storage storage(so, std::move(driver), runner);
   check(storage.prepare_layout());
   // argon_roles (src/compute/argon_roles) is built beside argond, once per PostgreSQL major.
@@ -234,6 +244,7 @@ int main(int argc, char** argv) {
   eo.expiry_interval = std::chrono::seconds(f.expiry_check_seconds);
   eo.old_branch_retention = std::chrono::seconds(f.old_branch_retention_seconds);
   eo.snapshot_scrub_interval = std::chrono::hours(24 * f.snapshot_scrub_days);
+  eo.settle_after_snapshot = settle_after;
   ops::Engine engine(*catalog, storage, computes, installs, clock, eo);
   check(engine.recover());
 

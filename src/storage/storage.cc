@@ -351,6 +351,7 @@ Result<CaptureInfo> Storage::create_snapshot_from_running(std::string_view id, c
 namespace {
 constexpr const char* kSettlingMarker = "settling";
 constexpr const char* kSettledMarker = "settled";
+constexpr const char* kUnsettledMarker = "unsettled";
 
 // A file in a snapshot's directory that says a step began or ended (put_marker: an empty one,
 // written durably once).
@@ -376,6 +377,12 @@ Status Storage::end_settling(std::string_view id) {
 }
 bool Storage::settled(std::string_view id) const {
   return has_marker(snapshot_dir(id), kSettledMarker);
+}
+Status Storage::mark_unsettled(std::string_view id) {
+  return put_marker(snapshot_dir(id), kUnsettledMarker);
+}
+bool Storage::awaiting_settle(std::string_view id) const {
+  return has_marker(snapshot_dir(id), kUnsettledMarker) && !settled(id);
 }
 
 namespace {
@@ -481,9 +488,68 @@ Status Storage::seal_snapshot(std::string_view id) {
   return write_stamps(snapshot_pgdata(id), stamps);
 }
 
+Result<bool> Storage::settle_beside(std::string_view id, const SettleFn& settle) {
+  const fs::path dir = snapshot_dir(id);
+  const fs::path work = dir.parent_path() / fmt::format("{}settle-{}", kTmpPrefix, id);
+  const fs::path pgdata = work / "pgdata";
+  ARGON_RETURN_IF_ERROR(remove_tree(work));  // a settle cut short
+  auto failed = [&](Error e) -> Result<bool> {
+    (void)remove_tree(work);  // the error is the one to report; startup removes .tmp-* too
+    return std::unexpected(std::move(e));
+  };
+  {
+    std::shared_lock lock(snapshot_mu(id));
+    if (!awaiting_settle(id) || !snapshot_sealed(id) || snapshot_damaged(id)) return false;
+    // What is settled must be what was sealed: the new stamps will vouch for the copy.
+    if (auto st = verify_stamps(snapshot_pgdata(id), dir / kStampsFile, /*unstamped_ok=*/true);
+        !st) {
+      lock.unlock();
+      (void)mark_damaged(id, st.error().message);
+      return std::unexpected(st.error());
+    }
+    ARGON_RETURN_IF_ERROR(make_dir(work, 0711));
+    CloneOptions opts;
+    opts.owner = options_.pg_user;
+    opts.owner_writable = true;  // the recovery writes to it
+    if (auto stats = clone_tree(*driver_, snapshot_pgdata(id), pgdata, opts); !stats)
+      return failed(stats.error());
+  }
+  crash_point("snapshot.settle_cloned");
+  auto control = settle(pgdata);
+  if (!control) return failed(control.error());
+  Status st = trim_settled_wal(pgdata, *control);
+  if (st) st = make_read_only(pgdata);
+  if (st) st = write_stamps(pgdata, work / kStampsFile);
+  if (st) st = put_marker(work, kSettledMarker);
+  if (st) st = sync_fs(work);
+  if (!st) return failed(st.error());
+  crash_point("snapshot.settled_beside");
+  {
+    std::unique_lock lock(snapshot_mu(id));
+    std::error_code ec;
+    if (!fs::exists(dir, ec)) {
+      lock.unlock();
+      ARGON_RETURN_IF_ERROR(remove_tree(work));  // the snapshot was deleted meanwhile
+      return false;
+    }
+    if (::renameat2(AT_FDCWD, work.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0)
+      return failed(
+          Error{ErrorCode::kInternal, fmt::format("cannot exchange {} with {}: {}", work.string(),
+                                                  dir.string(), std::strerror(errno))});
+    ARGON_RETURN_IF_ERROR(fsync_path(dir.parent_path()));
+  }
+  crash_point("snapshot.settle_exchanged");
+  ARGON_RETURN_IF_ERROR(remove_tree(work));  // now the unsettled capture
+  return true;
+}
+
+std::shared_mutex& Storage::snapshot_mu(std::string_view id) {
+  return snapshot_mus_[std::hash<std::string_view>{}(id) % snapshot_mus_.size()];
+}
+
 Status Storage::write_snapshot_file(std::string_view id, std::string_view name,
                                     std::string_view text) {
-  std::lock_guard lock(snapshots_mu_);
+  std::unique_lock lock(snapshot_mu(id));
   std::error_code ec;
   if (!fs::exists(snapshot_pgdata(id), ec)) return {};  // removed meanwhile
   return write_file_atomic(snapshot_dir(id) / std::string(name), text, 0400);
@@ -542,6 +608,8 @@ Status Storage::scrub_snapshot(std::string_view id, int64_t now_ms, const Pace& 
 
 Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_id,
                                                         std::string_view snapshot_id) {
+  // Not exchanged for its settled copy, nor removed, while it is checked and cloned.
+  std::shared_lock lock(snapshot_mu(snapshot_id));
   if (!snapshot_exists(snapshot_id)) {
     return fail(ErrorCode::kInternal, fmt::format("snapshot {} has no data on disk", snapshot_id));
   }
@@ -603,7 +671,7 @@ Status Storage::make_read_only(const fs::path& dir) {
 }
 
 Status Storage::remove_snapshot(std::string_view id) {
-  std::lock_guard lock(snapshots_mu_);
+  std::unique_lock lock(snapshot_mu(id));
   // Its directories are read-only; a non-root argond could not unlink inside them.
   std::error_code ec;
   const fs::path dir = snapshot_dir(id);

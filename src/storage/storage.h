@@ -5,11 +5,13 @@
 // into place, so a crash leaves either nothing or a complete directory.
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -126,6 +128,19 @@ class Storage {
   // Makes the snapshot's data read-only and records its files' stamps (manifest.h). Idempotent.
   // The checksums come after, off the snapshot's path (checksum_snapshot).
   Status seal_snapshot(std::string_view snapshot_id);
+  // Settling after the operation (ops/actions/create_snapshot.cc): the operation seals the capture
+  // as it is, marked unsettled (a restore of it replays its WAL when its compute starts); later,
+  // off every operation's path, settle_beside settles a copy of it and puts that in its place.
+  Status mark_unsettled(std::string_view snapshot_id);
+  bool awaiting_settle(std::string_view snapshot_id) const;
+  // Brings a copy of pgdata to a clean shutdown and returns its control data.
+  using SettleFn = std::function<Result<ControlData>(const std::filesystem::path& pgdata)>;
+  // Clones the unsettled snapshot (its stamps checked first) into snapshots/.tmp-settle-<id>,
+  // settles and trims that, seals it, and exchanges the two directories in one rename: a restore
+  // (which clones under the snapshot's lock) sees the one or the other, whole. A crash anywhere
+  // leaves the unsettled snapshot in place and a .tmp-* leftover that startup removes. A snapshot
+  // removed meanwhile is left alone. Returns false when there was nothing to settle.
+  Result<bool> settle_beside(std::string_view snapshot_id, const SettleFn& settle);
   // Writes the manifest (every file's size and CRC-32C) of a sealed snapshot that has none,
   // reading it all. If a file's stamp moved since sealing, no manifest is written and the
   // snapshot is marked damaged instead. Idempotent; a snapshot removed meanwhile is left alone.
@@ -169,13 +184,17 @@ class Storage {
 
   // Marks a snapshot damaged with the reason (what a restore then answers).
   Status mark_damaged(std::string_view snapshot_id, const std::string& reason);
-  // Writes `name` into the snapshot's directory if it still exists (under snapshots_mu_, so a
+  // Writes `name` into the snapshot's directory if it still exists (under its lock, so a
   // removal never races a file into a directory being deleted).
   Status write_snapshot_file(std::string_view snapshot_id, std::string_view name,
                              std::string_view text);
 
+  // A snapshot's lock: shared while a restore checks and clones it, exclusive while it is
+  // removed, exchanged for its settled copy, or a file is written beside its data. Striped by id.
+  std::shared_mutex& snapshot_mu(std::string_view snapshot_id);
+
   StorageOptions options_;
-  std::mutex snapshots_mu_;  // a snapshot's removal against the checksum pass's writes
+  std::array<std::shared_mutex, 16> snapshot_mus_;
   std::unique_ptr<CloneDriver> driver_;
   ProcessRunner& runner_;
 };

@@ -52,7 +52,9 @@ class SnapshotCrashTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     ::signal(SIGPIPE, SIG_IGN);  // writing a request to the argond that just died
-    a_ = std::make_unique<Argond>();
+    a_ = std::make_unique<Argond>(settles_after()
+                                      ? std::vector<std::string>{"--snapshot-settle", "after"}
+                                      : std::vector<std::string>{});
     p_ = create_project(*a_, {{"name", "crash"}});
     info_ = a_->owner_conninfo(p_.password, p_.endpoint);
     exec("CREATE TABLE t (v text); INSERT INTO t VALUES ('v1')");
@@ -61,8 +63,15 @@ class SnapshotCrashTest : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(s.status, 200) << s.raw;
     a_->wait_operations(p_.id, s.body.at("operations"));
     v1_ = str(s.body.at("snapshot"), "id");
+    // Settled before the crash point is armed, which that settling would otherwise reach first.
+    if (settles_after()) ASSERT_TRUE(wait_settled(*a_, v1_)) << a_->log_tail();
     exec("UPDATE t SET v = 'v2'");
   }
+  // Snapshots settled after their operation (--snapshot-settle after) rather than in it.
+  virtual bool settles_after() const { return false; }
+  // A snapshot of main (v2) killed at `point`: afterwards it is listed, nothing is leaked, and
+  // restoring it gives v2.
+  void snapshot_survives(const std::string& point);
 
   void exec(const std::string& sql) {
     auto c = PgConn::connect(info_);
@@ -184,8 +193,30 @@ INSTANTIATE_TEST_SUITE_P(EachStep, RestoreCrashTest,
 // A snapshot of main (v2), killed at each step: afterwards it is listed and restoring it gives v2.
 class SnapshotStepCrashTest : public SnapshotCrashTest {};
 
-TEST_P(SnapshotStepCrashTest, FinishesAfterRestart) {
-  const std::string point = GetParam();
+TEST_P(SnapshotStepCrashTest, FinishesAfterRestart) { snapshot_survives(GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(EachStep, SnapshotStepCrashTest,
+                         points({"api.committed", "storage.filled", "snapshot.captured",
+                                 "snapshot.settling", "snapshot.settled", "snapshot.trimmed",
+                                 "snapshot.read_only", "create_timeline.executed"}),
+                         point_name);
+
+// The same with the settling after the operation, killed at each of its steps too (the later
+// ones come after the operation finished): afterwards the settled copy is in place and nothing
+// of the settling is left.
+class SettleAfterCrashTest : public SnapshotStepCrashTest {
+  bool settles_after() const override { return true; }
+};
+
+TEST_P(SettleAfterCrashTest, FinishesAfterRestart) { snapshot_survives(GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(EachStep, SettleAfterCrashTest,
+                         points({"snapshot.captured", "snapshot.read_only",
+                                 "snapshot.settle_cloned", "snapshot.settled_beside",
+                                 "snapshot.settle_exchanged"}),
+                         point_name);
+
+void SnapshotCrashTest::snapshot_survives(const std::string& point) {
   crash_during(point, [&] {
     a_->call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=v2", p_.id, p_.branch));
   });
@@ -195,6 +226,7 @@ TEST_P(SnapshotStepCrashTest, FinishesAfterRestart) {
   }
   ASSERT_FALSE(v2.empty()) << point << "\n" << a_->log_tail();
   EXPECT_EQ(state(), "v2");
+  if (settles_after()) ASSERT_TRUE(wait_settled(*a_, v2)) << point << "\n" << a_->log_tail();
   expect_nothing_leaked();
   auto r =
       a_->call("POST", fmt::format("/projects/{}/snapshots/{}/restore", p_.id, v1_),
@@ -210,12 +242,6 @@ TEST_P(SnapshotStepCrashTest, FinishesAfterRestart) {
     EXPECT_EQ(s, "finished");
   EXPECT_EQ(state(), "v2") << "the snapshot taken across the crash holds v2";
 }
-
-INSTANTIATE_TEST_SUITE_P(EachStep, SnapshotStepCrashTest,
-                         points({"api.committed", "storage.filled", "snapshot.captured",
-                                 "snapshot.settling", "snapshot.settled", "snapshot.trimmed",
-                                 "snapshot.read_only", "create_timeline.executed"}),
-                         point_name);
 
 // A reset of a child from its parent (POST /branches/{id}/restore), killed at each step while the
 // child's compute serves (so the copy gets a compute of its own beside it): afterwards the child

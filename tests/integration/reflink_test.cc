@@ -63,6 +63,17 @@ TEST(ReflinkTest, BranchesOnXfsShareBlocks) {
     EXPECT_LT(used_mb, 60.0) << "the clone used " << used_mb << " MB";
     std::fprintf(stderr, "reflink branch of a ~130 MB cluster used %.1f MB of new space\n",
                  used_mb);
+
+    // Where clones share blocks, a snapshot is settled after its operation, on a copy that takes
+    // its place.
+    auto snap = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=s", p, child));
+    ASSERT_EQ(snap.status, 200) << snap.raw;
+    for (const auto& s : a.wait_operations(p, snap.body.at("operations")))
+      EXPECT_EQ(s, "finished") << a.log_tail();
+    const std::string sid(snap.body.at("snapshot").at("id").as_string());
+    ASSERT_TRUE(wait_settled(a, sid)) << a.log_tail();
+    EXPECT_NE(a.log_tail().find(fmt::format("snapshot {}: settled beside", sid)), std::string::npos)
+        << a.log_tail();
   }
   std::error_code ec;
   fs::remove_all(data, ec);

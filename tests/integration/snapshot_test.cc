@@ -437,6 +437,32 @@ TEST(SnapshotTest, ADamagedSnapshotIsRefusedAndTheTargetKeepsServing) {
   EXPECT_EQ(c->exec("SELECT count(*) FROM t")->value(), "1");
 }
 
+std::string compute_log(Argond& a, const std::string& branch_id) {
+  std::ifstream log(a.data_dir() / "logs" / (branch_id + ".log"));
+  return std::string((std::istreambuf_iterator<char>(log)), {});
+}
+
+// A settled snapshot on disk: shut down cleanly, with one WAL segment that is mostly holes.
+void expect_settled(Argond& a, const std::string& snapshot_id) {
+  const auto pgdata = a.data_dir() / "snapshots" / snapshot_id / "pgdata";
+  std::vector<std::filesystem::path> segments;
+  for (const auto& e : std::filesystem::directory_iterator(pgdata / "pg_wal"))
+    if (e.is_regular_file()) segments.push_back(e.path());
+  ASSERT_EQ(segments.size(), 1u) << "only the shutdown checkpoint's segment";
+  struct stat st {};
+  ASSERT_EQ(::stat(segments[0].c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 16 << 20);
+  EXPECT_LE(st.st_blocks * 512, 64 << 10) << "the segment's unused pages are freed";
+  EXPECT_FALSE(std::filesystem::exists(pgdata / "backup_label"));
+  auto pg = PgInstalls::discover({});
+  ASSERT_TRUE(pg) << pg.error().message;
+  PosixProcessRunner runner;
+  auto control = read_controldata(pg->newest(), runner, pgdata,
+                                  a.data_dir() / "logs" / "controldata-test.out");
+  ASSERT_TRUE(control) << control.error().message;
+  EXPECT_TRUE(control->shut_down) << "a restore starts it with no WAL replay";
+}
+
 // A snapshot is recovered once, when taken: it is stored shut down cleanly with one WAL segment
 // that is mostly holes, and a branch restored from it starts without replaying WAL. What the
 // recovery needs of the endpoint's settings (prepared transactions) is honoured, and a prepared
@@ -456,25 +482,7 @@ TEST(SnapshotTest, ASnapshotIsSettledOnceSoARestoreReplaysNoWal) {
   exec(info, "COMMIT PREPARED 'kept'");
   exec(info, "DELETE FROM t");
 
-  const auto pgdata = a.data_dir() / "snapshots" / s / "pgdata";
-  std::vector<std::filesystem::path> segments;
-  for (const auto& e : std::filesystem::directory_iterator(pgdata / "pg_wal"))
-    if (e.is_regular_file()) segments.push_back(e.path());
-  ASSERT_EQ(segments.size(), 1u) << "only the shutdown checkpoint's segment";
-  struct stat st {};
-  ASSERT_EQ(::stat(segments[0].c_str(), &st), 0);
-  EXPECT_EQ(st.st_size, 16 << 20);
-  EXPECT_LE(st.st_blocks * 512, 64 << 10) << "the segment's unused pages are freed";
-  EXPECT_FALSE(std::filesystem::exists(pgdata / "backup_label"));
-  {
-    auto pg = PgInstalls::discover({});
-    ASSERT_TRUE(pg) << pg.error().message;
-    PosixProcessRunner runner;
-    auto control = read_controldata(pg->newest(), runner, pgdata,
-                                    a.data_dir() / "logs" / "controldata-test.out");
-    ASSERT_TRUE(control) << control.error().message;
-    EXPECT_TRUE(control->shut_down) << "a restore starts it with no WAL replay";
-  }
+  expect_settled(a, s);
 
   auto restored = restore(
       a, p, s, fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p.branch));
@@ -483,9 +491,48 @@ TEST(SnapshotTest, ASnapshotIsSettledOnceSoARestoreReplaysNoWal) {
   EXPECT_EQ(query_value(info, "SELECT gid FROM pg_prepared_xacts"), "kept");
   exec(info, "COMMIT PREPARED 'kept'");
   EXPECT_EQ(query_value(info, "SELECT count(*) FROM t"), "50001");
-  std::ifstream log(a.data_dir() / "logs" / (new_branch + ".log"));
-  const std::string text((std::istreambuf_iterator<char>(log)), {});
+  const std::string text = compute_log(a, new_branch);
   EXPECT_NE(text.find("database system was shut down at"), std::string::npos) << text;
+  EXPECT_EQ(text.find("redo starts at"), std::string::npos) << "no WAL replayed at the start\n"
+                                                            << text;
+}
+
+// With --snapshot-settle after (the default on reflink), the operation finishes once the capture
+// is sealed; a restore made before the settling is done starts from the capture itself, replaying
+// its WAL; then the settled copy takes the capture's place, and its checksums follow.
+TEST(SnapshotTest, SettlingAfterTheOperationKeepsTheCaptureRestorableUntilTheCopyTakesItsPlace) {
+  // The settling is held long enough for the restore below to clone the capture.
+  ::setenv("ARGON_DELAY_AT", "snapshot.settle_cloned:15000", 1);
+  Argond a({"--snapshot-settle", "after"});
+  ::unsetenv("ARGON_DELAY_AT");
+  auto p = create_project(a);
+  const std::string info = conninfo(a, p, p.endpoint);
+  exec(info, "CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 50000)");
+  const std::string s = snapshot(a, p, p.branch, "captured");
+  exec(info, "DELETE FROM t");
+  const auto dir = a.data_dir() / "snapshots" / s;
+  EXPECT_TRUE(std::filesystem::exists(dir / "pgdata" / "backup_label")) << "not settled yet";
+  EXPECT_FALSE(std::filesystem::exists(dir / "settled"));
+
+  auto restored = restore(
+      a, p, s, fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})", p.branch));
+  EXPECT_EQ(query_value(info, "SELECT count(*) FROM t"), "50000");
+  std::string text = compute_log(a, str(restored.at("branch"), "id"));
+  EXPECT_NE(text.find("redo starts at"), std::string::npos) << "the capture's WAL replayed\n"
+                                                            << text;
+
+  ASSERT_TRUE(wait_settled(a, s)) << a.log_tail();
+  expect_settled(a, s);
+  for (int i = 0; i < 600 && !std::filesystem::exists(dir / "manifest"); ++i)
+    std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(std::filesystem::exists(dir / "manifest")) << "the settled copy gets checksums";
+  exec(info, "DELETE FROM t");
+  // The endpoint now serves the branch the first restore made.
+  restored = restore(a, p, s,
+                     fmt::format(R"({{"target_branch_id":"{}","finalize_restore":true}})",
+                                 str(restored.at("branch"), "id")));
+  EXPECT_EQ(query_value(info, "SELECT count(*) FROM t"), "50000");
+  text = compute_log(a, str(restored.at("branch"), "id"));
   EXPECT_EQ(text.find("redo starts at"), std::string::npos) << "no WAL replayed at the start\n"
                                                             << text;
 }

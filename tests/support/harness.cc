@@ -464,6 +464,18 @@ long rss_kb(pid_t pid) {
   return at == std::string::npos ? -1 : std::stol(status->substr(at + 7));
 }
 
+bool wait_settled(const Argond& a, const std::string& snapshot_id) {
+  const fs::path dir = a.data_dir() / "snapshots";
+  for (int i = 0; i < 1200; ++i) {
+    std::error_code ec;
+    if (fs::exists(dir / snapshot_id / "settled", ec) &&
+        !fs::exists(dir / (".tmp-settle-" + snapshot_id), ec))
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
 int postmasters_under(const fs::path& dir) {
   int n = 0;
   std::error_code ec;

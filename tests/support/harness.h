@@ -154,4 +154,9 @@ long rss_kb(pid_t pid);
 // Number of postmaster processes whose data directory is under `dir`.
 int postmasters_under(const std::filesystem::path& dir);
 
+// Waits (up to two minutes) until a snapshot settled after its operation (--snapshot-settle
+// after) is in place: its settled copy exchanged in and the replaced capture removed. False at
+// the deadline.
+bool wait_settled(const Argond& a, const std::string& snapshot_id);
+
 }  // namespace argon::testing

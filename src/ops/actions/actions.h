@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "ops/action.h"
 
@@ -18,5 +19,9 @@ std::unique_ptr<Action> make_delete_branch(ActionEnv& env);
 std::unique_ptr<Action> make_start_compute(ActionEnv& env);
 std::unique_ptr<Action> make_suspend_compute(ActionEnv& env);
 std::unique_ptr<Action> make_apply_config(ActionEnv& env);
+
+// create_snapshot's deferred step (create_snapshot.cc): settles a snapshot its operation sealed
+// unsettled, on a copy put in its place. False when there was nothing to settle.
+Result<bool> settle_snapshot_beside(ActionEnv& env, const std::string& snapshot_id);
 
 }  // namespace argon::ops

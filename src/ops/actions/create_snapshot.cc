@@ -2,10 +2,13 @@
 // into snapshots/<id> (the backup API while its compute runs, a plain clone while it is stopped),
 // settled (recovered once to a clean shutdown, with only the WAL a clean start reads), then sealed:
 // made read-only, with every file's stamp recorded. So a restore starts its compute with no WAL
-// replay, and a snapshot keeps no WAL its source recycles. Its checksums are written right after,
-// off this operation's path (ops/snapshot_checks.h). A snapshot asked for at a point in time is
-// accepted only if nothing committed on the branch between that point and the capture's end. A
-// failure removes the data and the row: the snapshot disappears from the list.
+// replay, and a snapshot keeps no WAL its source recycles. Where a clone is cheap (reflink, or
+// --snapshot-settle after) the operation seals the capture unsettled and finishes; settling comes
+// right after, off its path (settle_snapshot_beside, run by ops/snapshot_checks.h), on a copy that
+// then takes the capture's place. Its checksums are written after that, off the path too. A
+// snapshot asked for at a point in time is accepted only if nothing committed on the branch
+// between that point and the capture's end. A failure removes the data and the row: the snapshot
+// disappears from the list.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -24,6 +27,34 @@ namespace {
 using catalog::Tx;
 using compute::ComputeSpec;
 namespace fs = std::filesystem;
+
+// Brings the captured cluster at `pgdata` to a clean shutdown with the source's endpoint settings
+// (postgres --single, no socket).
+Result<ControlData> settle_cluster(ActionEnv& env, const std::string& snapshot_id,
+                                   const catalog::Snapshot& snapshot, const PgInstall& pg,
+                                   const fs::path& pgdata) {
+  ARGON_ASSIGN_OR_RETURN(
+      auto settings, env.catalog.read([&](Tx& tx) -> Result<decltype(ComputeSpec::settings)> {
+        auto rt = ActionEnv::load_runtime(tx, snapshot.project_id, snapshot.source_branch_id, true);
+        if (!rt || rt->endpoints.empty()) return {};
+        return pg_settings_of(rt->endpoints.front().settings_json);
+      }));
+  ComputeSpec spec;
+  spec.id = "snapshot-" + snapshot_id;
+  spec.pgdata = pgdata;
+  spec.log_file = env.storage.log_path(snapshot_id);
+  spec.pg = pg;
+  spec.settings = std::move(settings);
+  const auto began = std::chrono::steady_clock::now();
+  auto control = env.computes.settle(spec, env.options.compute_start_timeout);
+  if (control) {
+    spdlog::info("snapshot {}: recovered to a clean shutdown in {} ms", snapshot_id,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - began)
+                     .count());
+  }
+  return control;
+}
 
 class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
  public:
@@ -64,8 +95,10 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
     if (captured) {
       using ms = std::chrono::milliseconds;
       spdlog::info(
-          "snapshot {}: captured in {} ms, settled and sealed in {} ms", p.snapshot_id,
+          "snapshot {}: captured in {} ms, {} in {} ms", p.snapshot_id,
           std::chrono::duration_cast<ms>(was_captured - began).count(),
+          env_.storage.awaiting_settle(p.snapshot_id) ? "sealed to be settled after"
+                                                      : "settled and sealed",
           std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - was_captured).count());
     }
     if (!captured) {
@@ -96,9 +129,11 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
     const fs::path copy = env_.storage.snapshot_pgdata(snapshot_id);
     if (env_.storage.snapshot_exists(snapshot_id)) {
       // A run before a crash completed the capture; keep it and finish it. A point-in-time one
-      // must be verified again from its own WAL, unless settling began (only a verified capture
-      // is settled, and settling removes that WAL); if the WAL no longer reaches back, it fails.
-      if (wal_end && !env_.storage.settling_begun(snapshot_id))
+      // must be verified again from its own WAL, unless settling or sealing began (only a
+      // verified capture gets there, and settling removes that WAL); if the WAL no longer reaches
+      // back, it fails.
+      if (wal_end && !env_.storage.settling_begun(snapshot_id) &&
+          !env_.storage.snapshot_sealed(snapshot_id))
         ARGON_RETURN_IF_ERROR(
             verify_no_commit(pg, snapshot.source_branch_id, copy, *wal_end, std::nullopt));
       return Captured{};
@@ -135,40 +170,27 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
     return Captured{info.stop_lsn, info.stats.bytes};
   }
 
-  // Recovery runs once, here, instead of at every restore's start: the captured cluster is brought
-  // to a clean shutdown with the source's endpoint settings (postgres --single, no socket), its
-  // WAL trimmed to what a clean start reads, then the data is made read-only and stamped. Each
-  // step is idempotent, so a run after a crash anywhere finishes the job.
+  // Recovery runs once instead of at every restore's start: here, or after the operation on a
+  // copy (settle_snapshot_beside). Each step is idempotent, so a run after a crash anywhere
+  // finishes the job; a capture sealed unsettled stays so here.
   Status settle_and_seal(const std::string& snapshot_id, const catalog::Snapshot& snapshot,
                          const PgInstall& pg) {
     // A snapshot sealed by an argond from before settling existed is left as it was.
     if (!env_.storage.settled(snapshot_id) && !env_.storage.snapshot_sealed(snapshot_id)) {
-      ARGON_ASSIGN_OR_RETURN(
-          auto settings, env_.catalog.read([&](Tx& tx) -> Result<decltype(ComputeSpec::settings)> {
-            auto rt =
-                ActionEnv::load_runtime(tx, snapshot.project_id, snapshot.source_branch_id, true);
-            if (!rt || rt->endpoints.empty()) return {};
-            return pg_settings_of(rt->endpoints.front().settings_json);
-          }));
-      ARGON_RETURN_IF_ERROR(env_.storage.begin_settling(snapshot_id));
-      crash_point("snapshot.settling");
-      ComputeSpec spec;
-      spec.id = "snapshot-" + snapshot_id;
-      spec.pgdata = env_.storage.snapshot_pgdata(snapshot_id);
-      spec.log_file = env_.storage.log_path(snapshot_id);
-      spec.pg = pg;
-      spec.settings = std::move(settings);
-      const auto began = std::chrono::steady_clock::now();
-      ARGON_ASSIGN_OR_RETURN(auto control,
-                             env_.computes.settle(spec, env_.options.compute_start_timeout));
-      spdlog::info("snapshot {}: recovered to a clean shutdown in {} ms", snapshot_id,
-                   std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::steady_clock::now() - began)
-                       .count());
-      crash_point("snapshot.settled");
-      ARGON_RETURN_IF_ERROR(env_.storage.trim_settled_wal(spec.pgdata, control));
-      ARGON_RETURN_IF_ERROR(env_.storage.end_settling(snapshot_id));
-      crash_point("snapshot.trimmed");
+      if (env_.options.settle_after_snapshot) {
+        ARGON_RETURN_IF_ERROR(env_.storage.mark_unsettled(snapshot_id));
+      } else {
+        ARGON_RETURN_IF_ERROR(env_.storage.begin_settling(snapshot_id));
+        crash_point("snapshot.settling");
+        ARGON_ASSIGN_OR_RETURN(auto control,
+                               settle_cluster(env_, snapshot_id, snapshot, pg,
+                                              env_.storage.snapshot_pgdata(snapshot_id)));
+        crash_point("snapshot.settled");
+        ARGON_RETURN_IF_ERROR(
+            env_.storage.trim_settled_wal(env_.storage.snapshot_pgdata(snapshot_id), control));
+        ARGON_RETURN_IF_ERROR(env_.storage.end_settling(snapshot_id));
+        crash_point("snapshot.trimmed");
+      }
     }
     return env_.storage.seal_snapshot(snapshot_id);
   }
@@ -204,6 +226,35 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
 
 std::unique_ptr<Action> make_create_snapshot(ActionEnv& env) {
   return std::make_unique<CreateSnapshot>(env);
+}
+
+Result<bool> settle_snapshot_beside(ActionEnv& env, const std::string& snapshot_id) {
+  struct Loaded {
+    std::optional<catalog::Snapshot> snapshot;
+    int pg_major = 0;
+  };
+  ARGON_ASSIGN_OR_RETURN(Loaded loaded, env.catalog.read([&](Tx& tx) -> Result<Loaded> {
+    for (auto& snapshot : tx.list_all_snapshots()) {
+      if (snapshot.id != snapshot_id) continue;
+      auto project = tx.get_project(snapshot.project_id, true);
+      return Loaded{std::move(snapshot), project ? project->pg_version : 0};
+    }
+    return Loaded{};
+  }));
+  // Not in the catalog (any more): its deletion removes the data.
+  if (!loaded.snapshot || loaded.snapshot->deleted) return false;
+  ARGON_ASSIGN_OR_RETURN(const PgInstall* pg, env.install(loaded.pg_major));
+  const auto began = std::chrono::steady_clock::now();
+  auto done = env.storage.settle_beside(snapshot_id, [&](const fs::path& pgdata) {
+    return settle_cluster(env, snapshot_id, *loaded.snapshot, *pg, pgdata);
+  });
+  if (done && *done) {
+    spdlog::info("snapshot {}: settled beside and put in place in {} ms", snapshot_id,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - began)
+                     .count());
+  }
+  return done;
 }
 
 }  // namespace argon::ops

@@ -3,6 +3,8 @@
 // what each action leaves in the catalog and on disk, when it succeeds, when what it was for is
 // gone, when a step fails, and when it runs a second time (as after a crash). No PostgreSQL runs,
 // so each test takes milliseconds; tests/integration covers the paths that need a running compute.
+#include "ops/actions/actions.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -448,6 +450,99 @@ TEST_F(ActionsTest, ASnapshotIsSealedAndARestoreOfItIsAWritableCopy) {
   EXPECT_NE(fs::status(data).permissions() & fs::perms::owner_write, fs::perms::none)
       << "a restored branch is writable";
   EXPECT_EQ(branch("br-restored-00000001")->current_state, catalog::branch_state::kReady);
+}
+
+std::set<std::string> wal_files(const fs::path& pgdata) {
+  std::set<std::string> out;
+  for (const auto& e : fs::directory_iterator(pgdata / "pg_wal"))
+    if (e.is_regular_file()) out.insert(e.path().filename().string());
+  return out;
+}
+
+// Settling after the operation (--snapshot-settle after): the operation seals the capture as it
+// is and finishes; a restore then gets the capture. The settling pass settles a copy and puts it
+// in its place; only then does the checksum pass read it, and a restore gets the settled copy.
+TEST_F(ActionsTest, ASnapshotSettledAfterItsOperationIsReplacedByItsSettledCopy) {
+  env_->options.settle_after_snapshot = true;
+  const catalog::Snapshot s = add_snapshot("snap-00000001");
+  ASSERT_TRUE(run(params::CreateSnapshot{s.id, std::nullopt}, "br-main-00000001"));
+  EXPECT_EQ(snapshot(s.id)->state, catalog::snapshot_state::kReady);
+  EXPECT_TRUE(storage_->snapshot_sealed(s.id));
+  EXPECT_TRUE(storage_->awaiting_settle(s.id));
+  EXPECT_EQ(std::find(computes_.events.begin(), computes_.events.end(), "settle " + s.id),
+            computes_.events.end())
+      << "not settled by its operation";
+  const auto captured_wal = wal_files(storage_->snapshot_pgdata(s.id));
+  EXPECT_GT(captured_wal.size(), 1u);
+
+  ASSERT_TRUE(add_branch("br-early-00000001", std::nullopt));
+  ASSERT_TRUE(run(params::RestoreBranch{s.id}, "br-early-00000001"));
+  EXPECT_EQ(read(storage_->branch_pgdata("br-early-00000001") / "base" / "1" / "1259"),
+            "main's rows");
+  EXPECT_EQ(wal_files(storage_->branch_pgdata("br-early-00000001")), captured_wal)
+      << "the capture's WAL, for its compute to replay";
+
+  SnapshotChecks checks(*storage_, clock_, std::chrono::seconds(0), *env_->foreground,
+                        [&](const std::string& id) { return settle_snapshot_beside(*env_, id); });
+  checks.pass();
+  EXPECT_FALSE(fs::exists(storage_->snapshot_manifest(s.id))) << "the settled copy gets them";
+  checks.settle_pass();
+  EXPECT_NE(
+      std::find(computes_.events.begin(), computes_.events.end(), "settle .tmp-settle-" + s.id),
+      computes_.events.end())
+      << "settled beside the capture";
+  EXPECT_FALSE(storage_->awaiting_settle(s.id));
+  EXPECT_TRUE(storage_->settled(s.id));
+  EXPECT_TRUE(storage_->snapshot_sealed(s.id));
+  EXPECT_EQ(wal_files(storage_->snapshot_pgdata(s.id)),
+            std::set<std::string>{"000000010000000000000002"});
+  EXPECT_FALSE(fs::exists(storage_->snapshot_dir(s.id).parent_path() / (".tmp-settle-" + s.id)));
+  const fs::path copy = storage_->snapshot_pgdata(s.id) / "base" / "1" / "1259";
+  EXPECT_EQ(fs::status(copy).permissions() & fs::perms::owner_write, fs::perms::none);
+  checks.pass();
+  EXPECT_TRUE(fs::exists(storage_->snapshot_manifest(s.id)));
+  EXPECT_FALSE(storage_->snapshot_damaged(s.id));
+
+  ASSERT_TRUE(add_branch("br-late-00000001", std::nullopt));
+  ASSERT_TRUE(run(params::RestoreBranch{s.id}, "br-late-00000001"));
+  EXPECT_EQ(read(storage_->branch_pgdata("br-late-00000001") / "base" / "1" / "1259"),
+            "main's rows");
+}
+
+// A settling that fails leaves the capture as it was (restorable, and its checksums then written)
+// with nothing beside it; one whose snapshot is deleted meanwhile leaves nothing at all.
+TEST_F(ActionsTest, ASettlingThatFailsOrOutlivesItsSnapshotLeavesNothingBehind) {
+  env_->options.settle_after_snapshot = true;
+  const catalog::Snapshot s = add_snapshot("snap-00000001");
+  ASSERT_TRUE(run(params::CreateSnapshot{s.id, std::nullopt}, "br-main-00000001"));
+  const fs::path beside = storage_->snapshot_dir(s.id).parent_path() / (".tmp-settle-" + s.id);
+  SnapshotChecks checks(*storage_, clock_, std::chrono::seconds(0), *env_->foreground,
+                        [&](const std::string& id) -> Result<bool> {
+                          return storage_->settle_beside(
+                              id, [](const fs::path&) -> Result<ControlData> {
+                                return fail(ErrorCode::kInternal, "recovery failed");
+                              });
+                        });
+  checks.settle_pass();
+  EXPECT_TRUE(storage_->awaiting_settle(s.id));
+  EXPECT_FALSE(fs::exists(beside));
+  EXPECT_EQ(read(storage_->snapshot_pgdata(s.id) / "base" / "1" / "1259"), "main's rows");
+  checks.pass();
+  EXPECT_TRUE(fs::exists(storage_->snapshot_manifest(s.id))) << "the capture gets checksums";
+  ASSERT_TRUE(add_branch("br-restored-00000001", std::nullopt));
+  ASSERT_TRUE(run(params::RestoreBranch{s.id}, "br-restored-00000001"));
+
+  auto gone = storage_->settle_beside(s.id, [&](const fs::path&) -> Result<ControlData> {
+    EXPECT_TRUE(storage_->remove_snapshot(s.id));
+    ControlData c;
+    c.shut_down = true;
+    c.checkpoint_lsn = c.redo_lsn = 0x2000060;
+    return c;
+  });
+  ASSERT_TRUE(gone) << gone.error().message;
+  EXPECT_FALSE(*gone);
+  EXPECT_FALSE(fs::exists(storage_->snapshot_dir(s.id)));
+  EXPECT_FALSE(fs::exists(beside));
 }
 
 // The checksum pass reads nothing while an operation runs (here one that never ends by itself:
