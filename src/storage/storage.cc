@@ -492,6 +492,22 @@ Result<bool> Storage::settle_beside(std::string_view id, const SettleFn& settle)
   const fs::path dir = snapshot_dir(id);
   const fs::path work = dir.parent_path() / fmt::format("{}settle-{}", kTmpPrefix, id);
   const fs::path pgdata = work / "pgdata";
+  crash_point("snapshot.settle_begins");
+  {
+    std::lock_guard lock(settling_mu_);
+    settling_.emplace(id);
+  }
+  struct Done {
+    Storage& s;
+    std::string_view id;
+    ~Done() {
+      {
+        std::lock_guard lock(s.settling_mu_);
+        if (auto it = s.settling_.find(id); it != s.settling_.end()) s.settling_.erase(it);
+      }
+      s.settling_cv_.notify_all();
+    }
+  } done{*this, id};
   ARGON_RETURN_IF_ERROR(remove_tree(work));  // a settle cut short
   auto failed = [&](Error e) -> Result<bool> {
     (void)remove_tree(work);  // the error is the one to report; startup removes .tmp-* too
@@ -608,6 +624,19 @@ Status Storage::scrub_snapshot(std::string_view id, int64_t now_ms, const Pace& 
 
 Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_id,
                                                         std::string_view snapshot_id) {
+  if (awaiting_settle(snapshot_id)) {
+    // Settled in moments: its copy starts at once, where the capture's WAL would be replayed
+    // beside the settling.
+    const auto since = std::chrono::steady_clock::now();
+    std::unique_lock wait(settling_mu_);
+    if (settling_.contains(snapshot_id)) {
+      settling_cv_.wait_for(wait, kSettleWait, [&] { return !settling_.contains(snapshot_id); });
+      spdlog::info(
+          "branch {} from snapshot {}: waited {:.1f} ms for its settling", branch_id, snapshot_id,
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since)
+              .count());
+    }
+  }
   // Not exchanged for its settled copy, nor removed, while it is checked and cloned.
   std::shared_lock lock(snapshot_mu(snapshot_id));
   if (!snapshot_exists(snapshot_id)) {

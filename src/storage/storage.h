@@ -6,11 +6,14 @@
 #pragma once
 
 #include <array>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -141,6 +144,10 @@ class Storage {
   // leaves the unsettled snapshot in place and a .tmp-* leftover that startup removes. A snapshot
   // removed meanwhile is left alone. Returns false when there was nothing to settle.
   Result<bool> settle_beside(std::string_view snapshot_id, const SettleFn& settle);
+  // How long a restore waits for a settle_beside of its snapshot that is under way (it clones the
+  // settled copy then, instead of the capture whose WAL its compute would replay beside the
+  // settling); a restore of a snapshot whose settling has not begun does not wait.
+  static constexpr std::chrono::seconds kSettleWait{30};
   // Writes the manifest (every file's size and CRC-32C) of a sealed snapshot that has none,
   // reading it all. If a file's stamp moved since sealing, no manifest is written and the
   // snapshot is marked damaged instead. Idempotent; a snapshot removed meanwhile is left alone.
@@ -195,6 +202,10 @@ class Storage {
 
   StorageOptions options_;
   std::array<std::shared_mutex, 16> snapshot_mus_;
+  // The snapshots settle_beside works on now, for create_branch_from_snapshot to wait for.
+  std::mutex settling_mu_;
+  std::condition_variable settling_cv_;
+  std::set<std::string, std::less<>> settling_;  // guarded by settling_mu_
   std::unique_ptr<CloneDriver> driver_;
   ProcessRunner& runner_;
 };

@@ -501,8 +501,9 @@ TEST(SnapshotTest, ASnapshotIsSettledOnceSoARestoreReplaysNoWal) {
 // is sealed; a restore made before the settling is done starts from the capture itself, replaying
 // its WAL; then the settled copy takes the capture's place, and its checksums follow.
 TEST(SnapshotTest, SettlingAfterTheOperationKeepsTheCaptureRestorableUntilTheCopyTakesItsPlace) {
-  // The settling is held long enough for the restore below to clone the capture.
-  ::setenv("ARGON_DELAY_AT", "snapshot.settle_cloned:15000", 1);
+  // The settling is held, before it begins, long enough for the restore below to clone the
+  // capture (a restore waits for a settling under way).
+  ::setenv("ARGON_DELAY_AT", "snapshot.settle_begins:15000", 1);
   Argond a({"--snapshot-settle", "after"});
   ::unsetenv("ARGON_DELAY_AT");
   auto p = create_project(a);

@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -507,6 +508,35 @@ TEST_F(ActionsTest, ASnapshotSettledAfterItsOperationIsReplacedByItsSettledCopy)
   ASSERT_TRUE(run(params::RestoreBranch{s.id}, "br-late-00000001"));
   EXPECT_EQ(read(storage_->branch_pgdata("br-late-00000001") / "base" / "1" / "1259"),
             "main's rows");
+}
+
+// A restore of a snapshot whose settling is under way waits for it and gets the settled copy,
+// rather than replaying the capture's WAL beside the settling.
+TEST_F(ActionsTest, ARestoreWaitsForTheSettlingUnderWay) {
+  env_->options.settle_after_snapshot = true;
+  const catalog::Snapshot s = add_snapshot("snap-00000001");
+  ASSERT_TRUE(run(params::CreateSnapshot{s.id, std::nullopt}, "br-main-00000001"));
+  std::promise<void> in_settle;
+  auto started = in_settle.get_future();
+  std::thread settler([&] {
+    auto r = storage_->settle_beside(s.id, [&](const fs::path&) -> Result<ControlData> {
+      in_settle.set_value();
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      ControlData c;
+      c.shut_down = true;
+      c.checkpoint_lsn = c.redo_lsn = 0x2000060;
+      return c;
+    });
+    EXPECT_TRUE(r && *r);
+  });
+  started.wait();
+  ASSERT_TRUE(add_branch("br-restored-00000001", std::nullopt));
+  auto restored = run(params::RestoreBranch{s.id}, "br-restored-00000001");
+  settler.join();
+  ASSERT_TRUE(restored) << restored.error().message;
+  EXPECT_EQ(wal_files(storage_->branch_pgdata("br-restored-00000001")),
+            std::set<std::string>{"000000010000000000000002"})
+      << "the settled copy";
 }
 
 // A settling that fails leaves the capture as it was (restorable, and its checksums then written)
