@@ -96,6 +96,9 @@ Figures measure(const std::string& kind, const std::string& driver, double mb, i
                                           created.branch, name));
       if (s.status != 200) throw std::runtime_error("snapshot: " + s.raw);
       a.wait_operations(project, s.body.at("operations"), std::chrono::seconds(600));
+      // Settled before the restores begin (after its operation, on reflink).
+      if (!argon::testing::wait_settled(a, str(s.body.at("snapshot"), "id")))
+        throw std::runtime_error("the snapshot was not settled within two minutes");
       return str(s.body.at("snapshot"), "id");
     };
     snap_a = snapshot("A");
