@@ -44,6 +44,12 @@ void wait_finished(testing::Argond& a, const std::string& project, const boost::
   }
 }
 
+void wait_until_settled(const testing::Argond& a, const std::string& snapshot_id) {
+  if (!testing::wait_settled(a, snapshot_id))
+    throw std::runtime_error("snapshot " + snapshot_id + " was not settled within two minutes\n" +
+                             a.log_tail());
+}
+
 double fill(testing::Argond& a, const std::string& branch_id, double mb) {
   auto c = a.connect(branch_id, "neondb");
   exec(c, "CREATE TABLE filler (id bigint PRIMARY KEY, pad text NOT NULL)");

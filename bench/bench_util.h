@@ -26,6 +26,8 @@ void exec(PgConn& c, std::string_view sql);
 double query_double(PgConn& c, std::string_view sql);
 // Waits for `ops`; throws unless every one finished.
 void wait_finished(testing::Argond& a, const std::string& project, const boost::json::value& ops);
+// testing::wait_settled (a snapshot settled after its operation is in place); throws after it.
+void wait_until_settled(const testing::Argond& a, const std::string& snapshot_id);
 
 // Fills the branch's `neondb` with incompressible ~1 kB rows (table `filler`: id, pad) until the
 // database reaches `mb` megabytes; returns its size.

@@ -38,6 +38,7 @@ using namespace std::chrono_literals;
 namespace {
 
 using argon::bench::str;
+using argon::bench::wait_until_settled;
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -97,8 +98,7 @@ Figures measure(const std::string& kind, const std::string& driver, double mb, i
       if (s.status != 200) throw std::runtime_error("snapshot: " + s.raw);
       a.wait_operations(project, s.body.at("operations"), std::chrono::seconds(600));
       // Settled before the restores begin (after its operation, on reflink).
-      if (!argon::testing::wait_settled(a, str(s.body.at("snapshot"), "id")))
-        throw std::runtime_error("the snapshot was not settled within two minutes");
+      wait_until_settled(a, str(s.body.at("snapshot"), "id"));
       return str(s.body.at("snapshot"), "id");
     };
     snap_a = snapshot("A");

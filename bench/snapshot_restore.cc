@@ -135,8 +135,7 @@ void measure(const std::string& driver, double mb, int reps, argon::testing::Loo
       };
       // argond's default: settled after the operation on reflink, inline on copy.
       if (driver == "reflink") restore_onto_branch(restore_at_once);
-      if (!argon::testing::wait_settled(a, snapshot_id))
-        throw std::runtime_error("the snapshot was not settled within two minutes");
+      wait_until_settled(a, snapshot_id);
       restore_onto_branch(restore);
       expect_status(
           a.call("DELETE", fmt::format("/projects/{}/snapshots/{}", project.id, snapshot_id)), 202,
@@ -177,8 +176,7 @@ void measure_burst(double mb, int reps, argon::testing::LoopFilesystem& image,
     const double seconds = elapsed_s(t);
     // Untimed: its settling after the operation is done before the next write or snapshot, as
     // it is when an agent's steps are seconds apart.
-    if (!argon::testing::wait_settled(a, str(s.body.at("snapshot"), "id")))
-      throw std::runtime_error("the snapshot was not settled within two minutes");
+    wait_until_settled(a, str(s.body.at("snapshot"), "id"));
     keep_logs(a, "burst");
     return seconds;
   };
@@ -230,8 +228,7 @@ void measure_disk(double mb, int count, bool spread, argon::testing::LoopFilesys
     expect_status(s, 200, "snapshot");
     wait_finished(a, project.id, s.body.at("operations"));
     // What it keeps once settled (after its operation, on reflink).
-    if (!argon::testing::wait_settled(a, str(s.body.at("snapshot"), "id")))
-      throw std::runtime_error("the snapshot was not settled within two minutes");
+    wait_until_settled(a, str(s.body.at("snapshot"), "id"));
   }
   ::sync();
   const double fs1 = fs_used_mb(image.mount_point()), branch1 = allocated_mb(pgdata);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -53,6 +54,12 @@ Status rename_durable(const fs::path& from, const fs::path& to) {
   if (::rename(from.c_str(), to.c_str()) != 0)
     return std::unexpected(sys_error("rename", from, errno));
   return fsync_path(to.parent_path());
+}
+
+Status exchange_durable(const fs::path& a, const fs::path& b) {
+  if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) != 0)
+    return std::unexpected(sys_error(fmt::format("exchange with {}", b.string()), a, errno));
+  return fsync_path(b.parent_path());
 }
 
 Status write_file_atomic(const fs::path& path, std::string_view data, mode_t mode) {

@@ -22,6 +22,9 @@ Status write_file_atomic(const fs::path& path, std::string_view data, mode_t mod
 Status fsync_path(const fs::path& path);  // file or directory
 // Durable rename: rename(2) then fsync of the destination's parent directory.
 Status rename_durable(const fs::path& from, const fs::path& to);
+// Durable atomic exchange of two paths on one filesystem: renameat2(RENAME_EXCHANGE), then fsync
+// of their (common) parent directory.
+Status exchange_durable(const fs::path& a, const fs::path& b);
 // Removes a tree even where read-only directories (snapshots) would stop a plain remove_all.
 Status remove_tree(const fs::path& path);
 Status make_dir(const fs::path& path, mode_t mode);

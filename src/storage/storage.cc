@@ -476,16 +476,18 @@ fs::path Storage::snapshot_manifest(std::string_view id) const {
   return snapshot_dir(id) / "manifest";
 }
 
+Status Storage::seal_snapshot(std::string_view id) { return seal_dir(snapshot_dir(id)); }
+
 // Idempotent: a run after a crash finds the data in place and finishes the modes and stamps.
-Status Storage::seal_snapshot(std::string_view id) {
-  ARGON_RETURN_IF_ERROR(make_read_only(snapshot_pgdata(id)));
+Status Storage::seal_dir(const fs::path& dir) {
+  ARGON_RETURN_IF_ERROR(make_read_only(dir / "pgdata"));
   crash_point("snapshot.read_only");
   // Taken once nothing can write any more (manifest.h): what vouches for the files until the
   // checksums exist, and what lets a restore skip reading them afterwards.
-  const fs::path stamps = snapshot_dir(id) / kStampsFile;
+  const fs::path stamps = dir / kStampsFile;
   std::error_code ec;
   if (fs::exists(stamps, ec)) return {};
-  return write_stamps(snapshot_pgdata(id), stamps);
+  return write_stamps(dir / "pgdata", stamps);
 }
 
 Result<bool> Storage::settle_beside(std::string_view id, const SettleFn& settle) {
@@ -534,8 +536,7 @@ Result<bool> Storage::settle_beside(std::string_view id, const SettleFn& settle)
   auto control = settle(pgdata);
   if (!control) return failed(control.error());
   Status st = trim_settled_wal(pgdata, *control);
-  if (st) st = make_read_only(pgdata);
-  if (st) st = write_stamps(pgdata, work / kStampsFile);
+  if (st) st = seal_dir(work);
   if (st) st = put_marker(work, kSettledMarker);
   if (st) st = sync_fs(work);
   if (!st) return failed(st.error());
@@ -548,11 +549,7 @@ Result<bool> Storage::settle_beside(std::string_view id, const SettleFn& settle)
       ARGON_RETURN_IF_ERROR(remove_tree(work));  // the snapshot was deleted meanwhile
       return false;
     }
-    if (::renameat2(AT_FDCWD, work.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0)
-      return failed(
-          Error{ErrorCode::kInternal, fmt::format("cannot exchange {} with {}: {}", work.string(),
-                                                  dir.string(), std::strerror(errno))});
-    ARGON_RETURN_IF_ERROR(fsync_path(dir.parent_path()));
+    if (auto exchanged = exchange_durable(work, dir); !exchanged) return failed(exchanged.error());
   }
   crash_point("snapshot.settle_exchanged");
   ARGON_RETURN_IF_ERROR(remove_tree(work));  // now the unsettled capture
@@ -624,18 +621,15 @@ Status Storage::scrub_snapshot(std::string_view id, int64_t now_ms, const Pace& 
 
 Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_id,
                                                         std::string_view snapshot_id) {
-  if (awaiting_settle(snapshot_id)) {
-    // Settled in moments: its copy starts at once, where the capture's WAL would be replayed
-    // beside the settling.
+  // A snapshot being settled is settled in moments: its copy then starts at once, where the
+  // capture's WAL would be replayed beside the settling.
+  if (std::unique_lock wait(settling_mu_); settling_.contains(snapshot_id)) {
     const auto since = std::chrono::steady_clock::now();
-    std::unique_lock wait(settling_mu_);
-    if (settling_.contains(snapshot_id)) {
-      settling_cv_.wait_for(wait, kSettleWait, [&] { return !settling_.contains(snapshot_id); });
-      spdlog::info(
-          "branch {} from snapshot {}: waited {:.1f} ms for its settling", branch_id, snapshot_id,
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since)
-              .count());
-    }
+    settling_cv_.wait_for(wait, kSettleWait, [&] { return !settling_.contains(snapshot_id); });
+    spdlog::info("branch {} from snapshot {}: waited {:.1f} ms for its settling", branch_id,
+                 snapshot_id,
+                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since)
+                     .count());
   }
   // Not exchanged for its settled copy, nor removed, while it is checked and cloned.
   std::shared_lock lock(snapshot_mu(snapshot_id));
@@ -754,13 +748,7 @@ bool Storage::reset_exchanged(std::string_view id, const std::string& op_id) con
 }
 
 Status Storage::exchange_reset(std::string_view id) {
-  const fs::path staged = reset_dir(id);
-  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, branch_dir(id).c_str(), RENAME_EXCHANGE) !=
-      0) {
-    return fail(ErrorCode::kInternal, fmt::format("cannot exchange {} with {}: {}", staged.string(),
-                                                  branch_dir(id).string(), std::strerror(errno)));
-  }
-  return fsync_path(branch_dir(id).parent_path());
+  return exchange_durable(reset_dir(id), branch_dir(id));
 }
 
 Status Storage::finish_reset(std::string_view id, const std::optional<std::string>& preserve_id) {

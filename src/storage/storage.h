@@ -181,6 +181,9 @@ class Storage {
   Result<CaptureInfo> capture_running(const std::filesystem::path& final_dir,
                                       const std::filesystem::path& src, PgConn& admin, int major);
   Status make_read_only(const std::filesystem::path& dir);
+  // seal_snapshot on `dir` (a snapshot's directory, or its settled copy being made): its pgdata
+  // made read-only, then its stamps written beside it.
+  Status seal_dir(const std::filesystem::path& dir);
   Status check_space(const std::filesystem::path& final_dir, const std::filesystem::path& src);
   std::vector<std::string> list_dirs(std::string_view sub) const;
   Status remove_dir(const std::filesystem::path& dir, std::string_view id);
