@@ -84,12 +84,21 @@ Result<Reply> BranchHandlers::create_branch(Request& c) {
   ARGON_ASSIGN_OR_RETURN(auto init_source, f.string("init_source", 1, 32));
   ARGON_ASSIGN_OR_RETURN(auto expires_at, f.time_or_null("expires_at"));
   ARGON_ASSIGN_OR_RETURN(const json::array* endpoints, root.array("endpoints"));
-  if (parent_lsn || (parent_ts && *parent_ts)) {
-    return fail(
-        ErrorCode::kBadRequest,
-        fmt::format("{}: branching from a past point is not supported by this server; omit it to "
-                    "branch from the parent's current state",
-                    parent_lsn ? "branch.parent_lsn" : "branch.parent_timestamp"));
+  // A point of the parent's history (storage/history.h): a time names the interval its text
+  // does, and includes every commit stamped within it.
+  storage::PointInTime point;
+  std::optional<std::string> point_time;
+  if (parent_lsn && parent_ts && *parent_ts) {
+    return fail(ErrorCode::kBadRequest,
+                "branch.parent_lsn and branch.parent_timestamp cannot be combined");
+  }
+  if (parent_lsn && !(point.lsn = storage::parse_lsn(*parent_lsn))) {
+    return fail(ErrorCode::kBadRequest, "branch.parent_lsn: must be an LSN such as 0/1A2B3C8");
+  }
+  if (parent_ts && *parent_ts) {
+    ARGON_ASSIGN_OR_RETURN(point_time, f.string("parent_timestamp", 1, 64));
+    if (!point_time || !(point.time = parse_time_span(*point_time)))
+      return fail(ErrorCode::kBadRequest, "branch.parent_timestamp: must be an RFC 3339 time");
   }
   if (init_source && *init_source != "parent-data") {
     if (*init_source == "schema-only") {
@@ -136,9 +145,8 @@ Result<Reply> BranchHandlers::create_branch(Request& c) {
     }
   }
 
-  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
-    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
-    std::optional<catalog::Branch> parent;
+  // The parent named, or the project's default branch.
+  auto find_parent = [&](Tx& tx, const catalog::Project& p) -> Result<catalog::Branch> {
     if (parent_id) {
       auto pb = tx.get_branch(p.id, *parent_id);
       if (!pb) {
@@ -146,21 +154,38 @@ Result<Reply> BranchHandlers::create_branch(Request& c) {
             ErrorCode::kNotFound,
             fmt::format("branch.parent_id: branch {} not found in project {}", *parent_id, p.id));
       }
-      parent = *pb;
-    } else {
-      for (const auto& b : tx.list_branches(p.id)) {
-        if (b.is_default) parent = b;
-      }
-      if (!parent)
-        return fail(ErrorCode::kConflict, "the project has no default branch to branch from");
+      return *pb;
     }
+    for (const auto& b : tx.list_branches(p.id)) {
+      if (b.is_default) return b;
+    }
+    return fail(ErrorCode::kConflict, "the project has no default branch to branch from");
+  };
+  if (point.lsn || point.time) {
+    // The window and the point are checked before anything is planned: a point outside it is a
+    // 400 now, not a failed operation later. (The operation reads the WAL again.)
+    ARGON_ASSIGN_OR_RETURN(auto parent, ctx_.catalog.read([&](Tx& tx) -> Result<catalog::Branch> {
+      ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+      return find_parent(tx, p);
+    }));
+    ARGON_RETURN_IF_ERROR(ctx_.engine.check_history_point(parent, point));
+  }
+  return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
+    ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
+    ARGON_ASSIGN_OR_RETURN(std::optional<catalog::Branch> parent, find_parent(tx, p));
     catalog::Branch b;
     b.id = ctx_.ids.make("br");
     b.project_id = p.id;
     b.name = name.value_or(b.id);
     ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, b.name, b.id));
     b.parent_id = parent->id;
-    b.parent_timestamp = now;
+    // At an LSN the time is not known (Neon may leave it empty too); parent_lsn is set when the
+    // branch is built.
+    if (point.time) {
+      b.parent_timestamp = point.time->first_us / 1000;
+    } else if (!point.lsn) {
+      b.parent_timestamp = now;
+    }
     b.is_protected = is_protected.value_or(false);
     b.pending_state = std::string(catalog::branch_state::kReady);
     if (expires_at && *expires_at) {
@@ -176,7 +201,10 @@ Result<Reply> BranchHandlers::create_branch(Request& c) {
         ops.emplace_back(),
         ctx_.engine.planner().add(
             tx, p.id, b.id, std::nullopt,
-            ops::params::CreateBranch{ops::params::CreateBranch::Source::kParent, parent->id}));
+            ops::params::CreateBranch{
+                ops::params::CreateBranch::Source::kParent, parent->id,
+                point.lsn ? std::optional(storage::format_lsn(*point.lsn)) : std::nullopt,
+                point_time}));
     json::array eps_json;
     std::optional<catalog::Endpoint> rw;
     for (auto& req : eps) {
@@ -298,9 +326,9 @@ Result<Reply> BranchHandlers::set_default_branch(Request& c) {
 }
 
 // POST /branches/{id}/restore: the branch, keeping its id, name and endpoints, takes the state of
-// `source_branch_id` at its head (reset from parent is this with the parent as source). A past
-// `source_lsn`/`source_timestamp` is accepted when it is the head (nothing committed after it),
-// as for snapshots; restoring a branch to its own past is not available.
+// `source_branch_id` at its head (reset from parent is this with the parent as source), or at
+// `source_lsn`/`source_timestamp` of the source's history; the source may be the branch itself
+// (its own past, with `preserve_under_name` keeping the state it has now, as on Neon).
 Result<Reply> BranchHandlers::restore_branch(Request& c) {
   ARGON_ASSIGN_OR_RETURN(auto body, parse_body(c.http));
   Fields f(&body, "");
@@ -320,22 +348,25 @@ Result<Reply> BranchHandlers::restore_branch(Request& c) {
   }
   const int64_t now = ctx_.clock.now_ms();
   if (point.lsn || point.time) {
+    // The point is checked against the source's history window before anything is planned.
     ARGON_ASSIGN_OR_RETURN(auto source, ctx_.catalog.read([&](Tx& tx) -> Result<catalog::Branch> {
       ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
       return find_branch(tx, p, *source_id);
     }));
-    ARGON_ASSIGN_OR_RETURN(auto history, ctx_.engine.branch_wal_history(source));
-    ARGON_RETURN_IF_ERROR(
-        storage::point_is_current(history, point, now * 1000 + 999, source.created_at * 1000));
+    ARGON_RETURN_IF_ERROR(ctx_.engine.check_history_point(source, point));
   }
   return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
     ARGON_ASSIGN_OR_RETURN(auto b, find_branch(tx, p, c.param("branch_id")));
-    if (*source_id == b.id) {
+    const bool own_past = *source_id == b.id;
+    if (own_past && !point.lsn && !point.time) {
       return fail(ErrorCode::kBadRequest,
-                  "source_branch_id: restoring a branch to its own past is not available on this "
-                  "server; take a "
-                  "snapshot and restore it instead");
+                  "source_timestamp or source_lsn: required to restore a branch to its own past");
+    }
+    if (own_past && !preserve) {
+      return fail(ErrorCode::kBadRequest,
+                  "preserve_under_name: required to restore a branch to its own past (the state "
+                  "it has now is kept under that name)");
     }
     ARGON_ASSIGN_OR_RETURN(auto source, find_branch(tx, p, *source_id));
     if (b.current_state != catalog::branch_state::kReady ||
@@ -355,7 +386,9 @@ Result<Reply> BranchHandlers::restore_branch(Request& c) {
                               "the preserved branch)",
                               b.id, children.size(), children.size() == 1 ? "" : "es"));
     }
-    ops::params::ResetBranch params{source.id, std::nullopt};
+    ops::params::ResetBranch params{
+        source.id, std::nullopt,
+        point.lsn ? std::optional(storage::format_lsn(*point.lsn)) : std::nullopt, time_text};
     if (preserve) {
       ARGON_RETURN_IF_ERROR(check_branch_name_free(tx, p.id, *preserve));
       catalog::Branch keep;
@@ -377,12 +410,16 @@ Result<Reply> BranchHandlers::restore_branch(Request& c) {
       }
       params.preserve_branch_id = keep.id;
     }
-    // The catalog's roles and databases become the source's, as its data will be.
-    for (const auto& r : tx.list_roles(b.id, true))
-      ARGON_RETURN_IF_ERROR(tx.delete_role_row(b.id, r.name));
-    for (const auto& d : tx.list_databases(b.id, true))
-      ARGON_RETURN_IF_ERROR(tx.delete_database_row(d.id));
-    ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, source.id, b.id, now));
+    // The catalog's roles and databases become the source's, as its data will be. (Restored to
+    // its own past, the branch's roles are those it has now; the data brings back its past ones,
+    // which the next suspend synchronises.)
+    if (!own_past) {
+      for (const auto& r : tx.list_roles(b.id, true))
+        ARGON_RETURN_IF_ERROR(tx.delete_role_row(b.id, r.name));
+      for (const auto& d : tx.list_databases(b.id, true))
+        ARGON_RETURN_IF_ERROR(tx.delete_database_row(d.id));
+      ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, source.id, b.id, now));
+    }
     b.updated_at = now;
     ARGON_RETURN_IF_ERROR(tx.put_branch(b));
     ARGON_ASSIGN_OR_RETURN(auto op,

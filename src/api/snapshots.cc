@@ -21,7 +21,8 @@ namespace {
 struct SnapshotParams {
   std::optional<std::string> name;
   std::optional<int64_t> expires_at;
-  storage::PointInTime point;  // `timestamp` or `lsn`: the state asked for, if not "now"
+  storage::PointInTime point;             // `timestamp` or `lsn`: the state asked for, if not "now"
+  std::optional<std::string> point_text;  // the `timestamp` as given (its precision counts)
 };
 
 // 422 with Neon's code for the limit, as its API answers.
@@ -57,6 +58,7 @@ Result<SnapshotParams> snapshot_params(const HttpRequest& req, const QueryParam&
   ARGON_ASSIGN_OR_RETURN(auto lsn, text("lsn", 64));
   if (timestamp && lsn) return fail(ErrorCode::kBadRequest, "timestamp and lsn cannot be combined");
   if (timestamp) {
+    out.point_text = timestamp;
     out.point.time = parse_time_span(*timestamp);
     if (!out.point.time) return fail(ErrorCode::kBadRequest, "timestamp: must be an RFC 3339 time");
   }
@@ -77,9 +79,10 @@ Result<Reply> SnapshotHandlers::create_snapshot(Request& c) {
   if (params.expires_at && *params.expires_at <= now) {
     return fail(ErrorCode::kBadRequest, "expires_at: must be in the future");
   }
-  // A past point can be captured only when it is the branch's current state: nothing committed
-  // after it (the branch's WAL tells). Anything else would silently hand back a different state.
-  // The operation checks again that nothing committed between this call and the capture.
+  // A past point is the branch's current state when nothing committed after it (the branch's WAL
+  // tells): then a capture of the branch is that state, and the operation checks again that
+  // nothing committed between this call and the capture. Any other point of the window, or one
+  // where something did commit meanwhile, is built from the branch's history.
   std::optional<std::string> wal_end;
   if (params.point.time || params.point.lsn) {
     ARGON_ASSIGN_OR_RETURN(auto b, ctx_.catalog.read([&](Tx& tx) -> Result<catalog::Branch> {
@@ -87,9 +90,14 @@ Result<Reply> SnapshotHandlers::create_snapshot(Request& c) {
       return find_branch(tx, p, c.param("branch_id"));
     }));
     ARGON_ASSIGN_OR_RETURN(auto history, ctx_.engine.branch_wal_history(b));
-    ARGON_RETURN_IF_ERROR(
-        storage::point_is_current(history, params.point, now * 1000 + 999, b.created_at * 1000));
-    wal_end = storage::format_lsn(history.end_lsn);
+    if (auto current = storage::point_is_current(history, params.point, now * 1000 + 999,
+                                                 b.created_at * 1000)) {
+      wal_end = storage::format_lsn(history.end_lsn);
+    } else if (current.error().code != ErrorCode::kConflict) {
+      return std::unexpected(current.error());
+    } else {
+      ARGON_RETURN_IF_ERROR(ctx_.engine.check_history_point(b, params.point));
+    }
   }
   return ctx_.mutate([&](Tx& tx) -> Result<Reply> {
     ARGON_ASSIGN_OR_RETURN(auto p, find_project(tx, c.param("project_id")));
@@ -114,9 +122,10 @@ Result<Reply> SnapshotHandlers::create_snapshot(Request& c) {
     ARGON_RETURN_IF_ERROR(tx.put_snapshot(s));
     // The catalog's view of roles and databases goes with the snapshot, under its id.
     ARGON_RETURN_IF_ERROR(copy_roles_and_databases(tx, b.id, s.id, now));
-    ARGON_ASSIGN_OR_RETURN(auto op,
-                           ctx_.engine.planner().add(tx, p.id, b.id, std::nullopt,
-                                                     ops::params::CreateSnapshot{s.id, wal_end}));
+    ARGON_ASSIGN_OR_RETURN(
+        auto op, ctx_.engine.planner().add(
+                     tx, p.id, b.id, std::nullopt,
+                     ops::params::CreateSnapshot{s.id, wal_end, s.lsn, params.point_text}));
     return Reply{
         200, json::object{{"snapshot", snapshot_json(s)}, {"operations", operations_json({op})}}};
   });

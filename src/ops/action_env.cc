@@ -38,8 +38,8 @@ std::optional<BranchRuntime> ActionEnv::load_runtime(catalog::Tx& tx, std::strin
   if (!branch) return std::nullopt;
   auto project = tx.get_project(project_id, true);
   if (!project) return std::nullopt;
-  return BranchRuntime{std::move(*branch), project->pg_version,
-                       tx.list_branch_endpoints(branch_id)};
+  return BranchRuntime{std::move(*branch), project->pg_version, tx.list_branch_endpoints(branch_id),
+                       project->history_retention_seconds};
 }
 
 Result<const PgInstall*> ActionEnv::install(int pg_major) const {
@@ -63,8 +63,25 @@ Result<compute::ComputeSpec> ActionEnv::compute_spec(const BranchRuntime& rt) {
   return spec;
 }
 
+Status ActionEnv::archive_into_history(const BranchRuntime& rt, compute::ComputeSpec& spec) {
+  if (!rt.history()) return {};
+  // basic_archive (PostgreSQL's own module) copies each completed segment into the branch's
+  // archive, fsynced, under a temporary name renamed into place; the path is relative to the data
+  // directory, so it follows a reset's exchange of the branch's directory.
+  ARGON_RETURN_IF_ERROR(storage.prepare_archive(spec.pgdata));
+  for (auto& s : std::vector<std::pair<std::string, std::string>>{
+           {"archive_mode", "on"},
+           {"archive_library", "basic_archive"},
+           {"basic_archive.archive_directory", "../wal"},
+       }) {
+    spec.settings.push_back(std::move(s));
+  }
+  return {};
+}
+
 Status ActionEnv::ensure_compute(const BranchRuntime& rt) {
   ARGON_ASSIGN_OR_RETURN(auto spec, compute_spec(rt));
+  ARGON_RETURN_IF_ERROR(archive_into_history(rt, spec));
   if (!storage.branch_exists(rt.branch.id)) {
     return fail(ErrorCode::kInternal,
                 fmt::format("branch {} has no data directory; it may still be being created",
@@ -84,7 +101,81 @@ Status ActionEnv::start_beside(const BranchRuntime& rt, const std::string& compu
   spec.settings.insert(spec.settings.begin(), {"recovery_init_sync_method", "syncfs"});
   spec.id = compute_id;
   spec.pgdata = pgdata;
+  ARGON_RETURN_IF_ERROR(archive_into_history(rt, spec));
   return computes.start(spec, options.compute_start_timeout);
+}
+
+Result<storage::RecoveryPlan> ActionEnv::plan_point(const BranchRuntime& source,
+                                                    const storage::PointInTime& point) {
+  ARGON_ASSIGN_OR_RETURN(const PgInstall* pg, install(source.pg_major));
+  if (!source.history()) {
+    return fail(ErrorCode::kBadRequest,
+                "the project keeps no history (history_retention_seconds is 0); set it on the "
+                "project to branch, snapshot or restore at a past point");
+  }
+  if (!storage.branch_exists(source.branch.id)) {
+    return fail(ErrorCode::kLocked,
+                fmt::format("branch {} has no data yet; retry once its operations finish",
+                            source.branch.id));
+  }
+  const int64_t now_us = clock.now_ms() * 1000 + 999;
+  const storage::HistoryWindow window{now_us - source.history_seconds * 1'000'000, now_us,
+                                      source.history_seconds};
+  return storage::plan_recovery(*pg, storage.runner(), storage.branch_dir(source.branch.id), point,
+                                window, storage.wal_view_dir(source.branch.id),
+                                storage.tool_scratch());
+}
+
+Result<uint64_t> ActionEnv::build_at_point(const BranchRuntime& source,
+                                           const storage::PointInTime& point, PointBuild build,
+                                           const std::string& id, const std::string& op_id,
+                                           bool history) {
+  const auto source_dir = storage.branch_dir(source.branch.id);
+  const auto planned_at = std::chrono::steady_clock::now();
+  ARGON_ASSIGN_OR_RETURN(auto plan, plan_point(source, point));
+  const double plan_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - planned_at)
+          .count();
+  ARGON_ASSIGN_OR_RETURN(auto spec, compute_spec(source));
+  spec.id = "pitr-" + id;
+  spec.log_file = storage.log_path(id);
+  for (auto& s : storage::recovery_settings(plan, source_dir))
+    spec.settings.push_back(std::move(s));
+  const auto built_at = std::chrono::steady_clock::now();
+  auto recover = [&](const std::filesystem::path& pgdata) -> Result<ControlData> {
+    spec.pgdata = pgdata;
+    return computes.settle(spec, options.compute_start_timeout);
+  };
+  const auto& image = plan.image.pgdata;
+  Result<storage::CloneStats> stats;
+  std::filesystem::path pgdata;
+  switch (build) {
+    case PointBuild::kBranch:
+      stats = storage.create_branch_at_point(id, image, recover, history);
+      pgdata = storage.branch_pgdata(id);
+      break;
+    case PointBuild::kResetCopy:
+      stats = storage.capture_reset_at_point(id, image, recover, op_id, history);
+      pgdata = storage.reset_pgdata(id);
+      break;
+    case PointBuild::kSnapshot:
+      stats = storage.create_snapshot_at_point(id, image, recover);
+      pgdata = storage.snapshot_pgdata(id);
+      break;
+  }
+  if (!stats) return std::unexpected(stats.error());
+  ARGON_ASSIGN_OR_RETURN(uint64_t branched_at, storage::switch_point(pgdata));
+  spdlog::info(
+      "{} at a point of branch {}: image {} ({} files), recovered {} ({}), planned in {:.1f} ms, "
+      "built in {:.1f} ms; branched off at {}",
+      id, source.branch.id, plan.image.pgdata.parent_path().filename().string(), stats->files,
+      plan.through ? "through the commit at " + storage::format_lsn(*plan.through)
+                   : std::string("to the image's consistency point"),
+      storage::format_lsn(plan.at.lsn), plan_ms,
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - built_at)
+          .count(),
+      storage::format_lsn(branched_at));
+  return branched_at;
 }
 
 void ActionEnv::warm_up(const std::string& compute_id, const std::string& branch_id) {

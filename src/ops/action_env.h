@@ -45,6 +45,10 @@ struct BranchRuntime {
   catalog::Branch branch;
   int pg_major = 0;
   std::vector<catalog::Endpoint> endpoints;  // not deleted
+  // The project's history window (history_retention_seconds); 0: no history is kept, and the
+  // branch's compute does not archive its WAL.
+  int64_t history_seconds = 0;
+  bool history() const { return history_seconds > 0; }
 };
 
 struct ActionEnv {
@@ -110,8 +114,30 @@ struct ActionEnv {
   // One sync_holds at a time, so the later catalog read is the one applied last.
   std::shared_ptr<std::mutex> holds_mu = std::make_shared<std::mutex>();
 
+  // A new data directory (a branch's, a reset's copy or a snapshot's) at `point` of `source`'s
+  // history (storage/history.h): the newest base image before the point, recovered from the
+  // source's archive through the last commit the point includes, by postgres --single with the
+  // source endpoint's settings, promoted to a timeline of its own and shut down cleanly, before
+  // anything can reach it. With `history`, the new branch's own history begins there. Returns the
+  // point the new branch branched off (the end of the last record replayed: Neon's parent_lsn). How
+  // `point` of `source`'s history would be recovered (storage/history.h's plan_recovery in the
+  // project's window): a 400 in Neon's words for a point outside it.
+  [[nodiscard]] Result<storage::RecoveryPlan> plan_point(const BranchRuntime& source,
+                                                         const storage::PointInTime& point);
+  enum class PointBuild {
+    kBranch,     // branches/<id>: a new branch
+    kResetCopy,  // branches/.reset-<id>: a branch restored in place (reset_branch), `op_id`'s
+    kSnapshot,   // snapshots/<id>: settled, not yet sealed
+  };
+  [[nodiscard]] Result<uint64_t> build_at_point(const BranchRuntime& source,
+                                                const storage::PointInTime& point, PointBuild build,
+                                                const std::string& id, const std::string& op_id,
+                                                bool history);
+
  private:
   Result<compute::ComputeSpec> compute_spec(const BranchRuntime& runtime);
+  // With the project's history on: the compute archives its WAL into the branch's archive.
+  Status archive_into_history(const BranchRuntime& runtime, compute::ComputeSpec& spec);
 };
 
 // A stop with no checkpoint, for a compute whose data nobody is served any more (the one a

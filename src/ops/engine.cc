@@ -100,6 +100,18 @@ Result<storage::WalHistory> Engine::branch_wal_history(const catalog::Branch& br
   return env_.storage.wal_history(*pg, env_.storage.branch_pgdata(branch.id));
 }
 
+Status Engine::check_history_point(const catalog::Branch& branch,
+                                   const storage::PointInTime& point) {
+  ARGON_ASSIGN_OR_RETURN(auto rt, env_.catalog.read([&](Tx& tx) -> Result<BranchRuntime> {
+    auto r = ActionEnv::load_runtime(tx, branch.project_id, branch.id);
+    if (!r) return fail(ErrorCode::kNotFound, fmt::format("branch {} not found", branch.id));
+    return *r;
+  }));
+  ARGON_ASSIGN_OR_RETURN(auto plan, env_.plan_point(rt, point));
+  (void)plan;
+  return {};
+}
+
 Status Engine::check_pg_settings(int pg_major, const std::string& settings_json,
                                  std::string_view field) {
   const auto settings = pg_settings_of(settings_json);

@@ -52,6 +52,11 @@ class Engine final : public compute::EndpointResolver {
   // What a branch's WAL says about its last commit (storage/wal_history.h), for a snapshot asked
   // for at a point in time. Runs PostgreSQL's tools: tens of milliseconds.
   [[nodiscard]] Result<storage::WalHistory> branch_wal_history(const catalog::Branch& branch);
+  // Whether `point` of the branch's history can be recovered (ActionEnv::plan_point): the 400s a
+  // user gets for a point outside the window, before anything is planned as an operation. Reads
+  // the branch's WAL from its nearest base image with pg_waldump.
+  [[nodiscard]] Status check_history_point(const catalog::Branch& branch,
+                                           const storage::PointInTime& point);
   // A 400 naming `field` when PostgreSQL `pg_major` refuses the pg_settings in `settings_json` (an
   // object that may hold "pg_settings"), asked of `postgres -C` without starting anything.
   [[nodiscard]] Status check_pg_settings(int pg_major, const std::string& settings_json,

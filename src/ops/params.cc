@@ -133,6 +133,8 @@ json::object to_json(const ActionParams& p) {
         if constexpr (std::is_same_v<T, params::CreateBranch>) {
           o["source"] = v.source == params::CreateBranch::Source::kTemplate ? "template" : "parent";
           put_opt(o, "parent_branch_id", v.parent_branch_id);
+          put_opt(o, "point_lsn", v.point_lsn);
+          put_opt(o, "point_time", v.point_time);
         } else if constexpr (std::is_same_v<T, params::RestoreBranch>) {
           o["source"] = "snapshot";
           o["snapshot_id"] = v.snapshot_id;
@@ -143,9 +145,13 @@ json::object to_json(const ActionParams& p) {
           o["source"] = "reset";
           o["source_branch_id"] = v.source_branch_id;
           put_opt(o, "preserve_branch_id", v.preserve_branch_id);
+          put_opt(o, "point_lsn", v.point_lsn);
+          put_opt(o, "point_time", v.point_time);
         } else if constexpr (std::is_same_v<T, params::CreateSnapshot>) {
           o["snapshot_id"] = v.snapshot_id;
           put_opt(o, "wal_end", v.wal_end);
+          put_opt(o, "point_lsn", v.point_lsn);
+          put_opt(o, "point_time", v.point_time);
         } else if constexpr (std::is_same_v<T, params::DeleteSnapshot>) {
           o["snapshot_id"] = v.snapshot_id;
         } else if constexpr (std::is_same_v<T, params::SuspendCompute>) {
@@ -185,7 +191,8 @@ Result<ActionParams> parse_params(ActionKind kind, std::string_view text) {
         r.problem("source", "\"template\" or \"parent\"");
       out = params::CreateBranch{source == "template" ? params::CreateBranch::Source::kTemplate
                                                       : params::CreateBranch::Source::kParent,
-                                 r.opt_str("parent_branch_id")};
+                                 r.opt_str("parent_branch_id"), r.opt_str("point_lsn"),
+                                 r.opt_str("point_time")};
       break;
     }
     case ActionKind::kRestoreBranch:
@@ -195,10 +202,12 @@ Result<ActionParams> parse_params(ActionKind kind, std::string_view text) {
       out = params::FinalizeRestore{r.str("target_branch_id"), r.opt_str("old_name")};
       break;
     case ActionKind::kResetBranch:
-      out = params::ResetBranch{r.str("source_branch_id"), r.opt_str("preserve_branch_id")};
+      out = params::ResetBranch{r.str("source_branch_id"), r.opt_str("preserve_branch_id"),
+                                r.opt_str("point_lsn"), r.opt_str("point_time")};
       break;
     case ActionKind::kCreateSnapshot:
-      out = params::CreateSnapshot{r.str("snapshot_id"), r.opt_str("wal_end")};
+      out = params::CreateSnapshot{r.str("snapshot_id"), r.opt_str("wal_end"),
+                                   r.opt_str("point_lsn"), r.opt_str("point_time")};
       break;
     case ActionKind::kDeleteSnapshot:
       out = params::DeleteSnapshot{r.str("snapshot_id")};

@@ -47,6 +47,10 @@ struct CreateBranch {
   // The branch copied from (kParent). Rows from before it was recorded lack it: the scheduler then
   // keeps every compute operation of the project waiting behind this one.
   std::optional<std::string> parent_branch_id;
+  // A point of the parent's history to branch at (Neon's parent_lsn / parent_timestamp, as the
+  // API got them); neither: the parent's current state.
+  std::optional<std::string> point_lsn;
+  std::optional<std::string> point_time;
 };
 struct RestoreBranch {
   static constexpr ActionKind kKind = ActionKind::kRestoreBranch;
@@ -61,12 +65,21 @@ struct ResetBranch {
   static constexpr ActionKind kKind = ActionKind::kResetBranch;
   std::string source_branch_id;
   std::optional<std::string> preserve_branch_id;  // receives the old data (and the children)
+  // A point of the source's history (source_lsn / source_timestamp); neither: its current state.
+  std::optional<std::string> point_lsn;
+  std::optional<std::string> point_time;
 };
 struct CreateSnapshot {
   static constexpr ActionKind kKind = ActionKind::kCreateSnapshot;
   std::string snapshot_id;
-  // Set when the snapshot was asked for at a point in time: the branch's WAL end the API call saw.
+  // Set when the snapshot was asked for at a point in time that was the branch's current state
+  // (nothing had committed after it): the branch's WAL end the API call saw. The capture is
+  // verified against it; if something committed meanwhile, the point is built from history.
   std::optional<std::string> wal_end;
+  // The point asked for (`lsn` / `timestamp`), built from the branch's history unless the
+  // capture above serves it.
+  std::optional<std::string> point_lsn;
+  std::optional<std::string> point_time;
 };
 struct DeleteSnapshot {
   static constexpr ActionKind kKind = ActionKind::kDeleteSnapshot;

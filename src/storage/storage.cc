@@ -23,6 +23,23 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr std::string_view kTmpPrefix = ".tmp-";
+constexpr const char* kResetPrefix = ".reset-";
+constexpr const char* kResetMarker = "reset-op";
+constexpr const char* kSettlingMarker = "settling";
+constexpr const char* kSettledMarker = "settled";
+constexpr const char* kUnsettledMarker = "unsettled";
+
+// A file in a snapshot's directory that says a step began or ended (put_marker: an empty one,
+// written durably once).
+Status put_marker(const fs::path& dir, const char* name) {
+  std::error_code ec;
+  if (fs::exists(dir / name, ec)) return {};
+  return write_file_atomic(dir / name, "", 0600);
+}
+bool has_marker(const fs::path& dir, const char* name) {
+  std::error_code ec;
+  return fs::exists(dir / name, ec);
+}
 
 bool is_wal_segment_name(const std::string& name) {
   if (name.size() != 24) return false;
@@ -194,29 +211,138 @@ bool Storage::branch_exists(std::string_view id) const {
   return fs::exists(branch_pgdata(id) / "PG_VERSION", ec);
 }
 
-Status Storage::create_branch_from_template(std::string_view id, int major) {
+Status Storage::create_branch_from_template(std::string_view id, int major, bool history) {
   return build_dir(branch_dir(id), [&](const fs::path& tmp_pgdata) -> Status {
     CloneOptions opts;
     opts.owner = options_.pg_user;
     auto stats = clone_tree(*driver_, template_pgdata(major), tmp_pgdata, opts);
     if (!stats) return std::unexpected(stats.error());
+    if (history) return begin_history(tmp_pgdata.parent_path(), std::nullopt);
     return {};
   });
 }
 
-Result<CloneStats> Storage::create_branch_from_stopped(std::string_view id, const fs::path& src) {
-  return capture_stopped(branch_dir(id), src, false);
+Result<CloneStats> Storage::create_branch_from_stopped(std::string_view id, const fs::path& src,
+                                                       bool history) {
+  return capture_stopped(branch_dir(id), src, false, history);
 }
 
 Result<CaptureInfo> Storage::create_branch_from_running(std::string_view id, const fs::path& src,
-                                                        PgConn& admin, int major) {
-  return capture_running(branch_dir(id), src, admin, major);
+                                                        PgConn& admin, int major, bool history) {
+  return capture_running(branch_dir(id), src, admin, major, history);
+}
+
+Result<CloneStats> Storage::recover_at_point(
+    const fs::path& final_dir, const fs::path& image_pgdata, const SettleFn& recover, int copies,
+    const std::function<Status(const fs::path& tmp_pgdata, const ControlData&)>& then) {
+  ARGON_RETURN_IF_ERROR(check_space(final_dir, image_pgdata, copies));
+  CloneStats out;
+  auto st = build_dir(final_dir, [&](const fs::path& tmp_pgdata) -> Status {
+    CloneOptions opts;
+    opts.owner = options_.pg_user;
+    ARGON_ASSIGN_OR_RETURN(out, clone_tree(*driver_, image_pgdata, tmp_pgdata, opts));
+    ARGON_RETURN_IF_ERROR(write_file_atomic(tmp_pgdata / "recovery.signal", "", 0600));
+    (void)::chown((tmp_pgdata / "recovery.signal").c_str(), options_.pg_user.uid,
+                  options_.pg_user.gid);  // as for backup_label: best effort
+    // The recovered cluster's first WAL (its timeline's history file) is marked for archiving.
+    ARGON_RETURN_IF_ERROR(prepare_archive(tmp_pgdata));
+    crash_point("history.cloned");
+    ARGON_ASSIGN_OR_RETURN(auto control, recover(tmp_pgdata));
+    crash_point("history.recovered");
+    return then(tmp_pgdata, control);
+  });
+  if (!st) return std::unexpected(st.error());
+  return out;
+}
+
+Result<CloneStats> Storage::create_branch_at_point(std::string_view id,
+                                                   const fs::path& image_pgdata,
+                                                   const SettleFn& recover, bool history) {
+  return recover_at_point(branch_dir(id), image_pgdata, recover, history ? 2 : 1,
+                          [&](const fs::path& tmp_pgdata, const ControlData&) -> Status {
+                            if (history)
+                              return begin_history(tmp_pgdata.parent_path(), std::nullopt);
+                            return {};
+                          });
+}
+
+Result<CloneStats> Storage::capture_reset_at_point(std::string_view id,
+                                                   const fs::path& image_pgdata,
+                                                   const SettleFn& recover,
+                                                   const std::string& op_id, bool history) {
+  const fs::path dir = reset_dir(id);
+  auto stats = recover_at_point(dir, image_pgdata, recover, history ? 2 : 1,
+                                [&](const fs::path& tmp_pgdata, const ControlData&) -> Status {
+                                  if (history)
+                                    return begin_history(tmp_pgdata.parent_path(), std::nullopt);
+                                  return {};
+                                });
+  if (!stats) return stats;
+  if (auto st = write_file_atomic(dir / kResetMarker, op_id, 0600); !st)
+    return std::unexpected(st.error());
+  return stats;
+}
+
+Result<CloneStats> Storage::create_snapshot_at_point(std::string_view id,
+                                                     const fs::path& image_pgdata,
+                                                     const SettleFn& recover) {
+  // Recovery ended in a clean shutdown: the snapshot is settled as it is built.
+  return recover_at_point(
+      snapshot_dir(id), image_pgdata, recover, 1,
+      [&](const fs::path& tmp_pgdata, const ControlData& control) -> Status {
+        ARGON_RETURN_IF_ERROR(trim_settled_wal(tmp_pgdata, control));
+        ARGON_RETURN_IF_ERROR(put_marker(tmp_pgdata.parent_path(), kSettlingMarker));
+        return put_marker(tmp_pgdata.parent_path(), kSettledMarker);
+      });
+}
+
+Status Storage::prepare_archive(const fs::path& pgdata) {
+  const fs::path wal = pgdata.parent_path() / kArchiveDir;
+  std::error_code ec;
+  if (fs::is_directory(wal, ec)) return {};
+  ARGON_RETURN_IF_ERROR(make_dir(wal, 0700));
+  if (::geteuid() == 0 && ::chown(wal.c_str(), options_.pg_user.uid, options_.pg_user.gid) != 0)
+    return fail(ErrorCode::kInternal, fmt::format("cannot chown {}", wal.string()));
+  return {};
+}
+
+Status Storage::begin_history(const fs::path& dir, const std::optional<std::string>& stop_lsn) {
+  ARGON_RETURN_IF_ERROR(prepare_archive(dir / "pgdata"));
+  const fs::path images = dir / kImagesDir;
+  ARGON_RETURN_IF_ERROR(make_dir(images, 0700));
+  const fs::path tmp = images / std::string(kTmpPrefix);
+  ARGON_RETURN_IF_ERROR(remove_tree(tmp));
+  ARGON_RETURN_IF_ERROR(make_dir(tmp, 0700));
+  CloneOptions opts;
+  opts.owner = options_.pg_user;
+  opts.filter = [](const fs::path& rel, bool is_dir) {
+    if (!is_dir && (rel == "postmaster.pid" || rel == "postmaster.opts")) return CloneFilter::kSkip;
+    return CloneFilter::kInclude;
+  };
+  ARGON_RETURN_IF_ERROR(clone_tree(*driver_, dir / "pgdata", tmp / "pgdata", opts));
+  if (stop_lsn) ARGON_RETURN_IF_ERROR(write_file_atomic(tmp / "stop-lsn", *stop_lsn, 0600));
+  // Named once complete, by the time then: every commit the image holds is older.
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return rename_durable(tmp, images / std::to_string(now_ms));
+}
+
+fs::path Storage::wal_view_dir(std::string_view branch_id) const {
+  static std::atomic<uint64_t> counter{0};
+  return options_.data_dir / "branches" /
+         fmt::format("{}view-{}-{}", kTmpPrefix, branch_id, counter.fetch_add(1));
+}
+
+fs::path Storage::tool_scratch() const {
+  static std::atomic<uint64_t> counter{0};
+  return options_.data_dir / "logs" / fmt::format("pg-tool-{}.out", counter.fetch_add(1));
 }
 
 // Before a clone: room for it (all of it with the copy driver; blocks are shared with reflink)
 // plus a margin that keeps the computes on this filesystem able to write WAL. Running out of
 // space midway would also take the serving branch down: Postgres stops when it cannot write WAL.
-Status Storage::check_space(const fs::path& final_dir, const fs::path& src) {
+Status Storage::check_space(const fs::path& final_dir, const fs::path& src, int copies) {
   constexpr uint64_t kMargin = 64ull << 20;
   std::error_code ec;
   if (fs::exists(final_dir, ec)) return {};  // already built (a re-run)
@@ -225,7 +351,7 @@ Status Storage::check_space(const fs::path& final_dir, const fs::path& src) {
     for (auto it = fs::recursive_directory_iterator(src, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       std::error_code fe;
-      if (it->is_regular_file(fe)) need += it->file_size(fe);
+      if (it->is_regular_file(fe)) need += it->file_size(fe) * static_cast<uint64_t>(copies);
     }
   }
   struct statvfs v {};
@@ -241,8 +367,8 @@ Status Storage::check_space(const fs::path& final_dir, const fs::path& src) {
 }
 
 Result<CloneStats> Storage::capture_stopped(const fs::path& final_dir, const fs::path& src,
-                                            bool writable) {
-  ARGON_RETURN_IF_ERROR(check_space(final_dir, src));
+                                            bool writable, bool history) {
+  ARGON_RETURN_IF_ERROR(check_space(final_dir, src, history ? 2 : 1));
   CloneStats out;
   auto st = build_dir(final_dir, [&](const fs::path& tmp_pgdata) -> Status {
     CloneOptions opts;
@@ -256,6 +382,7 @@ Result<CloneStats> Storage::capture_stopped(const fs::path& final_dir, const fs:
     auto stats = clone_tree(*driver_, src, tmp_pgdata, opts);
     if (!stats) return std::unexpected(stats.error());
     out = *stats;
+    if (history) return begin_history(tmp_pgdata.parent_path(), std::nullopt);
     return {};
   });
   if (!st) return std::unexpected(st.error());
@@ -263,8 +390,8 @@ Result<CloneStats> Storage::capture_stopped(const fs::path& final_dir, const fs:
 }
 
 Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs::path& src,
-                                             PgConn& admin, int major) {
-  ARGON_RETURN_IF_ERROR(check_space(final_dir, src));
+                                             PgConn& admin, int major, bool history) {
+  ARGON_RETURN_IF_ERROR(check_space(final_dir, src, history ? 2 : 1));
   CaptureInfo info;
   auto st = build_dir(final_dir, [&](const fs::path& tmp_pgdata) -> Status {
     const bool v15 = major >= 15;
@@ -324,6 +451,7 @@ Result<CaptureInfo> Storage::capture_running(const fs::path& final_dir, const fs
       info.stats.files++;
     }
     if (ec) return fail(ErrorCode::kInternal, fmt::format("cannot list {}/pg_wal", src.string()));
+    if (history) return begin_history(tmp_pgdata.parent_path(), info.stop_lsn);
     return {};
   });
   if (!st) return std::unexpected(st.error());
@@ -340,31 +468,13 @@ bool Storage::snapshot_exists(std::string_view id) const {
 }
 
 Result<CloneStats> Storage::create_snapshot_from_stopped(std::string_view id, const fs::path& src) {
-  return capture_stopped(snapshot_dir(id), src, false);
+  return capture_stopped(snapshot_dir(id), src, false, false);
 }
 
 Result<CaptureInfo> Storage::create_snapshot_from_running(std::string_view id, const fs::path& src,
                                                           PgConn& admin, int major) {
-  return capture_running(snapshot_dir(id), src, admin, major);
+  return capture_running(snapshot_dir(id), src, admin, major, false);
 }
-
-namespace {
-constexpr const char* kSettlingMarker = "settling";
-constexpr const char* kSettledMarker = "settled";
-constexpr const char* kUnsettledMarker = "unsettled";
-
-// A file in a snapshot's directory that says a step began or ended (put_marker: an empty one,
-// written durably once).
-Status put_marker(const fs::path& dir, const char* name) {
-  std::error_code ec;
-  if (fs::exists(dir / name, ec)) return {};
-  return write_file_atomic(dir / name, "", 0600);
-}
-bool has_marker(const fs::path& dir, const char* name) {
-  std::error_code ec;
-  return fs::exists(dir / name, ec);
-}
-}  // namespace
 
 Status Storage::begin_settling(std::string_view id) {
   return put_marker(snapshot_dir(id), kSettlingMarker);
@@ -620,7 +730,8 @@ Status Storage::scrub_snapshot(std::string_view id, int64_t now_ms, const Pace& 
 }
 
 Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_id,
-                                                        std::string_view snapshot_id) {
+                                                        std::string_view snapshot_id,
+                                                        bool history) {
   // A snapshot being settled is settled in moments: its copy then starts at once, where the
   // capture's WAL would be replayed beside the settling.
   if (std::unique_lock wait(settling_mu_); settling_.contains(snapshot_id)) {
@@ -658,8 +769,8 @@ Result<CloneStats> Storage::create_branch_from_snapshot(std::string_view branch_
   }
   const double check_ms = ms(began);
   const auto cloning = std::chrono::steady_clock::now();
-  auto stats =
-      capture_stopped(branch_dir(branch_id), snapshot_pgdata(snapshot_id), /*writable=*/true);
+  auto stats = capture_stopped(branch_dir(branch_id), snapshot_pgdata(snapshot_id),
+                               /*writable=*/true, history);
   if (stats) {
     spdlog::info(
         "branch {} from snapshot {}: checked in {:.1f} ms, {} files ({} MB) cloned in "
@@ -711,20 +822,15 @@ Status Storage::remove_branch(std::string_view id) {
   return remove_dir(branch_dir(id), id);
 }
 
-namespace {
-constexpr const char* kResetPrefix = ".reset-";
-constexpr const char* kResetMarker = "reset-op";
-}  // namespace
-
 fs::path Storage::reset_dir(std::string_view id) const {
   return options_.data_dir / "branches" / (std::string(kResetPrefix) + std::string(id));
 }
 fs::path Storage::reset_pgdata(std::string_view id) const { return reset_dir(id) / "pgdata"; }
 
 Result<CloneStats> Storage::capture_reset_from_stopped(std::string_view id, const fs::path& src,
-                                                       const std::string& op_id) {
+                                                       const std::string& op_id, bool history) {
   const fs::path dir = reset_dir(id);
-  auto stats = capture_stopped(dir, src, false);
+  auto stats = capture_stopped(dir, src, false, history);
   if (!stats) return stats;
   if (auto st = write_file_atomic(dir / kResetMarker, op_id, 0600); !st)
     return std::unexpected(st.error());
@@ -733,9 +839,9 @@ Result<CloneStats> Storage::capture_reset_from_stopped(std::string_view id, cons
 
 Result<CaptureInfo> Storage::capture_reset_from_running(std::string_view id, const fs::path& src,
                                                         PgConn& admin, int major,
-                                                        const std::string& op_id) {
+                                                        const std::string& op_id, bool history) {
   const fs::path dir = reset_dir(id);
-  auto info = capture_running(dir, src, admin, major);
+  auto info = capture_running(dir, src, admin, major, history);
   if (!info) return info;
   if (auto st = write_file_atomic(dir / kResetMarker, op_id, 0600); !st)
     return std::unexpected(st.error());

@@ -25,6 +25,7 @@
 #include "common/pg_install.h"
 #include "common/process_runner.h"
 #include "storage/clone_driver.h"
+#include "storage/history.h"
 #include "storage/manifest.h"
 #include "storage/tree_cloner.h"
 #include "storage/wal_history.h"
@@ -68,14 +69,42 @@ class Storage {
                                                 std::string_view name);
 
   bool branch_exists(std::string_view branch_id) const;
-  Status create_branch_from_template(std::string_view branch_id, int major);
+  // With `history`, a branch's data is built with the beginning of its history (history.h): an
+  // empty archive and a base image, a clone of the data as built, before any compute starts it.
+  Status create_branch_from_template(std::string_view branch_id, int major, bool history);
   // Source cluster is not running (clean shutdown or never started).
   Result<CloneStats> create_branch_from_stopped(std::string_view branch_id,
-                                                const std::filesystem::path& src_pgdata);
+                                                const std::filesystem::path& src_pgdata,
+                                                bool history);
   // Source cluster is running: a base backup through `admin` (a superuser connection to it).
   Result<CaptureInfo> create_branch_from_running(std::string_view branch_id,
                                                  const std::filesystem::path& src_pgdata,
-                                                 PgConn& admin, int major);
+                                                 PgConn& admin, int major, bool history);
+  // Brings a clone of `pgdata` to a clean shutdown and returns its control data.
+  using SettleFn = std::function<Result<ControlData>(const std::filesystem::path& pgdata)>;
+  // A branch at a point of another branch's history: `image` (a base image of that branch) is
+  // cloned into the new branch's place with recovery.signal, and `recover` brings it to the point
+  // (Computes::settle with history.h's recovery_settings): it ends cleanly shut down on a timeline
+  // of its own. Then, with `history`, its own history begins (an archive and a base image).
+  Result<CloneStats> create_branch_at_point(std::string_view branch_id,
+                                            const std::filesystem::path& image_pgdata,
+                                            const SettleFn& recover, bool history);
+  // The same built as a reset's copy (capture_reset_*): a branch restored to a point in place.
+  Result<CloneStats> capture_reset_at_point(std::string_view branch_id,
+                                            const std::filesystem::path& image_pgdata,
+                                            const SettleFn& recover, const std::string& op_id,
+                                            bool history);
+  // The same built as a snapshot, settled (trimmed like a settled capture) but not yet sealed.
+  Result<CloneStats> create_snapshot_at_point(std::string_view snapshot_id,
+                                              const std::filesystem::path& image_pgdata,
+                                              const SettleFn& recover);
+  // The directory a compute archives into (`../wal` from its data directory), made if missing.
+  Status prepare_archive(const std::filesystem::path& pgdata);
+  // A scratch directory for history.h's plan_recovery (a .tmp-* name: startup removes leftovers).
+  std::filesystem::path wal_view_dir(std::string_view branch_id) const;
+  // A scratch file path for PostgreSQL's tools' output.
+  std::filesystem::path tool_scratch() const;
+  ProcessRunner& runner() { return runner_; }
   Status remove_branch(std::string_view branch_id);
 
   // A branch reset in place (same id) to another branch's current state. The new data is built
@@ -85,11 +114,11 @@ class Storage {
   // step is idempotent, so an operation interrupted anywhere can run again.
   Result<CloneStats> capture_reset_from_stopped(std::string_view branch_id,
                                                 const std::filesystem::path& src_pgdata,
-                                                const std::string& op_id);
+                                                const std::string& op_id, bool history);
   Result<CaptureInfo> capture_reset_from_running(std::string_view branch_id,
                                                  const std::filesystem::path& src_pgdata,
-                                                 PgConn& admin, int major,
-                                                 const std::string& op_id);
+                                                 PgConn& admin, int major, const std::string& op_id,
+                                                 bool history);
   // Where the new data is built (the branch's directory is `reset_dir`, its cluster
   // `reset_pgdata`); after the exchange, where the old data waits for finish_reset.
   std::filesystem::path reset_dir(std::string_view branch_id) const;
@@ -136,8 +165,6 @@ class Storage {
   // off every operation's path, settle_beside settles a copy of it and puts that in its place.
   Status mark_unsettled(std::string_view snapshot_id);
   bool awaiting_settle(std::string_view snapshot_id) const;
-  // Brings a copy of pgdata to a clean shutdown and returns its control data.
-  using SettleFn = std::function<Result<ControlData>(const std::filesystem::path& pgdata)>;
   // Clones the unsettled snapshot (its stamps checked first) into snapshots/.tmp-settle-<id>,
   // settles and trims that, seals it, and exchanges the two directories in one rename: a restore
   // (which clones under the snapshot's lock) sees the one or the other, whole. A crash anywhere
@@ -163,7 +190,7 @@ class Storage {
   // file differs from its manifest (files whose stamp is unchanged are not read), or, before
   // the manifest is written, when a file's stamp moved.
   Result<CloneStats> create_branch_from_snapshot(std::string_view branch_id,
-                                                 std::string_view snapshot_id);
+                                                 std::string_view snapshot_id, bool history);
   Status remove_snapshot(std::string_view snapshot_id);
   // storage/wal_history.h on a cluster directory of this layout (a branch's or a snapshot's).
   Result<WalHistory> wal_history(const PgInstall& pg, const std::filesystem::path& pgdata,
@@ -177,14 +204,27 @@ class Storage {
 
  private:
   Result<CloneStats> capture_stopped(const std::filesystem::path& final_dir,
-                                     const std::filesystem::path& src, bool writable);
+                                     const std::filesystem::path& src, bool writable, bool history);
   Result<CaptureInfo> capture_running(const std::filesystem::path& final_dir,
-                                      const std::filesystem::path& src, PgConn& admin, int major);
+                                      const std::filesystem::path& src, PgConn& admin, int major,
+                                      bool history);
+  // The builds at a point: `image` cloned into `final_dir` with recovery.signal, recovered, then
+  // `then` on the result (inside the build, before it is renamed into place).
+  Result<CloneStats> recover_at_point(
+      const std::filesystem::path& final_dir, const std::filesystem::path& image_pgdata,
+      const SettleFn& recover, int copies,
+      const std::function<Status(const std::filesystem::path& tmp_pgdata, const ControlData&)>&
+          then);
+  // Inside a build (`dir` is its .tmp-* directory, its data in dir/pgdata): an empty archive and
+  // a base image of the data as built. `stop_lsn`: a backup capture's consistency point.
+  Status begin_history(const std::filesystem::path& dir,
+                       const std::optional<std::string>& stop_lsn);
   Status make_read_only(const std::filesystem::path& dir);
   // seal_snapshot on `dir` (a snapshot's directory, or its settled copy being made): its pgdata
   // made read-only, then its stamps written beside it.
   Status seal_dir(const std::filesystem::path& dir);
-  Status check_space(const std::filesystem::path& final_dir, const std::filesystem::path& src);
+  Status check_space(const std::filesystem::path& final_dir, const std::filesystem::path& src,
+                     int copies = 1);
   std::vector<std::string> list_dirs(std::string_view sub) const;
   Status remove_dir(const std::filesystem::path& dir, std::string_view id);
   // Builds `final_dir` via `fill(tmp_pgdata)`; no-op when final_dir exists.

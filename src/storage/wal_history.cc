@@ -31,13 +31,14 @@ std::vector<std::string_view> lines_of(std::string_view text) {
 }  // namespace
 
 Result<WalHistory> parse_waldump(std::string_view text, uint64_t from, uint64_t segment_bytes,
-                                 std::optional<uint64_t> until) {
+                                 std::optional<uint64_t> until, const OnCommit& on_commit) {
   static const std::regex missing_segment(
       R"re(could not find file "[0-9A-F]{8}([0-9A-F]{8})([0-9A-F]{8})")re");
   static const std::regex commit(
       R"(^rmgr: Transaction .* lsn: ([0-9A-Fa-f]+/[0-9A-Fa-f]+), .*desc: COMMIT\S*.*?(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d+))? UTC)");
   WalHistory out;
   std::optional<uint64_t> end;
+  bool reading = true;
   for (auto view : lines_of(text)) {
     std::string line(view);
     std::smatch m;
@@ -48,6 +49,11 @@ Result<WalHistory> parse_waldump(std::string_view text, uint64_t from, uint64_t 
       if (!lsn || !us)
         return fail(ErrorCode::kInternal,
                     fmt::format("pg_waldump: unreadable commit record: {}", line));
+      if (!reading) continue;
+      if (on_commit && !on_commit(CommitRecord{*lsn, *us})) {
+        reading = false;
+        continue;
+      }
       out.last_commit_lsn = std::max(out.last_commit_lsn.value_or(0), *lsn);
       out.last_commit_time_us = std::max(out.last_commit_time_us.value_or(0), *us);
       continue;
@@ -86,6 +92,27 @@ Result<WalHistory> parse_waldump(std::string_view text, uint64_t from, uint64_t 
   return out;
 }
 
+Result<WalHistory> dump_commits(const PgInstall& pg, ProcessRunner& runner, const fs::path& wal_dir,
+                                int timeline, uint64_t segment_bytes, uint64_t from,
+                                std::optional<uint64_t> until, const fs::path& scratch,
+                                const OnCommit& on_commit) {
+  std::vector<std::string> argv = {pg.bin("pg_waldump").string(),
+                                   "--path",
+                                   wal_dir.string(),
+                                   "--timeline",
+                                   std::to_string(timeline),
+                                   "--rmgr",
+                                   "Transaction",
+                                   "--start",
+                                   format_lsn(from)};
+  if (until) {
+    argv.push_back("--end");
+    argv.push_back(format_lsn(*until));
+  }
+  ARGON_ASSIGN_OR_RETURN(auto dump, run_pg_tool(runner, std::move(argv), scratch));
+  return parse_waldump(dump, from, segment_bytes, until, on_commit);
+}
+
 Result<WalHistory> read_wal_history(const PgInstall& pg, ProcessRunner& runner,
                                     const fs::path& pgdata, std::optional<uint64_t> from,
                                     std::optional<uint64_t> until, const fs::path& scratch) {
@@ -106,21 +133,8 @@ Result<WalHistory> read_wal_history(const PgInstall& pg, ProcessRunner& runner,
     files_end = std::max(files_end.value_or(0), seg_end);
   }
   if (files_end && (!until || *files_end < *until)) until = files_end;
-  std::vector<std::string> argv = {pg.bin("pg_waldump").string(),
-                                   "--path",
-                                   (pgdata / "pg_wal").string(),
-                                   "--timeline",
-                                   std::to_string(control.timeline),
-                                   "--rmgr",
-                                   "Transaction",
-                                   "--start",
-                                   format_lsn(start)};
-  if (until) {
-    argv.push_back("--end");
-    argv.push_back(format_lsn(*until));
-  }
-  ARGON_ASSIGN_OR_RETURN(auto dump, run_pg_tool(runner, std::move(argv), scratch));
-  ARGON_ASSIGN_OR_RETURN(auto history, parse_waldump(dump, start, control.segment_bytes, until));
+  ARGON_ASSIGN_OR_RETURN(auto history, dump_commits(pg, runner, pgdata / "pg_wal", control.timeline,
+                                                    control.segment_bytes, start, until, scratch));
   history.redo_lsn = control.redo_lsn;
   history.checkpoint_time_us = control.checkpoint_time_us;
   // pg_control is rewritten when a checkpoint completes, so its mtime is also no earlier than any

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,10 +32,29 @@ struct WalHistory {
   std::optional<int64_t> last_commit_time_us;
 };
 
+// One commit record: where it starts and the commit time it carries (µs since the epoch).
+struct CommitRecord {
+  uint64_t lsn = 0;
+  int64_t time_us = 0;
+};
+// Called for each commit record in LSN order; returning false stops reading there.
+using OnCommit = std::function<bool(const CommitRecord&)>;
+
 // pg_waldump -r Transaction output (TZ=UTC), read from `from` (to `until` if given): the newest
 // commit and the end of valid WAL. A missing segment is an error: what is in it is unknown.
+// `on_commit`, if given, sees every commit record; once it returns false the rest is not read
+// (end_lsn is then the place reading would have ended).
 Result<WalHistory> parse_waldump(std::string_view text, uint64_t from, uint64_t segment_bytes,
-                                 std::optional<uint64_t> until = std::nullopt);
+                                 std::optional<uint64_t> until = std::nullopt,
+                                 const OnCommit& on_commit = {});
+
+// pg_waldump -r Transaction over `wal_dir` (segment files of `timeline`) from `from` to the end of
+// valid WAL (or `until`). `scratch` is a file path for the tool's output (removed).
+Result<WalHistory> dump_commits(const PgInstall& pg, ProcessRunner& runner,
+                                const std::filesystem::path& wal_dir, int timeline,
+                                uint64_t segment_bytes, uint64_t from,
+                                std::optional<uint64_t> until, const std::filesystem::path& scratch,
+                                const OnCommit& on_commit = {});
 
 // Reads `pgdata` (running or stopped) from `from` (default: the latest checkpoint's redo point) to
 // the end of its WAL, or to `until`. `scratch` is a file path for the tools' output (removed).

@@ -46,7 +46,8 @@ TEST(ProcessFaultTest, RefusedSettingsChangeNothingAndAComputeThatCannotStartSay
   EXPECT_EQ(a.get(endpoint_path).body.at("endpoint").at("settings").as_object().size(), 0u)
       << "nothing changed";
 
-  // A conflict only a start finds: argond streams WAL for live captures (max_wal_senders > 0).
+  // A conflict only a start finds: argond archives every compute's WAL for the branch's history
+  // (archive_mode=on; it also streams WAL for live captures).
   auto patch = a.call("PATCH", endpoint_path,
                       R"({"endpoint":{"settings":{"pg_settings":{"wal_level":"minimal"}}}})");
   ASSERT_EQ(patch.status, 200) << patch.raw;
@@ -59,7 +60,7 @@ TEST(ProcessFaultTest, RefusedSettingsChangeNothingAndAComputeThatCannotStartSay
       error = std::string(op.at("error").as_string());
     }
   }
-  EXPECT_NE(error.find("WAL streaming (max_wal_senders > 0) requires wal_level"), std::string::npos)
+  EXPECT_NE(error.find("WAL archival cannot be enabled when wal_level is"), std::string::npos)
       << "the operation says PostgreSQL's reason: " << error;
 
   // A client waking it gets the reason as an ErrorResponse, at once.
@@ -67,7 +68,7 @@ TEST(ProcessFaultTest, RefusedSettingsChangeNothingAndAComputeThatCannotStartSay
     query_value(info, "SELECT 1");
     ADD_FAILURE() << "a compute that cannot start served a query";
   } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("requires wal_level"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("when wal_level is"), std::string::npos) << e.what();
   }
   EXPECT_EQ(postmasters_under(a.data_dir() / "branches" / p.branch), 0) << "nothing half-started";
   EXPECT_EQ(query_value(other_info, "SELECT count(*) FROM t"), "1000")

@@ -1,8 +1,9 @@
 // create_branch (Neon: create_timeline): a new branch's data directory, from the template cluster
-// (a new project's first branch, whose roles and databases are then created) or from its parent's
-// current state (a consistent capture when the parent runs, a plain clone when it is stopped). A
-// failure removes the directory, the branch and its endpoints; the later operations on them are
-// skipped.
+// (a new project's first branch, whose roles and databases are then created), from its parent's
+// current state (a consistent capture when the parent runs, a plain clone when it is stopped), or
+// from a point of its parent's history (a base image recovered from the parent's archive:
+// ActionEnv::build_at_point). A failure removes the directory, the branch and its endpoints; the
+// later operations on them are skipped.
 #include <fmt/format.h>
 
 #include "common/pg_conn.h"
@@ -42,6 +43,7 @@ class CreateBranch final : public TypedAction<params::CreateBranch> {
 
     std::optional<std::string> lsn;
     Status st = p.source == Source::kTemplate ? from_template(rt, *pg)
+                : p.point_lsn || p.point_time ? from_history(rt, loaded.parent, p, lsn)
                                               : from_parent(rt, loaded.parent, *pg, lsn);
     if (!st) {
       env_.discard_branch(rt.branch.id);
@@ -53,7 +55,8 @@ class CreateBranch final : public TypedAction<params::CreateBranch> {
 
   Status from_template(const BranchRuntime& rt, const PgInstall& pg) {
     ARGON_RETURN_IF_ERROR(env_.storage.ensure_template(pg));
-    ARGON_RETURN_IF_ERROR(env_.storage.create_branch_from_template(rt.branch.id, pg.major));
+    ARGON_RETURN_IF_ERROR(
+        env_.storage.create_branch_from_template(rt.branch.id, pg.major, rt.history()));
     ARGON_RETURN_IF_ERROR(env_.ensure_compute(rt));
     return ClusterConfig(env_).initialize(rt.branch);
   }
@@ -63,13 +66,34 @@ class CreateBranch final : public TypedAction<params::CreateBranch> {
     if (!parent) return fail(ErrorCode::kConflict, "parent branch no longer exists");
     const auto src = env_.storage.branch_pgdata(parent->id);
     if (!env_.computes.running(parent->id)) {
-      ARGON_RETURN_IF_ERROR(env_.storage.create_branch_from_stopped(rt.branch.id, src));
+      ARGON_RETURN_IF_ERROR(
+          env_.storage.create_branch_from_stopped(rt.branch.id, src, rt.history()));
       return {};
     }
     ARGON_ASSIGN_OR_RETURN(auto conn, PgConn::connect(env_.computes.admin_conninfo(parent->id)));
-    ARGON_ASSIGN_OR_RETURN(
-        auto info, env_.storage.create_branch_from_running(rt.branch.id, src, conn, pg.major));
+    ARGON_ASSIGN_OR_RETURN(auto info, env_.storage.create_branch_from_running(
+                                          rt.branch.id, src, conn, pg.major, rt.history()));
     lsn = info.stop_lsn;
+    return {};
+  }
+
+  Status from_history(const BranchRuntime& rt, const std::optional<Branch>& parent,
+                      const params::CreateBranch& p, std::optional<std::string>& lsn) {
+    if (!parent) return fail(ErrorCode::kConflict, "parent branch no longer exists");
+    storage::PointInTime point;
+    if (p.point_lsn) point.lsn = storage::parse_lsn(*p.point_lsn);
+    if (p.point_time) point.time = parse_time_span(*p.point_time);
+    if (!point.lsn && !point.time)
+      return fail(ErrorCode::kInternal, "create_branch: unreadable point in its parameters");
+    ARGON_ASSIGN_OR_RETURN(auto parent_rt, env_.catalog.read([&](Tx& tx) -> Result<BranchRuntime> {
+      auto r = ActionEnv::load_runtime(tx, rt.branch.project_id, parent->id, true);
+      if (!r) return fail(ErrorCode::kConflict, "parent branch is gone");
+      return *r;
+    }));
+    ARGON_ASSIGN_OR_RETURN(uint64_t at,
+                           env_.build_at_point(parent_rt, point, ActionEnv::PointBuild::kBranch,
+                                               rt.branch.id, "", rt.history()));
+    lsn = storage::format_lsn(at);
     return {};
   }
 };

@@ -85,7 +85,22 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
     const std::optional<uint64_t> wal_end =
         p.wal_end ? storage::parse_lsn(*p.wal_end) : std::nullopt;
     const auto began = std::chrono::steady_clock::now();
-    auto captured = capture(p.snapshot_id, *loaded.snapshot, loaded.branch, *pg, wal_end);
+    // A point of the past comes from the branch's history; one that was the branch's state when
+    // asked (wal_end) is captured, unless something committed before the capture: then from the
+    // history too.
+    const bool at_point = p.point_lsn || p.point_time;
+    auto captured = at_point && !wal_end
+                        ? from_history(op, p, loaded.branch)
+                        : capture(p.snapshot_id, *loaded.snapshot, loaded.branch, *pg, wal_end);
+    if (at_point && wal_end && !captured && captured.error().code == ErrorCode::kConflict) {
+      spdlog::info("snapshot {}: {}; building the point from the branch's history", p.snapshot_id,
+                   captured.error().message);
+      if (auto st = env_.storage.remove_snapshot(p.snapshot_id); !st) {
+        captured = std::unexpected(st.error());
+      } else {
+        captured = from_history(op, p, loaded.branch);
+      }
+    }
     const auto was_captured = std::chrono::steady_clock::now();
     if (captured) {
       crash_point("snapshot.captured");
@@ -121,6 +136,26 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
       return tx.put_snapshot(*s);
     }));
     return Outcome::kDone;
+  }
+
+  // The point from the branch's history (ActionEnv::build_at_point), settled as it is built.
+  Result<Captured> from_history(const catalog::Operation& op, const params::CreateSnapshot& p,
+                                const std::optional<catalog::Branch>& branch) {
+    if (env_.storage.snapshot_exists(p.snapshot_id)) return Captured{};  // built before a crash
+    if (!branch || branch->deleted)
+      return fail(ErrorCode::kConflict, "the branch to snapshot no longer exists");
+    storage::PointInTime point;
+    if (p.point_lsn) point.lsn = storage::parse_lsn(*p.point_lsn);
+    if (p.point_time) point.time = parse_time_span(*p.point_time);
+    ARGON_ASSIGN_OR_RETURN(auto source, env_.catalog.read([&](Tx& tx) -> Result<BranchRuntime> {
+      auto rt = ActionEnv::load_runtime(tx, op.project_id, branch->id, true);
+      if (!rt) return fail(ErrorCode::kConflict, "the branch to snapshot no longer exists");
+      return *rt;
+    }));
+    ARGON_ASSIGN_OR_RETURN(uint64_t at,
+                           env_.build_at_point(source, point, ActionEnv::PointBuild::kSnapshot,
+                                               p.snapshot_id, op.id, false));
+    return Captured{storage::format_lsn(at), 0};
   }
 
   Result<Captured> capture(const std::string& snapshot_id, const catalog::Snapshot& snapshot,

@@ -65,7 +65,7 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
 
     std::optional<std::string> lsn;
     if (!env_.storage.reset_exchanged(branch.id, op.id)) {
-      auto captured = capture(op, rt, p.source_branch_id, loaded.source);
+      auto captured = capture(op, rt, p, loaded.source);
       if (!captured) {
         abandon(op, branch, p);
         return std::unexpected(captured.error());
@@ -92,11 +92,16 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
       // directories (the copy's compute works relative to its data directory, so it follows the
       // rename; so does the old one) and make the copy's compute the branch's.
       fenced = ids_of(rt.endpoints);
-      env_.fence(
-          fenced,
-          fmt::format("terminating connection: branch {} was reset from branch {}; reconnect to "
-                      "reach its new data",
-                      branch.name, loaded.source->name));
+      const std::string what =
+          p.point_lsn || p.point_time
+              ? fmt::format("restored to {} of branch {}",
+                            p.point_time ? *p.point_time : "LSN " + *p.point_lsn,
+                            loaded.source->name)
+              : fmt::format("reset from branch {}", loaded.source->name);
+      env_.fence(fenced,
+                 fmt::format("terminating connection: branch {} was {}; reconnect to reach its new "
+                             "data",
+                             branch.name, what));
       // The old compute steps aside under another name and stops once the gate is lifted: its
       // clients are gone, and new ones reach only the branch's compute.
       const bool retire = env_.computes.running(branch.id);
@@ -143,22 +148,41 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
     return Outcome::kDone;
   }
 
-  // The source's current state into branches/.reset-<id>; the LSN it was captured at when it ran.
+  // The source's current state into branches/.reset-<id>, or the point of its history asked for
+  // (ActionEnv::build_at_point); the LSN it was captured or branched off at.
   Result<std::optional<std::string>> capture(const catalog::Operation& op, const BranchRuntime& rt,
-                                             const std::string& source_id,
+                                             const params::ResetBranch& p,
                                              const std::optional<Branch>& source) {
     if (!source) {
-      return fail(ErrorCode::kConflict,
-                  fmt::format("branch {}, the source of the reset, no longer exists", source_id));
+      return fail(
+          ErrorCode::kConflict,
+          fmt::format("branch {}, the source of the reset, no longer exists", p.source_branch_id));
+    }
+    if (p.point_lsn || p.point_time) {
+      storage::PointInTime point;
+      if (p.point_lsn) point.lsn = storage::parse_lsn(*p.point_lsn);
+      if (p.point_time) point.time = parse_time_span(*p.point_time);
+      ARGON_ASSIGN_OR_RETURN(
+          auto source_rt, env_.catalog.read([&](Tx& tx) -> Result<BranchRuntime> {
+            auto r = ActionEnv::load_runtime(tx, op.project_id, source->id);
+            if (!r) return fail(ErrorCode::kConflict, "the source of the restore no longer exists");
+            return *r;
+          }));
+      ARGON_ASSIGN_OR_RETURN(
+          uint64_t at, env_.build_at_point(source_rt, point, ActionEnv::PointBuild::kResetCopy,
+                                           rt.branch.id, op.id, rt.history()));
+      return std::optional<std::string>(storage::format_lsn(at));
     }
     const auto src = env_.storage.branch_pgdata(source->id);
     if (!env_.computes.running(source->id)) {
-      ARGON_RETURN_IF_ERROR(env_.storage.capture_reset_from_stopped(rt.branch.id, src, op.id));
+      ARGON_RETURN_IF_ERROR(
+          env_.storage.capture_reset_from_stopped(rt.branch.id, src, op.id, rt.history()));
       return std::optional<std::string>();
     }
     ARGON_ASSIGN_OR_RETURN(auto conn, PgConn::connect(env_.computes.admin_conninfo(source->id)));
-    ARGON_ASSIGN_OR_RETURN(auto info, env_.storage.capture_reset_from_running(
-                                          rt.branch.id, src, conn, rt.pg_major, op.id));
+    ARGON_ASSIGN_OR_RETURN(
+        auto info, env_.storage.capture_reset_from_running(rt.branch.id, src, conn, rt.pg_major,
+                                                           op.id, rt.history()));
     return std::optional<std::string>(info.stop_lsn);
   }
 
@@ -186,7 +210,15 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
     const int64_t now = env_.clock.now_ms();
     if (auto b = tx.get_branch(project_id, branch_id)) {
       b->parent_timestamp = now;
+      if (p.point_time) {
+        if (auto t = parse_time_span(*p.point_time)) b->parent_timestamp = t->first_us / 1000;
+      } else if (p.point_lsn) {
+        b->parent_timestamp.reset();  // not known for an LSN (Neon may leave it empty too)
+      }
       if (lsn) b->parent_lsn = lsn;
+      // Restored to its own past: the state it had is the preserve branch, now its parent (as on
+      // Neon, where the backup becomes the restored branch's parent).
+      if (p.source_branch_id == b->id && p.preserve_branch_id) b->parent_id = p.preserve_branch_id;
       if (b->ttl_interval_seconds) b->expires_at = now + *b->ttl_interval_seconds * 1000;
       b->current_state = catalog::branch_state::kReady;
       b->pending_state.reset();

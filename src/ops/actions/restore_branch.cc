@@ -20,16 +20,18 @@ class RestoreBranch final : public TypedAction<params::RestoreBranch> {
  private:
   Result<Outcome> execute(catalog::Operation& op, const params::RestoreBranch& p) override {
     ARGON_ASSIGN_OR_RETURN(
-        auto branch, env_.catalog.transact([&](Tx& tx) -> Result<std::optional<catalog::Branch>> {
-          return tx.get_branch(op.project_id, op.branch_id.value_or(""), true);
+        auto rt, env_.catalog.transact([&](Tx& tx) -> Result<std::optional<BranchRuntime>> {
+          return ActionEnv::load_runtime(tx, op.project_id, op.branch_id.value_or(""), true);
         }));
-    if (!branch || branch->deleted) return Outcome::kSkipped;
+    if (!rt || rt->branch.deleted) return Outcome::kSkipped;
+    const catalog::Branch* branch = &rt->branch;
     Status st;
     if (!env_.storage.snapshot_exists(p.snapshot_id)) {
       st = fail(ErrorCode::kConflict,
                 fmt::format("snapshot {} has no data (it was deleted or never completed)",
                             p.snapshot_id));
-    } else if (auto stats = env_.storage.create_branch_from_snapshot(branch->id, p.snapshot_id);
+    } else if (auto stats = env_.storage.create_branch_from_snapshot(branch->id, p.snapshot_id,
+                                                                     rt->history());
                !stats) {
       st = std::unexpected(stats.error());
     }

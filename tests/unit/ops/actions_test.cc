@@ -335,8 +335,14 @@ TEST_F(ActionsTest, StartAndSuspendMoveTheEndpointBetweenActiveAndIdle) {
   ASSERT_TRUE(computes_.running("br-main-00000001"));
   const auto& spec = computes_.specs.at("br-main-00000001");
   EXPECT_EQ(spec.pgdata, storage_->branch_pgdata("br-main-00000001"));
-  EXPECT_EQ(spec.settings, (std::vector<std::pair<std::string, std::string>>{{"work_mem", "8MB"}}))
-      << "the endpoint's pg_settings reach the compute";
+  EXPECT_EQ(spec.settings, (std::vector<std::pair<std::string, std::string>>{
+                               {"work_mem", "8MB"},
+                               {"archive_mode", "on"},
+                               {"archive_library", "basic_archive"},
+                               {"basic_archive.archive_directory", "../wal"}}))
+      << "the endpoint's pg_settings reach the compute, and it archives into the branch's history "
+         "(the project's history_retention_seconds is Neon's default, a day)";
+  EXPECT_TRUE(std::filesystem::is_directory(storage_->branch_dir("br-main-00000001") / "wal"));
   EXPECT_EQ(endpoint("ep-main-00000001")->current_state, catalog::endpoint_state::kActive);
   EXPECT_EQ(endpoint("ep-main-00000001")->started_at, clock_.now);
 

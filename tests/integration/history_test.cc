@@ -1,0 +1,313 @@
+// Point-in-time history against real computes: every branch's compute archives its WAL, every
+// branch keeps a base image from its creation, and a branch at a past time or LSN of its parent is
+// that base image recovered by PostgreSQL through the last commit the point includes. The test
+// keeps its own record of what committed where and when, and checks each branch holds exactly
+// the rows committed up to its point, none after.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "common/pg_conn.h"
+#include "common/pg_control.h"
+#include "harness.h"
+
+namespace argon::testing {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+// One committed row: the WAL insert position and the server's clock read right after its commit
+// returned (no later commit started before them).
+struct Committed {
+  int row = 0;
+  std::string lsn;
+  std::string time;
+};
+
+std::string exec_value(PgConn& c, const std::string& sql) {
+  auto r = c.exec(sql);
+  if (!r) throw std::runtime_error(sql + ": " + r.error().message);
+  return r->value();
+}
+
+// Inserts rows from..to, one transaction each, recording where each ended.
+std::vector<Committed> insert_rows(PgConn& c, int from, int to) {
+  std::vector<Committed> out;
+  for (int i = from; i <= to; ++i) {
+    exec_value(c, fmt::format("INSERT INTO t VALUES ({})", i));
+    auto r = c.exec(
+        "SELECT pg_current_wal_insert_lsn()::text, to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+    if (!r) throw std::runtime_error(r.error().message);
+    out.push_back({i, r->value(0, 0), r->value(0, 1)});
+  }
+  return out;
+}
+
+struct NewBranch {
+  int status = 0;
+  std::string id, endpoint, message, raw;
+};
+
+// POST /branches with a read_write endpoint at `point` ({"parent_lsn": ...} or
+// {"parent_timestamp": ...}) of `parent`; waits for the operations when accepted.
+NewBranch branch_at(Argond& a, const TestProject& p, const std::string& parent,
+                    json::object point) {
+  point["parent_id"] = parent;
+  json::object body{{"branch", point},
+                    {"endpoints", json::array{json::object{{"type", "read_write"}}}}};
+  auto r = a.post(fmt::format("/projects/{}/branches", p.id), body);
+  NewBranch out;
+  out.status = r.status;
+  out.raw = r.raw;
+  if (r.status >= 400) {
+    out.message = str(r.body, "message");
+    return out;
+  }
+  out.id = str(r.body.at("branch"), "id");
+  out.endpoint = str(r.body.at("endpoints").as_array().at(0), "id");
+  for (const auto& s : a.wait_operations(p.id, r.body.at("operations")))
+    EXPECT_EQ(s, "finished") << a.log_tail();
+  return out;
+}
+
+// "count,max" of table t through the branch's endpoint and the connection string's password.
+std::string rows_of(Argond& a, const TestProject& p, const std::string& endpoint) {
+  return query_value(a.owner_conninfo(p.password, endpoint),
+                     "SELECT count(*) || ',' || coalesce(max(i), 0) FROM t");
+}
+
+std::string expect_rows(int upto) { return fmt::format("{},{}", upto, upto); }
+
+class HistoryTest : public ::testing::Test {
+ protected:
+  Argond a;  // started by its constructor
+
+  // A new project whose branch has table t with rows 1..`rows`, and the connection that wrote them.
+  struct Written {
+    TestProject p;
+    PgConn c;
+    std::vector<Committed> rows;
+  };
+  Written start_writing(const std::string& name, int rows) {
+    auto p = create_project(a, {{"name", name}});
+    auto c = PgConn::connect(a.owner_conninfo(p.password, p.endpoint));
+    if (!c) throw std::runtime_error(c.error().message);
+    exec_value(*c, "CREATE TABLE t (i int)");
+    auto committed = insert_rows(*c, 1, rows);
+    return Written{std::move(p), std::move(*c), std::move(committed)};
+  }
+};
+
+TEST_F(HistoryTest, BranchesAtPastTimesAndLsnsHoldExactlyTheCommitsUpToThem) {
+  auto p = create_project(a, {{"name", "history"}});
+  auto c = PgConn::connect(a.owner_conninfo(p.password, p.endpoint));
+  ASSERT_TRUE(c) << c.error().message;
+  exec_value(*c, "CREATE TABLE t (i int)");
+  auto first = insert_rows(*c, 1, 10);
+  // Part of the history is archived, the rest is still in the compute's pg_wal.
+  {
+    auto admin = a.connect(p.branch);
+    exec_value(admin, "SELECT pg_switch_wal()::text");
+  }
+  auto second = insert_rows(*c, 11, 20);
+  std::vector<Committed> all = first;
+  all.insert(all.end(), second.begin(), second.end());
+
+  struct Case {
+    const char* kind;
+    int upto;
+  };
+  for (const Case& k : {Case{"time", 3}, Case{"lsn", 7}, Case{"time", 10}, Case{"lsn", 14},
+                        Case{"time", 19}, Case{"lsn", 20}}) {
+    const Committed& at = all[k.upto - 1];
+    json::object point;
+    if (std::string(k.kind) == "time") {
+      point["parent_timestamp"] = at.time;
+    } else {
+      point["parent_lsn"] = at.lsn;
+    }
+    SCOPED_TRACE(fmt::format("{} after row {}: {}", k.kind, k.upto, json::serialize(point)));
+    auto b = branch_at(a, p, p.branch, point);
+    ASSERT_EQ(b.status, 201) << b.raw;
+    EXPECT_EQ(rows_of(a, p, b.endpoint), expect_rows(k.upto));
+    // The branch says where it came from.
+    auto got = a.get(fmt::format("/projects/{}/branches/{}", p.id, b.id));
+    ASSERT_EQ(got.status, 200);
+    const auto& branch = got.body.at("branch");
+    EXPECT_EQ(str(branch, "parent_id"), p.branch);
+    const auto parent_lsn = parse_lsn(str(branch, "parent_lsn"));
+    ASSERT_TRUE(parent_lsn);
+    EXPECT_LE(*parent_lsn, *parse_lsn(at.lsn)) << "the switch point is the end of row "
+                                               << k.upto << "'s commit";
+    if (k.upto > 1) {
+      EXPECT_GT(*parent_lsn, *parse_lsn(all[k.upto - 2].lsn));
+    }
+  }
+  // The parent kept writing meanwhile and is unchanged.
+  EXPECT_EQ(rows_of(a, p, p.endpoint), expect_rows(20));
+}
+
+TEST_F(HistoryTest, ABranchAtAPointHasHistoryOfItsOwnOnItsNewTimeline) {
+  auto w = start_writing("timelines", 6);
+  auto& p = w.p;
+  auto& rows = w.rows;
+  auto child = branch_at(a, p, p.branch, {{"parent_lsn", rows[2].lsn}});
+  ASSERT_EQ(child.status, 201) << child.raw;
+  // The child diverges on its own timeline: rows 100.. after the parent's 1..3.
+  auto cc = PgConn::connect(a.owner_conninfo(p.password, child.endpoint));
+  ASSERT_TRUE(cc) << cc.error().message;
+  EXPECT_EQ(exec_value(*cc, "SELECT timeline_id::text FROM pg_control_checkpoint()"), "2");
+  auto mine = insert_rows(*cc, 100, 104);
+  // A point of the child's own history: the parent's three rows and the child's first two.
+  auto grandchild = branch_at(a, p, child.id, {{"parent_timestamp", mine[1].time}});
+  ASSERT_EQ(grandchild.status, 201) << grandchild.raw;
+  EXPECT_EQ(query_value(a.owner_conninfo(p.password, grandchild.endpoint),
+                        "SELECT string_agg(i::text, ',' ORDER BY i) FROM t"),
+            "1,2,3,100,101");
+  // Its parent_lsn lies on the child's timeline, after the child's own start.
+  auto got = a.get(fmt::format("/projects/{}/branches/{}", p.id, grandchild.id));
+  ASSERT_EQ(got.status, 200);
+  EXPECT_GT(*parse_lsn(str(got.body.at("branch"), "parent_lsn")), *parse_lsn(rows[2].lsn));
+}
+
+// "Undo the agent's last five minutes": POST /branches/{id}/restore with the branch itself as the
+// source and a point of its past. The connection string stays, the state it has now is kept under
+// preserve_under_name (with its own history), and that branch becomes the restored one's parent.
+TEST_F(HistoryTest, ABranchRestoredToItsOwnPastKeepsItsConnectionString) {
+  auto w = start_writing("undo", 8);
+  auto& p = w.p;
+  auto& rows = w.rows;
+  const std::string restore_path = fmt::format("/projects/{}/branches/{}/restore", p.id, p.branch);
+
+  // Its own past needs a point and a name for the state it has now.
+  auto no_point = a.post(restore_path, {{"source_branch_id", p.branch}});
+  EXPECT_EQ(no_point.status, 400) << no_point.raw;
+  auto no_name = a.post(restore_path, {{"source_branch_id", p.branch},
+                                       {"source_timestamp", rows[4].time}});
+  EXPECT_EQ(no_name.status, 400) << no_name.raw;
+  EXPECT_NE(no_name.raw.find("preserve_under_name"), std::string::npos) << no_name.raw;
+
+  auto r = a.post(restore_path, {{"source_branch_id", p.branch},
+                                 {"source_timestamp", rows[4].time},
+                                 {"preserve_under_name", "before-undo"}});
+  ASSERT_EQ(r.status, 200) << r.raw;
+  for (const auto& s : a.wait_operations(p.id, r.body.at("operations")))
+    EXPECT_EQ(s, "finished") << a.log_tail();
+  // The same connection string reaches the restored state.
+  EXPECT_EQ(rows_of(a, p, p.endpoint), expect_rows(5));
+  auto got = a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch));
+  ASSERT_EQ(got.status, 200);
+  std::string preserved;
+  const auto branches = a.get(fmt::format("/projects/{}/branches", p.id));
+  for (const auto& b : branches.body.at("branches").as_array()) {
+    if (str(b, "name") == "before-undo") preserved = str(b, "id");
+  }
+  ASSERT_FALSE(preserved.empty());
+  EXPECT_EQ(str(got.body.at("branch"), "parent_id"), preserved);
+  EXPECT_LE(*parse_lsn(str(got.body.at("branch"), "parent_lsn")), *parse_lsn(rows[4].lsn));
+
+  // Writes continue on the restored branch; the preserved one has everything it had, and its own
+  // history: a branch at a point of it still works.
+  auto again = PgConn::connect(a.owner_conninfo(p.password, p.endpoint));
+  ASSERT_TRUE(again) << again.error().message;
+  auto after = insert_rows(*again, 50, 51);
+  auto old = branch_at(a, p, preserved, {{"parent_lsn", rows[6].lsn}});
+  ASSERT_EQ(old.status, 201) << old.raw;
+  EXPECT_EQ(rows_of(a, p, old.endpoint), expect_rows(7));
+  // And a point of the restored branch's new timeline, after the undo.
+  auto later = branch_at(a, p, p.branch, {{"parent_timestamp", after[0].time}});
+  ASSERT_EQ(later.status, 201) << later.raw;
+  EXPECT_EQ(query_value(a.owner_conninfo(p.password, later.endpoint),
+                        "SELECT string_agg(i::text, ',' ORDER BY i) FROM t"),
+            "1,2,3,4,5,50");
+}
+
+// A branch restored in place to a point of another branch (its parent), and a snapshot at a past
+// point of a branch that kept writing: both hold exactly that point.
+TEST_F(HistoryTest, RestoreFromAnotherBranchAndSnapshotAtAPastPoint) {
+  auto w = start_writing("from-parent", 6);
+  auto& p = w.p;
+  auto& rows = w.rows;
+  auto dev = branch_at(a, p, p.branch, {{"parent_lsn", rows[5].lsn}});
+  ASSERT_EQ(dev.status, 201) << dev.raw;
+  auto r = a.post(fmt::format("/projects/{}/branches/{}/restore", p.id, dev.id),
+                  {{"source_branch_id", p.branch}, {"source_lsn", rows[1].lsn}});
+  ASSERT_EQ(r.status, 200) << r.raw;
+  for (const auto& s : a.wait_operations(p.id, r.body.at("operations")))
+    EXPECT_EQ(s, "finished") << a.log_tail();
+  EXPECT_EQ(rows_of(a, p, dev.endpoint), expect_rows(2));
+
+  auto snap = a.call("POST", fmt::format("/projects/{}/branches/{}/snapshot?name=past&timestamp={}",
+                                         p.id, p.branch, rows[2].time));
+  ASSERT_EQ(snap.status, 200) << snap.raw;
+  for (const auto& s : a.wait_operations(p.id, snap.body.at("operations")))
+    EXPECT_EQ(s, "finished") << a.log_tail();
+  const auto& snapshot = snap.body.at("snapshot");
+  auto listed = a.get(fmt::format("/projects/{}/snapshots", p.id));
+  ASSERT_EQ(listed.status, 200);
+  for (const auto& s : listed.body.at("snapshots").as_array()) {
+    if (str(s, "id") != str(snapshot, "id")) continue;
+    EXPECT_LE(*parse_lsn(str(s, "lsn")), *parse_lsn(rows[2].lsn)) << listed.raw;
+  }
+  auto restored = a.post(fmt::format("/projects/{}/snapshots/{}/restore", p.id,
+                                     str(snapshot, "id")),
+                         {{"name", "check"}});
+  ASSERT_EQ(restored.status, 200) << restored.raw;
+  a.wait_operations(p.id, restored.body.at("operations"));
+  auto ep = a.post(fmt::format("/projects/{}/endpoints", p.id),
+                   {{"endpoint", {{"branch_id", str(restored.body.at("branch"), "id")},
+                                  {"type", "read_write"}}}});
+  ASSERT_EQ(ep.status, 201) << ep.raw;
+  a.wait_operations(p.id, ep.body.at("operations"));
+  EXPECT_EQ(rows_of(a, p, str(ep.body.at("endpoint"), "id")), expect_rows(3));
+}
+
+TEST_F(HistoryTest, PointsOutsideTheWindowAreRefusedWithNeonsMessage) {
+  auto w = start_writing("window", 2);
+  auto& p = w.p;
+  auto& rows = w.rows;
+
+  auto before = branch_at(a, p, p.branch, {{"parent_timestamp", "2020-01-01T00:00:00Z"}});
+  EXPECT_EQ(before.status, 400) << before.raw;
+  EXPECT_TRUE(before.message.starts_with(
+      "timestamp is before retention window; timestamp:\"2020-01-01 00:00:00 +0000 UTC\", "
+      "retention_window:\"24h0m0s\""))
+      << before.message;
+  EXPECT_NE(before.message.find("(LSN "), std::string::npos)
+      << "names the earliest point: " << before.message;
+
+  auto future = branch_at(a, p, p.branch, {{"parent_timestamp", "2999-01-01T00:00:00Z"}});
+  EXPECT_EQ(future.status, 400) << future.raw;
+  EXPECT_NE(future.message.find("in the future"), std::string::npos) << future.message;
+
+  auto beyond = branch_at(a, p, p.branch, {{"parent_lsn", "FF/0"}});
+  EXPECT_EQ(beyond.status, 400) << beyond.raw;
+  EXPECT_NE(beyond.message.find("beyond the end of the branch's WAL"), std::string::npos)
+      << beyond.message;
+
+  auto early = branch_at(a, p, p.branch, {{"parent_lsn", "0/10"}});
+  EXPECT_EQ(early.status, 400) << early.raw;
+  EXPECT_TRUE(early.message.starts_with("lsn is before retention window")) << early.message;
+
+  auto both = branch_at(a, p, p.branch, {{"parent_lsn", rows[0].lsn}, {"parent_timestamp", rows[0].time}});
+  EXPECT_EQ(both.status, 400) << both.raw;
+
+  // Nothing was created by any of them.
+  auto list = a.get(fmt::format("/projects/{}/branches", p.id));
+  EXPECT_EQ(list.body.at("branches").as_array().size(), 1u) << list.raw;
+
+  // History off: refused, and the project's computes archive nothing.
+  auto off = create_project(a, {{"name", "no-history"}, {"history_retention_seconds", 0}});
+  auto refused = branch_at(a, off, off.branch, {{"parent_timestamp", rows[0].time}});
+  EXPECT_EQ(refused.status, 400) << refused.raw;
+  EXPECT_NE(refused.message.find("history_retention_seconds is 0"), std::string::npos)
+      << refused.message;
+  EXPECT_FALSE(std::filesystem::exists(a.data_dir() / "branches" / off.branch / "images"));
+}
+
+}  // namespace
+}  // namespace argon::testing
