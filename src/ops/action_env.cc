@@ -132,6 +132,8 @@ Result<uint64_t> ActionEnv::build_at_point(const BranchRuntime& source,
                                            bool history) {
   const auto source_dir = storage.branch_dir(source.branch.id);
   const auto planned_at = std::chrono::steady_clock::now();
+  // Pruning does not remove the image or the WAL while they are read.
+  std::shared_lock reading(storage.history_mu(source.branch.id));
   ARGON_ASSIGN_OR_RETURN(auto plan, plan_point(source, point));
   const double plan_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - planned_at)
@@ -286,6 +288,16 @@ void set_serving(catalog::Endpoint& ep, bool running, int64_t now) {
   ep.pending_state.reset();
   if (running) ep.started_at = ep.last_active = now;
   ep.updated_at = now;
+}
+
+Status for_each_project(catalog::Tx& tx,
+                        const std::function<Status(const catalog::Project&)>& visit) {
+  for (int64_t after_seq = 0;;) {
+    auto projects = tx.list_projects(after_seq, 100, "");
+    if (projects.empty()) return {};
+    after_seq = projects.back().seq;
+    for (const auto& p : projects) ARGON_RETURN_IF_ERROR(visit(p));
+  }
 }
 
 std::vector<std::string> ids_of(const std::vector<catalog::Endpoint>& endpoints) {

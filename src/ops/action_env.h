@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,6 +38,10 @@ struct EngineOptions {
   // A snapshot's operation finishes once it is captured and sealed; it is settled after, on a
   // copy (ops/actions/create_snapshot.cc). Otherwise it is settled before the operation finishes.
   bool settle_after_snapshot = false;
+  // Point-in-time history (ops/history_keeper.h): how often base images and pruning are looked
+  // at, and how much WAL a running compute writes before its branch gets a new base image.
+  std::chrono::milliseconds history_interval{30000};
+  uint64_t history_image_wal_bytes = 0;  // 0: 64 MB on reflink, 1 GB on the copy driver
 };
 
 // A branch as the actions that start its compute need it: the version it runs and the settings of
@@ -143,6 +148,10 @@ struct ActionEnv {
 // A stop with no checkpoint, for a compute whose data nobody is served any more (the one a
 // finalized restore or a reset replaced); it recovers from its WAL when next started.
 inline constexpr auto kStopNow = compute::Computes::StopMode::kImmediate;
+
+// Every project (not deleted), a hundred at a time; the first error stops the walk.
+Status for_each_project(catalog::Tx& tx,
+                        const std::function<Status(const catalog::Project&)>& visit);
 
 // An endpoint now bound to a branch whose compute is `running` (or not): active or idle, nothing
 // pending.

@@ -21,6 +21,7 @@ Engine::Engine(catalog::Catalog& catalog, storage::Storage& storage, compute::Co
       sweeps_(env_, planner_, [this] { notify(); }),
       checks_(storage, clock, options.snapshot_scrub_interval, *env_.foreground,
               [this](const std::string& id) { return settle_snapshot_beside(env_, id); }),
+      history_(env_),
       scheduler_(env_, make_actions(env_), [this](const Operation& op) { on_finished(op); }) {
   computes.set_crash_callback(
       [this](const std::string& id, int /*code*/) { on_compute_crash(id); });
@@ -37,10 +38,12 @@ Status Engine::start() {
   scheduler_.start();
   sweeps_.start();
   checks_.start();
+  history_.start();
   return {};
 }
 
 void Engine::stop() {
+  history_.stop();
   checks_.stop();
   sweeps_.stop();
   scheduler_.stop();
@@ -107,6 +110,7 @@ Status Engine::check_history_point(const catalog::Branch& branch,
     if (!r) return fail(ErrorCode::kNotFound, fmt::format("branch {} not found", branch.id));
     return *r;
   }));
+  std::shared_lock history(env_.storage.history_mu(branch.id));
   ARGON_ASSIGN_OR_RETURN(auto plan, env_.plan_point(rt, point));
   (void)plan;
   return {};

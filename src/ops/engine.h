@@ -16,6 +16,7 @@
 #include "compute/computes.h"
 #include "compute/endpoint_access.h"
 #include "ops/action_env.h"
+#include "ops/history_keeper.h"
 #include "ops/planner.h"
 #include "ops/scheduler.h"
 #include "ops/snapshot_checks.h"
@@ -73,6 +74,7 @@ class Engine final : public compute::EndpointResolver {
   WakeCoordinator wakes_;
   Sweeps sweeps_;
   SnapshotChecks checks_;
+  HistoryKeeper history_;
   Scheduler scheduler_;
 };
 

@@ -54,32 +54,27 @@ Result<size_t> Sweeps::delete_old_branches(Tx& tx, int64_t now) {
       now - std::chrono::duration_cast<std::chrono::milliseconds>(env_.options.old_branch_retention)
                 .count();
   size_t deleted = 0;
-  int64_t after_seq = 0;
-  for (;;) {
-    auto projects = tx.list_projects(after_seq, 100, "");
-    if (projects.empty()) break;
-    after_seq = projects.back().seq;
-    for (const auto& p : projects) {
-      const auto branches = tx.list_branches(p.id);
-      std::set<std::string> replaced, parents;
-      for (const auto& b : branches) {
-        if (b.restored_as && b.restore_status == std::string("finalized"))
-          replaced.insert(*b.restored_as);
-        if (b.parent_id) parents.insert(*b.parent_id);
-      }
-      for (const auto& b : branches) {
-        if (!replaced.contains(b.id) || b.updated_at > cutoff || b.is_default || b.is_protected ||
-            parents.contains(b.id) || !tx.list_branch_endpoints(b.id).empty() ||
-            b.current_state != catalog::branch_state::kReady || b.pending_state) {
-          continue;
-        }
-        spdlog::info("branch {} ({}) was replaced by a restore and kept {} s; deleting it", b.id,
-                     b.name, env_.options.old_branch_retention.count());
-        ARGON_RETURN_IF_ERROR(planner_.delete_branch(tx, b));
-        ++deleted;
-      }
+  ARGON_RETURN_IF_ERROR(for_each_project(tx, [&](const catalog::Project& p) -> Status {
+    const auto branches = tx.list_branches(p.id);
+    std::set<std::string> replaced, parents;
+    for (const auto& b : branches) {
+      if (b.restored_as && b.restore_status == std::string("finalized"))
+        replaced.insert(*b.restored_as);
+      if (b.parent_id) parents.insert(*b.parent_id);
     }
-  }
+    for (const auto& b : branches) {
+      if (!replaced.contains(b.id) || b.updated_at > cutoff || b.is_default || b.is_protected ||
+          parents.contains(b.id) || !tx.list_branch_endpoints(b.id).empty() ||
+          b.current_state != catalog::branch_state::kReady || b.pending_state) {
+        continue;
+      }
+      spdlog::info("branch {} ({}) was replaced by a restore and kept {} s; deleting it", b.id,
+                   b.name, env_.options.old_branch_retention.count());
+      ARGON_RETURN_IF_ERROR(planner_.delete_branch(tx, b));
+      ++deleted;
+    }
+    return {};
+  }));
   return deleted;
 }
 

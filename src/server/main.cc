@@ -56,6 +56,8 @@ struct Flags {
   int max_root_branches = 25;
   int64_t old_branch_retention_seconds = 0;  // 0: keep '(old)' branches until deleted
   int snapshot_scrub_days = 7;               // 0: read a snapshot in full only once
+  int history_check_seconds = 30;
+  int history_image_wal_mb = 0;  // 0: by the clone driver
 };
 
 [[noreturn]] void die(const std::string& msg) {
@@ -153,6 +155,17 @@ int main(int argc, char** argv) {
                  "background (0: only once, when its checksums are written)")
       ->check(CLI::Range(0, 3650))
       ->capture_default_str();
+  app.add_option("--history-check-seconds", f.history_check_seconds,
+                 "how often each branch's point-in-time history is looked at: a new base image "
+                 "when due, and pruning of what is older than its project's window")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  app.add_option("--history-image-wal-mb", f.history_image_wal_mb,
+                 "WAL a running compute writes before its branch gets a new base image, about "
+                 "what a point's recovery replays (0: 64 on reflink, 1024 on the copy driver, "
+                 "where each image is a whole copy)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
   app.add_option("--snapshot-settle", f.snapshot_settle,
                  "when a snapshot's capture is recovered to a clean shutdown: inline (before its "
                  "operation finishes), after (on a copy, once it has finished; a restore meanwhile "
@@ -245,6 +258,8 @@ int main(int argc, char** argv) {
   eo.old_branch_retention = std::chrono::seconds(f.old_branch_retention_seconds);
   eo.snapshot_scrub_interval = std::chrono::hours(24 * f.snapshot_scrub_days);
   eo.settle_after_snapshot = settle_after;
+  eo.history_interval = std::chrono::seconds(f.history_check_seconds);
+  eo.history_image_wal_bytes = static_cast<uint64_t>(f.history_image_wal_mb) << 20;
   ops::Engine engine(*catalog, storage, computes, installs, clock, eo);
   check(engine.recover());
 

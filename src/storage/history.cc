@@ -39,8 +39,8 @@ std::string command_path(const fs::path& p) {
   return out + "'";
 }
 
-std::unexpected<Error> before_window(std::string_view what, const std::string& asked, const HistoryWindow& window,
-                     const std::string& earliest) {
+std::unexpected<Error> before_window(std::string_view what, const std::string& asked,
+                                     const HistoryWindow& window, const std::string& earliest) {
   return fail(ErrorCode::kBadRequest,
               fmt::format("{} is before retention window; {}:\"{}\", retention_window:\"{}\"; the "
                           "branch's history is available from {}",
@@ -96,16 +96,16 @@ Result<RecoveryPlan> plan_recovery(const PgInstall& pg, ProcessRunner& runner,
   const int64_t earliest_us =
       images.empty() ? window.now_us : std::max(window.floor_us, images.front().taken_ms * 1000);
   const std::string earliest =
-      images.empty() ? std::string("its next start (it has no base image yet)")
-                     : fmt::format("{} (LSN {})", format_time_us(earliest_us),
-                                   format_lsn(oldest_at->lsn));
+      images.empty()
+          ? std::string("its next start (it has no base image yet)")
+          : fmt::format("{} (LSN {})", format_time_us(earliest_us), format_lsn(oldest_at->lsn));
 
   RecoveryPlan plan;
   if (point.time) {
     const int64_t t = point.time->last_us();
     if (point.time->first_us > window.now_us) {
-      return fail(ErrorCode::kBadRequest,
-                  fmt::format("timestamp: {} is in the future", format_time_us(point.time->first_us)));
+      return fail(ErrorCode::kBadRequest, fmt::format("timestamp: {} is in the future",
+                                                      format_time_us(point.time->first_us)));
     }
     if (t < earliest_us)
       return before_window("timestamp", go_time(point.time->first_us), window, earliest);
@@ -141,24 +141,24 @@ Result<RecoveryPlan> plan_recovery(const PgInstall& pg, ProcessRunner& runner,
       if (!is_wal_file_name(name) || !linked.insert(name).second) continue;
       fs::create_symlink(e.path(), view_dir / name, ec);
       if (ec)
-        return fail(ErrorCode::kInternal, fmt::format("cannot link {} into {}: {}",
-                                                      e.path().string(), view_dir.string(),
-                                                      ec.message()));
+        return fail(ErrorCode::kInternal,
+                    fmt::format("cannot link {} into {}: {}", e.path().string(), view_dir.string(),
+                                ec.message()));
     }
   }
   std::optional<CommitRecord> last;
   bool cut_found = false;
-  auto history = dump_commits(
-      pg, runner, view_dir, plan.at.timeline, plan.at.segment_bytes, plan.at.lsn, std::nullopt,
-      scratch, [&](const CommitRecord& c) {
-        const bool after = point.time ? c.time_us > point.time->last_us() : c.lsn >= *point.lsn;
-        if (after) {
-          cut_found = true;
-          return false;
-        }
-        last = c;
-        return true;
-      });
+  auto history = dump_commits(pg, runner, view_dir, plan.at.timeline, plan.at.segment_bytes,
+                              plan.at.lsn, std::nullopt, scratch, [&](const CommitRecord& c) {
+                                const bool after = point.time ? c.time_us > point.time->last_us()
+                                                              : c.lsn >= *point.lsn;
+                                if (after) {
+                                  cut_found = true;
+                                  return false;
+                                }
+                                last = c;
+                                return true;
+                              });
   (void)remove_tree(view_dir);
   if (!history) return std::unexpected(history.error());
   if (point.lsn && *point.lsn > history->end_lsn) {
@@ -238,9 +238,9 @@ Result<uint64_t> switch_point(const fs::path& pgdata) {
       lsn = l;
   }
   if (!lsn)
-    return fail(ErrorCode::kInternal,
-                fmt::format("{}: no switch point in timeline {}'s history file", pgdata.string(),
-                            newest));
+    return fail(
+        ErrorCode::kInternal,
+        fmt::format("{}: no switch point in timeline {}'s history file", pgdata.string(), newest));
   return *lsn;
 }
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <regex>
 
 #include "common/cluster_names.h"
 #include "common/crash_point.h"
@@ -326,6 +327,120 @@ Status Storage::begin_history(const fs::path& dir, const std::optional<std::stri
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
   return rename_durable(tmp, images / std::to_string(now_ms));
+}
+
+Result<BaseImage> Storage::take_image(std::string_view branch_id, PgConn& admin, int major) {
+  const fs::path dir = branch_dir(branch_id);
+  auto identity = [&]() -> std::optional<ino_t> {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) return std::nullopt;
+    return st.st_ino;
+  };
+  const auto before = identity();
+  if (!before) return fail(ErrorCode::kConflict, fmt::format("branch {} has no data", branch_id));
+  const fs::path images = dir / kImagesDir;
+  ARGON_RETURN_IF_ERROR(make_dir(images, 0700));
+  const fs::path pending = images / ".pending";
+  ARGON_RETURN_IF_ERROR(remove_tree(pending));
+  ARGON_ASSIGN_OR_RETURN(auto info, capture_running(pending, dir / "pgdata", admin, major, false));
+  ARGON_RETURN_IF_ERROR(write_file_atomic(pending / "stop-lsn", info.stop_lsn, 0600));
+  if (identity() != before) {
+    (void)remove_tree(pending);
+    return fail(ErrorCode::kConflict,
+                fmt::format("branch {}'s data was replaced while its image was taken", branch_id));
+  }
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const fs::path final_dir = images / std::to_string(now_ms);
+  ARGON_RETURN_IF_ERROR(rename_durable(pending, final_dir));
+  return BaseImage{final_dir / "pgdata", now_ms, parse_lsn(info.stop_lsn)};
+}
+
+std::shared_mutex& Storage::history_mu(std::string_view branch_id) {
+  return history_mus_[std::hash<std::string_view>{}(branch_id) % history_mus_.size()];
+}
+
+Result<Storage::Pruned> Storage::prune_history(std::string_view branch_id, const PgInstall& pg,
+                                               int64_t floor_ms, bool everything) {
+  std::unique_lock lock(history_mu(branch_id));
+  const fs::path dir = branch_dir(branch_id);
+  Pruned out;
+  auto size_of = [](const fs::path& p) {
+    uint64_t n = 0;
+    std::error_code ec;
+    if (fs::is_regular_file(p, ec)) return static_cast<uint64_t>(fs::file_size(p, ec));
+    for (auto it = fs::recursive_directory_iterator(p, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      std::error_code fe;
+      if (it->is_regular_file(fe)) n += it->file_size(fe);
+    }
+    return n;
+  };
+  const auto images = list_images(dir);
+  // The oldest image kept, and the segment its replay starts from.
+  size_t keep_from = 0;
+  std::optional<uint64_t> keep_segno;
+  if (everything) {
+    keep_from = images.size();
+  } else {
+    for (size_t i = 0; i < images.size(); ++i) {
+      if (images[i].taken_ms <= floor_ms) keep_from = i;
+    }
+    if (images.empty() || keep_from == 0) return out;  // nothing older than what is needed
+    const auto& anchor = images[keep_from];
+    ARGON_ASSIGN_OR_RETURN(auto control,
+                           read_controldata(pg, runner_, anchor.pgdata, tool_scratch()));
+    uint64_t start = control.redo_lsn;
+    // A backup capture replays from its label's start, which may precede the copied pg_control's.
+    if (auto label = read_file(anchor.pgdata / "backup_label")) {
+      static const std::regex start_re(R"(START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+))");
+      std::smatch m;
+      if (std::regex_search(*label, m, start_re)) {
+        if (auto l = parse_lsn(m[1].str())) start = std::min(start, *l);
+      }
+    }
+    keep_segno = start / control.segment_bytes;
+    const uint64_t per_id = 0x100000000ull / control.segment_bytes;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir / kArchiveDir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.size() < 24 || !is_wal_segment_name(name.substr(0, 24))) continue;
+      const uint64_t segno = std::stoull(name.substr(8, 8), nullptr, 16) * per_id +
+                             std::stoull(name.substr(16, 8), nullptr, 16);
+      if (segno >= *keep_segno) continue;
+      out.bytes += size_of(e.path());
+      fs::remove(e.path(), ec);
+      if (ec)
+        return fail(ErrorCode::kInternal,
+                    fmt::format("cannot remove {}: {}", e.path().string(), ec.message()));
+      ++out.wal_files;
+    }
+  }
+  for (size_t i = 0; i < keep_from; ++i) {
+    const fs::path image_dir = images[i].pgdata.parent_path();
+    out.bytes += size_of(image_dir);
+    ARGON_RETURN_IF_ERROR(remove_tree(image_dir));
+    ++out.images;
+  }
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir / kArchiveDir, ec)) {
+    const std::string name = e.path().filename().string();
+    // basic_archive's temporary files: one being written now is left alone; one an interrupted
+    // archiver left (it names each with the time) goes once it is an hour old.
+    if (name.starts_with("archtemp")) {
+      std::error_code te;
+      const auto age = fs::file_time_type::clock::now() - fs::last_write_time(e.path(), te);
+      if (te || age < std::chrono::hours(1)) continue;
+    } else if (!everything) {
+      continue;
+    }
+    out.bytes += size_of(e.path());
+    fs::remove(e.path(), ec);
+    ++out.wal_files;
+  }
+  if ((out.images || out.wal_files) && options_.fsync) (void)fsync_path(dir / kArchiveDir);
+  return out;
 }
 
 fs::path Storage::wal_view_dir(std::string_view branch_id) const {

@@ -98,6 +98,27 @@ class Storage {
   Result<CloneStats> create_snapshot_at_point(std::string_view snapshot_id,
                                               const std::filesystem::path& image_pgdata,
                                               const SettleFn& recover);
+  // A periodic base image of the branch's running compute (a backup capture through `admin`, a
+  // superuser connection to it), named by the time it was complete. kConflict, keeping nothing,
+  // when the branch's directory was exchanged meanwhile (a reset): the image would be another
+  // line of WAL's.
+  Result<BaseImage> take_image(std::string_view branch_id, PgConn& admin, int major);
+  // What pruning removed.
+  struct Pruned {
+    size_t images = 0;
+    size_t wal_files = 0;
+    uint64_t bytes = 0;
+  };
+  // Removes what no point at or after `floor_ms` needs: every image older than the newest one
+  // complete by then (that one stays, with all newer), and every archived segment before the one
+  // it starts replaying from. With `everything` (history off), all images and the whole archive.
+  // Takes the branch's history lock exclusively: a recovery planning or building from an image
+  // holds it shared.
+  Result<Pruned> prune_history(std::string_view branch_id, const PgInstall& pg, int64_t floor_ms,
+                               bool everything);
+  // A branch's history lock (striped by id): shared while a point is planned and built from its
+  // images and archive, exclusive while pruning removes some.
+  std::shared_mutex& history_mu(std::string_view branch_id);
   // The directory a compute archives into (`../wal` from its data directory), made if missing.
   Status prepare_archive(const std::filesystem::path& pgdata);
   // A scratch directory for history.h's plan_recovery (a .tmp-* name: startup removes leftovers).
@@ -245,6 +266,7 @@ class Storage {
 
   StorageOptions options_;
   std::array<std::shared_mutex, 16> snapshot_mus_;
+  std::array<std::shared_mutex, 16> history_mus_;
   // The snapshots settle_beside works on now, for create_branch_from_snapshot to wait for.
   std::mutex settling_mu_;
   std::condition_variable settling_cv_;

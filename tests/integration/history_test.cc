@@ -6,7 +6,12 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/pg_conn.h"
@@ -141,8 +146,8 @@ TEST_F(HistoryTest, BranchesAtPastTimesAndLsnsHoldExactlyTheCommitsUpToThem) {
     EXPECT_EQ(str(branch, "parent_id"), p.branch);
     const auto parent_lsn = parse_lsn(str(branch, "parent_lsn"));
     ASSERT_TRUE(parent_lsn);
-    EXPECT_LE(*parent_lsn, *parse_lsn(at.lsn)) << "the switch point is the end of row "
-                                               << k.upto << "'s commit";
+    EXPECT_LE(*parent_lsn, *parse_lsn(at.lsn))
+        << "the switch point is the end of row " << k.upto << "'s commit";
     if (k.upto > 1) {
       EXPECT_GT(*parent_lsn, *parse_lsn(all[k.upto - 2].lsn));
     }
@@ -186,8 +191,8 @@ TEST_F(HistoryTest, ABranchRestoredToItsOwnPastKeepsItsConnectionString) {
   // Its own past needs a point and a name for the state it has now.
   auto no_point = a.post(restore_path, {{"source_branch_id", p.branch}});
   EXPECT_EQ(no_point.status, 400) << no_point.raw;
-  auto no_name = a.post(restore_path, {{"source_branch_id", p.branch},
-                                       {"source_timestamp", rows[4].time}});
+  auto no_name =
+      a.post(restore_path, {{"source_branch_id", p.branch}, {"source_timestamp", rows[4].time}});
   EXPECT_EQ(no_name.status, 400) << no_name.raw;
   EXPECT_NE(no_name.raw.find("preserve_under_name"), std::string::npos) << no_name.raw;
 
@@ -253,17 +258,97 @@ TEST_F(HistoryTest, RestoreFromAnotherBranchAndSnapshotAtAPastPoint) {
     if (str(s, "id") != str(snapshot, "id")) continue;
     EXPECT_LE(*parse_lsn(str(s, "lsn")), *parse_lsn(rows[2].lsn)) << listed.raw;
   }
-  auto restored = a.post(fmt::format("/projects/{}/snapshots/{}/restore", p.id,
-                                     str(snapshot, "id")),
-                         {{"name", "check"}});
+  auto restored =
+      a.post(fmt::format("/projects/{}/snapshots/{}/restore", p.id, str(snapshot, "id")),
+             {{"name", "check"}});
   ASSERT_EQ(restored.status, 200) << restored.raw;
   a.wait_operations(p.id, restored.body.at("operations"));
-  auto ep = a.post(fmt::format("/projects/{}/endpoints", p.id),
-                   {{"endpoint", {{"branch_id", str(restored.body.at("branch"), "id")},
-                                  {"type", "read_write"}}}});
+  auto ep =
+      a.post(fmt::format("/projects/{}/endpoints", p.id),
+             {{"endpoint",
+               {{"branch_id", str(restored.body.at("branch"), "id")}, {"type", "read_write"}}}});
   ASSERT_EQ(ep.status, 201) << ep.raw;
   a.wait_operations(p.id, ep.body.at("operations"));
   EXPECT_EQ(rows_of(a, p, str(ep.body.at("endpoint"), "id")), expect_rows(3));
+}
+
+// Base images every megabyte of WAL (--history-image-wal-mb 1), looked at every second, and a
+// five-second window: old images and the WAL before the oldest one kept go, a point inside the
+// window still holds exactly its commits, one before it is refused, and history turned off
+// removes it all.
+TEST(HistoryWindowTest, ImagesFollowTheWalAndPruningKeepsOnlyTheWindow) {
+  Argond a({"--history-check-seconds", "1", "--history-image-wal-mb", "1"});
+  auto p = create_project(a, {{"name", "window"}, {"history_retention_seconds", 5}});
+  const auto dir = a.data_dir() / "branches" / p.branch;
+  auto images = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir / "images")) {
+      const auto name = e.path().filename().string();
+      if (name.find_first_not_of("0123456789") == std::string::npos) out.push_back(name);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  auto archived = [&] {
+    std::set<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir / "wal"))
+      out.insert(e.path().filename().string());
+    return out;
+  };
+  auto wait_for = [&](const std::function<bool()>& done) {
+    for (int i = 0; i < 600 && !done(); ++i) std::this_thread::sleep_for(100ms);
+    return done();
+  };
+  auto c = PgConn::connect(a.owner_conninfo(p.password, p.endpoint));
+  ASSERT_TRUE(c) << c.error().message;
+  exec_value(*c, "CREATE TABLE t (i int)");
+  exec_value(*c,
+             "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad FROM "
+             "generate_series(1, 20000) g");
+  const auto first = images();
+  ASSERT_TRUE(wait_for([&] { return images().size() >= 2; }))
+      << "a new base image after a megabyte of WAL";
+  auto early = insert_rows(*c, 1, 3);
+  // More WAL, archived, and time for the early images to leave the window.
+  exec_value(*c, "INSERT INTO filler SELECT g, repeat('y', 200) FROM generate_series(1, 20000) g");
+  {
+    auto admin = a.connect(p.branch);
+    exec_value(admin, "SELECT pg_switch_wal()::text");
+  }
+  const auto segments_before = archived();
+  std::this_thread::sleep_for(6s);
+  auto late = insert_rows(*c, 4, 6);
+  ASSERT_TRUE(wait_for([&] { return images().front() != first.front(); }))
+      << "the branch's first image leaves the window";
+  ASSERT_TRUE(wait_for([&] { return !archived().contains(*segments_before.begin()); }))
+      << "WAL before the oldest image kept is removed: " << *segments_before.begin();
+
+  // Before the window: Neon's 400. Inside it: exact.
+  auto before = a.post(fmt::format("/projects/{}/branches", p.id),
+                       {{"branch", {{"parent_timestamp", early[1].time}}}});
+  EXPECT_EQ(before.status, 400) << before.raw;
+  EXPECT_NE(before.raw.find("timestamp is before retention window"), std::string::npos)
+      << before.raw;
+  EXPECT_NE(before.raw.find("retention_window:\\\"5s\\\""), std::string::npos) << before.raw;
+  auto inside = a.post(fmt::format("/projects/{}/branches", p.id),
+                       {{"branch", {{"parent_lsn", late[1].lsn}}},
+                        {"endpoints", json::array{json::object{{"type", "read_write"}}}}});
+  ASSERT_EQ(inside.status, 201) << inside.raw;
+  for (const auto& s : a.wait_operations(p.id, inside.body.at("operations")))
+    EXPECT_EQ(s, "finished") << a.log_tail();
+  EXPECT_EQ(query_value(a.owner_conninfo(p.password,
+                                         str(inside.body.at("endpoints").as_array().at(0), "id")),
+                        "SELECT string_agg(i::text, ',' ORDER BY i) FROM t"),
+            "1,2,3,4,5");
+
+  // History off: everything goes, and points are refused.
+  auto off = a.call("PATCH", fmt::format("/projects/{}", p.id),
+                    R"({"project":{"history_retention_seconds":0}})");
+  ASSERT_EQ(off.status, 200) << off.raw;
+  EXPECT_TRUE(wait_for([&] { return images().empty(); })) << "no base image is kept";
+  auto refused = a.post(fmt::format("/projects/{}/branches", p.id),
+                        {{"branch", {{"parent_lsn", late[2].lsn}}}});
+  EXPECT_EQ(refused.status, 400) << refused.raw;
 }
 
 TEST_F(HistoryTest, PointsOutsideTheWindowAreRefusedWithNeonsMessage) {
@@ -293,7 +378,8 @@ TEST_F(HistoryTest, PointsOutsideTheWindowAreRefusedWithNeonsMessage) {
   EXPECT_EQ(early.status, 400) << early.raw;
   EXPECT_TRUE(early.message.starts_with("lsn is before retention window")) << early.message;
 
-  auto both = branch_at(a, p, p.branch, {{"parent_lsn", rows[0].lsn}, {"parent_timestamp", rows[0].time}});
+  auto both =
+      branch_at(a, p, p.branch, {{"parent_lsn", rows[0].lsn}, {"parent_timestamp", rows[0].time}});
   EXPECT_EQ(both.status, 400) << both.raw;
 
   // Nothing was created by any of them.

@@ -77,9 +77,10 @@ TEST(HistoryPlanTest, TheSwitchPointIsTheNewestTimelinesLastEntry) {
   TempDir d;
   fs::create_directories(d.path / "pg_wal");
   EXPECT_FALSE(switch_point(d.path)) << "no history file: not a recovered cluster";
-  ASSERT_TRUE(write_file_atomic(d.path / "pg_wal" / "00000002.history", "1\t0/3000140\tbefore 2026\n"));
+  ASSERT_TRUE(
+      write_file_atomic(d.path / "pg_wal" / "00000002.history", "1\t0/3000140\tbefore 2026\n"));
   ASSERT_TRUE(write_file_atomic(d.path / "pg_wal" / "00000003.history",
-                    "1\t0/3000140\tbefore 2026\n2\t0/50001B8\tafter LSN 0/5000190\n"));
+                                "1\t0/3000140\tbefore 2026\n2\t0/50001B8\tafter LSN 0/5000190\n"));
   auto at = switch_point(d.path);
   ASSERT_TRUE(at) << at.error().message;
   EXPECT_EQ(*at, 0x50001B8u);
