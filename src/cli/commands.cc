@@ -108,8 +108,8 @@ struct Commands::State {
   bool needs_session = true;
   std::function<Status()> plain_action;  // commands without a session (set-context)
   // Arguments and flags of the chosen command.
-  std::string ref, ref2, name, parent, expires_in, expires_at, role = "neondb_owner",
-                                                               database = "neondb", to;
+  std::string ref, ref2, name, parent, expires_in, expires_at,
+      role = "neondb_owner", database = "neondb", to, to_time, to_lsn;
   bool flag = false, never = false, no_compute = false, pooled = false;
   int pg_version = 15;
 };
@@ -304,6 +304,44 @@ Commands::Commands(CLI::App& app) : s_(std::make_unique<State>()) {
     return post_and_show_branch(
         ss, fmt::format("/projects/{}/branches/{}/restore", project, field(b, "id")),
         json::value(body), "resetting " + field(b, "name"));
+  });
+  auto* brestore = branches->add_subcommand(
+      "restore",
+      "put a branch back to a past point of its own history, or of another branch's, in place "
+      "(same id and connection string)");
+  brestore->add_option("branch", s->ref, "branch id or name")->required();
+  auto* to_time = brestore->add_option("--to-time", s->to_time,
+                                       "the point: an RFC 3339 time (every commit up to it)");
+  auto* to_lsn = brestore->add_option("--to-lsn", s->to_lsn,
+                                      "the point: an LSN (every record that starts before it)");
+  to_time->excludes(to_lsn);
+  brestore->add_option("--source", s->ref2,
+                       "the branch whose history it comes from (default: "
+                       "the branch itself)");
+  brestore->add_option("--preserve-under-name", s->name,
+                       "keep the current state as a branch of this name (for its own past, "
+                       "default '<branch> (before <time now>)')");
+  on(brestore, [s](Session& ss) -> Status {
+    if (s->to_time.empty() && s->to_lsn.empty())
+      return fail(ErrorCode::kBadRequest, "--to-time or --to-lsn: required");
+    ARGON_ASSIGN_OR_RETURN(auto project, ss.project_id());
+    ARGON_ASSIGN_OR_RETURN(auto b, ss.find_branch(s->ref));
+    json::value source = b;
+    if (!s->ref2.empty()) {
+      ARGON_ASSIGN_OR_RETURN(source, ss.find_branch(s->ref2));
+    }
+    json::object body{{"source_branch_id", field(source, "id")}};
+    if (!s->to_time.empty()) body["source_timestamp"] = s->to_time;
+    if (!s->to_lsn.empty()) body["source_lsn"] = s->to_lsn;
+    if (!s->name.empty()) {
+      body["preserve_under_name"] = s->name;
+    } else if (field(source, "id") == field(b, "id")) {
+      body["preserve_under_name"] =
+          fmt::format("{} (before {})", field(b, "name"), format_time(std::time(nullptr)));
+    }
+    return post_and_show_branch(
+        ss, fmt::format("/projects/{}/branches/{}/restore", project, field(b, "id")),
+        json::value(body), "restoring " + field(b, "name"));
   });
   auto* bdelete = branches->add_subcommand("delete", "delete a branch and its computes");
   bdelete->add_option("branch", s->ref, "branch id or name")->required();

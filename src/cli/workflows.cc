@@ -75,6 +75,18 @@ class Project {
     ARGON_RETURN_IF_ERROR(wait(r, "snapshot " + name));
     return r.at("snapshot");
   }
+  // Branch `b` in place to `time` of its own history; the state it had is kept as its parent.
+  Status restore_to_time(const json::value& b, const std::string& time) {
+    json::object body{{"source_branch_id", field(b, "id")},
+                      {"source_timestamp", time},
+                      {"preserve_under_name", fmt::format("{} (before {})", field(b, "name"),
+                                                          format_time(std::time(nullptr)))}};
+    ARGON_ASSIGN_OR_RETURN(
+        auto r,
+        ss_.api().call("POST", fmt::format("/projects/{}/branches/{}/restore", id_, field(b, "id")),
+                       json::value(body)));
+    return wait(r, "restore to " + time);
+  }
   // In place onto `target_id` (finalize), or as a new branch named `name`.
   Result<json::value> restore(const std::string& snapshot_id, const std::string& target_id,
                               const std::string& name = "") {
@@ -199,7 +211,7 @@ Result<int64_t> duration_or(const std::string& text, int64_t fallback) {
 constexpr const char* kCheckpointPrefix = "checkpoint/";
 
 struct Args {
-  std::string from, to, name, verify_sql, retention, snapshot, branch, expires_in = "24h";
+  std::string from, to, name, verify_sql, retention, snapshot, branch, expires_in = "24h", to_time;
   bool keep_backup = false, accept_write_loss = false, protect = false, dry_run = false,
        restart = false;
 };
@@ -680,9 +692,14 @@ void add_workflow_commands(CLI::App& app,
       return {};
     });
   });
-  auto* crestore =
-      checkpoint->add_subcommand("restore", "put the active branch back to a checkpoint, in place");
-  crestore->add_option("name", a->name, "checkpoint name")->required();
+  auto* crestore = checkpoint->add_subcommand(
+      "restore", "put the active branch back to a checkpoint, or to a time, in place");
+  auto* cname = crestore->add_option("name", a->name, "checkpoint name");
+  auto* ctime = crestore->add_option(
+      "--to-time", a->to_time,
+      "a time instead of a checkpoint (RFC 3339): every commit up to it; the state before the "
+      "restore is kept as '<branch> (before <time now>)', the restored branch's parent");
+  cname->excludes(ctime);
   crestore->add_option("--branch", a->branch,
                        "the active branch (default: the project's default branch)");
   crestore->add_flag("--keep-backup", a->keep_backup, "keep the '<branch> (old)' backup branch");
@@ -690,8 +707,16 @@ void add_workflow_commands(CLI::App& app,
     select([a, active, find_checkpoint](Session& ss) -> Status {
       ARGON_ASSIGN_OR_RETURN(auto pid, ss.project_id());
       Project p(ss, pid);
-      ARGON_ASSIGN_OR_RETURN(auto s, find_checkpoint(p, a->name));
       ARGON_ASSIGN_OR_RETURN(auto b, active(p));
+      if (!a->to_time.empty()) {
+        ARGON_RETURN_IF_ERROR(p.restore_to_time(b, a->to_time));
+        say(fmt::format("{} is at {}; its connection string is unchanged", field(b, "name"),
+                        a->to_time));
+        return {};
+      }
+      if (a->name.empty())
+        return fail(ErrorCode::kBadRequest, "a checkpoint name or --to-time: required");
+      ARGON_ASSIGN_OR_RETURN(auto s, find_checkpoint(p, a->name));
       ARGON_ASSIGN_OR_RETURN(auto restored, p.restore(field(s, "id"), field(b, "id")));
       (void)restored;
       if (!a->keep_backup) ARGON_RETURN_IF_ERROR(drop_backup(p, field(b, "id")));

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <fstream>
 
 #include "common/file_util.h"
@@ -111,6 +112,21 @@ void ComputeManager::monitor_loop() {
   }
 }
 
+// `link` becomes a symlink to `target` in one rename (a new link beside it, renamed over it).
+static Status point_link(const fs::path& link, const fs::path& target) {
+  const fs::path tmp = link.string() + ".new";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_symlink(fs::absolute(target), tmp, ec);
+  if (ec)
+    return fail(ErrorCode::kInternal, fmt::format("cannot link {} to {}: {}", tmp.string(),
+                                                  target.string(), ec.message()));
+  if (::rename(tmp.c_str(), link.c_str()) != 0)
+    return fail(ErrorCode::kInternal, fmt::format("cannot rename {} to {}: {}", tmp.string(),
+                                                  link.string(), std::strerror(errno)));
+  return {};
+}
+
 ComputeManager::Settings ComputeManager::with_endpoint_settings(const ComputeSpec& spec,
                                                                 Settings ours) const {
   if (!fsync_) {
@@ -197,7 +213,12 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
     settings.emplace_back("shared_preload_libraries", preload);
     settings.emplace_back("argon.role_generation_file", generation_file.string());
   }
-  ProcessSpec ps = postgres_process(spec, {}, settings);
+  ComputeSpec started = spec;
+  if (!spec.data_link.empty()) {
+    ARGON_RETURN_IF_ERROR(point_link(spec.data_link, spec.pgdata));
+    started.pgdata = spec.data_link;  // cwd still resolves to the data directory itself
+  }
+  ProcessSpec ps = postgres_process(started, {}, settings);
   // SIGQUIT = immediate shutdown: if argond is killed, its computes go down with it and crash
   // recovery on the next start makes them consistent. The supervisor never leaves orphans.
   ps.parent_death_signal = SIGQUIT;
@@ -208,7 +229,7 @@ Status ComputeManager::start(const ComputeSpec& spec, std::chrono::milliseconds 
   if (!pid) return std::unexpected(pid.error());
   {
     std::lock_guard lock(mu_);
-    procs_[spec.id] = Proc{*pid, spec.run_dir, false, false, std::nullopt};
+    procs_[spec.id] = Proc{*pid, spec.run_dir, spec.data_link, false, false, std::nullopt};
   }
   spdlog::info("compute {} starting (pid {}, PostgreSQL {})", spec.id, *pid, spec.pg.version);
 
@@ -426,6 +447,15 @@ Status ComputeManager::rekey(std::string_view from, std::string_view to) {
   procs_.insert(std::move(node));
   spdlog::info("compute {} is now compute {}", from, to);
   return {};
+}
+
+Status ComputeManager::relink(std::string_view id, const fs::path& pgdata) {
+  std::lock_guard lock(mu_);
+  auto it = procs_.find(id);
+  if (it == procs_.end() || !it->second.serving() || it->second.data_link.empty())
+    return fail(ErrorCode::kConflict,
+                fmt::format("compute {} is not running with a data link", id));
+  return point_link(it->second.data_link, pgdata);
 }
 
 std::string ComputeManager::admin_conninfo(std::string_view id, std::string_view dbname) const {

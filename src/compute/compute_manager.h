@@ -47,6 +47,7 @@ class ComputeManager final : public Computes {
 
   std::optional<std::filesystem::path> socket_dir(std::string_view id) const override;
   Status rekey(std::string_view from, std::string_view to) override;
+  Status relink(std::string_view id, const std::filesystem::path& pgdata) override;
 
   std::vector<std::string> running_ids() const;
 
@@ -66,6 +67,7 @@ class ComputeManager final : public Computes {
   struct Proc {
     pid_t pid = 0;
     std::filesystem::path run_dir;
+    std::filesystem::path data_link;  // ComputeSpec::data_link, if it was started with one
     bool stopping = false;
     // stop() gave up waiting (it outlived SIGKILL): the monitor erases the entry once it reaps the
     // pid, and until then start() refuses to run a second postgres on the same data directory.

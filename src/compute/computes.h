@@ -25,6 +25,13 @@ struct ComputeSpec {
   std::filesystem::path log_file;
   PgInstall pg;
   std::vector<std::pair<std::string, std::string>> settings;  // extra `-c name=value`
+  // When set, the postmaster is given this symlink (made to point at `pgdata`) as its data
+  // directory instead of `pgdata` itself. PostgreSQL works relative to its data directory, but
+  // keeps the path it was given for a few things (the control file's path at every checkpoint,
+  // the data directory check after a backend crash): a compute whose data directory is renamed
+  // while it runs (a reset's copy, exchanged into the branch's place) keeps a valid path by
+  // retargeting the link (Computes::relink) right after the rename.
+  std::filesystem::path data_link;
 };
 
 class Computes {
@@ -58,6 +65,9 @@ class Computes {
   // and data directory (a reset's copy, started beside the branch, becomes the branch's compute).
   // Refused (kConflict) while a compute runs as `to`, or when `from` does not run.
   [[nodiscard]] virtual Status rekey(std::string_view from, std::string_view to) = 0;
+  // The data directory of the running compute `id`, started with a data link, is now `pgdata`:
+  // the link is replaced atomically. kConflict when it does not run or has no link.
+  [[nodiscard]] virtual Status relink(std::string_view id, const std::filesystem::path& pgdata) = 0;
   // libpq conninfo for argond's admin role on that compute (errors are never logged with the
   // statement, which can hold a password).
   virtual std::string admin_conninfo(std::string_view id,

@@ -101,6 +101,9 @@ Status ActionEnv::start_beside(const BranchRuntime& rt, const std::string& compu
   spec.settings.insert(spec.settings.begin(), {"recovery_init_sync_method", "syncfs"});
   spec.id = compute_id;
   spec.pgdata = pgdata;
+  // Its data directory is exchanged into the branch's place while it runs (a reset): the link
+  // follows it there (Computes::relink).
+  spec.data_link = spec.run_dir / "pgdata";
   ARGON_RETURN_IF_ERROR(archive_into_history(rt, spec));
   return computes.start(spec, options.compute_start_timeout);
 }

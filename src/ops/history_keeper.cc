@@ -49,10 +49,10 @@ void HistoryKeeper::keep(const Branch& b) {
     spdlog::warn("history of branch {}: pruning failed: {}", b.id, pruned.error().message);
   } else if (pruned->images || pruned->wal_files) {
     crash_point("history.pruned");
-    spdlog::info("history of branch {}: removed {} base image(s) and {} archived WAL file(s), "
-                 "{:.1f} MB, older than its window",
-                 b.id, pruned->images, pruned->wal_files,
-                 static_cast<double>(pruned->bytes) / (1 << 20));
+    spdlog::info(
+        "history of branch {}: removed {} base image(s) and {} archived WAL file(s), "
+        "{:.1f} MB, older than its window",
+        b.id, pruned->images, pruned->wal_files, static_cast<double>(pruned->bytes) / (1 << 20));
   }
   if (b.retention_seconds == 0 || !env_.computes.running(b.id)) return;
   auto admin = PgConn::connect(env_.computes.admin_conninfo(b.id));
@@ -66,16 +66,15 @@ void HistoryKeeper::keep(const Branch& b) {
   const auto began = std::chrono::steady_clock::now();
   auto image = env_.storage.take_image(b.id, *admin, b.pg_major);
   if (!image) {
-    spdlog::info("history of branch {}: no base image this time: {}", b.id,
-                 image.error().message);
+    spdlog::info("history of branch {}: no base image this time: {}", b.id, image.error().message);
     return;
   }
   crash_point("history.imaged");
-  spdlog::info("history of branch {}: base image {} taken in {:.0f} ms (consistent at {})", b.id,
-               image->pgdata.parent_path().filename().string(),
-               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began)
-                   .count(),
-               image->stop_lsn ? format_lsn(*image->stop_lsn) : std::string("?"));
+  spdlog::info(
+      "history of branch {}: base image {} taken in {:.0f} ms (consistent at {})", b.id,
+      image->pgdata.parent_path().filename().string(),
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count(),
+      image->stop_lsn ? format_lsn(*image->stop_lsn) : std::string("?"));
 }
 
 Result<bool> HistoryKeeper::image_due(const Branch& b, const PgInstall& pg, PgConn& admin) {
@@ -89,15 +88,15 @@ Result<bool> HistoryKeeper::image_due(const Branch& b, const PgInstall& pg, PgCo
     if (it != points_.end()) at = it->second;
   }
   if (at.lsn == 0) {
-    ARGON_ASSIGN_OR_RETURN(at, storage::image_point(pg, env_.storage.runner(), newest,
-                                                    env_.storage.tool_scratch()));
+    ARGON_ASSIGN_OR_RETURN(
+        at, storage::image_point(pg, env_.storage.runner(), newest, env_.storage.tool_scratch()));
     std::lock_guard lock(points_mu_);
     if (points_.size() > 10000) points_.clear();
     points_[newest.pgdata.string()] = at;
   }
-  ARGON_ASSIGN_OR_RETURN(
-      auto now, admin.exec("SELECT pg_current_wal_lsn()::text, "
-                           "(SELECT timeline_id FROM pg_control_checkpoint())::text"));
+  ARGON_ASSIGN_OR_RETURN(auto now,
+                         admin.exec("SELECT pg_current_wal_lsn()::text, "
+                                    "(SELECT timeline_id FROM pg_control_checkpoint())::text"));
   const auto current = parse_lsn(now.value(0, 0));
   if (!current) return fail(ErrorCode::kInternal, "pg_current_wal_lsn: unreadable answer");
   if (std::to_string(at.timeline) != now.value(0, 1)) return true;

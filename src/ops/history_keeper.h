@@ -2,8 +2,8 @@
 // `EngineOptions::history_interval`:
 // - Base images: a running compute whose WAL has grown by `history_image_wal_bytes` since its
 //   branch's newest image (by default 64 MB on reflink and 1 GB on the copy driver, where an image
-//   is a whole copy) gets a new image (a backup capture, storage::Storage::take_image). A recovery then
-//   replays at most about that much WAL, and the archive between images stays that size. A
+//   is a whole copy) gets a new image (a backup capture, storage::Storage::take_image). A recovery
+//   then replays at most about that much WAL, and the archive between images stays that size. A
 //   branch with no image (made before history, or history turned on since) gets one at once.
 // - Pruning: each branch keeps the newest image complete by now minus its project's
 //   history_retention_seconds, every newer one, and the archived WAL from where that image starts

@@ -154,6 +154,41 @@ test('branches reset --parent gives a branch its parent\'s current data, same id
   await waitProject('branch deletion');
 });
 
+// Point-in-time history as neonctl 5.0.1 asks for it: `branches create --parent <timestamp>`
+// (parent_timestamp on the default branch) and `branches restore <branch> ^self@<timestamp>`.
+// neonctl accepts milliseconds; the next write waits past that millisecond.
+test('branches create --parent <timestamp> and branches restore ^self@<timestamp> reach the past', async () => {
+  const rows = (branchId) => argond.sql(branchId, "SELECT string_agg(v::text, ',' ORDER BY v) FROM pitr", 'neondb');
+  argond.sql(mainBranch, 'CREATE TABLE pitr (v int); INSERT INTO pitr VALUES (1)', 'neondb');
+  const t = argond.sql(mainBranch,
+    `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`);
+  await new Promise((r) => setTimeout(r, 20));
+  argond.sql(mainBranch, 'INSERT INTO pitr VALUES (2)', 'neondb');
+
+  const created = neonctl(['branches', 'create', '--project-id', projectId, '--name', 'past',
+    '--parent', t, '-o', 'json']).json;
+  assert.equal(created.branch.parent_id, mainBranch);
+  await waitProject('branch at a time');
+  assert.equal(rows(created.branch.id), '1');
+  assert.equal(rows(mainBranch), '1,2');
+
+  neonctl(['branches', 'restore', 'main', `^self@${t}`, '--preserve-under-name', 'main-before',
+    '--project-id', projectId]);
+  await waitProject('restore to a time');
+  assert.equal(rows(mainBranch), '1');
+  const branches = neonctl(['branches', 'list', '--project-id', projectId, '-o', 'json']).json;
+  const before = branches.find((b) => b.name === 'main-before');
+  assert.ok(before, 'the state before the restore is kept');
+  assert.equal(branches.find((b) => b.id === mainBranch).parent_id, before.id);
+
+  const future = neonctl(['branches', 'create', '--project-id', projectId, '--parent',
+    '2020-01-01T00:00:00Z'], { expectFailure: true });
+  assert.notEqual(future.status, 0);
+  assert.match(future.stderr + future.stdout, /before retention window/);
+  neonctl(['branches', 'delete', 'past', '--project-id', projectId]);
+  await waitProject('branch deletion');
+});
+
 test('projects delete removes it', () => {
   neonctl(['projects', 'delete', projectId]);
   const r = neonctl(['projects', 'get', projectId], { expectFailure: true });

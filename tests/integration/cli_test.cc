@@ -420,5 +420,46 @@ TEST_F(CliTest, ResetFromParentKeepsTheBranchAndItsConnectionString) {
             "dev only,parent v1");
 }
 
+// Point-in-time restores from the CLI: a branch to a time of its own past, to an LSN of another
+// branch, and `checkpoint restore --to-time`; the connection string never changes.
+TEST_F(CliTest, RestoreToATimeOrAnLsnInPlace) {
+  auto created = ok({"-o", "json", "projects", "create", "--name", "undo"});
+  ok({"set-context", "--project-id", std::string(created.json().at("id").as_string())});
+  const std::string uri = trimmed(ok({"connection-string", "main"}).out);
+  query_value(uri, "CREATE TABLE t (v text); INSERT INTO t VALUES ('good')");
+  const std::string good_time = query_value(uri,
+                                            "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+                                            "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+  const std::string good_lsn = query_value(uri, "SELECT pg_current_wal_lsn()::text");
+  query_value(uri, "INSERT INTO t VALUES ('agent mistake')");
+
+  auto missing = run({"branches", "restore", "main"});
+  EXPECT_EQ(missing.exit, 2) << missing.err;
+  EXPECT_NE(missing.err.find("--to-time or --to-lsn"), std::string::npos) << missing.err;
+
+  ok({"branches", "restore", "main", "--to-time", good_time});
+  EXPECT_EQ(trimmed(ok({"connection-string", "main"}).out), uri);
+  EXPECT_EQ(query_value(uri, "SELECT string_agg(v, ',' ORDER BY v) FROM t"), "good");
+
+  // dev, from main's history at an LSN.
+  ok({"branches", "create", "--name", "dev", "--parent", "main"});
+  const std::string dev_uri = trimmed(ok({"connection-string", "dev"}).out);
+  query_value(dev_uri, "INSERT INTO t VALUES ('dev')");
+  auto to_lsn = run({"branches", "restore", "dev", "--source", "main", "--to-lsn", good_lsn});
+  // main was restored since good_lsn was read: that LSN is before main's new history.
+  EXPECT_EQ(to_lsn.exit, 2) << to_lsn.err;
+  EXPECT_NE(to_lsn.err.find("before retention window"), std::string::npos) << to_lsn.err;
+
+  // checkpoint restore --to-time: the default branch to a time, in place.
+  query_value(uri, "INSERT INTO t VALUES ('second')");
+  const std::string second_time =
+      query_value(uri,
+                  "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+  query_value(uri, "INSERT INTO t VALUES ('third')");
+  ok({"checkpoint", "restore", "--to-time", second_time});
+  EXPECT_EQ(query_value(uri, "SELECT string_agg(v, ',' ORDER BY v) FROM t"), "good,second");
+}
+
 }  // namespace
 }  // namespace argon::testing

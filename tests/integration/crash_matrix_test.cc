@@ -274,6 +274,41 @@ INSTANTIATE_TEST_SUITE_P(EachStep, ResetCrashTest,
                                  "create_timeline.executed"}),
                          point_name);
 
+// A branch at a past point of main (its LSN while main held v2; main has moved on to v3), killed
+// at each step of the recovery that builds it: afterwards it holds exactly v2, and main serves v3.
+class HistoryCrashTest : public SnapshotCrashTest {};
+
+TEST_P(HistoryCrashTest, FinishesAfterRestart) {
+  const std::string point = GetParam();
+  const std::string lsn = query_value(info_, "SELECT pg_current_wal_lsn()::text");
+  exec("UPDATE t SET v = 'v3'");
+  crash_during(
+      point,
+      [&] {
+        a_->post(fmt::format("/projects/{}/branches", p_.id),
+                 {{"branch", {{"name", "past"}, {"parent_id", p_.branch}, {"parent_lsn", lsn}}},
+                  {"endpoints", {{{"type", "read_write"}}}}});
+      },
+      "v3");
+  const std::string past = branch_named("past");
+  ASSERT_FALSE(past.empty()) << point << "\n" << a_->log_tail();
+  std::string past_ep;
+  for (const auto& ep : list(*a_, fmt::format("/projects/{}/endpoints", p_.id), "endpoints")) {
+    if (str(ep, "branch_id") == past) past_ep = str(ep, "id");
+  }
+  ASSERT_FALSE(past_ep.empty());
+  EXPECT_EQ(query_value(a_->owner_conninfo(p_.password, past_ep), "SELECT v FROM t"), "v2")
+      << point << "\n"
+      << a_->log_tail();
+  EXPECT_EQ(state(), "v3");
+  expect_nothing_leaked();
+}
+
+INSTANTIATE_TEST_SUITE_P(EachStep, HistoryCrashTest,
+                         points({"api.committed", "history.cloned", "history.recovered",
+                                 "storage.filled", "create_timeline.executed"}),
+                         point_name);
+
 // A branch created with an endpoint, killed at each step: afterwards it exists, its endpoint serves
 // what main held at the call (v2), and main still serves v2.
 class BranchCreateCrashTest : public SnapshotCrashTest {};

@@ -202,7 +202,13 @@ TEST_F(HistoryTest, ABranchRestoredToItsOwnPastKeepsItsConnectionString) {
   ASSERT_EQ(r.status, 200) << r.raw;
   for (const auto& s : a.wait_operations(p.id, r.body.at("operations")))
     EXPECT_EQ(s, "finished") << a.log_tail();
-  // The same connection string reaches the restored state.
+  // The same connection string reaches the restored state, and its compute (started beside the
+  // branch's, its directory exchanged into place while it ran) checkpoints where its data now is.
+  EXPECT_EQ(rows_of(a, p, p.endpoint), expect_rows(5));
+  {
+    auto admin = a.connect(p.branch);
+    exec_value(admin, "CHECKPOINT");
+  }
   EXPECT_EQ(rows_of(a, p, p.endpoint), expect_rows(5));
   auto got = a.get(fmt::format("/projects/{}/branches/{}", p.id, p.branch));
   ASSERT_EQ(got.status, 200);

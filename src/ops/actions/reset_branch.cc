@@ -2,11 +2,12 @@
 // branch keeps its id and endpoints and gets a consistent copy of the source's current state.
 // Everything slow happens while the branch keeps serving its old data: the copy is built beside it
 // (branches/.reset-<id>) and, if the branch's compute runs, a second compute is started on the copy
-// (in the branch's other socket directory) and logged into. Only then the swap, the one outage a
-// client sees: its clients are gated and told why, the old compute is set aside under another
-// name, the two directories are exchanged atomically, the copy's compute becomes the branch's
-// (Computes::rekey), and the gate lifts. Then the old compute stops at once (no checkpoint) and
-// the old data goes to the preserve branch (or away).
+// (in the branch's other socket directory, its data directory given through a link) and logged
+// into. Only then the swap, the one outage a client sees: its clients are gated and told why, the
+// old compute stops at once (an immediate shutdown, before its directory moves), the two
+// directories are exchanged atomically, the copy's compute's link follows its data
+// (Computes::relink) and it becomes the branch's (Computes::rekey), and the gate lifts. Then the
+// old data goes to the preserve branch (or away).
 // Interrupted anywhere, it runs again from where it stopped (the copy's marker names this
 // operation); past the exchange, the branch's compute is started on the exchanged directory.
 #include <fmt/format.h>
@@ -49,8 +50,6 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
       serve |= !ep.disabled && ep.current_state == catalog::endpoint_state::kActive;
     // The copy's compute, started beside the branch's, has a name of its own until the swap.
     const std::string beside = env_.storage.reset_dir(branch.id).filename().string();
-    // The old compute's, from the swap until it has stopped.
-    const std::string retired = branch.id + ".replaced";
     // Gated by this run only: a re-run after the exchange (a crash) finds no connections and gates
     // nothing, so it must lift nothing either, or it would lift another operation's gate. Clients
     // arriving meanwhile wait anyway: their start_compute waits for this operation (scheduler.h).
@@ -102,23 +101,25 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
                  fmt::format("terminating connection: branch {} was {}; reconnect to reach its new "
                              "data",
                              branch.name, what));
-      // The old compute steps aside under another name and stops once the gate is lifted: its
-      // clients are gone, and new ones reach only the branch's compute.
-      const bool retire = env_.computes.running(branch.id);
-      Status st = retire ? env_.computes.rekey(branch.id, retired)
-                         : env_.stop_compute(branch.id, kStopNow);  // one still stopping
+      // The old compute stops (an immediate shutdown: its clients are gone) before its data
+      // directory moves: PostgreSQL writes its control file by the path it was started with, so
+      // a checkpoint finishing after the exchange would write into the copy's directory.
+      Status st = env_.stop_compute(branch.id, kStopNow);
       if (st) st = env_.storage.exchange_reset(branch.id);
       if (!st) {
         log_if_cleanup_failed(env_.stop_compute(beside, kStopNow),
                               "stop the compute of a reset that failed");
-        if (retire) (void)env_.computes.rekey(retired, branch.id);
         env_.unfence(fenced);
         return std::unexpected(st.error());
       }
       crash_point("reset.exchanged");
       if (serve) {
-        if (Status rk = env_.computes.rekey(beside, branch.id); !rk) {
-          // Not expected (the old compute was set aside); the branch's compute starts below.
+        // The copy's compute was given a link as its data directory: it follows the exchange.
+        // (Between the two calls it has had no client and no WAL to checkpoint.)
+        Status rk = env_.computes.relink(beside, env_.storage.branch_pgdata(branch.id));
+        if (rk) rk = env_.computes.rekey(beside, branch.id);
+        if (!rk) {
+          // Not expected (the old compute has stopped); the branch's compute starts below.
           spdlog::warn("reset of {}: {}", branch.id, rk.error().message);
           log_if_cleanup_failed(env_.stop_compute(beside, kStopNow),
                                 "stop the compute of a reset's copy");
@@ -130,8 +131,6 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
     Status st = serve ? env_.ensure_compute(rt) : Status{};
     env_.unfence(fenced);
     const auto ungated_at = Clock::now();
-    // Before the old data moves or goes, and before the operation finishes.
-    if (Status stopped = env_.stop_compute(retired, kStopNow); st) st = stopped;
     ARGON_RETURN_IF_ERROR(st);
     crash_point("reset.restarted");
     ARGON_RETURN_IF_ERROR(env_.storage.finish_reset(branch.id, p.preserve_branch_id));

@@ -90,6 +90,10 @@ class FakeComputes final : public compute::Computes {
     events.push_back("rekey " + std::string(from) + " " + std::string(to));
     return {};
   }
+  Status relink(std::string_view id, const fs::path& pgdata) override {
+    events.push_back("relink " + std::string(id) + " " + pgdata.filename().string());
+    return {};
+  }
   std::string admin_conninfo(std::string_view, std::string_view) const override {
     return "host=/nonexistent port=1 connect_timeout=1";
   }
@@ -718,9 +722,9 @@ TEST_F(ActionsTest, AFinalizedRestoreHoldsClientsOnlyOnceTheRestoredComputeRuns)
 
 // A reset from another branch prepares everything while the branch serves: a compute on the copy,
 // started beside the branch's in its other socket directory, runs before any client is held; then
-// hold, disconnect, set the old compute aside, exchange, rekey, release, and only then stop the old
-// compute at once. The proxy's next wake reaches the copy's compute; a second reset alternates the
-// socket directories back.
+// hold, disconnect, stop the old compute at once (before its directory moves), exchange, point the
+// copy's data link at its new place, rekey, release. The proxy's next wake reaches the copy's
+// compute; a second reset alternates the socket directories back.
 TEST_F(ActionsTest, AResetStartsTheCopysComputeBesideTheBranchsBeforeHoldingClients) {
   FakeControl control(computes_.events, *catalog_);
   env_->control = &control;
@@ -743,9 +747,8 @@ TEST_F(ActionsTest, AResetStartsTheCopysComputeBesideTheBranchsBeforeHoldingClie
             (std::vector<std::string>{
                 "start .reset-br-main-00000001", "prepare br-main-00000001~",
                 "gate ep-main-00000001", "terminate ep-main-00000001 bound to br-main-00000001",
-                "rekey br-main-00000001 br-main-00000001.replaced",
-                "rekey .reset-br-main-00000001 br-main-00000001", "ungate ep-main-00000001",
-                "stop now br-main-00000001.replaced"}));
+                "stop now br-main-00000001", "relink .reset-br-main-00000001 pgdata",
+                "rekey .reset-br-main-00000001 br-main-00000001", "ungate ep-main-00000001"}));
   ASSERT_EQ(control.reasons.size(), 1u);
   EXPECT_NE(control.reasons[0].find("was reset from branch br-src-00000001"), std::string::npos);
   EXPECT_EQ(read(storage_->branch_pgdata("br-main-00000001") / "base" / "1" / "1259"),
