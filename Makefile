@@ -47,6 +47,7 @@ bench: build
 	@$(BUILD_DIR)/bin/argon_bench_snapshot
 	@$(BUILD_DIR)/bin/argon_bench_restore
 	@$(BUILD_DIR)/bin/argon_bench_proxy
+	@$(BUILD_DIR)/bin/argon_bench_history
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -5,7 +5,10 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <regex>
 #include <stdexcept>
 
 namespace argon::bench {
@@ -142,6 +145,32 @@ void print_samples(const std::vector<Sample>& samples) {
     fmt::print("{:<8} {:>8.1f} {:>9.1f}  {:<20} {:>4} {:8.3f} {:8.3f} {:8.3f}\n", s.driver,
                s.size_mb, s.pgdata_mb, s.what, v.size(), v[v.size() / 2], v.front(), v.back());
   }
+}
+
+std::string run_capture(const std::string& cmd) {
+  FILE* f = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!f) throw std::runtime_error("cannot run " + cmd);
+  std::string out;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  int rc = ::pclose(f);
+  if (rc != 0) throw std::runtime_error(fmt::format("{} failed ({}):\n{}", cmd, rc, out));
+  return out;
+}
+
+std::string pg_env(const std::string& conninfo) {
+  std::string env;
+  std::regex kv(R"((\w+)=('[^']*'|\S+))");
+  for (std::sregex_iterator it(conninfo.begin(), conninfo.end(), kv), end; it != end; ++it) {
+    std::string k = (*it)[1], v = (*it)[2];
+    if (v.size() >= 2 && v.front() == '\'') v = v.substr(1, v.size() - 2);
+    static const std::map<std::string, std::string> names = {
+        {"host", "PGHOST"},         {"port", "PGPORT"},       {"user", "PGUSER"},
+        {"password", "PGPASSWORD"}, {"dbname", "PGDATABASE"}, {"sslmode", "PGSSLMODE"},
+        {"options", "PGOPTIONS"}};
+    if (auto n = names.find(k); n != names.end()) env += fmt::format("{}='{}' ", n->second, v);
+  }
+  return env;
 }
 
 }  // namespace argon::bench

@@ -69,4 +69,10 @@ struct Sample {
 // Prints the table: driver, sizes, what, reps, median, min and max seconds.
 void print_samples(const std::vector<Sample>& samples);
 
+// Runs a shell command, returning its output (stdout and stderr); throws if it fails.
+std::string run_capture(const std::string& cmd);
+// A libpq conninfo as PG* environment assignments for a shell command (pgbench takes no conninfo
+// for everything it needs).
+std::string pg_env(const std::string& conninfo);
+
 }  // namespace argon::bench

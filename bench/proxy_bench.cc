@@ -41,11 +41,14 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "common/pg_conn.h"
 #include "harness.h"
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
+using argon::bench::pg_env;
+using argon::bench::run_capture;
 using argon::testing::Argond;
 using argon::testing::p50_p99;
 using Clock = std::chrono::steady_clock;
@@ -57,33 +60,6 @@ struct Target {
   std::string name;
   std::string conninfo;  // libpq keywords
 };
-
-std::string run_capture(const std::string& cmd) {
-  FILE* f = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!f) throw std::runtime_error("cannot run " + cmd);
-  std::string out;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
-  int rc = ::pclose(f);
-  if (rc != 0) throw std::runtime_error(fmt::format("{} failed ({}):\n{}", cmd, rc, out));
-  return out;
-}
-
-// conninfo as pgbench's PG* environment (pgbench takes no conninfo for everything we need).
-std::string pg_env(const std::string& conninfo) {
-  std::string env;
-  std::regex kv(R"((\w+)=('[^']*'|\S+))");
-  for (std::sregex_iterator it(conninfo.begin(), conninfo.end(), kv), end; it != end; ++it) {
-    std::string k = (*it)[1], v = (*it)[2];
-    if (v.size() >= 2 && v.front() == '\'') v = v.substr(1, v.size() - 2);
-    static const std::map<std::string, std::string> names = {
-        {"host", "PGHOST"},         {"port", "PGPORT"},       {"user", "PGUSER"},
-        {"password", "PGPASSWORD"}, {"dbname", "PGDATABASE"}, {"sslmode", "PGSSLMODE"},
-        {"options", "PGOPTIONS"}};
-    if (auto n = names.find(k); n != names.end()) env += fmt::format("{}='{}' ", n->second, v);
-  }
-  return env;
-}
 
 double pgbench_tps(const Target& t, int clients, int seconds) {
   auto out = run_capture(fmt::format("{} pgbench -S -n -c {} -j {} -T {}", pg_env(t.conninfo),

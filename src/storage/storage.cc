@@ -377,6 +377,14 @@ Result<Storage::Pruned> Storage::prune_history(std::string_view branch_id, const
     }
     return n;
   };
+  // What an interrupted take_image left (it runs on the same thread as this, never beside it).
+  {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir / kImagesDir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.starts_with('.')) ARGON_RETURN_IF_ERROR(remove_tree(e.path()));
+    }
+  }
   const auto images = list_images(dir);
   // The oldest image kept, and the segment its replay starts from.
   size_t keep_from = 0;

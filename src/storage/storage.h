@@ -112,6 +112,7 @@ class Storage {
   // Removes what no point at or after `floor_ms` needs: every image older than the newest one
   // complete by then (that one stays, with all newer), and every archived segment before the one
   // it starts replaying from. With `everything` (history off), all images and the whole archive.
+  // Also removes what an interrupted take_image left: call it on the thread that takes images.
   // Takes the branch's history lock exclusively: a recovery planning or building from an image
   // holds it shared.
   Result<Pruned> prune_history(std::string_view branch_id, const PgInstall& pg, int64_t floor_ms,

@@ -7,8 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -278,6 +281,94 @@ TEST_F(HistoryTest, RestoreFromAnotherBranchAndSnapshotAtAPastPoint) {
   EXPECT_EQ(rows_of(a, p, str(ep.body.at("endpoint"), "id")), expect_rows(3));
 }
 
+// A writer commits rows 1, 2, 3, ... one at a time while argond is killed twice (kill -9, its
+// computes go down with it) and segments are switched now and then; the test records the LSN and
+// time right after each acknowledged commit. Then branches at random recorded points (half by
+// time, half by LSN) each hold exactly rows 1..k. 30 points here, 15 under a sanitizer: each is a
+// branch with a compute, about 1.7 s, and the suite's time is bounded (make test under an hour on
+// CI's two cores); ARGON_HISTORY_POINTS asks for more (the 50 pass too).
+TEST_F(HistoryTest, RandomPastPointsAcrossKillsHoldExactlyTheirCommits) {
+  auto p = create_project(a, {{"name", "random-points"}});
+  const std::string info = a.owner_conninfo(p.password, p.endpoint);
+  {
+    auto c = PgConn::connect(info);
+    ASSERT_TRUE(c) << c.error().message;
+    exec_value(*c, "CREATE TABLE t (i int PRIMARY KEY)");
+  }
+  std::vector<Committed> recorded;
+  int next = 1;
+  auto write_for = [&](std::chrono::milliseconds how_long) {
+    const auto until = std::chrono::steady_clock::now() + how_long;
+    std::optional<PgConn> c;
+    while (std::chrono::steady_clock::now() < until) {
+      if (!c) {
+        auto fresh = PgConn::connect(info);
+        if (!fresh) {
+          std::this_thread::sleep_for(50ms);
+          continue;
+        }
+        c = std::move(*fresh);
+        // A commit whose answer a kill swallowed may be in: it counts, with no recorded point.
+        auto have = c->exec(fmt::format("SELECT count(*) FROM t WHERE i = {}", next));
+        if (have && have->value() == "1") ++next;
+      }
+      auto r = c->exec(fmt::format("INSERT INTO t VALUES ({})", next));
+      if (!r) {
+        c.reset();
+        continue;
+      }
+      auto at = c->exec(
+          "SELECT pg_current_wal_insert_lsn()::text, to_char(clock_timestamp() AT TIME ZONE "
+          "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+      if (at) recorded.push_back({next, at->value(0, 0), at->value(0, 1)});
+      ++next;
+      if (next % 150 == 0) {
+        try {
+          auto admin = a.connect(p.branch);
+          (void)admin.exec("SELECT pg_switch_wal()");
+        } catch (const std::exception&) {
+        }
+      }
+    }
+  };
+  write_for(2500ms);
+  for (int kill = 0; kill < 2; ++kill) {
+    a.kill9();
+    for (int i = 0; i < 200 && postmasters_under(a.data_dir()) > 0; ++i)
+      std::this_thread::sleep_for(25ms);
+    a.start();
+    write_for(2500ms);
+  }
+  ASSERT_GT(recorded.size(), 100u);
+  const int total = next - 1;
+  const char* asked = std::getenv("ARGON_HISTORY_POINTS");
+  const int points = asked ? std::atoi(asked) : rss_bounds_apply() ? 30 : 15;
+  std::mt19937 rng(static_cast<unsigned>(std::random_device{}()));
+  const unsigned seed = rng();
+  rng.seed(seed);
+  std::printf("random past points: %zu commits recorded of %d, seed %u\n", recorded.size(), total,
+              seed);
+  for (int n = 0; n < points; ++n) {
+    const Committed& at =
+        recorded[std::uniform_int_distribution<size_t>(0, recorded.size() - 1)(rng)];
+    const bool by_time = n % 2 == 0;
+    SCOPED_TRACE(fmt::format("point {}: row {} by {} (seed {})", n, at.row,
+                             by_time ? "time " + at.time : "lsn " + at.lsn, seed));
+    json::object point;
+    if (by_time) {
+      point["parent_timestamp"] = at.time;
+    } else {
+      point["parent_lsn"] = at.lsn;
+    }
+    auto b = branch_at(a, p, p.branch, point);
+    ASSERT_EQ(b.status, 201) << b.raw;
+    EXPECT_EQ(rows_of(a, p, b.endpoint), expect_rows(at.row)) << a.log_tail();
+    auto d = a.call("DELETE", fmt::format("/projects/{}/branches/{}", p.id, b.id));
+    ASSERT_EQ(d.status, 200) << d.raw;
+    a.wait_operations(p.id, d.body.at("operations"));
+  }
+}
+
 // Base images every megabyte of WAL (--history-image-wal-mb 1), looked at every second, and a
 // five-second window: old images and the WAL before the oldest one kept go, a point inside the
 // window still holds exactly its commits, one before it is refused, and history turned off
@@ -356,6 +447,63 @@ TEST(HistoryWindowTest, ImagesFollowTheWalAndPruningKeepsOnlyTheWindow) {
                         {{"branch", {{"parent_lsn", late[2].lsn}}}});
   EXPECT_EQ(refused.status, 400) << refused.raw;
 }
+
+// argond killed while it takes a periodic base image (history.imaged: the image is in place, the
+// thread dies after) or right after pruning (history.pruned): after the restart nothing is left
+// half-made under images/, and a point of the window is still recovered exactly.
+class HistoryKeeperCrashTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HistoryKeeperCrashTest, HistoryStaysWholeAfterRestart) {
+  Argond a({"--history-check-seconds", "1", "--history-image-wal-mb", "1"});
+  auto p = create_project(a, {{"name", "keeper"}, {"history_retention_seconds", 3}});
+  auto c = PgConn::connect(a.owner_conninfo(p.password, p.endpoint));
+  ASSERT_TRUE(c) << c.error().message;
+  exec_value(*c, "CREATE TABLE t (i int)");
+  a.terminate();
+  ::setenv("ARGON_CRASH_AT", GetParam().c_str(), 1);
+  a.start();
+  ::unsetenv("ARGON_CRASH_AT");
+  // WAL for a new image, and time for the first one to leave the window.
+  bool exited = false;
+  for (int i = 0; i < 120 && !exited; ++i) {
+    auto w = PgConn::connect(a.owner_conninfo(p.password, p.endpoint));
+    if (w) (void)w->exec("INSERT INTO t SELECT -g FROM generate_series(1, 20000) g");
+    exited = a.wait_exit(1s);
+  }
+  ASSERT_TRUE(exited) << "argond never reached " << GetParam() << "\n" << a.log_tail();
+  for (int i = 0; i < 200 && postmasters_under(a.data_dir()) > 0; ++i)
+    std::this_thread::sleep_for(25ms);
+  a.start();
+  c = PgConn::connect(a.owner_conninfo(p.password, p.endpoint));
+  ASSERT_TRUE(c) << c.error().message;
+  auto rows = insert_rows(*c, 1, 3);
+  exec_value(*c, "INSERT INTO t VALUES (100)");
+  auto b = a.post(fmt::format("/projects/{}/branches", p.id),
+                  {{"branch", {{"parent_lsn", rows[1].lsn}}},
+                   {"endpoints", json::array{json::object{{"type", "read_write"}}}}});
+  ASSERT_EQ(b.status, 201) << b.raw;
+  for (const auto& s : a.wait_operations(p.id, b.body.at("operations")))
+    EXPECT_EQ(s, "finished") << a.log_tail();
+  EXPECT_EQ(
+      query_value(a.owner_conninfo(p.password, str(b.body.at("endpoints").as_array().at(0), "id")),
+                  "SELECT string_agg(i::text, ',' ORDER BY i) FROM t WHERE i > 0"),
+      "1,2");
+  // A pass after the restart clears any leftover of the interrupted one.
+  std::this_thread::sleep_for(2500ms);
+  for (const auto& e :
+       std::filesystem::directory_iterator(a.data_dir() / "branches" / p.branch / "images")) {
+    const auto name = e.path().filename().string();
+    EXPECT_EQ(name.find_first_not_of("0123456789"), std::string::npos) << "left behind: " << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EachStep, HistoryKeeperCrashTest,
+                         ::testing::Values("history.imaged", "history.pruned"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '.', '_');
+                           return n;
+                         });
 
 TEST_F(HistoryTest, PointsOutsideTheWindowAreRefusedWithNeonsMessage) {
   auto w = start_writing("window", 2);
