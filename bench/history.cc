@@ -125,15 +125,17 @@ int main(int argc, char** argv) {
     // 1. Branch at a time vs the WAL since the newest image. Images every megabyte while the
     //    database is filled, so the last one comes right after; then none (argond restarted).
     double fill_mb = 0;
-    std::string project, branch;
+    std::string project, branch, password, endpoint;
     std::vector<std::pair<double, std::string>> points;  // WAL MB since the image, time
     {
-      Argond a({"--clone-driver", driver, "--history-image-wal-mb", "1",
-                "--history-check-seconds", "1"},
-               data, /*durable=*/true);
+      Argond a(
+          {"--clone-driver", driver, "--history-image-wal-mb", "1", "--history-check-seconds", "1"},
+          data, /*durable=*/true);
       auto p = argon::testing::create_project(a, {{"name", "history-bench"}});
       project = p.id;
       branch = p.branch;
+      password = p.password;
+      endpoint = p.endpoint;
       fmt::print(stderr, "filling {} MB\n", db_mb);
       fill_mb = fill(a, branch, db_mb);
       auto c = a.connect(branch, "neondb");
@@ -148,6 +150,8 @@ int main(int argc, char** argv) {
     Argond a({"--clone-driver", driver, "--history-image-wal-mb", "1048576"}, data,
              /*durable=*/true);
     {
+      // The restart left the endpoint idle: a client wakes it.
+      (void)argon::testing::query_value(a.owner_conninfo(password, endpoint), "SELECT 1");
       auto c = a.connect(branch, "neondb");
       const uint64_t from = newest_image_lsn(data / "branches" / branch);
       for (double mb : wal_mb) {
@@ -159,8 +163,8 @@ int main(int argc, char** argv) {
     }
     std::vector<Sample> samples;
     for (const auto& [mb, t] : points) {
-      Sample s{driver, fmt::format("branch at T, {:.0f} MB of WAL after the image", mb), fill_mb, 0,
-               {}};
+      Sample s{
+          driver, fmt::format("branch at T, {:.0f} MB of WAL after the image", mb), fill_mb, 0, {}};
       for (int i = 0; i < reps; ++i) {
         auto start = Clock::now();
         auto r = a.post(fmt::format("/projects/{}/branches", project),
@@ -168,8 +172,8 @@ int main(int argc, char** argv) {
         expect_status(r, 201, "branch at a time");
         wait_finished(a, project, r.body.at("operations"));
         s.seconds.push_back(elapsed_s(start));
-        auto d = a.call("DELETE",
-                        fmt::format("/projects/{}/branches/{}", project, str(r.body.at("branch"), "id")));
+        auto d = a.call("DELETE", fmt::format("/projects/{}/branches/{}", project,
+                                              str(r.body.at("branch"), "id")));
         expect_status(d, 200, "delete branch");
         a.wait_idle(project, 600s);
       }

@@ -44,6 +44,9 @@ export TSAN_OPTIONS="log_path=$reports/tsan:suppressions=$supp/tsan.supp:second_
 # runs the full count.
 export ARGON_CRASH_ROUNDS=${ARGON_CRASH_ROUNDS:-30}
 export ARGON_SOAK_SECONDS=${ARGON_SOAK_SECONDS:-60}
+# Past points checked across kills (tests/integration/history_test.cc): each is a branch with a
+# compute; the normal build checks 30.
+export ARGON_HISTORY_POINTS=${ARGON_HISTORY_POINTS:-10}
 
 status=0
 tests=$dir
