@@ -22,7 +22,7 @@ case "$kind" in
     # argond's I/O threads, the engine's workers and the proxy's sessions all run in these.
     targets=(argond)
     # (Each argond fork costs far more under TSan, so the slower snapshot suites stay out.)
-    select=(-R '^(ProxyTest|ProxyLoadTest|HttpHostileTest|PlatformTest|SoakTest|OperationLanesTest|ApiThreadsTest|SnapshotTest\.NoConnectionReachesTheOldData|SnapshotTest\.PointInTimeUnderWrites|SnapshotTest\.SettlingAfterTheOperation)') ;;
+    select=(-R '^(ProxyTest|ProxyLoadTest|HttpHostileTest|PlatformTest|SoakTest|OperationLanesTest|ApiThreadsTest|SnapshotTest\.NoConnectionReachesTheOldData|SnapshotTest\.PointInTimeUnderWrites|SnapshotTest\.SettlingAfterTheOperation|HistoryWindowTest|HistoryTest\.ABranchRestoredToItsOwnPast)') ;;
   *) echo "sanitize: unknown kind $kind (address or thread)" >&2; exit 2 ;;
 esac
 

@@ -108,6 +108,23 @@ Status ActionEnv::start_beside(const BranchRuntime& rt, const std::string& compu
   return computes.start(spec, options.compute_start_timeout);
 }
 
+Result<BranchRuntime> ActionEnv::runtime_of(const std::string& project_id,
+                                            const std::string& branch_id, std::string_view what) {
+  return catalog.read([&](catalog::Tx& tx) -> Result<BranchRuntime> {
+    auto rt = load_runtime(tx, project_id, branch_id, true);
+    if (!rt) return fail(ErrorCode::kConflict, fmt::format("{} no longer exists", what));
+    return *rt;
+  });
+}
+
+storage::PointInTime point_of(const std::optional<std::string>& lsn,
+                              const std::optional<std::string>& time) {
+  storage::PointInTime point;
+  if (lsn) point.lsn = storage::parse_lsn(*lsn);
+  if (time) point.time = parse_time_span(*time);
+  return point;
+}
+
 Result<storage::RecoveryPlan> ActionEnv::plan_point(const BranchRuntime& source,
                                                     const storage::PointInTime& point) {
   ARGON_ASSIGN_OR_RETURN(const PgInstall* pg, install(source.pg_major));

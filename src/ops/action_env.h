@@ -118,15 +118,13 @@ struct ActionEnv {
   [[nodiscard]] Status sync_holds();
   // One sync_holds at a time, so the later catalog read is the one applied last.
   std::shared_ptr<std::mutex> holds_mu = std::make_shared<std::mutex>();
+  // The runtime of `branch_id` (deleted too) in one read; kConflict naming `what` when it is gone.
+  [[nodiscard]] Result<BranchRuntime> runtime_of(const std::string& project_id,
+                                                 const std::string& branch_id,
+                                                 std::string_view what);
 
-  // A new data directory (a branch's, a reset's copy or a snapshot's) at `point` of `source`'s
-  // history (storage/history.h): the newest base image before the point, recovered from the
-  // source's archive through the last commit the point includes, by postgres --single with the
-  // source endpoint's settings, promoted to a timeline of its own and shut down cleanly, before
-  // anything can reach it. With `history`, the new branch's own history begins there. Returns the
-  // point the new branch branched off (the end of the last record replayed: Neon's parent_lsn). How
-  // `point` of `source`'s history would be recovered (storage/history.h's plan_recovery in the
-  // project's window): a 400 in Neon's words for a point outside it.
+  // How `point` of `source`'s history would be recovered (storage/history.h's plan_recovery in
+  // the project's window): a 400 in Neon's words for a point outside it.
   [[nodiscard]] Result<storage::RecoveryPlan> plan_point(const BranchRuntime& source,
                                                          const storage::PointInTime& point);
   enum class PointBuild {
@@ -134,6 +132,12 @@ struct ActionEnv {
     kResetCopy,  // branches/.reset-<id>: a branch restored in place (reset_branch), `op_id`'s
     kSnapshot,   // snapshots/<id>: settled, not yet sealed
   };
+  // A new data directory (a branch's, a reset's copy or a snapshot's) at `point` of `source`'s
+  // history (storage/history.h): the newest base image before the point, recovered from the
+  // source's archive through the last commit the point includes, by postgres --single with the
+  // source endpoint's settings, promoted to a timeline of its own and shut down cleanly, before
+  // anything can reach it. With `history`, the new branch's own history begins there. Returns the
+  // point the new branch branched off (the end of the last record replayed: Neon's parent_lsn).
   [[nodiscard]] Result<uint64_t> build_at_point(const BranchRuntime& source,
                                                 const storage::PointInTime& point, PointBuild build,
                                                 const std::string& id, const std::string& op_id,
@@ -148,6 +152,10 @@ struct ActionEnv {
 // A stop with no checkpoint, for a compute whose data nobody is served any more (the one a
 // finalized restore or a reset replaced); it recovers from its WAL when next started.
 inline constexpr auto kStopNow = compute::Computes::StopMode::kImmediate;
+
+// The point an operation's parameters name (their point_lsn / point_time, as the API got them).
+storage::PointInTime point_of(const std::optional<std::string>& lsn,
+                              const std::optional<std::string>& time);
 
 // Every project (not deleted), a hundred at a time; the first error stops the walk.
 Status for_each_project(catalog::Tx& tx,

@@ -80,16 +80,11 @@ class CreateBranch final : public TypedAction<params::CreateBranch> {
   Status from_history(const BranchRuntime& rt, const std::optional<Branch>& parent,
                       const params::CreateBranch& p, std::optional<std::string>& lsn) {
     if (!parent) return fail(ErrorCode::kConflict, "parent branch no longer exists");
-    storage::PointInTime point;
-    if (p.point_lsn) point.lsn = storage::parse_lsn(*p.point_lsn);
-    if (p.point_time) point.time = parse_time_span(*p.point_time);
+    const auto point = point_of(p.point_lsn, p.point_time);
     if (!point.lsn && !point.time)
       return fail(ErrorCode::kInternal, "create_branch: unreadable point in its parameters");
-    ARGON_ASSIGN_OR_RETURN(auto parent_rt, env_.catalog.read([&](Tx& tx) -> Result<BranchRuntime> {
-      auto r = ActionEnv::load_runtime(tx, rt.branch.project_id, parent->id, true);
-      if (!r) return fail(ErrorCode::kConflict, "parent branch is gone");
-      return *r;
-    }));
+    ARGON_ASSIGN_OR_RETURN(auto parent_rt,
+                           env_.runtime_of(rt.branch.project_id, parent->id, "the parent branch"));
     ARGON_ASSIGN_OR_RETURN(uint64_t at,
                            env_.build_at_point(parent_rt, point, ActionEnv::PointBuild::kBranch,
                                                rt.branch.id, "", rt.history()));

@@ -144,14 +144,9 @@ class CreateSnapshot final : public TypedAction<params::CreateSnapshot> {
     if (env_.storage.snapshot_exists(p.snapshot_id)) return Captured{};  // built before a crash
     if (!branch || branch->deleted)
       return fail(ErrorCode::kConflict, "the branch to snapshot no longer exists");
-    storage::PointInTime point;
-    if (p.point_lsn) point.lsn = storage::parse_lsn(*p.point_lsn);
-    if (p.point_time) point.time = parse_time_span(*p.point_time);
-    ARGON_ASSIGN_OR_RETURN(auto source, env_.catalog.read([&](Tx& tx) -> Result<BranchRuntime> {
-      auto rt = ActionEnv::load_runtime(tx, op.project_id, branch->id, true);
-      if (!rt) return fail(ErrorCode::kConflict, "the branch to snapshot no longer exists");
-      return *rt;
-    }));
+    ARGON_ASSIGN_OR_RETURN(auto source,
+                           env_.runtime_of(op.project_id, branch->id, "the branch to snapshot"));
+    const auto point = point_of(p.point_lsn, p.point_time);
     ARGON_ASSIGN_OR_RETURN(uint64_t at,
                            env_.build_at_point(source, point, ActionEnv::PointBuild::kSnapshot,
                                                p.snapshot_id, op.id, false));

@@ -158,15 +158,9 @@ class ResetBranch final : public TypedAction<params::ResetBranch> {
           fmt::format("branch {}, the source of the reset, no longer exists", p.source_branch_id));
     }
     if (p.point_lsn || p.point_time) {
-      storage::PointInTime point;
-      if (p.point_lsn) point.lsn = storage::parse_lsn(*p.point_lsn);
-      if (p.point_time) point.time = parse_time_span(*p.point_time);
       ARGON_ASSIGN_OR_RETURN(
-          auto source_rt, env_.catalog.read([&](Tx& tx) -> Result<BranchRuntime> {
-            auto r = ActionEnv::load_runtime(tx, op.project_id, source->id);
-            if (!r) return fail(ErrorCode::kConflict, "the source of the restore no longer exists");
-            return *r;
-          }));
+          auto source_rt, env_.runtime_of(op.project_id, source->id, "the source of the restore"));
+      const auto point = point_of(p.point_lsn, p.point_time);
       ARGON_ASSIGN_OR_RETURN(
           uint64_t at, env_.build_at_point(source_rt, point, ActionEnv::PointBuild::kResetCopy,
                                            rt.branch.id, op.id, rt.history()));
