@@ -100,6 +100,21 @@ Result<ControlData> read_controldata(const PgInstall& pg, ProcessRunner& runner,
   return parse_controldata(text);
 }
 
+bool is_wal_segment_name(std::string_view name) {
+  return name.size() == 24 && name.find_first_not_of("0123456789ABCDEF") == std::string_view::npos;
+}
+
+uint64_t wal_segment_number(std::string_view name, uint64_t segment_bytes) {
+  const uint64_t per_id = 0x100000000ull / segment_bytes;
+  return std::stoull(std::string(name.substr(8, 8)), nullptr, 16) * per_id +
+         std::stoull(std::string(name.substr(16, 8)), nullptr, 16);
+}
+
+bool is_timeline_history_name(std::string_view name) {
+  return name.size() == 16 && name.ends_with(".history") &&
+         name.substr(0, 8).find_first_not_of("0123456789ABCDEF") == std::string_view::npos;
+}
+
 std::string wal_segment_name(int timeline, uint64_t lsn, uint64_t segment_bytes) {
   const uint64_t segno = lsn / segment_bytes;
   const uint64_t per_id = 0x100000000ull / segment_bytes;

@@ -44,5 +44,11 @@ Result<ControlData> read_controldata(const PgInstall& pg, ProcessRunner& runner,
 
 // The WAL segment file name that holds `lsn` on `timeline`.
 std::string wal_segment_name(int timeline, uint64_t lsn, uint64_t segment_bytes);
+// Whether `name` is a WAL segment file's name (24 upper-case hex digits), and the segment's number
+// in the whole WAL (its LSN divided by the segment size, whatever its timeline).
+bool is_wal_segment_name(std::string_view name);
+uint64_t wal_segment_number(std::string_view name, uint64_t segment_bytes);
+// Whether `name` is a timeline history file's name ("0000000N.history").
+bool is_timeline_history_name(std::string_view name);
 
 }  // namespace argon

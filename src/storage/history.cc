@@ -16,14 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_wal_file_name(const std::string& name) {
-  const bool segment = name.size() == 24;
-  const bool history = name.size() == 16 && name.ends_with(".history");
-  if (!segment && !history) return false;
-  return name.substr(0, segment ? 24 : 8).find_first_not_of("0123456789ABCDEF") ==
-         std::string::npos;
-}
-
 // A path inside a restore_command: single-quoted for the shell, `%` doubled for PostgreSQL.
 std::string command_path(const fs::path& p) {
   std::string out = "'";
@@ -115,20 +107,24 @@ Result<RecoveryPlan> plan_recovery(const PgInstall& pg, ProcessRunner& runner,
     if (it == images.rend())
       return before_window("timestamp", go_time(point.time->first_us), window, earliest);
     plan.image = *it;
+    ARGON_ASSIGN_OR_RETURN(plan.at, image_point(pg, runner, plan.image, scratch));
   } else if (point.lsn) {
     if (!oldest_at || *point.lsn < oldest_at->lsn)
       return before_window("lsn", format_lsn(*point.lsn), window, earliest);
+    // Newest first; the oldest qualifies (checked above), so the loop always picks one.
     for (auto it = images.rbegin(); it != images.rend(); ++it) {
-      ARGON_ASSIGN_OR_RETURN(auto at, image_point(pg, runner, *it, scratch));
+      ARGON_ASSIGN_OR_RETURN(auto at, std::next(it) == images.rend()
+                                          ? Result<ImagePoint>(*oldest_at)
+                                          : image_point(pg, runner, *it, scratch));
       if (at.lsn <= *point.lsn) {
         plan.image = *it;
+        plan.at = at;
         break;
       }
     }
   } else {
     return fail(ErrorCode::kInternal, "plan_recovery: no point given");
   }
-  ARGON_ASSIGN_OR_RETURN(plan.at, image_point(pg, runner, plan.image, scratch));
 
   // The WAL from the image on: the archive, and the files of pg_wal not archived yet.
   ARGON_RETURN_IF_ERROR(remove_tree(view_dir));
@@ -138,7 +134,9 @@ Result<RecoveryPlan> plan_recovery(const PgInstall& pg, ProcessRunner& runner,
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       const std::string name = e.path().filename().string();
-      if (!is_wal_file_name(name) || !linked.insert(name).second) continue;
+      if (!(is_wal_segment_name(name) || is_timeline_history_name(name)) ||
+          !linked.insert(name).second)
+        continue;
       fs::create_symlink(e.path(), view_dir / name, ec);
       if (ec)
         return fail(ErrorCode::kInternal,
@@ -216,7 +214,7 @@ Result<uint64_t> switch_point(const fs::path& pgdata) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(pgdata / "pg_wal", ec)) {
     const std::string name = e.path().filename().string();
-    if (name.size() == 16 && name.ends_with(".history") && is_wal_file_name(name))
+    if (is_timeline_history_name(name))
       newest = std::max(newest, static_cast<int>(std::stoul(name.substr(0, 8), nullptr, 16)));
   }
   if (newest == 0)

@@ -41,11 +41,6 @@ bool has_marker(const fs::path& dir, const char* name) {
   std::error_code ec;
   return fs::exists(dir / name, ec);
 }
-
-bool is_wal_segment_name(const std::string& name) {
-  if (name.size() != 24) return false;
-  return name.find_first_not_of("0123456789ABCDEF") == std::string::npos;
-}
 }  // namespace
 
 CloneFilter base_backup_filter(const fs::path& rel, bool is_dir) {
@@ -409,14 +404,12 @@ Result<Storage::Pruned> Storage::prune_history(std::string_view branch_id, const
       }
     }
     keep_segno = start / control.segment_bytes;
-    const uint64_t per_id = 0x100000000ull / control.segment_bytes;
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir / kArchiveDir, ec)) {
       const std::string name = e.path().filename().string();
-      if (name.size() < 24 || !is_wal_segment_name(name.substr(0, 24))) continue;
-      const uint64_t segno = std::stoull(name.substr(8, 8), nullptr, 16) * per_id +
-                             std::stoull(name.substr(16, 8), nullptr, 16);
-      if (segno >= *keep_segno) continue;
+      // Segments, and their .partial and .backup files.
+      if (name.size() < 24 || !is_wal_segment_name(std::string_view(name).substr(0, 24))) continue;
+      if (wal_segment_number(name, control.segment_bytes) >= *keep_segno) continue;
       out.bytes += size_of(e.path());
       fs::remove(e.path(), ec);
       if (ec)
@@ -1021,10 +1014,7 @@ std::vector<std::string> Storage::list_dirs(std::string_view sub) const {
 Result<WalHistory> Storage::wal_history(const PgInstall& pg, const fs::path& pgdata,
                                         std::optional<uint64_t> from,
                                         std::optional<uint64_t> until) {
-  static std::atomic<uint64_t> counter{0};
-  const auto scratch =
-      options_.data_dir / "logs" / fmt::format("pg-tool-{}.out", counter.fetch_add(1));
-  return read_wal_history(pg, runner_, pgdata, from, until, scratch);
+  return read_wal_history(pg, runner_, pgdata, from, until, tool_scratch());
 }
 
 Status Storage::remove_temp_dirs() {
